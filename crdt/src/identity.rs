@@ -1,0 +1,146 @@
+//! Device identity: one ed25519 key per device. The member id *is* the public
+//! key, so a peer's transport identity and its roster identity are one thing.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// Domain separation for change signatures: a signature over a change hash
+/// can never be mistaken for a signature over anything else.
+const CHANGE_CONTEXT: &[u8] = b"meshwork/change/v1";
+
+/// A member's id: their device's ed25519 public key, shown as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberId([u8; 32]);
+
+impl MemberId {
+    /// The id for these public-key bytes, if they are a valid ed25519 point.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        VerifyingKey::from_bytes(&arr).ok()?;
+        Some(Self(arr))
+    }
+
+    /// The raw public-key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Checks `signature` over the change `hash` against this key.
+    pub fn verify_change(&self, hash: &[u8; 32], signature: &[u8; 64]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        key.verify(&change_message(hash), &Signature::from_bytes(signature))
+            .is_ok()
+    }
+
+    /// A short form for logs and messages.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+}
+
+impl fmt::Display for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for MemberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MemberId({})", self.short())
+    }
+}
+
+/// A member id that is not 64 hex digits of a valid ed25519 key.
+#[derive(Debug, thiserror::Error)]
+#[error("not a member id (expected 64 hex digits of an ed25519 public key): {0:?}")]
+pub struct BadMemberId(pub String);
+
+impl FromStr for MemberId {
+    type Err = BadMemberId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        hex::decode(s)
+            .ok()
+            .and_then(|b| Self::from_bytes(&b))
+            .ok_or_else(|| BadMemberId(s.to_owned()))
+    }
+}
+
+impl Serialize for MemberId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The signing half of a device identity.
+#[derive(Clone)]
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl Signer {
+    /// A signer from the 32 secret bytes kept in the node's home.
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// This device's member id.
+    pub fn id(&self) -> MemberId {
+        MemberId(self.key.verifying_key().to_bytes())
+    }
+
+    /// Signs a change hash.
+    pub fn sign_change(&self, hash: &[u8; 32]) -> [u8; 64] {
+        self.key.sign(&change_message(hash)).to_bytes()
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer({:?})", self.id())
+    }
+}
+
+fn change_message(hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CHANGE_CONTEXT.len() + 32);
+    m.extend_from_slice(CHANGE_CONTEXT);
+    m.extend_from_slice(hash);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_id_round_trips_and_rejects_garbage() {
+        let s = Signer::from_secret([7; 32]);
+        let id = s.id();
+        assert_eq!(id.to_string().parse::<MemberId>().unwrap(), id);
+        assert!("zz".parse::<MemberId>().is_err());
+        assert!("00".repeat(31).parse::<MemberId>().is_err());
+    }
+
+    #[test]
+    fn signature_binds_key_and_hash() {
+        let s = Signer::from_secret([1; 32]);
+        let other = Signer::from_secret([2; 32]);
+        let sig = s.sign_change(&[9; 32]);
+        assert!(s.id().verify_change(&[9; 32], &sig));
+        assert!(!s.id().verify_change(&[8; 32], &sig));
+        assert!(!other.id().verify_change(&[9; 32], &sig));
+    }
+}

@@ -1,0 +1,26 @@
+//! Meshwork's data model: typed automerge documents whose every change is
+//! signed by its author and checked against the document's authorization rules.
+//!
+//! This crate is pure: no async, no I/O, no clock reads. Time comes in as an
+//! argument (`now`, milliseconds since the Unix epoch), so every rule can be
+//! tested and simulated without sockets.
+//!
+//! - [`identity`]: device keys, member ids and change signatures.
+//! - [`signed`]: [`SignedDoc`], an automerge document that only accepts signed,
+//!   authorized changes, and the sync protocol over it.
+//! - [`roster`]: the workspace roster — members, roles, departments, invites —
+//!   its writers, its typed view and its authorization rules.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod identity;
+mod read;
+pub mod roster;
+pub mod signed;
+
+pub use automerge;
+pub use identity::{MemberId, Signer};
+pub use signed::{Ingest, Rejection, SignedChange, SignedDoc, SyncPayload};
+
+/// Milliseconds since the Unix epoch: the only notion of time this crate knows.
+pub type Millis = i64;

@@ -1,0 +1,80 @@
+//! Typed reads of an automerge document, now or as it was at some heads.
+//!
+//! Authorization asks "what did the roster say at this change's
+//! dependencies?"; display asks "what does it say now?". Both go through
+//! [`View`], so there is one reader for each type, not two.
+
+use automerge::{Automerge, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
+
+/// A read-only view of a document at its current heads or at given heads.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    doc: &'a Automerge,
+    heads: Option<&'a [ChangeHash]>,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn now(doc: &'a Automerge) -> Self {
+        Self { doc, heads: None }
+    }
+
+    pub(crate) fn at(doc: &'a Automerge, heads: &'a [ChangeHash]) -> Self {
+        Self {
+            doc,
+            heads: Some(heads),
+        }
+    }
+
+    fn get(&self, obj: &ObjId, prop: impl Into<Prop>) -> Option<(Value<'a>, ObjId)> {
+        let got = match self.heads {
+            Some(h) => self.doc.get_at(obj, prop, h),
+            None => self.doc.get(obj, prop),
+        };
+        got.ok().flatten()
+    }
+
+    /// The map object stored under `key` in `obj`.
+    pub(crate) fn map(&self, obj: &ObjId, key: &str) -> Option<ObjId> {
+        match self.get(obj, key)? {
+            (Value::Object(ObjType::Map), id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The map at a path of keys from the root.
+    pub(crate) fn path(&self, keys: &[&str]) -> Option<ObjId> {
+        let mut obj = ROOT;
+        for k in keys {
+            obj = self.map(&obj, k)?;
+        }
+        Some(obj)
+    }
+
+    pub(crate) fn str(&self, obj: &ObjId, key: &str) -> Option<String> {
+        match self.get(obj, key)? {
+            (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn int(&self, obj: &ObjId, key: &str) -> Option<i64> {
+        match self.get(obj, key)? {
+            (Value::Scalar(s), _) => s.as_i64(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn bool(&self, obj: &ObjId, key: &str) -> Option<bool> {
+        match self.get(obj, key)? {
+            (Value::Scalar(s), _) => s.as_bool(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn keys(&self, obj: &ObjId) -> Vec<String> {
+        match self.heads {
+            Some(h) => self.doc.keys_at(obj, h).collect(),
+            None => self.doc.keys(obj).collect(),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The workspace roster: its name, members and roles, departments and
+//! invites. One automerge document per workspace, laid out as
+//!
+//! ```text
+//! { kind: "roster", name,
+//!   members: { <member id>: { name, role, joined_at, removed, invite? } },
+//!   depts:   { <dept id>:   { name, members: { <member id>: true } } },
+//!   invites: { <invite id>: { secret_hash, role, dept?, expires_at, created_by, redeemed_by? } } }
+//! ```
+//!
+//! - [`Roster`] is the typed view a node reads (now, or at any heads);
+//! - [`write`] holds the only functions that write this layout;
+//! - [`authorize`](rules) decides whether a change is allowed.
+
+mod rules;
+pub(crate) mod view;
+pub mod write;
+
+pub(crate) use rules::authorize;
+pub use view::{Department, Invite, Member, Roster, RosterError, Role};
+
+/// The most members a department may hold.
+pub const DEPT_CAPACITY: usize = 1000;

@@ -1,0 +1,171 @@
+//! Who may change what in a roster. Checked on every node for every change,
+//! against the roster as it was at the change's own dependencies.
+//!
+//! - The workspace's genesis change (its hash *is* the workspace id) may do
+//!   anything; no other change may lack dependencies.
+//! - An admin may change anything, within department capacity.
+//! - A member who is not an admin may rename themselves, and may admit one
+//!   joiner with a valid invite: the joiner's record with the invite's role,
+//!   the invite marked used by that joiner, and the invite's department.
+//! - Anyone else — removed members, strangers — may change nothing.
+
+use automerge::{Automerge, Change, ChangeHash, Patch, PatchAction, Prop};
+
+use super::view::{invite_in, member_in};
+use super::{Role, DEPT_CAPACITY};
+use crate::read::View;
+use crate::MemberId;
+
+/// Decides whether `change`, already applied to `doc`, was allowed. `Err`
+/// carries a reason for logs.
+pub(crate) fn authorize(
+    doc: &Automerge,
+    change: &Change,
+    author: MemberId,
+    workspace: &ChangeHash,
+) -> Result<(), String> {
+    let deps = change.deps();
+    if deps.is_empty() {
+        return if change.hash() == *workspace {
+            Ok(())
+        } else {
+            Err("a change without dependencies that is not this workspace's genesis".into())
+        };
+    }
+    let after = [change.hash()];
+    let before_view = View::at(doc, deps);
+    let patches = doc.diff(deps, &after);
+    let touched = touched_paths(&patches);
+    let Some(me) = member_in(before_view, &author).filter(|m| !m.removed) else {
+        return Err(format!("{} is not a member of the workspace", author.short()));
+    };
+    if me.role != Role::Admin {
+        check_member_change(doc, change, author, &touched)?;
+    }
+    check_capacity(View::at(doc, &after), &touched)
+}
+
+/// A non-admin's change: renaming themselves, or redeeming one invite.
+fn check_member_change(
+    doc: &Automerge,
+    change: &Change,
+    author: MemberId,
+    touched: &[Vec<String>],
+) -> Result<(), String> {
+    let me = author.to_string();
+    let before = View::at(doc, change.deps());
+    let mut joiner: Option<&str> = None;
+    let mut redeemed: Option<&str> = None;
+    let mut dept_adds: Vec<(&str, &str)> = Vec::new();
+    for path in touched {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            ["members", id, "name"] if *id == me => {}
+            ["members", id, ..] if is_new_member(before, id) => {
+                if joiner.is_some_and(|j| j != *id) {
+                    return Err("a member may admit only one joiner per change".into());
+                }
+                joiner = Some(id);
+            }
+            ["invites", iid, "redeemed_by"] => redeemed = Some(iid),
+            ["depts", did, "members", mid] => dept_adds.push((did, mid)),
+            _ => {
+                return Err(format!(
+                    "only an admin may change /{}",
+                    path.join("/")
+                ))
+            }
+        }
+    }
+    let Some(joiner) = joiner else {
+        return if redeemed.is_some() || !dept_adds.is_empty() {
+            Err("an invite redeemed or department changed without admitting anyone".into())
+        } else {
+            Ok(())
+        };
+    };
+    let iid = redeemed.ok_or("a new member admitted without an invite")?;
+    let invite = invite_in(before, iid).ok_or_else(|| format!("unknown invite {iid}"))?;
+    if invite.redeemed_by.is_some() {
+        return Err(format!("invite {iid} was already used"));
+    }
+    let after_heads = [change.hash()];
+    let after = View::at(doc, &after_heads);
+    let joiner_id: MemberId = joiner.parse().map_err(|_| "a joiner id that is not a key")?;
+    let record = member_in(after, &joiner_id).ok_or("a joiner record that does not parse")?;
+    let used = invite_in(after, iid).and_then(|i| i.redeemed_by);
+    if record.role != invite.role
+        || record.invite.as_deref() != Some(iid)
+        || used != Some(joiner_id)
+        || record.joined_at > invite.expires_at
+        || record.removed
+    {
+        return Err(format!("admission does not match invite {iid}"));
+    }
+    let allowed = invite.dept.as_deref();
+    if dept_adds
+        .iter()
+        .any(|(d, m)| Some(*d) != allowed || *m != joiner)
+    {
+        return Err("a joiner added to a department their invite does not name".into());
+    }
+    Ok(())
+}
+
+fn is_new_member(before: View<'_>, id: &str) -> bool {
+    let Some(members) = before.path(&["members"]) else {
+        return false;
+    };
+    before.map(&members, id).is_none()
+}
+
+/// No department the change touched may exceed its capacity.
+fn check_capacity(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> {
+    let mut depts: Vec<&str> = touched
+        .iter()
+        .filter_map(|p| match p.as_slice() {
+            [d, id, ..] if d == "depts" => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    depts.dedup();
+    for d in depts {
+        let n = after
+            .path(&["depts", d, "members"])
+            .map(|m| after.keys(&m).len())
+            .unwrap_or(0);
+        if n > DEPT_CAPACITY {
+            return Err(format!(
+                "department {d} would hold {n} members, more than {DEPT_CAPACITY}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The document paths a diff touches, as keys from the root.
+fn touched_paths(patches: &[Patch]) -> Vec<Vec<String>> {
+    patches
+        .iter()
+        .map(|p| {
+            let mut path: Vec<String> = p.path.iter().map(|(_, prop)| prop_str(prop)).collect();
+            match &p.action {
+                PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                    path.push(key.clone())
+                }
+                PatchAction::Increment { prop, .. } | PatchAction::Conflict { prop } => {
+                    path.push(prop_str(prop))
+                }
+                _ => path.push("[sequence]".into()),
+            }
+            path
+        })
+        .collect()
+}
+
+fn prop_str(p: &Prop) -> String {
+    match p {
+        Prop::Map(k) => k.clone(),
+        Prop::Seq(i) => i.to_string(),
+    }
+}

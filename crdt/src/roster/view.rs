@@ -1,0 +1,361 @@
+//! The typed view of a roster document.
+
+use automerge::{Automerge, ChangeHash, ObjId};
+use serde::{Deserialize, Serialize};
+
+use super::DEPT_CAPACITY;
+use crate::read::View;
+use crate::{MemberId, Millis};
+
+/// What a member may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Changes the roster's structure: departments, roles, invites, removals.
+    Admin,
+    /// Reads the roster, writes in their departments, admits invited joiners.
+    Member,
+}
+
+impl Role {
+    /// The word stored in the document and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    /// Parses the stored word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// A member of the workspace, present or removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The device key.
+    pub id: MemberId,
+    /// Display name.
+    pub name: String,
+    /// Role in the workspace.
+    pub role: Role,
+    /// When they joined, by the admitting node's clock.
+    pub joined_at: Millis,
+    /// Removed members keep their record (so their old changes stay
+    /// attributable) but have no authority and are refused connections.
+    pub removed: bool,
+    /// The invite they were admitted with, if any.
+    pub invite: Option<String>,
+}
+
+/// A department: a named group of at most [`DEPT_CAPACITY`] members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    /// Stable id; renaming keeps it.
+    pub id: String,
+    /// Display name, unique within the workspace.
+    pub name: String,
+    /// Its members, sorted.
+    pub members: Vec<MemberId>,
+}
+
+/// An invite an admin issued. Only the hash of its secret is in the roster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// Random id.
+    pub id: String,
+    /// BLAKE3 of the secret the joiner must present, hex.
+    pub secret_hash: String,
+    /// The role the joiner gets.
+    pub role: Role,
+    /// The department the joiner is added to, if any.
+    pub dept: Option<String>,
+    /// After this instant the invite is refused.
+    pub expires_at: Millis,
+    /// The admin who issued it.
+    pub created_by: MemberId,
+    /// Who used it; an invite admits one device.
+    pub redeemed_by: Option<MemberId>,
+}
+
+impl Invite {
+    /// The hash stored for an invite secret.
+    pub fn hash_secret(secret: &[u8]) -> String {
+        blake3::hash(secret).to_hex().to_string()
+    }
+}
+
+/// Why a roster operation cannot be done, worded for the person asking.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RosterError {
+    /// No member matches.
+    #[error("no member {0:?}; `meshwork members` lists them")]
+    UnknownMember(String),
+    /// Several members share the display name.
+    #[error("{name:?} is ambiguous: it names {ids:?}; use the member id instead")]
+    AmbiguousMember {
+        /// The name asked for.
+        name: String,
+        /// The ids it could mean.
+        ids: Vec<String>,
+    },
+    /// No department has this name.
+    #[error("no department {name:?}; departments: {known:?}")]
+    UnknownDept {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: Vec<String>,
+    },
+    /// The name is taken.
+    #[error("a department named {0:?} already exists")]
+    DeptExists(String),
+    /// The department has [`DEPT_CAPACITY`] members.
+    #[error("department {0:?} is full: it already has {DEPT_CAPACITY} members, the most a department may hold")]
+    DeptFull(String),
+    /// Adding someone already in.
+    #[error("{member} is already in department {dept:?}")]
+    AlreadyInDept {
+        /// Display name.
+        member: String,
+        /// Department name.
+        dept: String,
+    },
+    /// Removing someone not in.
+    #[error("{member} is not in department {dept:?}")]
+    NotInDept {
+        /// Display name.
+        member: String,
+        /// Department name.
+        dept: String,
+    },
+    /// A name that cannot be used.
+    #[error("invalid name {0:?}: use 1 to 100 characters, not all blank")]
+    BadName(String),
+    /// The member was removed from the workspace.
+    #[error("{0} has been removed from the workspace")]
+    Removed(String),
+    /// The caller lacks the role.
+    #[error("only an admin can do that, and you are not an admin of this workspace")]
+    NotAdmin,
+    /// The document is not a roster.
+    #[error("the roster document is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// A snapshot of the roster, read from the document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// Workspace name.
+    pub name: String,
+    /// All members ever admitted, sorted by id.
+    pub members: Vec<Member>,
+    /// Departments, sorted by name.
+    pub depts: Vec<Department>,
+    /// Invites, sorted by id.
+    pub invites: Vec<Invite>,
+}
+
+impl Roster {
+    /// Reads the roster as it is now.
+    pub fn read(doc: &Automerge) -> Self {
+        Self::read_view(View::now(doc))
+    }
+
+    /// Reads the roster as it was at `heads`.
+    pub fn read_at(doc: &Automerge, heads: &[ChangeHash]) -> Self {
+        Self::read_view(View::at(doc, heads))
+    }
+
+    fn read_view(v: View<'_>) -> Self {
+        let root = automerge::ROOT;
+        let mut members: Vec<Member> = v
+            .map(&root, "members")
+            .map(|obj| {
+                v.keys(&obj)
+                    .iter()
+                    .filter_map(|k| read_member(v, &obj, k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        members.sort_by_key(|m| m.id);
+        let mut depts: Vec<Department> = v
+            .map(&root, "depts")
+            .map(|obj| {
+                v.keys(&obj)
+                    .iter()
+                    .filter_map(|k| read_dept(v, &obj, k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        depts.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        let mut invites: Vec<Invite> = v
+            .map(&root, "invites")
+            .map(|obj| {
+                v.keys(&obj)
+                    .iter()
+                    .filter_map(|k| read_invite(v, &obj, k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        invites.sort_by(|a, b| a.id.cmp(&b.id));
+        Self {
+            name: v.str(&root, "name").unwrap_or_default(),
+            members,
+            depts,
+            invites,
+        }
+    }
+
+    /// The member with this id, present or removed.
+    pub fn member(&self, id: &MemberId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.id == id)
+    }
+
+    /// Whether `id` is a member who has not been removed.
+    pub fn is_active(&self, id: &MemberId) -> bool {
+        self.member(id).is_some_and(|m| !m.removed)
+    }
+
+    /// Whether `id` is an active admin.
+    pub fn is_admin(&self, id: &MemberId) -> bool {
+        self.member(id)
+            .is_some_and(|m| !m.removed && m.role == Role::Admin)
+    }
+
+    /// Members who have not been removed.
+    pub fn active_members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| !m.removed)
+    }
+
+    /// Finds an active member by id or by an unambiguous display name.
+    pub fn resolve_member(&self, query: &str) -> Result<&Member, RosterError> {
+        if let Ok(id) = query.parse::<MemberId>() {
+            return match self.member(&id) {
+                Some(m) if m.removed => Err(RosterError::Removed(m.name.clone())),
+                Some(m) => Ok(m),
+                None => Err(RosterError::UnknownMember(query.to_owned())),
+            };
+        }
+        let named: Vec<&Member> = self
+            .active_members()
+            .filter(|m| m.name.eq_ignore_ascii_case(query))
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one),
+            [] => Err(RosterError::UnknownMember(query.to_owned())),
+            many => Err(RosterError::AmbiguousMember {
+                name: query.to_owned(),
+                ids: many.iter().map(|m| m.id.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Finds a department by name (or by id).
+    pub fn resolve_dept(&self, name: &str) -> Result<&Department, RosterError> {
+        self.depts
+            .iter()
+            .find(|d| d.name == name || d.id == name)
+            .ok_or_else(|| RosterError::UnknownDept {
+                name: name.to_owned(),
+                known: self.depts.iter().map(|d| d.name.clone()).collect(),
+            })
+    }
+
+    /// The department with this id.
+    pub fn dept(&self, id: &str) -> Option<&Department> {
+        self.depts.iter().find(|d| d.id == id)
+    }
+
+    /// The invite with this id.
+    pub fn invite(&self, id: &str) -> Option<&Invite> {
+        self.invites.iter().find(|i| i.id == id)
+    }
+
+    /// Checks that `member` can be added to `dept`.
+    pub fn check_dept_add(&self, dept: &Department, member: &Member) -> Result<(), RosterError> {
+        if dept.members.contains(&member.id) {
+            return Err(RosterError::AlreadyInDept {
+                member: member.name.clone(),
+                dept: dept.name.clone(),
+            });
+        }
+        if dept.members.len() >= DEPT_CAPACITY {
+            return Err(RosterError::DeptFull(dept.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Checks a new department name: valid and not taken.
+    pub fn check_new_dept_name(&self, name: &str) -> Result<(), RosterError> {
+        check_name(name)?;
+        if self.depts.iter().any(|d| d.name == name) {
+            return Err(RosterError::DeptExists(name.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a display name: 1 to 100 characters, not all blank, no control characters.
+pub(crate) fn check_name(name: &str) -> Result<(), RosterError> {
+    let n = name.chars().count();
+    if n == 0 || n > 100 || name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(RosterError::BadName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// One member's record, read through `v`.
+pub(super) fn member_in(v: View<'_>, id: &MemberId) -> Option<Member> {
+    read_member(v, &v.path(&["members"])?, &id.to_string())
+}
+
+/// One invite, read through `v`.
+pub(super) fn invite_in(v: View<'_>, id: &str) -> Option<Invite> {
+    read_invite(v, &v.path(&["invites"])?, id)
+}
+
+fn read_member(v: View<'_>, members: &ObjId, key: &str) -> Option<Member> {
+    let obj = v.map(members, key)?;
+    Some(Member {
+        id: key.parse().ok()?,
+        name: v.str(&obj, "name")?,
+        role: Role::parse(&v.str(&obj, "role")?)?,
+        joined_at: v.int(&obj, "joined_at").unwrap_or(0),
+        removed: v.bool(&obj, "removed").unwrap_or(false),
+        invite: v.str(&obj, "invite"),
+    })
+}
+
+fn read_dept(v: View<'_>, depts: &ObjId, key: &str) -> Option<Department> {
+    let obj = v.map(depts, key)?;
+    let mut members: Vec<MemberId> = v
+        .map(&obj, "members")
+        .map(|m| v.keys(&m).iter().filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default();
+    members.sort();
+    Some(Department {
+        id: key.to_owned(),
+        name: v.str(&obj, "name")?,
+        members,
+    })
+}
+
+fn read_invite(v: View<'_>, invites: &ObjId, key: &str) -> Option<Invite> {
+    let obj = v.map(invites, key)?;
+    Some(Invite {
+        id: key.to_owned(),
+        secret_hash: v.str(&obj, "secret_hash")?,
+        role: Role::parse(&v.str(&obj, "role")?)?,
+        dept: v.str(&obj, "dept"),
+        expires_at: v.int(&obj, "expires_at")?,
+        created_by: v.str(&obj, "created_by")?.parse().ok()?,
+        redeemed_by: v.str(&obj, "redeemed_by").and_then(|s| s.parse().ok()),
+    })
+}

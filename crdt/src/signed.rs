@@ -1,0 +1,442 @@
+//! [`SignedDoc`]: an automerge document that keeps a change only if it is
+//! signed by its author's device key, its actor id *is* that key, and the
+//! document's rules allowed it at the change's causal dependencies.
+//!
+//! Signatures travel beside changes (automerge's own change format has no
+//! room for them): in gossip as a [`SignedChange`], in sync as the
+//! signatures of the changes a [`SyncPayload`] carries.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
+use serde::{Deserialize, Serialize};
+
+use crate::{roster, MemberId, Millis, Signer};
+
+/// The rules a document's changes must obey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// A workspace roster, identified by the hash of its genesis change.
+    Roster {
+        /// The genesis change's hash: the workspace id.
+        workspace: ChangeHash,
+    },
+}
+
+/// A change as it travels and is stored: automerge's bytes and the author's
+/// signature over its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedChange {
+    /// The raw automerge change.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// Ed25519 signature by the actor's key over the change hash.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// One round of automerge's sync protocol, with the signatures of the changes
+/// it carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPayload {
+    /// An encoded `automerge::sync::Message`.
+    #[serde(with = "serde_bytes")]
+    pub message: Vec<u8>,
+    /// `hash ‖ signature` (32 + 64 bytes) for each change in the message.
+    pub signatures: Vec<serde_bytes::ByteBuf>,
+}
+
+/// Why a change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Bytes that are not an automerge change or document.
+    #[error("malformed change: {0}")]
+    Malformed(String),
+    /// No signature came with the change.
+    #[error("change {0} arrived without a signature")]
+    Unsigned(String),
+    /// The actor id is not a public key, or the signature does not verify.
+    #[error("change {0} has a forged or invalid signature")]
+    BadSignature(String),
+    /// The rules forbid it.
+    #[error("change {hash} is not authorized: {reason}")]
+    Unauthorized {
+        /// The change.
+        hash: String,
+        /// Why.
+        reason: String,
+    },
+    /// It builds on a rejected change.
+    #[error("change {0} depends on a rejected change")]
+    DependsOnRejected(String),
+}
+
+/// What happened to a batch of incoming changes.
+#[derive(Debug, Default)]
+pub struct Ingest {
+    /// Newly accepted changes, in causal order: store and forward these.
+    pub accepted: Vec<SignedChange>,
+    /// Refused changes: penalise whoever sent them.
+    pub rejected: Vec<Rejection>,
+    /// Changes kept out because their dependencies are not here yet: ask
+    /// the sender for a sync.
+    pub missing_deps: usize,
+}
+
+/// Errors of local operations on a document.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    /// Automerge refused the operation.
+    #[error(transparent)]
+    Automerge(#[from] AutomergeError),
+    /// The local change broke the rules (the caller's checks missed it).
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// A stored or received sync message that does not decode.
+    #[error("malformed sync message: {0}")]
+    BadSync(String),
+}
+
+/// A document whose history holds only signed, authorized changes.
+pub struct SignedDoc {
+    doc: Automerge,
+    signatures: HashMap<ChangeHash, [u8; 64]>,
+    rules: Rules,
+}
+
+impl SignedDoc {
+    /// An empty document under `rules`, to be filled by sync.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            doc: Automerge::new(),
+            signatures: HashMap::new(),
+            rules,
+        }
+    }
+
+    /// Creates a workspace: its roster's genesis change, whose hash becomes
+    /// the workspace id.
+    pub fn create_roster(
+        signer: &Signer,
+        name: &str,
+        creator_name: &str,
+        now: Millis,
+    ) -> Result<(Self, SignedChange), DocError> {
+        roster::view::check_name(name).map_err(|e| Rejection::Unauthorized {
+            hash: String::new(),
+            reason: e.to_string(),
+        })?;
+        let mut doc = Automerge::new();
+        doc.set_actor(actor(signer));
+        let hash = doc
+            .transact_with(
+                |_| CommitOptions::default().with_time(now / 1000),
+                |tx| roster::write::genesis(tx, name, signer.id(), creator_name, now),
+            )
+            .map_err(|f| f.error)?
+            .hash
+            .ok_or(AutomergeError::Fail)?;
+        let mut this = Self {
+            doc,
+            signatures: HashMap::new(),
+            rules: Rules::Roster { workspace: hash },
+        };
+        let signed = this.sign(signer, hash)?;
+        Ok((this, signed))
+    }
+
+    /// Rebuilds a document from changes this node stored earlier. Signatures
+    /// are checked again (cheap, and catches a damaged store); rules are not.
+    pub fn load(rules: Rules, stored: Vec<SignedChange>) -> Result<Self, DocError> {
+        let mut this = Self::new(rules);
+        let mut changes = Vec::with_capacity(stored.len());
+        for sc in stored {
+            let change = Change::from_bytes(sc.bytes)
+                .map_err(|e| Rejection::Malformed(e.to_string()))?;
+            let sig = verified_signature(&change, &sc.signature)?;
+            this.signatures.insert(change.hash(), sig);
+            changes.push(change);
+        }
+        this.doc.apply_changes(changes)?;
+        Ok(this)
+    }
+
+    /// The rules this document obeys.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The automerge document, for reading.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// The current heads.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// A change of this document with its signature.
+    pub fn signed_change(&self, hash: &ChangeHash) -> Option<SignedChange> {
+        let change = self.doc.get_change_by_hash(hash)?;
+        let sig = self.signatures.get(hash)?;
+        Some(SignedChange {
+            bytes: change.raw_bytes().to_vec(),
+            signature: sig.to_vec(),
+        })
+    }
+
+    /// Makes a local change: `edit` writes through the transaction, the
+    /// change is signed by `signer`, and checked by the same rules every
+    /// peer will apply. Returns `None` if `edit` wrote nothing.
+    pub fn change<F>(
+        &mut self,
+        signer: &Signer,
+        now: Millis,
+        edit: F,
+    ) -> Result<Option<SignedChange>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+    {
+        let before = self.doc.get_heads();
+        self.doc.set_actor(actor(signer));
+        let Some(hash) = self
+            .doc
+            .transact_with(|_| CommitOptions::default().with_time(now / 1000), edit)
+            .map_err(|f| f.error)?
+            .hash
+        else {
+            return Ok(None);
+        };
+        let change = self.doc.get_change_by_hash(&hash).ok_or(AutomergeError::Fail)?;
+        if let Err(reason) = self.authorize(&change, signer.id()) {
+            self.rollback(&before, Vec::new())?;
+            return Err(Rejection::Unauthorized {
+                hash: hash.to_string(),
+                reason,
+            }
+            .into());
+        }
+        Ok(Some(self.sign(signer, hash)?))
+    }
+
+    /// Takes changes from a peer: keeps those that are signed and allowed,
+    /// refuses the rest, and holds back those whose dependencies are missing.
+    pub fn ingest(&mut self, incoming: Vec<SignedChange>) -> Ingest {
+        let mut report = Ingest::default();
+        let mut changes = Vec::new();
+        let mut sigs = HashMap::new();
+        for sc in incoming {
+            match Change::from_bytes(sc.bytes) {
+                Ok(c) => {
+                    if let Ok(sig) = <[u8; 64]>::try_from(sc.signature.as_slice()) {
+                        sigs.insert(c.hash(), sig);
+                    }
+                    changes.push(c);
+                }
+                Err(e) => report.rejected.push(Rejection::Malformed(e.to_string())),
+            }
+        }
+        self.ingest_changes(changes, &sigs, &mut report);
+        report
+    }
+
+    /// Produces the next sync message for the peer whose state is `state`,
+    /// with the signatures of the changes it carries.
+    pub fn generate_sync(&self, state: &mut sync::State) -> Option<SyncPayload> {
+        let sent_before = state.sent_hashes.clone();
+        let message = self.doc.generate_sync_message(state)?;
+        let signatures = state
+            .sent_hashes
+            .difference(&sent_before)
+            .filter_map(|h| {
+                let sig = self.signatures.get(h)?;
+                let mut b = Vec::with_capacity(96);
+                b.extend_from_slice(&h.0);
+                b.extend_from_slice(sig);
+                Some(serde_bytes::ByteBuf::from(b))
+            })
+            .collect();
+        Some(SyncPayload {
+            message: message.encode(),
+            signatures,
+        })
+    }
+
+    /// Receives a sync message: its changes go through the same checks as
+    /// gossip, and only then does the sync state learn of them.
+    pub fn receive_sync(
+        &mut self,
+        state: &mut sync::State,
+        payload: SyncPayload,
+    ) -> Result<Ingest, DocError> {
+        let mut message = sync::Message::decode(&payload.message)
+            .map_err(|e| DocError::BadSync(e.to_string()))?;
+        let mut sigs = HashMap::new();
+        for entry in &payload.signatures {
+            if let (Ok(h), Ok(s)) = (
+                <[u8; 32]>::try_from(entry.get(..32).unwrap_or_default()),
+                <[u8; 64]>::try_from(entry.get(32..).unwrap_or_default()),
+            ) {
+                sigs.insert(ChangeHash(h), s);
+            }
+        }
+        let mut report = Ingest::default();
+        let mut changes = Vec::new();
+        for chunk in message.changes.iter() {
+            match decode_chunk(chunk) {
+                Ok(mut cs) => changes.append(&mut cs),
+                Err(e) => report.rejected.push(e),
+            }
+        }
+        self.ingest_changes(changes, &sigs, &mut report);
+        message.changes = sync::ChunkList::empty();
+        self.doc.receive_sync_message(state, message)?;
+        Ok(report)
+    }
+
+    fn ingest_changes(
+        &mut self,
+        changes: Vec<Change>,
+        sigs: &HashMap<ChangeHash, [u8; 64]>,
+        report: &mut Ingest,
+    ) {
+        let before = self.doc.get_heads();
+        let (ordered, missing) = causal_order(&self.doc, changes);
+        report.missing_deps = missing;
+        if ordered.is_empty() {
+            return;
+        }
+        if let Err(e) = self.doc.apply_changes(ordered.clone()) {
+            report.rejected.push(Rejection::Malformed(e.to_string()));
+            return;
+        }
+        let mut accepted = Vec::with_capacity(ordered.len());
+        let mut rejected_hashes = HashSet::new();
+        for change in ordered {
+            let hash = change.hash();
+            match self.check(&change, sigs, &rejected_hashes) {
+                Ok(sig) => accepted.push((change, sig)),
+                Err(r) => {
+                    rejected_hashes.insert(hash);
+                    report.rejected.push(r);
+                }
+            }
+        }
+        if !rejected_hashes.is_empty() {
+            let keep = accepted.iter().map(|(c, _)| c.clone()).collect();
+            if let Err(e) = self.rollback(&before, keep) {
+                report.rejected.push(Rejection::Malformed(e.to_string()));
+                return;
+            }
+        }
+        for (change, sig) in accepted {
+            self.signatures.insert(change.hash(), sig);
+            report.accepted.push(SignedChange {
+                bytes: change.raw_bytes().to_vec(),
+                signature: sig.to_vec(),
+            });
+        }
+    }
+
+    fn check(
+        &self,
+        change: &Change,
+        sigs: &HashMap<ChangeHash, [u8; 64]>,
+        rejected: &HashSet<ChangeHash>,
+    ) -> Result<[u8; 64], Rejection> {
+        let hash = change.hash();
+        if change.deps().iter().any(|d| rejected.contains(d)) {
+            return Err(Rejection::DependsOnRejected(hash.to_string()));
+        }
+        let sig = sigs
+            .get(&hash)
+            .ok_or_else(|| Rejection::Unsigned(hash.to_string()))?;
+        let sig = verified_signature(change, sig)?;
+        let author = author(change).ok_or_else(|| Rejection::BadSignature(hash.to_string()))?;
+        self.authorize(change, author)
+            .map_err(|reason| Rejection::Unauthorized {
+                hash: hash.to_string(),
+                reason,
+            })?;
+        Ok(sig)
+    }
+
+    fn authorize(&self, change: &Change, author: MemberId) -> Result<(), String> {
+        match &self.rules {
+            Rules::Roster { workspace } => roster::authorize(&self.doc, change, author, workspace),
+        }
+    }
+
+    /// Forgets everything since `heads`, then re-applies `keep`.
+    fn rollback(&mut self, heads: &[ChangeHash], keep: Vec<Change>) -> Result<(), AutomergeError> {
+        let mut doc = self.doc.fork_at(heads)?;
+        doc.apply_changes(keep)?;
+        self.doc = doc;
+        Ok(())
+    }
+
+    fn sign(&mut self, signer: &Signer, hash: ChangeHash) -> Result<SignedChange, DocError> {
+        let sig = signer.sign_change(&hash.0);
+        self.signatures.insert(hash, sig);
+        self.signed_change(&hash)
+            .ok_or(DocError::Automerge(AutomergeError::Fail))
+    }
+}
+
+fn actor(signer: &Signer) -> ActorId {
+    ActorId::from(signer.id().as_bytes().as_slice())
+}
+
+/// The change's author: its actor id read as a public key.
+fn author(change: &Change) -> Option<MemberId> {
+    MemberId::from_bytes(change.actor_id().to_bytes())
+}
+
+fn verified_signature(change: &Change, sig: &[u8]) -> Result<[u8; 64], Rejection> {
+    let hash = change.hash();
+    let bad = || Rejection::BadSignature(hash.to_string());
+    let sig: [u8; 64] = sig.try_into().map_err(|_| bad())?;
+    let author = author(change).ok_or_else(bad)?;
+    if author.verify_change(&hash.0, &sig) {
+        Ok(sig)
+    } else {
+        Err(bad())
+    }
+}
+
+/// A sync chunk: one change, or (automerge's v2 messages) a whole document.
+fn decode_chunk(chunk: &[u8]) -> Result<Vec<Change>, Rejection> {
+    if let Ok(c) = Change::from_bytes(chunk.to_vec()) {
+        return Ok(vec![c]);
+    }
+    let doc = Automerge::load(chunk).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    Ok(doc.get_changes(&[]))
+}
+
+/// Orders new changes so each comes after its dependencies, dropping those
+/// already known; returns them and how many wait on missing dependencies.
+fn causal_order(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, usize) {
+    let known = |h: &ChangeHash| doc.get_change_meta_by_hash(h).is_some();
+    let mut seen = HashSet::new();
+    let mut pending: Vec<Change> = changes
+        .into_iter()
+        .filter(|c| !known(&c.hash()) && seen.insert(c.hash()))
+        .collect();
+    let mut placed: HashSet<ChangeHash> = HashSet::new();
+    let mut ordered = Vec::with_capacity(pending.len());
+    loop {
+        let (ready, rest): (Vec<Change>, Vec<Change>) = pending
+            .into_iter()
+            .partition(|c| c.deps().iter().all(|d| placed.contains(d) || known(d)));
+        pending = rest;
+        if ready.is_empty() {
+            break;
+        }
+        placed.extend(ready.iter().map(Change::hash));
+        ordered.extend(ready);
+    }
+    (ordered, pending.len())
+}
