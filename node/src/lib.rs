@@ -1,1 +1,35 @@
-//! x
+//! The Meshwork peer.
+//!
+//! A [`Node`] owns this device's identity (its [`Home`]), a sled [`Store`],
+//! and — once it belongs to a workspace — a libp2p swarm run by one event
+//! loop. Nodes of a workspace pass its pre-shared key (libp2p pnet), admit
+//! only roster members and invite holders, gossip signed roster changes with
+//! gossipsub (validated before forwarding) and catch up with automerge's
+//! sync protocol over request-response.
+//!
+//! - [`node`]: the [`Node`] handle and its operations;
+//! - [`net`]: behaviour, transport and the event loop;
+//! - [`api`]: the HTTP control API on loopback;
+//! - [`store`], [`home`], [`clock`], [`wire`]: storage, files, time, wire types.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod admission;
+pub mod api;
+pub mod clock;
+mod error;
+pub mod home;
+pub mod net;
+pub mod node;
+mod shared;
+pub mod store;
+pub mod wire;
+
+pub use admission::human_duration;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::NodeError;
+pub use home::Home;
+pub use meshwork_crdt as crdt;
+pub use net::{NetConfig, PeerInfo};
+pub use node::{InviteInfo, InviteSpec, Node, NodeConfig, Status};
+pub use store::Store;

@@ -303,7 +303,7 @@ impl Roster {
 }
 
 /// Checks a display name: 1 to 100 characters, not all blank, no control characters.
-pub(crate) fn check_name(name: &str) -> Result<(), RosterError> {
+pub fn check_name(name: &str) -> Result<(), RosterError> {
     let n = name.chars().count();
     if n == 0 || n > 100 || name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(RosterError::BadName(name.to_owned()));

@@ -1,0 +1,252 @@
+//! The control API: HTTP/JSON on loopback, every route behind a bearer token
+//! kept in a 0600 file in the home. The CLI and any UI use only this.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use meshwork_crdt::roster::Role;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::home::ApiInfo;
+use crate::{InviteSpec, Node, NodeError};
+
+/// A running control API.
+pub struct ApiServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// Binds `addr` (must be loopback), writes `api.json` into the node's home,
+/// and serves until `shutdown` resolves.
+pub async fn serve(
+    node: Node,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(ApiServer, tokio::task::JoinHandle<()>), NodeError> {
+    if !addr.ip().is_loopback() {
+        return Err(NodeError::BadRequest(format!(
+            "the control API listens on loopback only; {addr} is not a loopback address"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::BadRequest(format!("cannot bind the control API to {addr}: {e}")))?;
+    let addr = listener.local_addr()?;
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    node.home().write_api(&ApiInfo {
+        addr: addr.to_string(),
+        token: token.clone(),
+        pid: std::process::id(),
+    })?;
+    let app = router(node, token.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!("control API stopped: {e}");
+        }
+    });
+    Ok((ApiServer { addr, token }, task))
+}
+
+fn router(node: Node, token: String) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/workspace", post(create_workspace))
+        .route("/v1/invites", post(invite))
+        .route("/v1/join", post(join))
+        .route("/v1/depts", get(depts).post(dept_create))
+        .route("/v1/depts/rename", post(dept_rename))
+        .route("/v1/depts/add", post(dept_add))
+        .route("/v1/depts/remove", post(dept_remove))
+        .route("/v1/members", get(members))
+        .route("/v1/members/promote", post(promote))
+        .route("/v1/members/remove", post(remove_member))
+        .layer(middleware::from_fn_with_state(token, require_token))
+        .with_state(node)
+}
+
+async fn require_token(State(token): State<String>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => next.run(req).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "missing or wrong bearer token (see api.json in the node's home)"})),
+        )
+            .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A [`NodeError`] as an HTTP answer.
+struct ApiError(NodeError);
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            NodeError::NotFound(_) => StatusCode::NOT_FOUND,
+            NodeError::Conflict(_) => StatusCode::CONFLICT,
+            NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NodeError::Unreachable(_) => StatusCode::GATEWAY_TIMEOUT,
+            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({"error": self.0.to_string()}))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn ok(v: impl serde::Serialize) -> ApiResult {
+    Ok(Json(serde_json::to_value(v).map_err(NodeError::from)?))
+}
+
+async fn status(State(node): State<Node>) -> ApiResult {
+    ok(node.status().await)
+}
+
+async fn peers(State(node): State<Node>) -> ApiResult {
+    ok(node.peers().await)
+}
+
+#[derive(Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+async fn create_workspace(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
+    ok(node.create_workspace(&b.name).await?)
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    dept: Option<String>,
+    #[serde(default = "default_role")]
+    role: Role,
+    #[serde(default = "default_expiry")]
+    expires_secs: u64,
+}
+
+fn default_role() -> Role {
+    Role::Member
+}
+
+fn default_expiry() -> u64 {
+    24 * 3600
+}
+
+async fn invite(State(node): State<Node>, Json(b): Json<InviteBody>) -> ApiResult {
+    if b.expires_secs == 0 {
+        return Err(NodeError::BadRequest("an invite must be valid for some time".into()).into());
+    }
+    let spec = InviteSpec {
+        dept: b.dept,
+        role: b.role,
+        ttl: Duration::from_secs(b.expires_secs),
+    };
+    ok(node.invite(spec).await?)
+}
+
+#[derive(Deserialize)]
+struct JoinBody {
+    token: String,
+}
+
+async fn join(State(node): State<Node>, Json(b): Json<JoinBody>) -> ApiResult {
+    ok(node.join(&b.token).await?)
+}
+
+async fn depts(State(node): State<Node>) -> ApiResult {
+    let roster = node.roster()?;
+    let depts: Vec<Value> = roster
+        .depts
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "name": d.name,
+                "members": d.members.iter().map(|m| json!({
+                    "id": m,
+                    "name": roster.member(m).map(|m| m.name.as_str()).unwrap_or("?"),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ok(depts)
+}
+
+async fn dept_create(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
+    ok(node.dept_create(&b.name).await?)
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    old: String,
+    new: String,
+}
+
+async fn dept_rename(State(node): State<Node>, Json(b): Json<RenameBody>) -> ApiResult {
+    node.dept_rename(&b.old, &b.new).await?;
+    ok(json!({"renamed": b.old, "to": b.new}))
+}
+
+#[derive(Deserialize)]
+struct MemberDeptBody {
+    member: String,
+    dept: String,
+}
+
+async fn dept_add(State(node): State<Node>, Json(b): Json<MemberDeptBody>) -> ApiResult {
+    node.dept_add(&b.member, &b.dept).await?;
+    ok(json!({"added": b.member, "dept": b.dept}))
+}
+
+async fn dept_remove(State(node): State<Node>, Json(b): Json<MemberDeptBody>) -> ApiResult {
+    node.dept_remove(&b.member, &b.dept).await?;
+    ok(json!({"removed": b.member, "dept": b.dept}))
+}
+
+#[derive(Deserialize)]
+struct MembersQuery {
+    dept: Option<String>,
+}
+
+async fn members(State(node): State<Node>, Query(q): Query<MembersQuery>) -> ApiResult {
+    ok(node.members(q.dept.as_deref())?)
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    member: String,
+}
+
+async fn promote(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
+    ok(node.promote(&b.member).await?)
+}
+
+async fn remove_member(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
+    ok(node.remove_member(&b.member).await?)
+}

@@ -1,0 +1,74 @@
+//! The composed libp2p behaviour: one field per protocol.
+
+use std::time::Duration;
+
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, gossipsub, identify, identity::Keypair, mdns, ping, request_response,
+    StreamProtocol,
+};
+
+use crate::wire::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+
+/// Protocol name of the document sync protocol.
+pub const SYNC_PROTOCOL: &str = "/meshwork/sync/1";
+/// Protocol name of the join protocol.
+pub const JOIN_PROTOCOL: &str = "/meshwork/join/1";
+
+/// Every protocol a Meshwork node speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    /// Removed members are refused at the connection level.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub join: request_response::cbor::Behaviour<JoinRequest, JoinResponse>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, mdns: bool) -> Result<Self, String> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .heartbeat_interval(Duration::from_millis(500))
+            .max_transmit_size(1 << 20)
+            .message_id_fn(|m| gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(|e| e.to_string())?;
+        let mdns = if mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let rr_config =
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30));
+        Ok(Self {
+            blocked: Default::default(),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/meshwork/1.0.0".into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+            mdns: mdns.into(),
+            gossipsub,
+            sync: request_response::cbor::Behaviour::new(
+                [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+                rr_config.clone(),
+            ),
+            join: request_response::cbor::Behaviour::new(
+                [(StreamProtocol::new(JOIN_PROTOCOL), request_response::ProtocolSupport::Full)],
+                rr_config,
+            ),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The network: one event loop owns the libp2p swarm; the rest of the node
+//! talks to it through a cloneable [`NetHandle`] (commands over a channel,
+//! answers over oneshots).
+
+mod behaviour;
+mod event_loop;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub use behaviour::{JOIN_PROTOCOL, SYNC_PROTOCOL};
+pub(crate) use event_loop::EventLoop;
+
+use crate::shared::Shared;
+use crate::wire::JoinRequest;
+use crate::NodeError;
+
+/// Networking settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start.
+    pub peers: Vec<Multiaddr>,
+    /// Discover peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// How long a connected peer that is not a member may stay connected
+    /// (time to present an invite).
+    pub probation: Duration,
+    /// How often to run sync with every connected member.
+    pub sync_interval: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr")],
+            peers: Vec::new(),
+            mdns: true,
+            probation: Duration::from_secs(10),
+            sync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Its member id, when it is an active member.
+    pub member_id: Option<String>,
+    /// Addresses it told us it listens on.
+    pub addrs: Vec<String>,
+}
+
+pub(crate) enum Command {
+    Dial(Multiaddr),
+    Publish(Vec<u8>),
+    RosterChanged,
+    SyncAll,
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Join(JoinRequest, oneshot::Sender<Result<PeerId, NodeError>>),
+    Respond(event_loop::PendingResponse),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle to a running network event loop.
+#[derive(Clone)]
+pub(crate) struct NetHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl NetHandle {
+    /// Builds the swarm for this workspace, starts listening and dialing, and
+    /// returns once it listens.
+    pub(crate) async fn start(shared: Arc<Shared>, cfg: NetConfig, secret: [u8; 32], workspace: [u8; 32]) -> Result<Self, NodeError> {
+        let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, cfg.mdns)?;
+        let (tx, rx) = mpsc::channel(256);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let event_loop = EventLoop::new(swarm, shared, cfg, workspace, rx, tx.clone(), ready_tx)?;
+        tokio::spawn(event_loop.run());
+        match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Self { tx }),
+            Ok(Ok(Err(e))) => Err(e),
+            _ => Err(NodeError::Internal("the network did not start listening".into())),
+        }
+    }
+
+    pub(crate) async fn send(&self, cmd: Command) {
+        // A closed channel means the loop has stopped: nothing left to do.
+        let _ = self.tx.send(cmd).await;
+    }
+
+    pub(crate) async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await;
+        rx.await
+            .map_err(|_| NodeError::Internal("the network has stopped".into()))
+    }
+}

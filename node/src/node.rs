@@ -1,0 +1,639 @@
+//! [`Node`]: the handle every front end (control API, examples, tests) uses.
+//! Reads come from the roster under the shared lock; writes become signed
+//! changes that are stored durably, then gossiped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use meshwork_crdt::automerge::transaction::Transaction;
+use meshwork_crdt::automerge::AutomergeError;
+use meshwork_crdt::roster::{write, Department, Invite, Member, Role, Roster, RosterError};
+use meshwork_crdt::{MemberId, SignedChange, SignedDoc};
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tracing::info;
+
+use crate::home::Home;
+use crate::net::{Command, NetConfig, NetHandle, PeerInfo};
+use crate::shared::{Shared, Workspace};
+use crate::store::{Store, WorkspaceMeta};
+use crate::wire::{GossipChange, InviteToken, JoinRequest};
+use crate::{Clock, NodeError, SystemClock};
+
+/// How to run a node.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The home directory (identity, database).
+    pub home: Home,
+    /// Networking.
+    pub net: NetConfig,
+    /// The clock every expiry reads.
+    pub clock: Arc<dyn Clock>,
+    /// How long `join` waits for a member to admit us and send the roster.
+    pub join_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults for a node in `home`.
+    pub fn new(home: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            home: Home::new(home),
+            net: NetConfig::default(),
+            clock: Arc::new(SystemClock),
+            join_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What to invite someone as.
+#[derive(Clone, Debug)]
+pub struct InviteSpec {
+    /// The department (name) they join, if any.
+    pub dept: Option<String>,
+    /// Their role.
+    pub role: Role,
+    /// How long the invite stays valid.
+    pub ttl: Duration,
+}
+
+/// A created invite.
+#[derive(Clone, Debug, Serialize)]
+pub struct InviteInfo {
+    /// The one-line token to hand the joiner.
+    pub token: String,
+    /// The invite's id.
+    pub id: String,
+    /// When it expires (ms since the epoch).
+    pub expires_at: i64,
+}
+
+/// This node's view of itself and its workspace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// This device's member id.
+    pub member_id: String,
+    /// This device's libp2p peer id.
+    pub peer_id: String,
+    /// Display name.
+    pub name: String,
+    /// The workspace, if any.
+    pub workspace: Option<WorkspaceStatus>,
+    /// Addresses the node listens on.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// The workspace part of [`Status`].
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkspaceStatus {
+    /// Workspace id (roster genesis hash).
+    pub id: String,
+    /// Workspace name.
+    pub name: String,
+    /// This node's role, if it is an active member.
+    pub role: Option<Role>,
+    /// Member count (active).
+    pub members: usize,
+    /// Department count.
+    pub departments: usize,
+    /// The documents and their heads.
+    pub documents: Vec<DocStatus>,
+}
+
+/// A document's sync position.
+#[derive(Clone, Debug, Serialize)]
+pub struct DocStatus {
+    /// Which document.
+    pub name: String,
+    /// Its heads, hex.
+    pub heads: Vec<String>,
+    /// How many changes it holds.
+    pub changes: usize,
+}
+
+/// A running Meshwork node.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    cfg: NodeConfig,
+    net: Arc<Mutex<Option<NetHandle>>>,
+}
+
+impl Node {
+    /// Opens the home, loads the workspace if there is one, and starts
+    /// networking for it.
+    pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
+        let identity = cfg.home.identity()?;
+        let store = Store::open(&cfg.home.db())?;
+        let ws = match store.workspace()? {
+            Some(meta) => {
+                let rules = meshwork_crdt::signed::Rules::Roster {
+                    workspace: meshwork_crdt::automerge::ChangeHash(meta.id),
+                };
+                let roster = SignedDoc::load(rules, store.changes(&meta.id)?)?;
+                Some(Workspace::new(meta, roster))
+            }
+            None => None,
+        };
+        let meta = ws.as_ref().map(|w| w.meta.clone());
+        let shared = Arc::new(Shared::new(identity, store, cfg.clock.clone(), ws));
+        let node = Self {
+            shared,
+            cfg,
+            net: Arc::new(Mutex::new(None)),
+        };
+        if let Some(meta) = meta {
+            node.start_network(&meta).await?;
+        }
+        info!(member = %node.member_id(), "node started");
+        Ok(node)
+    }
+
+    /// This device's member id.
+    pub fn member_id(&self) -> MemberId {
+        self.shared.identity.signer.id()
+    }
+
+    /// This device's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.identity.keypair.public().to_peer_id()
+    }
+
+    /// The display name chosen at `init`.
+    pub fn name(&self) -> &str {
+        &self.shared.identity.name
+    }
+
+    async fn start_network(&self, meta: &WorkspaceMeta) -> Result<(), NodeError> {
+        let handle = NetHandle::start(self.shared.clone(), self.cfg.net.clone(), meta.secret, meta.id).await?;
+        *self.net.lock().await = Some(handle);
+        Ok(())
+    }
+
+    async fn net(&self) -> Option<NetHandle> {
+        self.net.lock().await.clone()
+    }
+
+    /// Creates a workspace with this device as its first admin.
+    pub async fn create_workspace(&self, name: &str) -> Result<WorkspaceStatus, NodeError> {
+        if self.shared.has_ws() {
+            return Err(NodeError::Conflict(
+                "this node already belongs to a workspace; use another --home for another one".into(),
+            ));
+        }
+        let now = self.shared.clock.now();
+        let (roster, genesis) = SignedDoc::create_roster(&self.shared.identity.signer, name, self.name(), now)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let meta = WorkspaceMeta {
+            id: roster.heads()[0].0,
+            secret: rand::random(),
+        };
+        self.shared.store.put_changes(&meta.id, &[genesis])?;
+        self.shared.store.set_workspace(&meta)?;
+        self.shared.store.flush().await?;
+        self.shared.set_ws(Some(Workspace::new(meta.clone(), roster)));
+        self.start_network(&meta).await?;
+        info!(workspace = %hex::encode(meta.id), "created workspace {name:?}");
+        self.workspace_status()
+    }
+
+    /// Joins a workspace with an invite token: connects to the members it
+    /// names, presents the invite, and waits for the roster.
+    pub async fn join(&self, token: &str) -> Result<WorkspaceStatus, NodeError> {
+        let token = InviteToken::decode(token)?;
+        if self.shared.has_ws() {
+            return Err(NodeError::Conflict(
+                "this node already belongs to a workspace; use another --home to join another one".into(),
+            ));
+        }
+        let meta = WorkspaceMeta {
+            id: token.workspace,
+            secret: token.secret,
+        };
+        self.shared.set_ws(Some(Workspace::empty(meta.clone())));
+        let result = self.join_inner(&token, &meta).await;
+        if result.is_err() {
+            if let Some(net) = self.net.lock().await.take() {
+                let _ = net.ask(Command::Shutdown).await;
+            }
+            self.shared.set_ws(None);
+        }
+        result
+    }
+
+    async fn join_inner(&self, token: &InviteToken, meta: &WorkspaceMeta) -> Result<WorkspaceStatus, NodeError> {
+        self.start_network(meta).await?;
+        let net = self.net().await.ok_or_else(|| NodeError::Internal("no network".into()))?;
+        let addrs: Vec<Multiaddr> = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        if addrs.is_empty() && !self.cfg.net.mdns {
+            return Err(NodeError::BadRequest("the invite names no address to reach a member at".into()));
+        }
+        for addr in &addrs {
+            net.send(Command::Dial(addr.clone())).await;
+        }
+        let request = JoinRequest {
+            workspace: token.workspace,
+            invite_id: token.invite_id.clone(),
+            invite_secret: token.invite_secret,
+            name: self.name().to_owned(),
+        };
+        let unreachable = || {
+            NodeError::Unreachable(format!(
+                "no member of {:?} answered within {}s at {}; is any member online and reachable?",
+                token.name,
+                self.cfg.join_timeout.as_secs(),
+                token.addrs.join(", ")
+            ))
+        };
+        let admitted = tokio::time::timeout(self.cfg.join_timeout, net.ask(|tx| Command::Join(request, tx)))
+            .await
+            .map_err(|_| unreachable())??;
+        admitted?;
+        let me = self.member_id();
+        if !self.wait_roster(|r| r.is_active(&me), self.cfg.join_timeout).await {
+            return Err(unreachable());
+        }
+        self.shared.store.set_workspace(meta)?;
+        self.shared.store.flush().await?;
+        info!("joined workspace {:?}", token.name);
+        self.workspace_status()
+    }
+
+    /// Waits until `pred` holds for the roster, or `timeout` passes.
+    pub async fn wait_roster(&self, pred: impl Fn(&Roster) -> bool, timeout: Duration) -> bool {
+        let mut rx = self.shared.roster_version.subscribe();
+        let wait = async {
+            loop {
+                if self.shared.roster().map(|r| pred(&r)).unwrap_or(false) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+            && self.shared.roster().map(|r| pred(&r)).unwrap_or(false)
+    }
+
+    /// The roster as this node sees it now.
+    pub fn roster(&self) -> Result<Roster, NodeError> {
+        self.shared.roster()
+    }
+
+    /// Creates an invite and returns its token.
+    pub async fn invite(&self, spec: InviteSpec) -> Result<InviteInfo, NodeError> {
+        let secret: [u8; 32] = rand::random();
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let expires_at = self.shared.clock.now() + spec.ttl.as_millis() as i64;
+        let me = self.member_id();
+        let invite = self
+            .change_roster(
+                true,
+                |roster| {
+                    let dept = match &spec.dept {
+                        Some(name) => Some(roster.resolve_dept(name)?.id.clone()),
+                        None => None,
+                    };
+                    Ok(Invite {
+                        id: id.clone(),
+                        secret_hash: Invite::hash_secret(&secret),
+                        role: spec.role,
+                        dept,
+                        expires_at,
+                        created_by: me,
+                        redeemed_by: None,
+                    })
+                },
+                |tx, invite| write::create_invite(tx, invite),
+            )
+            .await?;
+        let (workspace, ws_secret, name) =
+            self.shared.with_ws(|ws| Ok((ws.meta.id, ws.meta.secret, Roster::read(ws.roster.doc()).name)))?;
+        let token = InviteToken {
+            workspace,
+            secret: ws_secret,
+            name,
+            invite_id: invite.id.clone(),
+            invite_secret: secret,
+            addrs: self.reachable_addrs().await,
+        };
+        Ok(InviteInfo {
+            token: token.encode()?,
+            id: invite.id,
+            expires_at,
+        })
+    }
+
+    /// Addresses (with `/p2p/`) where this node and its connected members
+    /// can be reached: what an invite carries.
+    async fn reachable_addrs(&self) -> Vec<String> {
+        let Some(net) = self.net().await else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = net
+            .ask(Command::ListenAddrs)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| with_peer(a, self.peer_id()))
+            .collect();
+        for peer in net.ask(Command::Peers).await.unwrap_or_default() {
+            if peer.member_id.is_none() {
+                continue;
+            }
+            let Ok(id) = peer.peer_id.parse::<PeerId>() else { continue };
+            out.extend(peer.addrs.iter().filter_map(|a| a.parse().ok()).map(|a| with_peer(a, id)));
+        }
+        out.dedup();
+        out
+    }
+
+    /// Creates a department.
+    pub async fn dept_create(&self, name: &str) -> Result<Department, NodeError> {
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        self.change_roster(
+            true,
+            |roster| {
+                roster.check_new_dept_name(name)?;
+                Ok(Department {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                    members: Vec::new(),
+                })
+            },
+            |tx, d| write::create_dept(tx, &d.id, &d.name),
+        )
+        .await
+    }
+
+    /// Renames a department.
+    pub async fn dept_rename(&self, old: &str, new: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let id = roster.resolve_dept(old)?.id.clone();
+                roster.check_new_dept_name(new)?;
+                Ok(id)
+            },
+            |tx, id| write::rename_dept(tx, id, new),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Adds a member to a department.
+    pub async fn dept_add(&self, member: &str, dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                let d = roster.resolve_dept(dept)?;
+                roster.check_dept_add(d, m)?;
+                Ok((d.id.clone(), m.id))
+            },
+            |tx, (d, m)| write::dept_add(tx, d, *m),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Adds many members to a department in one change (bulk onboarding).
+    pub async fn dept_add_many(&self, members: &[MemberId], dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let d = roster.resolve_dept(dept)?;
+                if d.members.len() + members.len() > meshwork_crdt::roster::DEPT_CAPACITY {
+                    return Err(RosterError::DeptFull(d.name.clone()).into());
+                }
+                for m in members {
+                    roster.resolve_member(&m.to_string())?;
+                }
+                Ok(d.id.clone())
+            },
+            |tx, d| members.iter().try_for_each(|m| write::dept_add(tx, d, *m)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Takes a member out of a department.
+    pub async fn dept_remove(&self, member: &str, dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                let d = roster.resolve_dept(dept)?;
+                if !d.members.contains(&m.id) {
+                    return Err(RosterError::NotInDept {
+                        member: m.name.clone(),
+                        dept: d.name.clone(),
+                    }
+                    .into());
+                }
+                Ok((d.id.clone(), m.id))
+            },
+            |tx, (d, m)| write::dept_remove(tx, d, *m),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Makes a member an admin.
+    pub async fn promote(&self, member: &str) -> Result<Member, NodeError> {
+        self.change_roster(
+            true,
+            |roster| Ok(roster.resolve_member(member)?.clone()),
+            |tx, m| write::set_role(tx, m.id, Role::Admin),
+        )
+        .await
+    }
+
+    /// Removes a member from the workspace: out of every department,
+    /// disconnected, and refused from then on.
+    pub async fn remove_member(&self, member: &str) -> Result<Member, NodeError> {
+        let me = self.member_id();
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                if m.id == me {
+                    return Err(NodeError::BadRequest(
+                        "you cannot remove yourself; ask another admin".into(),
+                    ));
+                }
+                Ok(m.clone())
+            },
+            |tx, m| write::remove_member(tx, m.id),
+        )
+        .await
+    }
+
+    /// Adds members directly (admin only): for bulk onboarding and benchmarks.
+    pub async fn add_members(&self, members: &[(MemberId, String)]) -> Result<(), NodeError> {
+        let now = self.shared.clock.now();
+        self.change_roster(
+            true,
+            |roster| {
+                for (id, name) in members {
+                    meshwork_crdt::roster::check_display_name(name)?;
+                    if roster.member(id).is_some() {
+                        return Err(NodeError::Conflict(format!("{id} is already a member")));
+                    }
+                }
+                Ok(())
+            },
+            |tx, ()| {
+                members
+                    .iter()
+                    .try_for_each(|(id, name)| write::add_member(tx, *id, name, Role::Member, now, None))
+            },
+        )
+        .await
+    }
+
+    /// Departments, sorted by name.
+    pub fn depts(&self) -> Result<Vec<Department>, NodeError> {
+        Ok(self.roster()?.depts)
+    }
+
+    /// Active members, of one department or of the workspace.
+    pub fn members(&self, dept: Option<&str>) -> Result<Vec<Member>, NodeError> {
+        let roster = self.roster()?;
+        let members: Vec<Member> = match dept {
+            Some(name) => {
+                let d = roster.resolve_dept(name)?;
+                roster
+                    .active_members()
+                    .filter(|m| d.members.contains(&m.id))
+                    .cloned()
+                    .collect()
+            }
+            None => roster.active_members().cloned().collect(),
+        };
+        Ok(members)
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        match self.net().await {
+            Some(net) => net.ask(Command::Peers).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Addresses this node listens on.
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        match self.net().await {
+            Some(net) => net.ask(Command::ListenAddrs).await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Dials a peer (in addition to those configured).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        let net = self.net().await.ok_or_else(NodeError::no_workspace)?;
+        net.send(Command::Dial(addr)).await;
+        Ok(())
+    }
+
+    /// Everything `meshwork status` shows.
+    pub async fn status(&self) -> Status {
+        Status {
+            member_id: self.member_id().to_string(),
+            peer_id: self.peer_id().to_string(),
+            name: self.name().to_owned(),
+            workspace: self.workspace_status().ok(),
+            listen_addrs: self.listen_addrs().await.iter().map(|a| a.to_string()).collect(),
+            peers: self.peers().await,
+        }
+    }
+
+    fn workspace_status(&self) -> Result<WorkspaceStatus, NodeError> {
+        let me = self.member_id();
+        self.shared.with_ws(|ws| {
+            let roster = Roster::read(ws.roster.doc());
+            Ok(WorkspaceStatus {
+                id: hex::encode(ws.meta.id),
+                name: roster.name.clone(),
+                role: roster.member(&me).filter(|m| !m.removed).map(|m| m.role),
+                members: roster.active_members().count(),
+                departments: roster.depts.len(),
+                documents: vec![DocStatus {
+                    name: "roster".into(),
+                    heads: ws.roster.heads().iter().map(|h| h.to_string()).collect(),
+                    changes: ws.roster.doc().get_changes(&[]).len(),
+                }],
+            })
+        })
+    }
+
+    /// Stops networking and closes the store.
+    pub async fn shutdown(&self) {
+        if let Some(net) = self.net.lock().await.take() {
+            let _ = net.ask(Command::Shutdown).await;
+        }
+        let _ = self.shared.store.flush().await;
+        info!("node stopped");
+    }
+
+    /// The shape of every roster edit: check the caller's role and the
+    /// request against the roster (`plan`), write it (`apply`) as one signed
+    /// change, make it durable, then gossip it. Returns what `plan` decided.
+    async fn change_roster<P>(
+        &self,
+        admin_only: bool,
+        plan: impl FnOnce(&Roster) -> Result<P, NodeError>,
+        apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
+    ) -> Result<P, NodeError> {
+        let signer = &self.shared.identity.signer;
+        let now = self.shared.clock.now();
+        let (planned, change, workspace) = self.shared.with_ws(|ws| {
+            let roster = Roster::read(ws.roster.doc());
+            if admin_only && !roster.is_admin(&signer.id()) {
+                return Err(RosterError::NotAdmin.into());
+            }
+            let planned = plan(&roster)?;
+            let change = ws.roster.change(signer, now, |tx| apply(tx, &planned))?;
+            Ok((planned, change, ws.meta.id))
+        })?;
+        if let Some(change) = change {
+            self.commit(workspace, change).await?;
+        }
+        Ok(planned)
+    }
+
+    async fn commit(&self, workspace: [u8; 32], change: SignedChange) -> Result<(), NodeError> {
+        self.shared.record(&workspace, std::slice::from_ref(&change))?;
+        self.shared.store.flush().await?;
+        if let Some(net) = self.net().await {
+            let data = GossipChange { workspace, change }.encode()?;
+            net.send(Command::Publish(data)).await;
+            net.send(Command::RosterChanged).await;
+        }
+        Ok(())
+    }
+
+    /// Runs a sync round with every connected member now.
+    pub async fn sync_now(&self) {
+        if let Some(net) = self.net().await {
+            net.send(Command::SyncAll).await;
+        }
+    }
+
+    /// The node's home.
+    pub fn home(&self) -> &Home {
+        &self.cfg.home
+    }
+}
+
+fn with_peer(mut addr: Multiaddr, peer: PeerId) -> String {
+    if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.push(Protocol::P2p(peer));
+    }
+    addr.to_string()
+}

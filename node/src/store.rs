@@ -1,0 +1,90 @@
+//! The node's durable state in sled: which workspace it belongs to, and every
+//! accepted change of every document with its signature. Nothing is
+//! acknowledged before [`Store::flush`] returns.
+
+use meshwork_crdt::SignedChange;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// What a node remembers of its workspace besides the documents.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkspaceMeta {
+    /// The roster's genesis change hash.
+    pub id: [u8; 32],
+    /// Seed of the pre-shared network key.
+    pub secret: [u8; 32],
+}
+
+/// The sled database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    changes: sled::Tree,
+}
+
+const WORKSPACE: &[u8] = b"workspace";
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &std::path::Path) -> Result<Self, NodeError> {
+        let db = sled::open(path).map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => NodeError::Conflict(
+                format!("{} is in use: is a daemon already running on this home?", path.display()),
+            ),
+            e => NodeError::from(e),
+        })?;
+        Ok(Self {
+            meta: db.open_tree("meta")?,
+            changes: db.open_tree("changes")?,
+            db,
+        })
+    }
+
+    /// The workspace this node belongs to, if any.
+    pub fn workspace(&self) -> Result<Option<WorkspaceMeta>, NodeError> {
+        match self.meta.get(WORKSPACE)? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the workspace this node belongs to.
+    pub fn set_workspace(&self, meta: &WorkspaceMeta) -> Result<(), NodeError> {
+        self.meta.insert(WORKSPACE, postcard::to_stdvec(meta)?)?;
+        Ok(())
+    }
+
+    /// Adds changes of document `doc` (not yet durable: call [`Self::flush`]).
+    pub fn put_changes(&self, doc: &[u8; 32], changes: &[SignedChange]) -> Result<(), NodeError> {
+        let mut batch = sled::Batch::default();
+        for c in changes {
+            let hash = blake3::hash(&c.bytes);
+            batch.insert(key(doc, hash.as_bytes()).as_slice(), postcard::to_stdvec(c)?);
+        }
+        self.changes.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Every stored change of document `doc`.
+    pub fn changes(&self, doc: &[u8; 32]) -> Result<Vec<SignedChange>, NodeError> {
+        self.changes
+            .scan_prefix(doc)
+            .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
+            .collect()
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<(), NodeError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(doc);
+    k[32..].copy_from_slice(hash);
+    k
+}

@@ -1,0 +1,135 @@
+//! What crosses the network between nodes, and the invite token.
+
+use base64::Engine;
+use meshwork_crdt::{SignedChange, SyncPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// One round of document sync, initiator to responder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The workspace (roster genesis hash).
+    pub workspace: [u8; 32],
+    /// The initiator's sync message, or `None` to poll for more.
+    pub payload: Option<SyncPayload>,
+}
+
+/// The responder's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The responder's sync message, or `None` when it has nothing to say.
+    Sync(Option<SyncPayload>),
+    /// The responder will not sync with this peer; the text says why.
+    Refused(String),
+}
+
+/// A joiner presenting its invite to any member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The workspace the invite is for.
+    pub workspace: [u8; 32],
+    /// The invite's id.
+    pub invite_id: String,
+    /// The invite's secret (its hash is in the roster).
+    pub invite_secret: [u8; 32],
+    /// The joiner's display name.
+    pub name: String,
+}
+
+/// The member's answer to a join.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum JoinResponse {
+    /// The joiner is on the roster now; sync to receive it.
+    Admitted,
+    /// Refused, with a reason the joiner can act on.
+    Refused(String),
+}
+
+/// A signed change as gossiped live.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GossipChange {
+    /// The workspace.
+    pub workspace: [u8; 32],
+    /// The change and its signature.
+    pub change: SignedChange,
+}
+
+impl GossipChange {
+    /// Encodes for gossipsub.
+    pub fn encode(&self) -> Result<Vec<u8>, NodeError> {
+        Ok(postcard::to_stdvec(self)?)
+    }
+
+    /// Decodes from gossipsub; `None` for malformed bytes.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// Everything a joiner needs: how to pass the network's pre-shared key, which
+/// invite to present, and where members may be reached.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InviteToken {
+    /// The workspace id.
+    pub workspace: [u8; 32],
+    /// Seed of the network's pre-shared key.
+    pub secret: [u8; 32],
+    /// The workspace's name, to show the joiner.
+    pub name: String,
+    /// The invite's id.
+    pub invite_id: String,
+    /// The invite's secret.
+    pub invite_secret: [u8; 32],
+    /// Multiaddrs (with `/p2p/`) of members at the time of the invite.
+    pub addrs: Vec<String>,
+}
+
+const TOKEN_PREFIX: &str = "mw1-";
+
+impl InviteToken {
+    /// The one-line form users copy.
+    pub fn encode(&self) -> Result<String, NodeError> {
+        let bytes = postcard::to_stdvec(self)?;
+        Ok(format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        ))
+    }
+
+    /// Parses a token a user pasted.
+    pub fn decode(s: &str) -> Result<Self, NodeError> {
+        let bad = || {
+            NodeError::BadRequest(
+                "that is not a Meshwork invite token (it should start with `mw1-`; copy the whole line `meshwork invite` printed)"
+                    .into(),
+            )
+        };
+        let body = s.trim().strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| bad())?;
+        postcard::from_bytes(&bytes).map_err(|_| bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_and_garbage_is_refused() {
+        let t = InviteToken {
+            workspace: [1; 32],
+            secret: [2; 32],
+            name: "Acme".into(),
+            invite_id: "abc".into(),
+            invite_secret: [3; 32],
+            addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        };
+        assert_eq!(InviteToken::decode(&t.encode().unwrap()).unwrap(), t);
+        for bad in ["", "mw1-", "mw1-!!!", "hello", "mw1-AAAA"] {
+            assert!(InviteToken::decode(bad).is_err(), "{bad}");
+        }
+    }
+}
