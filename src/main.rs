@@ -1,1 +1,5 @@
-fn main(){}
+//! The `meshwork` binary: see the `meshwork-cli` crate.
+
+fn main() -> std::process::ExitCode {
+    meshwork_cli::main()
+}

@@ -1,1 +1,27 @@
-//! x
+//! The `meshwork` command line. `meshwork daemon` (and `up`) run a node in
+//! the foreground; every other command is a client of a running node's
+//! control API, found through `api.json` in the node's home.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod args;
+mod client;
+mod commands;
+mod daemon;
+mod duration;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

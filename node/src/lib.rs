@@ -30,6 +30,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::NodeError;
 pub use home::Home;
 pub use meshwork_crdt as crdt;
+pub use libp2p::Multiaddr;
 pub use net::{NetConfig, PeerInfo};
 pub use node::{InviteInfo, InviteSpec, Node, NodeConfig, Status};
 pub use store::Store;

@@ -9,11 +9,12 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{JOIN_PROTOCOL, SYNC_PROTOCOL};
+pub use libp2p::Multiaddr;
 pub(crate) use event_loop::EventLoop;
 
 use crate::shared::Shared;

@@ -1,0 +1,173 @@
+//! The command line's shape. Names and flags here are a contract scripts
+//! rely on: add, never rename.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Meshwork: a serverless workspace. Departments, feeds and files,
+/// replicated among your colleagues' machines — no server, no operator.
+#[derive(Parser, Debug)]
+#[command(name = "meshwork", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The node's home directory (identity, database, API address).
+    /// Two nodes on one machine need two homes.
+    #[arg(long, global = true, env = "MESHWORK_HOME")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Create this device's identity (offline; no daemon needed).
+    Init {
+        /// Your display name, as colleagues will see it.
+        #[arg(long)]
+        name: String,
+    },
+    /// Run the node in the foreground until Ctrl-C or SIGTERM.
+    Daemon(DaemonArgs),
+    /// Start here: create an identity and a workspace if there are none, run
+    /// the node, and print its addresses and a fresh invite.
+    Up(DaemonArgs),
+    /// Workspace commands.
+    #[command(subcommand)]
+    Workspace(WorkspaceCmd),
+    /// Create an invite and print its one-line token (admins only).
+    Invite {
+        /// Department the joiner is added to.
+        #[arg(long)]
+        dept: Option<String>,
+        /// The joiner's role.
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+        /// How long the invite stays valid (90s, 30m, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = crate::duration::parse)]
+        expires: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a workspace with an invite token.
+    Join {
+        /// The token `meshwork invite` printed.
+        token: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Department commands.
+    #[command(subcommand)]
+    Dept(DeptCmd),
+    /// List members, of the workspace or of one department.
+    Members {
+        /// Only this department's members.
+        #[arg(long)]
+        dept: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Member commands (admins only).
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// This node: identity, workspace, addresses, peers, documents.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connected peers.
+    Peers {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct DaemonArgs {
+    /// Address to listen on for peers (repeatable). Default: all interfaces, a free port.
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// A peer to dial at start (repeatable), e.g. /ip4/192.168.1.7/tcp/4001.
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// Do not discover peers on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Where the control API listens (loopback only). Default: a free port on 127.0.0.1.
+    #[arg(long, value_name = "127.0.0.1:PORT")]
+    pub api: Option<SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WorkspaceCmd {
+    /// Create a workspace; you become its first admin.
+    Create {
+        /// Its name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DeptCmd {
+    /// Create a department.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// Rename a department.
+    Rename {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Add a member (id or unambiguous name) to a department.
+    Add {
+        /// Member id or display name.
+        member: String,
+        /// Department name.
+        dept: String,
+    },
+    /// Take a member out of a department.
+    Remove {
+        /// Member id or display name.
+        member: String,
+        /// Department name.
+        dept: String,
+    },
+    /// List departments.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MemberCmd {
+    /// Make a member an admin.
+    Promote {
+        /// Member id or display name.
+        member: String,
+    },
+    /// Remove a member from the workspace; their node is disconnected and refused.
+    Remove {
+        /// Member id or display name.
+        member: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum RoleArg {
+    Member,
+    Admin,
+}

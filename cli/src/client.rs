@@ -1,0 +1,72 @@
+//! A client of a running daemon's control API.
+
+use anyhow::{anyhow, bail, Context, Result};
+use meshwork_node::home::ApiInfo;
+use meshwork_node::Home;
+use serde_json::Value;
+
+pub(crate) struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// Finds the daemon of `home`, or explains how to start one.
+    pub(crate) fn connect(home: &Home) -> Result<Self> {
+        let no_daemon = || {
+            anyhow!(
+                "no meshwork daemon is running for {}; start one with `meshwork daemon` (or `meshwork up`) and try again",
+                home.root().display()
+            )
+        };
+        let ApiInfo { addr, token, .. } = home.read_api().ok_or_else(no_daemon)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let client = Self {
+            base: format!("http://{addr}"),
+            token,
+            agent,
+        };
+        // A stale api.json (daemon killed) must not look like a live daemon.
+        client.get("/v1/status").map_err(|_| no_daemon())?;
+        Ok(client)
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
+        let resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .context("the daemon did not answer")?;
+        answer(resp)
+    }
+
+    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let resp = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body)
+            .context("the daemon did not answer")?;
+        answer(resp)
+    }
+}
+
+fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Result<Value> {
+    let status = resp.status();
+    let body: Value = resp
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("the daemon answered {status} with a body that is not JSON"))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    match body.get("error").and_then(Value::as_str) {
+        Some(msg) => bail!("{msg}"),
+        None => bail!("the daemon answered {status}"),
+    }
+}

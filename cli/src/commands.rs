@@ -1,0 +1,159 @@
+//! Every command: its request to the daemon and how its answer is printed.
+//! Read commands print exactly one JSON document with `--json`.
+
+use anyhow::{Context, Result};
+use meshwork_node::Home;
+use serde_json::{json, Value};
+
+use crate::args::{Cli, Command, DeptCmd, MemberCmd, RoleArg, WorkspaceCmd};
+use crate::client::Client;
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let home = Home::new(match cli.home {
+        Some(h) => h,
+        None => default_home()?,
+    });
+    let client = || Client::connect(&home);
+    match cli.command {
+        Command::Init { name } => {
+            let id = home.init(&name)?;
+            println!("Created identity {} for {:?} in {}", id.signer.id(), id.name, home.root().display());
+            println!("Next: `meshwork daemon`, then `meshwork workspace create NAME` or `meshwork join TOKEN`.");
+        }
+        Command::Daemon(args) => crate::daemon::run(home, args, false)?,
+        Command::Up(args) => crate::daemon::run(home, args, true)?,
+        Command::Workspace(WorkspaceCmd::Create { name, json }) => {
+            let ws = client()?.post("/v1/workspace", json!({ "name": name }))?;
+            print(json, &ws, |w| format!("Created workspace {} ({}); you are its admin", w["name"], w["id"]));
+        }
+        Command::Invite { dept, role, expires, json } => {
+            let role = match role {
+                RoleArg::Member => "member",
+                RoleArg::Admin => "admin",
+            };
+            let body = json!({ "dept": dept, "role": role, "expires_secs": expires.as_secs() });
+            let invite = client()?.post("/v1/invites", body)?;
+            print(json, &invite, |i| i["token"].as_str().unwrap_or_default().to_owned());
+        }
+        Command::Join { token, json } => {
+            let ws = client()?.post("/v1/join", json!({ "token": token }))?;
+            print(json, &ws, |w| format!("Joined workspace {} ({} members)", w["name"], w["members"]));
+        }
+        Command::Dept(cmd) => dept(client()?, cmd)?,
+        Command::Members { dept, json } => {
+            let path = match &dept {
+                Some(d) => format!("/v1/members?dept={}", urlencode(d)),
+                None => "/v1/members".to_owned(),
+            };
+            let members = client()?.get(&path)?;
+            print(json, &members, |ms| {
+                table(ms, |m| format!("{:<24} {:<7} {}", m["name"].as_str().unwrap_or("?"), m["role"].as_str().unwrap_or("?"), m["id"].as_str().unwrap_or("?")))
+            });
+        }
+        Command::Member(MemberCmd::Promote { member }) => {
+            let m = client()?.post("/v1/members/promote", json!({ "member": member }))?;
+            println!("{} is now an admin", m["name"].as_str().unwrap_or("?"));
+        }
+        Command::Member(MemberCmd::Remove { member }) => {
+            let m = client()?.post("/v1/members/remove", json!({ "member": member }))?;
+            println!("{} was removed from the workspace", m["name"].as_str().unwrap_or("?"));
+        }
+        Command::Status { json } => {
+            let s = client()?.get("/v1/status")?;
+            print(json, &s, status_text);
+        }
+        Command::Peers { json } => {
+            let p = client()?.get("/v1/peers")?;
+            print(json, &p, |ps| {
+                table(ps, |p| format!("{} {}", p["peer_id"].as_str().unwrap_or("?"), if p["member_id"].is_null() { "(not a member)" } else { "member" }))
+            });
+        }
+    }
+    Ok(())
+}
+
+fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
+    match cmd {
+        DeptCmd::Create { name } => {
+            client.post("/v1/depts", json!({ "name": name }))?;
+            println!("Created department {name:?}");
+        }
+        DeptCmd::Rename { old, new } => {
+            client.post("/v1/depts/rename", json!({ "old": old, "new": new }))?;
+            println!("Renamed department {old:?} to {new:?}");
+        }
+        DeptCmd::Add { member, dept } => {
+            client.post("/v1/depts/add", json!({ "member": member, "dept": dept }))?;
+            println!("Added {member} to {dept:?}");
+        }
+        DeptCmd::Remove { member, dept } => {
+            client.post("/v1/depts/remove", json!({ "member": member, "dept": dept }))?;
+            println!("Removed {member} from {dept:?}");
+        }
+        DeptCmd::List { json } => {
+            let depts = client.get("/v1/depts")?;
+            print(json, &depts, |ds| {
+                table(ds, |d| format!("{:<24} {} members", d["name"].as_str().unwrap_or("?"), d["members"].as_array().map_or(0, Vec::len)))
+            });
+        }
+    }
+    Ok(())
+}
+
+fn print(json: bool, v: &Value, text: impl FnOnce(&Value) -> String) {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", text(v));
+    }
+}
+
+fn table(v: &Value, row: impl Fn(&Value) -> String) -> String {
+    match v.as_array() {
+        Some(rows) if rows.is_empty() => "(none)".to_owned(),
+        Some(rows) => rows.iter().map(row).collect::<Vec<_>>().join("\n"),
+        None => v.to_string(),
+    }
+}
+
+fn status_text(s: &Value) -> String {
+    let mut out = format!(
+        "{} ({})\nmember id: {}\npeer id:   {}\n",
+        s["name"].as_str().unwrap_or("?"),
+        s["workspace"]["role"].as_str().unwrap_or("no role"),
+        s["member_id"].as_str().unwrap_or("?"),
+        s["peer_id"].as_str().unwrap_or("?"),
+    );
+    match s["workspace"].as_object() {
+        Some(w) => {
+            out += &format!(
+                "workspace: {} ({} members, {} departments)\n",
+                w["name"], w["members"], w["departments"]
+            );
+            for d in w["documents"].as_array().into_iter().flatten() {
+                out += &format!("  {}: {} changes, heads {}\n", d["name"].as_str().unwrap_or("?"), d["changes"], d["heads"]);
+            }
+        }
+        None => out += "workspace: none yet (`meshwork workspace create NAME` or `meshwork join TOKEN`)\n",
+    }
+    for a in s["listen_addrs"].as_array().into_iter().flatten() {
+        out += &format!("listening on {}\n", a.as_str().unwrap_or("?"));
+    }
+    out += &format!("{} peer(s) connected", s["peers"].as_array().map_or(0, Vec::len));
+    out
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn default_home() -> Result<std::path::PathBuf> {
+    directories::ProjectDirs::from("org", "Meshwork", "meshwork")
+        .map(|d| d.data_dir().to_path_buf())
+        .context("cannot find a data directory for this user; pass --home DIR")
+}

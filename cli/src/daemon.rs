@@ -1,0 +1,113 @@
+//! `meshwork daemon` and `meshwork up`: a node in the foreground, its
+//! control API on loopback, a clean stop on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use meshwork_node::node::InviteSpec;
+use meshwork_node::{api, crdt::roster::Role, Home, Node, NodeConfig};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::DaemonArgs;
+
+pub(crate) fn run(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(home, args, up))
+}
+
+async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
+    if up && !home.has_identity() {
+        let name = whoami();
+        home.init(&name)?;
+        println!("Created an identity for {name:?} in {}", home.root().display());
+    }
+    let mut cfg = NodeConfig::new(home.root());
+    if !args.listen.is_empty() {
+        cfg.net.listen = parse_addrs(&args.listen, "--listen")?;
+    }
+    cfg.net.peers = parse_addrs(&args.peers, "--peer")?;
+    cfg.net.mdns = !args.no_mdns;
+    let node = Node::start(cfg).await?;
+    if up && node.status().await.workspace.is_none() {
+        let ws = node.create_workspace(&format!("{}'s workspace", node.name())).await?;
+        println!("Created workspace {:?}", ws.name);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_addr = args.api.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (server, api_task) = api::serve(node.clone(), api_addr, async {
+        let _ = stop_rx.await;
+    })
+    .await?;
+    println!("member id: {}", node.member_id());
+    for addr in node.listen_addrs().await {
+        println!("listening on {addr}/p2p/{}", node.peer_id());
+    }
+    println!("control API on http://{} (token in {})", server.addr, home.root().join("api.json").display());
+    if up {
+        print_invite(&node).await;
+    }
+    println!("ready");
+    shutdown_signal().await;
+    eprintln!("stopping…");
+    let _ = stop_tx.send(());
+    let _ = api_task.await;
+    node.shutdown().await;
+    home.clear_api();
+    Ok(())
+}
+
+async fn print_invite(node: &Node) {
+    let spec = InviteSpec {
+        dept: None,
+        role: Role::Member,
+        ttl: std::time::Duration::from_secs(24 * 3600),
+    };
+    match node.invite(spec).await {
+        Ok(invite) => {
+            println!("\nInvite a colleague (valid 24h, one use) — on their machine run:\n");
+            println!("  meshwork join {}\n", invite.token);
+        }
+        Err(e) => println!("(no invite: {e})"),
+    }
+}
+
+fn parse_addrs(raw: &[String], flag: &str) -> Result<Vec<meshwork_node::net::Multiaddr>> {
+    raw.iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{flag} {a:?} is not a multiaddr (like /ip4/0.0.0.0/tcp/4001)"))
+        })
+        .collect()
+}
+
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "Meshwork user".to_owned())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
