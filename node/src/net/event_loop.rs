@@ -111,19 +111,25 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         let mut admission_tick = tokio::time::interval(Duration::from_millis(200));
         let mut sync_tick = tokio::time::interval(self.cfg.sync_interval);
-        loop {
+        let done = loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::Shutdown(done)) => { let _ = done.send(()); break; }
+                    Some(Command::Shutdown(done)) => break Some(done),
                     Some(cmd) => self.on_command(cmd),
-                    None => break,
+                    None => break None,
                 },
                 _ = admission_tick.tick() => self.expire_probation(),
                 _ = sync_tick.tick() => self.sync_all(),
             }
-        }
+        };
+        // Release the swarm (its sockets) and the shared state before saying
+        // we are done, so a restart on the same home finds them free.
+        drop(self);
         info!("network stopped");
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
     }
 
     fn on_command(&mut self, cmd: Command) {

@@ -1,0 +1,169 @@
+//! The real `meshwork` binary: two daemons, two homes, driven only through
+//! the command line — create, invite, join, departments, members — and an
+//! acknowledged change surviving `kill -9`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshwork");
+
+fn meshwork(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("MESHWORK_HOME")
+        .output()
+        .expect("the meshwork binary runs")
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = meshwork(home, args);
+    assert!(
+        out.status.success(),
+        "meshwork {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(home, args)).expect("exactly one JSON document")
+}
+
+/// Starts a daemon and waits for its "ready" line.
+fn daemon(home: &Path) -> Child {
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the daemon starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        if line.expect("daemon output") == "ready" {
+            // Keep draining so the daemon never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return child;
+        }
+    }
+    panic!("the daemon exited before it was ready");
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn two_daemons_create_invite_join_and_organise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, h2) = (dir.path().join("ada"), dir.path().join("bob"));
+
+    // Commands other than init/daemon/up need a daemon, and say so.
+    let out = meshwork(&h1, &["status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("meshwork daemon"));
+
+    ok(&h1, &["init", "--name", "Ada Lovelace"]);
+    ok(&h2, &["init", "--name", "Bob"]);
+    let _a = Daemon(daemon(&h1));
+    let _b = Daemon(daemon(&h2));
+
+    let ws = json(&h1, &["workspace", "create", "Acme", "--json"]);
+    assert_eq!(ws["name"], "Acme");
+    ok(&h1, &["dept", "create", "Research"]);
+    let token = ok(&h1, &["invite", "--dept", "Research", "--expires", "1h"]);
+    let joined = json(&h2, &["join", token.trim(), "--json"]);
+    assert_eq!(joined["id"], ws["id"]);
+
+    // The same token twice: refused, clearly.
+    let again = meshwork(&h2, &["join", token.trim()]);
+    assert!(!again.status.success());
+
+    ok(&h1, &["dept", "create", "Sales"]);
+    ok(&h1, &["dept", "add", "Ada Lovelace", "Sales"]);
+    for home in [&h1, &h2] {
+        let mut depts = Value::Null;
+        for _ in 0..200 {
+            depts = json(home, &["dept", "list", "--json"]);
+            if depts.as_array().is_some_and(|d| d.len() == 2) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let names: Vec<&str> = depts.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Research", "Sales"], "on {}", home.display());
+        let research = json(home, &["members", "--dept", "Research", "--json"]);
+        assert_eq!(research[0]["name"], "Bob");
+        let all = json(home, &["members", "--json"]);
+        assert_eq!(all.as_array().unwrap().len(), 2);
+    }
+    let status = json(&h2, &["status", "--json"]);
+    assert_eq!(status["workspace"]["name"], "Acme");
+    assert_eq!(status["peers"].as_array().unwrap().len(), 1);
+
+    // Wrong input: clear errors, non-zero exit.
+    for args in [
+        &["dept", "add", "Nobody", "Sales"][..],
+        &["dept", "create", "Sales"],
+        &["invite", "--expires", "soon"],
+    ] {
+        let out = meshwork(&h1, args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // A member is not an admin.
+    let out = meshwork(&h2, &["dept", "create", "Mine"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only an admin"));
+}
+
+#[test]
+fn an_acknowledged_change_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let mut d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    ok(&home, &["dept", "create", "Durable"]);
+    d.kill().unwrap(); // SIGKILL, right after the acknowledgement
+    d.wait().unwrap();
+    let _d = Daemon(daemon(&home));
+    let depts = json(&home, &["dept", "list", "--json"]);
+    assert_eq!(depts[0]["name"], "Durable");
+}
+
+#[test]
+fn the_api_refuses_requests_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = Daemon(daemon(&home));
+    let api: Value = serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(home.join("api.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(home.join("identity.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let addr = api["addr"].as_str().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(s, "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+}

@@ -1,0 +1,111 @@
+//! Real nodes in one process, on 127.0.0.1, with a shared manual clock.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use meshwork::node::crdt::roster::{Role, Roster};
+use meshwork::node::{Home, InviteSpec, ManualClock, Node, NodeConfig};
+use tempfile::TempDir;
+
+pub const T0: i64 = 1_800_000_000_000;
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestNode {
+    pub node: Node,
+    pub dir: TempDir,
+}
+
+impl std::ops::Deref for TestNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+pub fn config(dir: &TempDir, clock: &ManualClock) -> NodeConfig {
+    let mut cfg = NodeConfig::new(dir.path());
+    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.net.mdns = false;
+    cfg.net.probation = Duration::from_millis(500);
+    cfg.net.sync_interval = Duration::from_secs(1);
+    cfg.clock = std::sync::Arc::new(clock.clone());
+    cfg.join_timeout = Duration::from_secs(10);
+    cfg
+}
+
+/// A node with a fresh identity named `name`, in no workspace yet.
+pub async fn spawn(name: &str, clock: &ManualClock) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    Home::new(dir.path()).init(name).unwrap();
+    let node = Node::start(config(&dir, clock)).await.unwrap();
+    TestNode { node, dir }
+}
+
+/// Stops a node and releases its home.
+pub async fn stop(t: TestNode) -> TempDir {
+    let TestNode { node, dir } = t;
+    node.shutdown().await;
+    drop(node);
+    dir
+}
+
+/// Restarts a stopped node on its old home.
+pub async fn restart(dir: TempDir, clock: &ManualClock, peers: Vec<String>) -> TestNode {
+    let mut cfg = config(&dir, clock);
+    cfg.net.peers = peers.iter().map(|p| p.parse().unwrap()).collect();
+    let node = Node::start(cfg).await.unwrap();
+    TestNode { node, dir }
+}
+
+pub async fn invite(by: &Node, dept: Option<&str>) -> String {
+    by.invite(InviteSpec {
+        dept: dept.map(str::to_owned),
+        role: Role::Member,
+        ttl: Duration::from_secs(3600),
+    })
+    .await
+    .unwrap()
+    .token
+}
+
+/// An admin's workspace "Acme" and `others` members who joined it.
+pub async fn office(others: &[&str]) -> (ManualClock, TestNode, Vec<TestNode>) {
+    let clock = ManualClock::new(T0);
+    let admin = spawn("Ada", &clock).await;
+    admin.create_workspace("Acme").await.unwrap();
+    let mut nodes = Vec::new();
+    for name in others {
+        let n = spawn(name, &clock).await;
+        n.join(&invite(&admin, None).await).await.unwrap();
+        nodes.push(n);
+    }
+    (clock, admin, nodes)
+}
+
+/// Waits until `pred` holds for `node`'s roster.
+pub async fn until_roster(node: &Node, what: &str, pred: impl Fn(&Roster) -> bool) {
+    assert!(node.wait_roster(pred, WAIT).await, "timed out waiting for: {what}");
+}
+
+/// Polls an async condition (every 50 ms) until it holds, or fails the test.
+pub async fn until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn connected(a: &Node, b: &Node) -> bool {
+    let id = b.peer_id().to_string();
+    a.peers().await.iter().any(|p| p.peer_id == id)
+}
+
+pub async fn addr(n: &Node) -> String {
+    format!("{}/p2p/{}", n.listen_addrs().await[0], n.peer_id())
+}

@@ -1,0 +1,200 @@
+//! The spine with real nodes over real sockets: a workspace that several
+//! nodes replicate, and the ways in which outsiders and forgers fail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use meshwork::crdt::automerge::transaction::CommitOptions;
+use meshwork::crdt::automerge::{ActorId, ChangeHash, ReadDoc};
+use meshwork::crdt::roster::write;
+use meshwork::crdt::signed::Rules;
+use meshwork::crdt::{SignedChange, SignedDoc};
+use meshwork::node::{Home, NodeError, Store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_converge_on_a_roster() {
+    let (_clock, ada, others) = office(&["Bob", "Cleo"]).await;
+    let [bob, cleo] = &others[..] else { unreachable!() };
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Bob", "Research").await.unwrap();
+    ada.dept_rename("Research", "R&D").await.unwrap();
+    for n in [bob, cleo] {
+        until_roster(n, "R&D holds Bob", |r| {
+            r.resolve_dept("R&D").is_ok_and(|d| d.members == vec![bob.member_id()])
+        })
+        .await;
+    }
+    let a = ada.roster().unwrap();
+    assert_eq!(a.active_members().count(), 3);
+    until_roster(bob, "same roster as Ada", |r| *r == a).await;
+    until_roster(cleo, "same roster as Ada", |r| *r == a).await;
+    // A member reads, but cannot restructure.
+    let err = bob.dept_create("Bob's").await.unwrap_err();
+    assert!(matches!(err, NodeError::Forbidden(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_is_admitted_while_the_inviting_admin_is_offline() {
+    let (clock, ada, others) = office(&["Bob"]).await;
+    let bob = &others[0];
+    until("Ada and Bob connected", || connected(&ada, bob)).await;
+    let token = invite(&ada, None).await;
+    ada.shutdown().await;
+    let cleo = spawn("Cleo", &clock).await;
+    cleo.join(&token).await.unwrap();
+    let roster = cleo.roster().unwrap();
+    assert!(roster.is_active(&cleo.member_id()));
+    assert_eq!(roster.name, "Acme");
+    until_roster(bob, "Bob sees Cleo", |r| r.is_active(&cleo.member_id())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_or_used_invite_is_refused() {
+    let (clock, ada, _) = office(&[]).await;
+    let token = invite(&ada, None).await;
+    clock.advance(Duration::from_secs(2 * 3600));
+    let late = spawn("Late", &clock).await;
+    let err = late.join(&token).await.unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert!(late.status().await.workspace.is_none());
+
+    let token = invite(&ada, None).await;
+    spawn("First", &clock).await.join(&token).await.unwrap();
+    let second = spawn("Second", &clock).await;
+    let err = second.join(&token).await.unwrap_err();
+    assert!(err.to_string().contains("already used"), "{err}");
+    assert!(!ada.roster().unwrap().is_active(&second.member_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_were_apart_converge_when_they_reconnect() {
+    let (clock, ada, mut others) = office(&["Bob"]).await;
+    ada.promote("Bob").await.unwrap();
+    let bob = others.pop().unwrap();
+    until_roster(&bob, "Bob is admin", |r| r.is_admin(&bob.member_id())).await;
+
+    // Apart: Bob stops; Ada works alone; Ada stops; Bob works alone.
+    let bob_dir = stop(bob).await;
+    ada.dept_create("Sales").await.unwrap();
+    let ada_dir = stop(ada).await;
+    let bob = restart(bob_dir, &clock, vec![]).await;
+    bob.dept_create("Support").await.unwrap();
+
+    // Together again: Ada dials Bob; no sync command is given.
+    let ada = restart(ada_dir, &clock, vec![addr(&bob).await]).await;
+    for n in [&ada, &bob] {
+        until_roster(n, "both departments", |r| {
+            r.resolve_dept("Sales").is_ok() && r.resolve_dept("Support").is_ok()
+        })
+        .await;
+    }
+    assert_eq!(ada.roster().unwrap(), bob.roster().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_admin_change_is_rejected_and_not_forwarded() {
+    let (clock, ada, mut others) = office(&["Bob", "Cleo"]).await;
+    let cleo = others.pop().unwrap();
+    let bob = others.pop().unwrap();
+    until_roster(&cleo, "Cleo knows Bob", |r| r.is_active(&bob.member_id())).await;
+
+    // Bob's node turns hostile: a change only an admin may make, signed with
+    // Bob's own key, is slipped into his store.
+    let bob_dir = stop(bob).await;
+    let ws_id = ada.status().await.workspace.unwrap().id;
+    forge_into_store(&bob_dir, &ws_id, |tx| write::create_dept(tx, "evil", "Evil"));
+    let bob = restart(bob_dir, &clock, vec![addr(&ada).await]).await;
+    assert!(bob.roster().unwrap().resolve_dept("Evil").is_ok(), "the forgery is in Bob's store");
+
+    // Ada refuses it and cuts Bob off; Cleo never sees it either.
+    until("Ada disconnects Bob", || async { !connected(&ada, &bob).await }).await;
+    ada.dept_create("After").await.unwrap();
+    until_roster(&cleo, "Cleo sees Ada's later change", |r| r.resolve_dept("After").is_ok()).await;
+    for n in [&ada, &cleo] {
+        assert!(n.roster().unwrap().resolve_dept("Evil").is_err());
+    }
+}
+
+/// Writes a change built by hand, signed by the home's own key, straight
+/// into a stopped node's store.
+fn forge_into_store(
+    dir: &tempfile::TempDir,
+    ws_id: &str,
+    edit: impl FnOnce(&mut meshwork::crdt::automerge::transaction::Transaction<'_>) -> Result<(), meshwork::crdt::automerge::AutomergeError>,
+) {
+    let id: [u8; 32] = hex::decode(ws_id).unwrap().try_into().unwrap();
+    let signer = Home::new(dir.path()).identity().unwrap().signer;
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let doc = SignedDoc::load(Rules::Roster { workspace: ChangeHash(id) }, store.changes(&id).unwrap()).unwrap();
+    let mut raw = doc.doc().fork();
+    raw.set_actor(ActorId::from(signer.id().as_bytes().as_slice()));
+    let hash = raw
+        .transact_with(|_| CommitOptions::default(), edit)
+        .unwrap()
+        .hash
+        .unwrap();
+    let change = raw.get_change_by_hash(&hash).unwrap();
+    let forged = SignedChange {
+        bytes: change.raw_bytes().to_vec(),
+        signature: signer.sign_change(&hash.0).to_vec(),
+    };
+    store.put_changes(&id, &[forged]).unwrap();
+    futures::executor::block_on(store.flush()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_without_the_key_cannot_connect() {
+    let (clock, ada, _) = office(&[]).await;
+    let token = invite(&ada, None).await;
+    // Same invite, but a different network key: the handshake cannot finish.
+    let mut forged = meshwork::node::wire::InviteToken::decode(&token).unwrap();
+    forged.secret = [0x55; 32];
+    let outsider = spawn("Mallory", &clock).await;
+    let err = outsider.join(&forged.encode().unwrap()).await.unwrap_err();
+    assert!(matches!(err, NodeError::Unreachable(_)), "{err}");
+    assert!(!connected(&ada, &outsider).await);
+    assert!(!ada.roster().unwrap().is_active(&outsider.member_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holder_without_a_valid_invite_is_disconnected() {
+    let (clock, ada, _) = office(&[]).await;
+    let token = invite(&ada, None).await;
+    let mut forged = meshwork::node::wire::InviteToken::decode(&token).unwrap();
+    forged.invite_secret = [0x66; 32];
+    let intruder = spawn("Mallory", &clock).await;
+    let err = intruder.join(&forged.encode().unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("forged"), "{err}");
+    assert!(!ada.roster().unwrap().is_active(&intruder.member_id()));
+    // It passed the network key, so it reached Ada, but it may not stay.
+    let mut again = forged.clone();
+    again.invite_id = "nonsense".into();
+    let lingerer = spawn("Lingerer", &clock).await;
+    let _ = lingerer.join(&again.encode().unwrap()).await;
+    until("Ada drops non-members", || async {
+        !connected(&ada, &intruder).await && !connected(&ada, &lingerer).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_disconnected_and_refused() {
+    let (_clock, ada, others) = office(&["Bob", "Cleo"]).await;
+    let [bob, cleo] = &others[..] else { unreachable!() };
+    until("Ada and Bob connected", || connected(&ada, bob)).await;
+    let removed = ada.remove_member("Bob").await.unwrap();
+    assert_eq!(removed.id, bob.member_id());
+    until_roster(cleo, "Cleo sees Bob removed", |r| !r.is_active(&bob.member_id())).await;
+    until("Ada and Cleo drop Bob", || async {
+        !connected(&ada, bob).await && !connected(cleo, bob).await
+    })
+    .await;
+    // Bob tries again: the connection is refused.
+    bob.dial(addr(&ada).await.parse().unwrap()).await.unwrap();
+    ada.dept_create("Later").await.unwrap();
+    until_roster(cleo, "Cleo sees a later change", |r| r.resolve_dept("Later").is_ok()).await;
+    assert!(!connected(&ada, bob).await);
+    assert!(bob.roster().unwrap().resolve_dept("Later").is_err());
+}
