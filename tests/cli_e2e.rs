@@ -35,7 +35,9 @@ fn json(home: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(home, args)).expect("exactly one JSON document")
 }
 
-/// Starts a daemon and waits for its "ready" line.
+/// Starts a daemon and waits for its "ready" line. Callers own the child
+/// (wrapped in [`Daemon`], which reaps it).
+#[allow(clippy::zombie_processes)]
 fn daemon(home: &Path) -> Child {
     let mut child = Command::new(BIN)
         .arg("--home")
@@ -103,7 +105,12 @@ fn two_daemons_create_invite_join_and_organise() {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let names: Vec<&str> = depts.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = depts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Research", "Sales"], "on {}", home.display());
         let research = json(home, &["members", "--dept", "Research", "--json"]);
         assert_eq!(research[0]["name"], "Bob");
@@ -150,19 +157,30 @@ fn the_api_refuses_requests_without_the_token() {
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
     let _d = Daemon(daemon(&home));
-    let api: Value = serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
+    let api: Value =
+        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.join("api.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.join("api.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let mode = std::fs::metadata(home.join("identity.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.join("identity.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let addr = api["addr"].as_str().unwrap();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     use std::io::{Read, Write};
-    write!(s, "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");

@@ -16,13 +16,16 @@ use meshwork::node::{Home, NodeError, Store};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_on_a_roster() {
     let (_clock, ada, others) = office(&["Bob", "Cleo"]).await;
-    let [bob, cleo] = &others[..] else { unreachable!() };
+    let [bob, cleo] = &others[..] else {
+        unreachable!()
+    };
     ada.dept_create("Research").await.unwrap();
     ada.dept_add("Bob", "Research").await.unwrap();
     ada.dept_rename("Research", "R&D").await.unwrap();
     for n in [bob, cleo] {
         until_roster(n, "R&D holds Bob", |r| {
-            r.resolve_dept("R&D").is_ok_and(|d| d.members == vec![bob.member_id()])
+            r.resolve_dept("R&D")
+                .is_ok_and(|d| d.members == vec![bob.member_id()])
         })
         .await;
     }
@@ -104,14 +107,25 @@ async fn a_forged_admin_change_is_rejected_and_not_forwarded() {
     // Bob's own key, is slipped into his store.
     let bob_dir = stop(bob).await;
     let ws_id = ada.status().await.workspace.unwrap().id;
-    forge_into_store(&bob_dir, &ws_id, |tx| write::create_dept(tx, "evil", "Evil"));
+    forge_into_store(&bob_dir, &ws_id, |tx| {
+        write::create_dept(tx, "evil", "Evil")
+    });
     let bob = restart(bob_dir, &clock, vec![addr(&ada).await]).await;
-    assert!(bob.roster().unwrap().resolve_dept("Evil").is_ok(), "the forgery is in Bob's store");
+    assert!(
+        bob.roster().unwrap().resolve_dept("Evil").is_ok(),
+        "the forgery is in Bob's store"
+    );
 
     // Ada refuses it and cuts Bob off; Cleo never sees it either.
-    until("Ada disconnects Bob", || async { !connected(&ada, &bob).await }).await;
+    until("Ada disconnects Bob", || async {
+        !connected(&ada, &bob).await
+    })
+    .await;
     ada.dept_create("After").await.unwrap();
-    until_roster(&cleo, "Cleo sees Ada's later change", |r| r.resolve_dept("After").is_ok()).await;
+    until_roster(&cleo, "Cleo sees Ada's later change", |r| {
+        r.resolve_dept("After").is_ok()
+    })
+    .await;
     for n in [&ada, &cleo] {
         assert!(n.roster().unwrap().resolve_dept("Evil").is_err());
     }
@@ -122,12 +136,20 @@ async fn a_forged_admin_change_is_rejected_and_not_forwarded() {
 fn forge_into_store(
     dir: &tempfile::TempDir,
     ws_id: &str,
-    edit: impl FnOnce(&mut meshwork::crdt::automerge::transaction::Transaction<'_>) -> Result<(), meshwork::crdt::automerge::AutomergeError>,
+    edit: impl FnOnce(
+        &mut meshwork::crdt::automerge::transaction::Transaction<'_>,
+    ) -> Result<(), meshwork::crdt::automerge::AutomergeError>,
 ) {
     let id: [u8; 32] = hex::decode(ws_id).unwrap().try_into().unwrap();
     let signer = Home::new(dir.path()).identity().unwrap().signer;
     let store = Store::open(&dir.path().join("db")).unwrap();
-    let doc = SignedDoc::load(Rules::Roster { workspace: ChangeHash(id) }, store.changes(&id).unwrap()).unwrap();
+    let doc = SignedDoc::load(
+        Rules::Roster {
+            workspace: ChangeHash(id),
+        },
+        store.changes(&id).unwrap(),
+    )
+    .unwrap();
     let mut raw = doc.doc().fork();
     raw.set_actor(ActorId::from(signer.id().as_bytes().as_slice()));
     let hash = raw
@@ -182,11 +204,16 @@ async fn a_key_holder_without_a_valid_invite_is_disconnected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_is_disconnected_and_refused() {
     let (_clock, ada, others) = office(&["Bob", "Cleo"]).await;
-    let [bob, cleo] = &others[..] else { unreachable!() };
+    let [bob, cleo] = &others[..] else {
+        unreachable!()
+    };
     until("Ada and Bob connected", || connected(&ada, bob)).await;
     let removed = ada.remove_member("Bob").await.unwrap();
     assert_eq!(removed.id, bob.member_id());
-    until_roster(cleo, "Cleo sees Bob removed", |r| !r.is_active(&bob.member_id())).await;
+    until_roster(cleo, "Cleo sees Bob removed", |r| {
+        !r.is_active(&bob.member_id())
+    })
+    .await;
     until("Ada and Cleo drop Bob", || async {
         !connected(&ada, bob).await && !connected(cleo, bob).await
     })
@@ -194,7 +221,10 @@ async fn a_removed_member_is_disconnected_and_refused() {
     // Bob tries again: the connection is refused.
     bob.dial(addr(&ada).await.parse().unwrap()).await.unwrap();
     ada.dept_create("Later").await.unwrap();
-    until_roster(cleo, "Cleo sees a later change", |r| r.resolve_dept("Later").is_ok()).await;
+    until_roster(cleo, "Cleo sees a later change", |r| {
+        r.resolve_dept("Later").is_ok()
+    })
+    .await;
     assert!(!connected(&ada, bob).await);
     assert!(bob.roster().unwrap().resolve_dept("Later").is_err());
 }

@@ -17,27 +17,46 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { name } => {
             let id = home.init(&name)?;
-            println!("Created identity {} for {:?} in {}", id.signer.id(), id.name, home.root().display());
+            println!(
+                "Created identity {} for {:?} in {}",
+                id.signer.id(),
+                id.name,
+                home.root().display()
+            );
             println!("Next: `meshwork daemon`, then `meshwork workspace create NAME` or `meshwork join TOKEN`.");
         }
         Command::Daemon(args) => crate::daemon::run(home, args, false)?,
         Command::Up(args) => crate::daemon::run(home, args, true)?,
         Command::Workspace(WorkspaceCmd::Create { name, json }) => {
             let ws = client()?.post("/v1/workspace", json!({ "name": name }))?;
-            print(json, &ws, |w| format!("Created workspace {} ({}); you are its admin", w["name"], w["id"]));
+            print(json, &ws, |w| {
+                format!(
+                    "Created workspace {} ({}); you are its admin",
+                    w["name"], w["id"]
+                )
+            });
         }
-        Command::Invite { dept, role, expires, json } => {
+        Command::Invite {
+            dept,
+            role,
+            expires,
+            json,
+        } => {
             let role = match role {
                 RoleArg::Member => "member",
                 RoleArg::Admin => "admin",
             };
             let body = json!({ "dept": dept, "role": role, "expires_secs": expires.as_secs() });
             let invite = client()?.post("/v1/invites", body)?;
-            print(json, &invite, |i| i["token"].as_str().unwrap_or_default().to_owned());
+            print(json, &invite, |i| {
+                i["token"].as_str().unwrap_or_default().to_owned()
+            });
         }
         Command::Join { token, json } => {
             let ws = client()?.post("/v1/join", json!({ "token": token }))?;
-            print(json, &ws, |w| format!("Joined workspace {} ({} members)", w["name"], w["members"]));
+            print(json, &ws, |w| {
+                format!("Joined workspace {} ({} members)", w["name"], w["members"])
+            });
         }
         Command::Dept(cmd) => dept(client()?, cmd)?,
         Command::Members { dept, json } => {
@@ -47,7 +66,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             };
             let members = client()?.get(&path)?;
             print(json, &members, |ms| {
-                table(ms, |m| format!("{:<24} {:<7} {}", m["name"].as_str().unwrap_or("?"), m["role"].as_str().unwrap_or("?"), m["id"].as_str().unwrap_or("?")))
+                table(ms, |m| {
+                    format!(
+                        "{:<24} {:<7} {}",
+                        m["name"].as_str().unwrap_or("?"),
+                        m["role"].as_str().unwrap_or("?"),
+                        m["id"].as_str().unwrap_or("?")
+                    )
+                })
             });
         }
         Command::Member(MemberCmd::Promote { member }) => {
@@ -56,7 +82,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Member(MemberCmd::Remove { member }) => {
             let m = client()?.post("/v1/members/remove", json!({ "member": member }))?;
-            println!("{} was removed from the workspace", m["name"].as_str().unwrap_or("?"));
+            println!(
+                "{} was removed from the workspace",
+                m["name"].as_str().unwrap_or("?")
+            );
         }
         Command::Status { json } => {
             let s = client()?.get("/v1/status")?;
@@ -65,7 +94,17 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Peers { json } => {
             let p = client()?.get("/v1/peers")?;
             print(json, &p, |ps| {
-                table(ps, |p| format!("{} {}", p["peer_id"].as_str().unwrap_or("?"), if p["member_id"].is_null() { "(not a member)" } else { "member" }))
+                table(ps, |p| {
+                    format!(
+                        "{} {}",
+                        p["peer_id"].as_str().unwrap_or("?"),
+                        if p["member_id"].is_null() {
+                            "(not a member)"
+                        } else {
+                            "member"
+                        }
+                    )
+                })
             });
         }
     }
@@ -87,13 +126,22 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
             println!("Added {member} to {dept:?}");
         }
         DeptCmd::Remove { member, dept } => {
-            client.post("/v1/depts/remove", json!({ "member": member, "dept": dept }))?;
+            client.post(
+                "/v1/depts/remove",
+                json!({ "member": member, "dept": dept }),
+            )?;
             println!("Removed {member} from {dept:?}");
         }
         DeptCmd::List { json } => {
             let depts = client.get("/v1/depts")?;
             print(json, &depts, |ds| {
-                table(ds, |d| format!("{:<24} {} members", d["name"].as_str().unwrap_or("?"), d["members"].as_array().map_or(0, Vec::len)))
+                table(ds, |d| {
+                    format!(
+                        "{:<24} {} members",
+                        d["name"].as_str().unwrap_or("?"),
+                        d["members"].as_array().map_or(0, Vec::len)
+                    )
+                })
             });
         }
     }
@@ -131,22 +179,35 @@ fn status_text(s: &Value) -> String {
                 w["name"], w["members"], w["departments"]
             );
             for d in w["documents"].as_array().into_iter().flatten() {
-                out += &format!("  {}: {} changes, heads {}\n", d["name"].as_str().unwrap_or("?"), d["changes"], d["heads"]);
+                out += &format!(
+                    "  {}: {} changes, heads {}\n",
+                    d["name"].as_str().unwrap_or("?"),
+                    d["changes"],
+                    d["heads"]
+                );
             }
         }
-        None => out += "workspace: none yet (`meshwork workspace create NAME` or `meshwork join TOKEN`)\n",
+        None => {
+            out +=
+                "workspace: none yet (`meshwork workspace create NAME` or `meshwork join TOKEN`)\n"
+        }
     }
     for a in s["listen_addrs"].as_array().into_iter().flatten() {
         out += &format!("listening on {}\n", a.as_str().unwrap_or("?"));
     }
-    out += &format!("{} peer(s) connected", s["peers"].as_array().map_or(0, Vec::len));
+    out += &format!(
+        "{} peer(s) connected",
+        s["peers"].as_array().map_or(0, Vec::len)
+    );
     out
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

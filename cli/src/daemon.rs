@@ -13,7 +13,8 @@ use crate::args::DaemonArgs;
 pub(crate) fn run(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -25,7 +26,10 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     if up && !home.has_identity() {
         let name = whoami();
         home.init(&name)?;
-        println!("Created an identity for {name:?} in {}", home.root().display());
+        println!(
+            "Created an identity for {name:?} in {}",
+            home.root().display()
+        );
     }
     let mut cfg = NodeConfig::new(home.root());
     if !args.listen.is_empty() {
@@ -35,7 +39,9 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     cfg.net.mdns = !args.no_mdns;
     let node = Node::start(cfg).await?;
     if up && node.status().await.workspace.is_none() {
-        let ws = node.create_workspace(&format!("{}'s workspace", node.name())).await?;
+        let ws = node
+            .create_workspace(&format!("{}'s workspace", node.name()))
+            .await?;
         println!("Created workspace {:?}", ws.name);
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -48,7 +54,11 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     for addr in node.listen_addrs().await {
         println!("listening on {addr}/p2p/{}", node.peer_id());
     }
-    println!("control API on http://{} (token in {})", server.addr, home.root().join("api.json").display());
+    println!(
+        "control API on http://{} (token in {})",
+        server.addr,
+        home.root().join("api.json").display()
+    );
     if up {
         print_invite(&node).await;
     }
@@ -80,8 +90,9 @@ async fn print_invite(node: &Node) {
 fn parse_addrs(raw: &[String], flag: &str) -> Result<Vec<meshwork_node::net::Multiaddr>> {
     raw.iter()
         .map(|a| {
-            a.parse()
-                .with_context(|| format!("{flag} {a:?} is not a multiaddr (like /ip4/0.0.0.0/tcp/4001)"))
+            a.parse().with_context(|| {
+                format!("{flag} {a:?} is not a multiaddr (like /ip4/0.0.0.0/tcp/4001)")
+            })
         })
         .collect()
 }

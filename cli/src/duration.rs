@@ -4,7 +4,8 @@ use std::time::Duration;
 
 /// Parses `<number><unit>` with unit s, m, h or d.
 pub(crate) fn parse(s: &str) -> Result<Duration, String> {
-    let err = || format!("{s:?} is not a duration: use a number and a unit, like 90s, 30m, 24h or 7d");
+    let err =
+        || format!("{s:?} is not a duration: use a number and a unit, like 90s, 30m, 24h or 7d");
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
     let (n, unit) = s.split_at(split);

@@ -17,7 +17,9 @@ pub(crate) mod view;
 pub mod write;
 
 pub(crate) use rules::authorize;
-pub use view::{check_name as check_display_name, Department, Invite, Member, Roster, RosterError, Role};
+pub use view::{
+    check_name as check_display_name, Department, Invite, Member, Role, Roster, RosterError,
+};
 
 /// The most members a department may hold.
 pub const DEPT_CAPACITY: usize = 1000;

@@ -153,8 +153,8 @@ impl SignedDoc {
         let mut this = Self::new(rules);
         let mut changes = Vec::with_capacity(stored.len());
         for sc in stored {
-            let change = Change::from_bytes(sc.bytes)
-                .map_err(|e| Rejection::Malformed(e.to_string()))?;
+            let change =
+                Change::from_bytes(sc.bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
             let sig = verified_signature(&change, &sc.signature)?;
             this.signatures.insert(change.hash(), sig);
             changes.push(change);
@@ -210,7 +210,10 @@ impl SignedDoc {
         else {
             return Ok(None);
         };
-        let change = self.doc.get_change_by_hash(&hash).ok_or(AutomergeError::Fail)?;
+        let change = self
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or(AutomergeError::Fail)?;
         if let Err(reason) = self.authorize(&change, signer.id()) {
             self.rollback(&before, Vec::new())?;
             return Err(Rejection::Unauthorized {

@@ -79,9 +79,11 @@ fn forge(
 }
 
 fn add_member(doc: &mut SignedDoc, admin: &Signer, who: &Signer, role: Role) -> SignedChange {
-    doc.change(admin, T0, |tx| write::add_member(tx, who.id(), "Bob", role, T0, None))
-        .unwrap()
-        .unwrap()
+    doc.change(admin, T0, |tx| {
+        write::add_member(tx, who.id(), "Bob", role, T0, None)
+    })
+    .unwrap()
+    .unwrap()
 }
 
 #[test]
@@ -118,7 +120,9 @@ fn a_forged_signature_is_refused() {
 fn an_unsigned_or_garbage_change_is_refused() {
     let ada = signer(1);
     let (doc, mut replica) = workspace(&ada);
-    let mut c = forge(&doc, &ada, &ada, |tx| write::create_dept(tx, "d", "D").unwrap());
+    let mut c = forge(&doc, &ada, &ada, |tx| {
+        write::create_dept(tx, "d", "D").unwrap()
+    });
     c.signature.clear();
     let got = replica.ingest(vec![
         c,
@@ -160,14 +164,20 @@ fn a_member_cannot_change_the_structure() {
         let forged = forge(&replica, &bob, &bob, edit);
         let got = replica.ingest(vec![forged]);
         assert!(got.accepted.is_empty());
-        assert!(matches!(got.rejected[..], [Rejection::Unauthorized { .. }]), "{:?}", got.rejected);
+        assert!(
+            matches!(got.rejected[..], [Rejection::Unauthorized { .. }]),
+            "{:?}",
+            got.rejected
+        );
     }
     let roster = Roster::read(replica.doc());
     assert_eq!(roster.name, "Acme");
     assert!(roster.depts.is_empty());
     assert!(!roster.is_admin(&bob.id()));
     // Bob may rename himself.
-    let ok = forge(&replica, &bob, &bob, |tx| write::set_name(tx, signer(2).id(), "Robert").unwrap());
+    let ok = forge(&replica, &bob, &bob, |tx| {
+        write::set_name(tx, signer(2).id(), "Robert").unwrap()
+    });
     assert_eq!(replica.ingest(vec![ok]).accepted.len(), 1);
 }
 
@@ -182,7 +192,9 @@ fn a_stranger_and_a_removed_member_change_nothing() {
         .unwrap();
     assert_eq!(replica.ingest(vec![added, removed]).accepted.len(), 2);
     for who in [&bob, &eve] {
-        let forged = forge(&replica, who, who, |tx| write::create_dept(tx, "x", "X").unwrap());
+        let forged = forge(&replica, who, who, |tx| {
+            write::create_dept(tx, "x", "X").unwrap()
+        });
         assert!(replica.ingest(vec![forged]).accepted.is_empty());
     }
 }
@@ -191,15 +203,18 @@ fn a_stranger_and_a_removed_member_change_nothing() {
 fn a_change_building_on_a_rejected_one_is_refused_too() {
     let (ada, eve) = (signer(1), signer(3));
     let (doc, mut replica) = workspace(&ada);
-    let bad = forge(&doc, &eve, &eve, |tx| write::create_dept(tx, "x", "X").unwrap());
+    let bad = forge(&doc, &eve, &eve, |tx| {
+        write::create_dept(tx, "x", "X").unwrap()
+    });
     // Force Eve's change into a raw copy, and have Ada build on it.
     let mut raw = doc.doc().fork();
-    raw.apply_changes(vec![automerge::Change::from_bytes(bad.bytes.clone()).unwrap()]).unwrap();
+    raw.apply_changes(vec![
+        automerge::Change::from_bytes(bad.bytes.clone()).unwrap()
+    ])
+    .unwrap();
     raw.set_actor(ActorId::from(ada.id().as_bytes().as_slice()));
     let h = raw
-        .transact::<_, _, automerge::AutomergeError>(|tx| {
-            tx.put(ROOT, "name", "After").map(|_| ())
-        })
+        .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "name", "After").map(|_| ()))
         .unwrap()
         .hash
         .unwrap();
@@ -230,9 +245,11 @@ fn a_member_admits_a_joiner_with_a_valid_invite_once() {
     let (ada, bob, carol, dave) = (signer(1), signer(2), signer(3), signer(4));
     let (mut doc, _) = workspace(&ada);
     add_member(&mut doc, &ada, &bob, Role::Member);
-    doc.change(&ada, T0, |tx| write::create_dept(tx, "d1", "Research")).unwrap();
+    doc.change(&ada, T0, |tx| write::create_dept(tx, "d1", "Research"))
+        .unwrap();
     let inv = invite(&ada, Role::Member, Some("d1"));
-    doc.change(&ada, T0, |tx| write::create_invite(tx, &inv)).unwrap();
+    doc.change(&ada, T0, |tx| write::create_invite(tx, &inv))
+        .unwrap();
     let mut replica = SignedDoc::new(doc.rules().clone());
     assert!(sync_pair(&doc, &mut replica).is_empty());
 
@@ -245,7 +262,10 @@ fn a_member_admits_a_joiner_with_a_valid_invite_once() {
     assert_eq!(got.accepted.len(), 1, "{:?}", got.rejected);
     let roster = Roster::read(replica.doc());
     assert!(roster.is_active(&carol.id()));
-    assert_eq!(roster.resolve_dept("Research").unwrap().members, vec![carol.id()]);
+    assert_eq!(
+        roster.resolve_dept("Research").unwrap().members,
+        vec![carol.id()]
+    );
 
     // The same invite again, for Dave: refused.
     let again = forge(&replica, &bob, &bob, |tx| {
@@ -290,8 +310,10 @@ fn a_department_holds_at_most_its_capacity() {
     })
     .unwrap();
     let last = &keys[DEPT_CAPACITY];
-    doc.change(&ada, T0, |tx| write::add_member(tx, last.id(), "last", Role::Member, T0, None))
-        .unwrap();
+    doc.change(&ada, T0, |tx| {
+        write::add_member(tx, last.id(), "last", Role::Member, T0, None)
+    })
+    .unwrap();
     let roster = Roster::read(doc.doc());
     let dept = roster.resolve_dept("Big").unwrap();
     assert_eq!(dept.members.len(), DEPT_CAPACITY);

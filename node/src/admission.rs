@@ -33,7 +33,9 @@ pub(crate) fn admit(
                 });
             }
             if !roster.is_active(&signer.id()) {
-                return Ok(Err("this node is not an active member and cannot admit anyone".to_owned()));
+                return Ok(Err(
+                    "this node is not an active member and cannot admit anyone".to_owned(),
+                ));
             }
             let invite = match check_invite(&roster, request, now) {
                 Ok(i) => i.clone(),
@@ -47,7 +49,11 @@ pub(crate) fn admit(
         .unwrap_or_else(|e| Err(e.to_string()))
 }
 
-fn check_invite<'r>(roster: &'r Roster, request: &JoinRequest, now: Millis) -> Result<&'r Invite, String> {
+fn check_invite<'r>(
+    roster: &'r Roster,
+    request: &JoinRequest,
+    now: Millis,
+) -> Result<&'r Invite, String> {
     let invite = roster
         .invite(&request.invite_id)
         .ok_or("unknown invite: ask an admin for a new one")?;
@@ -64,7 +70,9 @@ fn check_invite<'r>(roster: &'r Roster, request: &JoinRequest, now: Millis) -> R
         ));
     }
     if let Some(dept) = &invite.dept {
-        let d = roster.dept(dept).ok_or("the invite's department no longer exists")?;
+        let d = roster
+            .dept(dept)
+            .ok_or("the invite's department no longer exists")?;
         if d.members.len() >= meshwork_crdt::roster::DEPT_CAPACITY {
             return Err(format!("department {:?} is full", d.name));
         }

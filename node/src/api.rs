@@ -38,9 +38,9 @@ pub async fn serve(
             "the control API listens on loopback only; {addr} is not a loopback address"
         )));
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| NodeError::BadRequest(format!("cannot bind the control API to {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        NodeError::BadRequest(format!("cannot bind the control API to {addr}: {e}"))
+    })?;
     let addr = listener.local_addr()?;
     let token = hex::encode(rand::random::<[u8; 24]>());
     node.home().write_api(&ApiInfo {
@@ -50,7 +50,10 @@ pub async fn serve(
     })?;
     let app = router(node, token.clone());
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!("control API stopped: {e}");
         }
     });
@@ -85,7 +88,9 @@ async fn require_token(State(token): State<String>, req: Request, next: Next) ->
         Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => next.run(req).await,
         _ => (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "missing or wrong bearer token (see api.json in the node's home)"})),
+            Json(
+                json!({"error": "missing or wrong bearer token (see api.json in the node's home)"}),
+            ),
         )
             .into_response(),
     }

@@ -106,10 +106,12 @@ impl Home {
         let secret: [u8; 32] = hex::decode(raw.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| NodeError::Internal(format!("{} is damaged", self.key_path().display())))?;
+            .ok_or_else(|| {
+                NodeError::Internal(format!("{} is damaged", self.key_path().display()))
+            })?;
         let profile: Profile = serde_json::from_slice(&fs::read(self.profile_path())?)?;
-        let keypair = Keypair::ed25519_from_bytes(secret)
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let keypair =
+            Keypair::ed25519_from_bytes(secret).map_err(|e| NodeError::Internal(e.to_string()))?;
         Ok(Identity {
             signer: Signer::from_secret(secret),
             keypair,

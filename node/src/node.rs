@@ -168,7 +168,13 @@ impl Node {
     }
 
     async fn start_network(&self, meta: &WorkspaceMeta) -> Result<(), NodeError> {
-        let handle = NetHandle::start(self.shared.clone(), self.cfg.net.clone(), meta.secret, meta.id).await?;
+        let handle = NetHandle::start(
+            self.shared.clone(),
+            self.cfg.net.clone(),
+            meta.secret,
+            meta.id,
+        )
+        .await?;
         *self.net.lock().await = Some(handle);
         Ok(())
     }
@@ -181,12 +187,14 @@ impl Node {
     pub async fn create_workspace(&self, name: &str) -> Result<WorkspaceStatus, NodeError> {
         if self.shared.has_ws() {
             return Err(NodeError::Conflict(
-                "this node already belongs to a workspace; use another --home for another one".into(),
+                "this node already belongs to a workspace; use another --home for another one"
+                    .into(),
             ));
         }
         let now = self.shared.clock.now();
-        let (roster, genesis) = SignedDoc::create_roster(&self.shared.identity.signer, name, self.name(), now)
-            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let (roster, genesis) =
+            SignedDoc::create_roster(&self.shared.identity.signer, name, self.name(), now)
+                .map_err(|e| NodeError::BadRequest(e.to_string()))?;
         let meta = WorkspaceMeta {
             id: roster.heads()[0].0,
             secret: rand::random(),
@@ -194,7 +202,8 @@ impl Node {
         self.shared.store.put_changes(&meta.id, &[genesis])?;
         self.shared.store.set_workspace(&meta)?;
         self.shared.store.flush().await?;
-        self.shared.set_ws(Some(Workspace::new(meta.clone(), roster)));
+        self.shared
+            .set_ws(Some(Workspace::new(meta.clone(), roster)));
         self.start_network(&meta).await?;
         info!(workspace = %hex::encode(meta.id), "created workspace {name:?}");
         self.workspace_status()
@@ -206,7 +215,8 @@ impl Node {
         let token = InviteToken::decode(token)?;
         if self.shared.has_ws() {
             return Err(NodeError::Conflict(
-                "this node already belongs to a workspace; use another --home to join another one".into(),
+                "this node already belongs to a workspace; use another --home to join another one"
+                    .into(),
             ));
         }
         let meta = WorkspaceMeta {
@@ -224,12 +234,21 @@ impl Node {
         result
     }
 
-    async fn join_inner(&self, token: &InviteToken, meta: &WorkspaceMeta) -> Result<WorkspaceStatus, NodeError> {
+    async fn join_inner(
+        &self,
+        token: &InviteToken,
+        meta: &WorkspaceMeta,
+    ) -> Result<WorkspaceStatus, NodeError> {
         self.start_network(meta).await?;
-        let net = self.net().await.ok_or_else(|| NodeError::Internal("no network".into()))?;
+        let net = self
+            .net()
+            .await
+            .ok_or_else(|| NodeError::Internal("no network".into()))?;
         let addrs: Vec<Multiaddr> = token.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         if addrs.is_empty() && !self.cfg.net.mdns {
-            return Err(NodeError::BadRequest("the invite names no address to reach a member at".into()));
+            return Err(NodeError::BadRequest(
+                "the invite names no address to reach a member at".into(),
+            ));
         }
         for addr in &addrs {
             net.send(Command::Dial(addr.clone())).await;
@@ -248,12 +267,18 @@ impl Node {
                 token.addrs.join(", ")
             ))
         };
-        let admitted = tokio::time::timeout(self.cfg.join_timeout, net.ask(|tx| Command::Join(request, tx)))
-            .await
-            .map_err(|_| unreachable())??;
+        let admitted = tokio::time::timeout(
+            self.cfg.join_timeout,
+            net.ask(|tx| Command::Join(request, tx)),
+        )
+        .await
+        .map_err(|_| unreachable())??;
         admitted?;
         let me = self.member_id();
-        if !self.wait_roster(|r| r.is_active(&me), self.cfg.join_timeout).await {
+        if !self
+            .wait_roster(|r| r.is_active(&me), self.cfg.join_timeout)
+            .await
+        {
             return Err(unreachable());
         }
         self.shared.store.set_workspace(meta)?;
@@ -311,8 +336,13 @@ impl Node {
                 |tx, invite| write::create_invite(tx, invite),
             )
             .await?;
-        let (workspace, ws_secret, name) =
-            self.shared.with_ws(|ws| Ok((ws.meta.id, ws.meta.secret, Roster::read(ws.roster.doc()).name)))?;
+        let (workspace, ws_secret, name) = self.shared.with_ws(|ws| {
+            Ok((
+                ws.meta.id,
+                ws.meta.secret,
+                Roster::read(ws.roster.doc()).name,
+            ))
+        })?;
         let token = InviteToken {
             workspace,
             secret: ws_secret,
@@ -345,8 +375,15 @@ impl Node {
             if peer.member_id.is_none() {
                 continue;
             }
-            let Ok(id) = peer.peer_id.parse::<PeerId>() else { continue };
-            out.extend(peer.addrs.iter().filter_map(|a| a.parse().ok()).map(|a| with_peer(a, id)));
+            let Ok(id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            out.extend(
+                peer.addrs
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .map(|a| with_peer(a, id)),
+            );
         }
         out.dedup();
         out
@@ -488,9 +525,9 @@ impl Node {
                 Ok(())
             },
             |tx, ()| {
-                members
-                    .iter()
-                    .try_for_each(|(id, name)| write::add_member(tx, *id, name, Role::Member, now, None))
+                members.iter().try_for_each(|(id, name)| {
+                    write::add_member(tx, *id, name, Role::Member, now, None)
+                })
             },
         )
         .await
@@ -548,7 +585,12 @@ impl Node {
             peer_id: self.peer_id().to_string(),
             name: self.name().to_owned(),
             workspace: self.workspace_status().ok(),
-            listen_addrs: self.listen_addrs().await.iter().map(|a| a.to_string()).collect(),
+            listen_addrs: self
+                .listen_addrs()
+                .await
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             peers: self.peers().await,
         }
     }
@@ -608,7 +650,8 @@ impl Node {
     }
 
     async fn commit(&self, workspace: [u8; 32], change: SignedChange) -> Result<(), NodeError> {
-        self.shared.record(&workspace, std::slice::from_ref(&change))?;
+        self.shared
+            .record(&workspace, std::slice::from_ref(&change))?;
         self.shared.store.flush().await?;
         if let Some(net) = self.net().await {
             let data = GossipChange { workspace, change }.encode()?;

@@ -61,7 +61,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(identity: Identity, store: Store, clock: Arc<dyn Clock>, ws: Option<Workspace>) -> Self {
+    pub(crate) fn new(
+        identity: Identity,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        ws: Option<Workspace>,
+    ) -> Self {
         Self {
             identity,
             store,
@@ -72,7 +77,9 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Workspace>> {
-        self.ws.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.ws
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` on the workspace, or fails if there is none.
@@ -102,7 +109,11 @@ impl Shared {
 
     /// Stores accepted roster changes (durable after [`Store::flush`]) and
     /// tells waiters.
-    pub(crate) fn record(&self, workspace: &[u8; 32], accepted: &[SignedChange]) -> Result<(), NodeError> {
+    pub(crate) fn record(
+        &self,
+        workspace: &[u8; 32],
+        accepted: &[SignedChange],
+    ) -> Result<(), NodeError> {
         if accepted.is_empty() {
             return Ok(());
         }

@@ -30,9 +30,12 @@ impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, NodeError> {
         let db = sled::open(path).map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => NodeError::Conflict(
-                format!("{} is in use: is a daemon already running on this home?", path.display()),
-            ),
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                NodeError::Conflict(format!(
+                    "{} is in use: is a daemon already running on this home?",
+                    path.display()
+                ))
+            }
             e => NodeError::from(e),
         })?;
         Ok(Self {
@@ -61,7 +64,10 @@ impl Store {
         let mut batch = sled::Batch::default();
         for c in changes {
             let hash = blake3::hash(&c.bytes);
-            batch.insert(key(doc, hash.as_bytes()).as_slice(), postcard::to_stdvec(c)?);
+            batch.insert(
+                key(doc, hash.as_bytes()).as_slice(),
+                postcard::to_stdvec(c)?,
+            );
         }
         self.changes.apply_batch(batch)?;
         Ok(())

@@ -85,7 +85,10 @@ pub async fn office(others: &[&str]) -> (ManualClock, TestNode, Vec<TestNode>) {
 
 /// Waits until `pred` holds for `node`'s roster.
 pub async fn until_roster(node: &Node, what: &str, pred: impl Fn(&Roster) -> bool) {
-    assert!(node.wait_roster(pred, WAIT).await, "timed out waiting for: {what}");
+    assert!(
+        node.wait_roster(pred, WAIT).await,
+        "timed out waiting for: {what}"
+    );
 }
 
 /// Polls an async condition (every 50 ms) until it holds, or fails the test.
@@ -96,7 +99,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

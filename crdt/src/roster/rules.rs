@@ -37,7 +37,10 @@ pub(crate) fn authorize(
     let patches = doc.diff(deps, &after);
     let touched = touched_paths(&patches);
     let Some(me) = member_in(before_view, &author).filter(|m| !m.removed) else {
-        return Err(format!("{} is not a member of the workspace", author.short()));
+        return Err(format!(
+            "{} is not a member of the workspace",
+            author.short()
+        ));
     };
     if me.role != Role::Admin {
         check_member_change(doc, change, author, &touched)?;
@@ -69,12 +72,7 @@ fn check_member_change(
             }
             ["invites", iid, "redeemed_by"] => redeemed = Some(iid),
             ["depts", did, "members", mid] => dept_adds.push((did, mid)),
-            _ => {
-                return Err(format!(
-                    "only an admin may change /{}",
-                    path.join("/")
-                ))
-            }
+            _ => return Err(format!("only an admin may change /{}", path.join("/"))),
         }
     }
     let Some(joiner) = joiner else {
@@ -91,7 +89,9 @@ fn check_member_change(
     }
     let after_heads = [change.hash()];
     let after = View::at(doc, &after_heads);
-    let joiner_id: MemberId = joiner.parse().map_err(|_| "a joiner id that is not a key")?;
+    let joiner_id: MemberId = joiner
+        .parse()
+        .map_err(|_| "a joiner id that is not a key")?;
     let record = member_in(after, &joiner_id).ok_or("a joiner record that does not parse")?;
     let used = invite_in(after, iid).and_then(|i| i.redeemed_by);
     if record.role != invite.role

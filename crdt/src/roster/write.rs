@@ -49,13 +49,21 @@ pub fn add_member<T: Transactable>(
 }
 
 /// Changes a member's role.
-pub fn set_role<T: Transactable>(tx: &mut T, id: MemberId, role: Role) -> Result<(), AutomergeError> {
+pub fn set_role<T: Transactable>(
+    tx: &mut T,
+    id: MemberId,
+    role: Role,
+) -> Result<(), AutomergeError> {
     let m = member(tx, id)?;
     tx.put(&m, "role", role.as_str())
 }
 
 /// Changes a member's display name.
-pub fn set_name<T: Transactable>(tx: &mut T, id: MemberId, name: &str) -> Result<(), AutomergeError> {
+pub fn set_name<T: Transactable>(
+    tx: &mut T,
+    id: MemberId,
+    name: &str,
+) -> Result<(), AutomergeError> {
     let m = member(tx, id)?;
     tx.put(&m, "name", name)
 }
@@ -77,7 +85,11 @@ pub fn remove_member<T: Transactable>(tx: &mut T, id: MemberId) -> Result<(), Au
 }
 
 /// Creates a department.
-pub fn create_dept<T: Transactable>(tx: &mut T, dept_id: &str, name: &str) -> Result<(), AutomergeError> {
+pub fn create_dept<T: Transactable>(
+    tx: &mut T,
+    dept_id: &str,
+    name: &str,
+) -> Result<(), AutomergeError> {
     let depts = map(tx, &ROOT, "depts")?;
     let d = tx.put_object(&depts, dept_id, ObjType::Map)?;
     tx.put(&d, "name", name)?;
@@ -86,20 +98,32 @@ pub fn create_dept<T: Transactable>(tx: &mut T, dept_id: &str, name: &str) -> Re
 }
 
 /// Renames a department; its id stays.
-pub fn rename_dept<T: Transactable>(tx: &mut T, dept_id: &str, name: &str) -> Result<(), AutomergeError> {
+pub fn rename_dept<T: Transactable>(
+    tx: &mut T,
+    dept_id: &str,
+    name: &str,
+) -> Result<(), AutomergeError> {
     let d = map(tx, &map(tx, &ROOT, "depts")?, dept_id)?;
     tx.put(&d, "name", name)
 }
 
 /// Adds a member to a department.
-pub fn dept_add<T: Transactable>(tx: &mut T, dept_id: &str, id: MemberId) -> Result<(), AutomergeError> {
+pub fn dept_add<T: Transactable>(
+    tx: &mut T,
+    dept_id: &str,
+    id: MemberId,
+) -> Result<(), AutomergeError> {
     let d = map(tx, &map(tx, &ROOT, "depts")?, dept_id)?;
     let dm = map(tx, &d, "members")?;
     tx.put(&dm, id.to_string(), true)
 }
 
 /// Takes a member out of a department.
-pub fn dept_remove<T: Transactable>(tx: &mut T, dept_id: &str, id: MemberId) -> Result<(), AutomergeError> {
+pub fn dept_remove<T: Transactable>(
+    tx: &mut T,
+    dept_id: &str,
+    id: MemberId,
+) -> Result<(), AutomergeError> {
     let d = map(tx, &map(tx, &ROOT, "depts")?, dept_id)?;
     let dm = map(tx, &d, "members")?;
     tx.delete(&dm, id.to_string())
@@ -145,6 +169,8 @@ fn member<T: Transactable>(tx: &T, id: MemberId) -> Result<ObjId, AutomergeError
 fn map<T: Transactable>(tx: &T, obj: &ObjId, key: &str) -> Result<ObjId, AutomergeError> {
     match tx.get(obj, key)? {
         Some((Value::Object(ObjType::Map), id)) => Ok(id),
-        _ => Err(AutomergeError::InvalidObjId(format!("roster has no map at {key:?}"))),
+        _ => Err(AutomergeError::InvalidObjId(format!(
+            "roster has no map at {key:?}"
+        ))),
     }
 }

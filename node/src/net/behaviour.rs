@@ -37,7 +37,9 @@ impl Behaviour {
             .validate_messages()
             .heartbeat_interval(Duration::from_millis(500))
             .max_transmit_size(1 << 20)
-            .message_id_fn(|m| gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+            .message_id_fn(|m| {
+                gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+            })
             .build()
             .map_err(|e| e.to_string())?;
         let gossipsub = gossipsub::Behaviour::new(
@@ -46,7 +48,10 @@ impl Behaviour {
         )
         .map_err(|e| e.to_string())?;
         let mdns = if mdns {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| e.to_string())?)
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| e.to_string())?,
+            )
         } else {
             None
         };
@@ -62,11 +67,17 @@ impl Behaviour {
             mdns: mdns.into(),
             gossipsub,
             sync: request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+                [(
+                    StreamProtocol::new(SYNC_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
                 rr_config.clone(),
             ),
             join: request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(JOIN_PROTOCOL), request_response::ProtocolSupport::Full)],
+                [(
+                    StreamProtocol::new(JOIN_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
                 rr_config,
             ),
         })

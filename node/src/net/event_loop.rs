@@ -78,9 +78,9 @@ impl EventLoop {
             .subscribe(&topic)
             .map_err(|e| NodeError::Internal(format!("cannot subscribe: {e}")))?;
         for addr in &cfg.listen {
-            swarm.listen_on(addr.clone()).map_err(|e| {
-                NodeError::BadRequest(format!("cannot listen on {addr}: {e}"))
-            })?;
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::BadRequest(format!("cannot listen on {addr}: {e}")))?;
         }
         for addr in &cfg.peers {
             if let Err(e) = swarm.dial(addr.clone()) {
@@ -158,7 +158,11 @@ impl EventLoop {
                 self.try_join();
             }
             Command::Respond(PendingResponse::Join(channel, response)) => {
-                let _ = self.swarm.behaviour_mut().join.send_response(channel, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .join
+                    .send_response(channel, response);
             }
             Command::Shutdown(_) => {}
         }
@@ -173,13 +177,21 @@ impl EventLoop {
                     let _ = ready.send(Ok(()));
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
                 debug!(%peer_id, "connected");
                 if num_established.get() == 1 {
                     self.on_connected(peer_id);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
                 debug!(%peer_id, "disconnected");
                 self.probation.remove(&peer_id);
                 self.sessions.remove(&peer_id);
@@ -211,28 +223,51 @@ impl EventLoop {
                 message,
             }) => {
                 let verdict = self.on_gossip(propagation_source, &message.data);
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    verdict,
-                );
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, verdict);
             }
-            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    let response = self.on_sync_request(peer, request);
-                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+            BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => {
+                        let response = self.on_sync_request(peer, request);
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, response);
+                    }
+                    request_response::Message::Response { response, .. } => {
+                        self.on_sync_response(peer, response)
+                    }
                 }
-                request_response::Message::Response { response, .. } => self.on_sync_response(peer, response),
-            },
-            BehaviourEvent::Sync(request_response::Event::OutboundFailure { peer, error, .. }) => {
+            }
+            BehaviourEvent::Sync(request_response::Event::OutboundFailure {
+                peer, error, ..
+            }) => {
                 debug!(%peer, "sync request failed: {error}");
                 self.sessions.remove(&peer);
             }
-            BehaviourEvent::Join(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => self.on_join_request(peer, request, channel),
-                request_response::Message::Response { response, request_id } => self.on_join_response(peer, request_id, response),
-            },
-            BehaviourEvent::Join(request_response::Event::OutboundFailure { peer, request_id, error, .. }) => {
+            BehaviourEvent::Join(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.on_join_request(peer, request, channel),
+                    request_response::Message::Response {
+                        response,
+                        request_id,
+                    } => self.on_join_response(peer, request_id, response),
+                }
+            }
+            BehaviourEvent::Join(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
                 debug!(%peer, "join request failed: {error}");
                 if let Some(join) = &mut self.join {
                     if join.in_flight == Some(request_id) {
@@ -262,7 +297,8 @@ impl EventLoop {
         if self.members.contains_key(&peer) {
             self.start_sync(peer);
         } else if self.i_am_member {
-            self.probation.insert(peer, Instant::now() + self.cfg.probation);
+            self.probation
+                .insert(peer, Instant::now() + self.cfg.probation);
         }
         self.try_join();
     }
@@ -316,7 +352,12 @@ impl EventLoop {
     // --- gossip ---
 
     fn publish(&mut self, data: Vec<u8>) {
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data)
+        {
             Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
             Err(e) => debug!("publish: {e}"),
         }
@@ -330,7 +371,9 @@ impl EventLoop {
         if msg.workspace != self.workspace {
             return MessageAcceptance::Reject;
         }
-        let report = self.shared.with_ws(|ws| Ok(ws.roster.ingest(vec![msg.change])));
+        let report = self
+            .shared
+            .with_ws(|ws| Ok(ws.roster.ingest(vec![msg.change])));
         let Ok(report) = report else {
             return MessageAcceptance::Ignore;
         };
@@ -414,7 +457,10 @@ impl EventLoop {
         let result = self.shared.with_ws(|ws| {
             let mut state = ws.sync.remove(&(peer, Side::Responder)).unwrap_or_default();
             let report = match request.payload {
-                Some(p) => ws.roster.receive_sync(&mut state, p).map_err(NodeError::from),
+                Some(p) => ws
+                    .roster
+                    .receive_sync(&mut state, p)
+                    .map_err(NodeError::from),
                 None => Ok(Ingest::default()),
             };
             let reply = ws.roster.generate_sync(&mut state);
@@ -447,7 +493,10 @@ impl EventLoop {
         let result = self.shared.with_ws(|ws| {
             let mut state = ws.sync.remove(&(peer, Side::Initiator)).unwrap_or_default();
             let report = match payload {
-                Some(p) => ws.roster.receive_sync(&mut state, p).map_err(NodeError::from),
+                Some(p) => ws
+                    .roster
+                    .receive_sync(&mut state, p)
+                    .map_err(NodeError::from),
                 None => Ok(Ingest::default()),
             };
             let next = ws.roster.generate_sync(&mut state);
@@ -504,7 +553,11 @@ impl EventLoop {
             .copied();
         if let Some(peer) = next {
             join.asked.insert(peer);
-            let id = self.swarm.behaviour_mut().join.send_request(&peer, join.request.clone());
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .join
+                .send_request(&peer, join.request.clone());
             join.in_flight = Some(id);
         }
     }
@@ -525,21 +578,36 @@ impl EventLoop {
         }
     }
 
-    fn on_join_request(&mut self, peer: PeerId, request: JoinRequest, channel: ResponseChannel<JoinResponse>) {
+    fn on_join_request(
+        &mut self,
+        peer: PeerId,
+        request: JoinRequest,
+        channel: ResponseChannel<JoinResponse>,
+    ) {
         let now = self.shared.clock.now();
         let outcome = admission::admit(&self.shared, peer, &request, now);
         let response = match outcome {
             Ok(Some(change)) => {
                 info!(%peer, name = %request.name, "admitted a joiner");
-                if let Err(e) = self.shared.record(&self.workspace, std::slice::from_ref(&change)) {
+                if let Err(e) = self
+                    .shared
+                    .record(&self.workspace, std::slice::from_ref(&change))
+                {
                     warn!("cannot store the admission: {e}");
                     let _ = self.swarm.behaviour_mut().join.send_response(
                         channel,
-                        JoinResponse::Refused("the admitting node could not store the admission; try again".into()),
+                        JoinResponse::Refused(
+                            "the admitting node could not store the admission; try again".into(),
+                        ),
                     );
                     return;
                 }
-                if let Ok(data) = (GossipChange { workspace: self.workspace, change }).encode() {
+                if let Ok(data) = (GossipChange {
+                    workspace: self.workspace,
+                    change,
+                })
+                .encode()
+                {
                     self.publish(data);
                 }
                 self.refresh_members();
@@ -557,9 +625,13 @@ impl EventLoop {
         tokio::spawn(async move {
             let response = match store.flush().await {
                 Ok(()) => response,
-                Err(e) => JoinResponse::Refused(format!("the admitting node could not store the admission: {e}")),
+                Err(e) => JoinResponse::Refused(format!(
+                    "the admitting node could not store the admission: {e}"
+                )),
             };
-            let _ = tx.send(Command::Respond(PendingResponse::Join(channel, response))).await;
+            let _ = tx
+                .send(Command::Respond(PendingResponse::Join(channel, response)))
+                .await;
         });
     }
 

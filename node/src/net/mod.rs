@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{JOIN_PROTOCOL, SYNC_PROTOCOL};
-pub use libp2p::Multiaddr;
 pub(crate) use event_loop::EventLoop;
+pub use libp2p::Multiaddr;
 
 use crate::shared::Shared;
 use crate::wire::JoinRequest;
@@ -81,7 +81,12 @@ pub(crate) struct NetHandle {
 impl NetHandle {
     /// Builds the swarm for this workspace, starts listening and dialing, and
     /// returns once it listens.
-    pub(crate) async fn start(shared: Arc<Shared>, cfg: NetConfig, secret: [u8; 32], workspace: [u8; 32]) -> Result<Self, NodeError> {
+    pub(crate) async fn start(
+        shared: Arc<Shared>,
+        cfg: NetConfig,
+        secret: [u8; 32],
+        workspace: [u8; 32],
+    ) -> Result<Self, NodeError> {
         let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, cfg.mdns)?;
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -90,7 +95,9 @@ impl NetHandle {
         match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(Self { tx }),
             Ok(Ok(Err(e))) => Err(e),
-            _ => Err(NodeError::Internal("the network did not start listening".into())),
+            _ => Err(NodeError::Internal(
+                "the network did not start listening".into(),
+            )),
         }
     }
 
@@ -99,7 +106,10 @@ impl NetHandle {
         let _ = self.tx.send(cmd).await;
     }
 
-    pub(crate) async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NodeError> {
+    pub(crate) async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx)).await;
         rx.await
