@@ -112,6 +112,8 @@ pub struct DocStatus {
     pub heads: Vec<String>,
     /// How many changes it holds.
     pub changes: usize,
+    /// Its size saved as one compressed automerge document, in bytes.
+    pub saved_bytes: usize,
 }
 
 /// A running Meshwork node.
@@ -595,7 +597,8 @@ impl Node {
         }
     }
 
-    fn workspace_status(&self) -> Result<WorkspaceStatus, NodeError> {
+    /// The workspace part of [`Status`].
+    pub fn workspace_status(&self) -> Result<WorkspaceStatus, NodeError> {
         let me = self.member_id();
         self.shared.with_ws(|ws| {
             let roster = Roster::read(ws.roster.doc());
@@ -609,6 +612,7 @@ impl Node {
                     name: "roster".into(),
                     heads: ws.roster.heads().iter().map(|h| h.to_string()).collect(),
                     changes: ws.roster.doc().get_changes(&[]).len(),
+                    saved_bytes: ws.roster.doc().save().len(),
                 }],
             })
         })
