@@ -2,7 +2,8 @@
 //!
 //! Measures, with real nodes on loopback and a real sled store:
 //! - building it: 999 members admitted and added to one department, one
-//!   signed, durable change per admin action (2 per member);
+//!   signed, durable change per admin action (2 per member) — and the same
+//!   as one bulk change, as an onboarding import would;
 //! - the roster's saved size;
 //! - a fresh node joining and syncing the whole roster;
 //!
@@ -57,6 +58,19 @@ async fn main() -> anyhow::Result<()> {
     let ws = admin.workspace_status()?;
     let doc = &ws.documents[0];
 
+    let bulk_admin = node(&dir.path().join("bulk"), "Bulk").await?;
+    bulk_admin.create_workspace("Bulk").await?;
+    bulk_admin.dept_create("Big").await?;
+    let everyone: Vec<_> = (1..MEMBERS)
+        .map(|i| (member(i), format!("Member {i}")))
+        .collect();
+    let ids: Vec<_> = everyone.iter().map(|(id, _)| *id).collect();
+    let t = Instant::now();
+    bulk_admin.add_members(&everyone).await?;
+    bulk_admin.dept_add_many(&ids, "Big").await?;
+    let bulk = t.elapsed();
+    bulk_admin.shutdown().await;
+
     let joiner = node(&dir.path().join("joiner"), "Joiner").await?;
     let token = admin
         .invite(InviteSpec {
@@ -82,6 +96,12 @@ async fn main() -> anyhow::Result<()> {
         build.as_secs_f64(),
         plain_build.as_secs_f64(),
         build.as_secs_f64() / plain_build.as_secs_f64()
+    );
+    println!(
+        "| build in bulk (2 changes) | {:.3} s | {:.3} s | {:.1}× |",
+        bulk.as_secs_f64(),
+        plain_build.as_secs_f64(),
+        bulk.as_secs_f64() / plain_build.as_secs_f64()
     );
     println!(
         "| saved size | {} KiB | {} KiB | {:.2}× |",

@@ -2,71 +2,10 @@
 //! the command line — create, invite, join, departments, members — and an
 //! acknowledged change surviving `kill -9`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use common::bin::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_meshwork");
-
-fn meshwork(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("MESHWORK_HOME")
-        .output()
-        .expect("the meshwork binary runs")
-}
-
-/// Runs a command that must succeed; returns its stdout.
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = meshwork(home, args);
-    assert!(
-        out.status.success(),
-        "meshwork {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(home, args)).expect("exactly one JSON document")
-}
-
-/// Starts a daemon and waits for its "ready" line. Callers own the child
-/// (wrapped in [`Daemon`], which reaps it).
-#[allow(clippy::zombie_processes)]
-fn daemon(home: &Path) -> Child {
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(["daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the daemon starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        if line.expect("daemon output") == "ready" {
-            // Keep draining so the daemon never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return child;
-        }
-    }
-    panic!("the daemon exited before it was ready");
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn two_daemons_create_invite_join_and_organise() {
@@ -80,8 +19,8 @@ fn two_daemons_create_invite_join_and_organise() {
 
     ok(&h1, &["init", "--name", "Ada Lovelace"]);
     ok(&h2, &["init", "--name", "Bob"]);
-    let _a = Daemon(daemon(&h1));
-    let _b = Daemon(daemon(&h2));
+    let _a = daemon(&h1);
+    let _b = daemon(&h2);
 
     let ws = json(&h1, &["workspace", "create", "Acme", "--json"]);
     assert_eq!(ws["name"], "Acme");
@@ -97,14 +36,12 @@ fn two_daemons_create_invite_join_and_organise() {
     ok(&h1, &["dept", "create", "Sales"]);
     ok(&h1, &["dept", "add", "Ada Lovelace", "Sales"]);
     for home in [&h1, &h2] {
-        let mut depts = Value::Null;
-        for _ in 0..200 {
-            depts = json(home, &["dept", "list", "--json"]);
-            if depts.as_array().is_some_and(|d| d.len() == 2) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        until("both departments replicated", || {
+            json(home, &["dept", "list", "--json"])
+                .as_array()
+                .is_some_and(|d| d.len() == 2)
+        });
+        let depts = json(home, &["dept", "list", "--json"]);
         let names: Vec<&str> = depts
             .as_array()
             .unwrap()
@@ -144,9 +81,8 @@ fn an_acknowledged_change_survives_kill_9() {
     let mut d = daemon(&home);
     ok(&home, &["workspace", "create", "Acme"]);
     ok(&home, &["dept", "create", "Durable"]);
-    d.kill().unwrap(); // SIGKILL, right after the acknowledgement
-    d.wait().unwrap();
-    let _d = Daemon(daemon(&home));
+    d.kill9(); // right after the acknowledgement
+    let _d = daemon(&home);
     let depts = json(&home, &["dept", "list", "--json"]);
     assert_eq!(depts[0]["name"], "Durable");
 }
@@ -156,7 +92,7 @@ fn the_api_refuses_requests_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
-    let _d = Daemon(daemon(&home));
+    let _d = daemon(&home);
     let api: Value =
         serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
     #[cfg(unix)]

@@ -1,8 +1,8 @@
-//! Typed reads of an automerge document, now or as it was at some heads.
+//! Reads of a few keys of an automerge document as it was at some heads.
 //!
 //! Authorization asks "what did the roster say at this change's
-//! dependencies?"; display asks "what does it say now?". Both go through
-//! [`View`], so there is one reader for each type, not two.
+//! dependencies?" about one member or one invite: a handful of lookups, so
+//! they go key by key. Whole-roster reads hydrate the document instead.
 
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT};
 
@@ -10,27 +10,16 @@ use automerge::{Automerge, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROO
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
     doc: &'a Automerge,
-    heads: Option<&'a [ChangeHash]>,
+    heads: &'a [ChangeHash],
 }
 
 impl<'a> View<'a> {
-    pub(crate) fn now(doc: &'a Automerge) -> Self {
-        Self { doc, heads: None }
-    }
-
     pub(crate) fn at(doc: &'a Automerge, heads: &'a [ChangeHash]) -> Self {
-        Self {
-            doc,
-            heads: Some(heads),
-        }
+        Self { doc, heads }
     }
 
     fn get(&self, obj: &ObjId, prop: impl Into<Prop>) -> Option<(Value<'a>, ObjId)> {
-        let got = match self.heads {
-            Some(h) => self.doc.get_at(obj, prop, h),
-            None => self.doc.get(obj, prop),
-        };
-        got.ok().flatten()
+        self.doc.get_at(obj, prop, self.heads).ok().flatten()
     }
 
     /// The map object stored under `key` in `obj`.
@@ -72,9 +61,6 @@ impl<'a> View<'a> {
     }
 
     pub(crate) fn keys(&self, obj: &ObjId) -> Vec<String> {
-        match self.heads {
-            Some(h) => self.doc.keys_at(obj, h).collect(),
-            None => self.doc.keys(obj).collect(),
-        }
+        self.doc.keys_at(obj, self.heads).collect()
     }
 }

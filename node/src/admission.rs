@@ -24,7 +24,7 @@ pub(crate) fn admit(
             if ws.meta.id != request.workspace {
                 return Ok(Err("this invite is for a different workspace".to_owned()));
             }
-            let roster = Roster::read(ws.roster.doc());
+            let roster = ws.roster_view();
             if let Some(m) = roster.member(&joiner) {
                 return Ok(if m.removed {
                     Err("you were removed from this workspace".to_owned())

@@ -338,13 +338,9 @@ impl Node {
                 |tx, invite| write::create_invite(tx, invite),
             )
             .await?;
-        let (workspace, ws_secret, name) = self.shared.with_ws(|ws| {
-            Ok((
-                ws.meta.id,
-                ws.meta.secret,
-                Roster::read(ws.roster.doc()).name,
-            ))
-        })?;
+        let (workspace, ws_secret, name) = self
+            .shared
+            .with_ws(|ws| Ok((ws.meta.id, ws.meta.secret, ws.roster_view().name)))?;
         let token = InviteToken {
             workspace,
             secret: ws_secret,
@@ -601,7 +597,7 @@ impl Node {
     pub fn workspace_status(&self) -> Result<WorkspaceStatus, NodeError> {
         let me = self.member_id();
         self.shared.with_ws(|ws| {
-            let roster = Roster::read(ws.roster.doc());
+            let roster = ws.roster_view();
             Ok(WorkspaceStatus {
                 id: hex::encode(ws.meta.id),
                 name: roster.name.clone(),
@@ -639,7 +635,7 @@ impl Node {
         let signer = &self.shared.identity.signer;
         let now = self.shared.clock.now();
         let (planned, change, workspace) = self.shared.with_ws(|ws| {
-            let roster = Roster::read(ws.roster.doc());
+            let roster = ws.roster_view();
             if admin_only && !roster.is_admin(&signer.id()) {
                 return Err(RosterError::NotAdmin.into());
             }

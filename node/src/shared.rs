@@ -31,6 +31,8 @@ pub(crate) struct Workspace {
     pub meta: WorkspaceMeta,
     pub roster: SignedDoc,
     pub sync: HashMap<(PeerId, Side), sync::State>,
+    /// The typed roster, read once per set of heads.
+    cached: Option<(Vec<ChangeHash>, Roster)>,
 }
 
 impl Workspace {
@@ -39,6 +41,20 @@ impl Workspace {
             meta,
             roster,
             sync: HashMap::new(),
+            cached: None,
+        }
+    }
+
+    /// The roster as it is now; re-read only when the heads moved.
+    pub(crate) fn roster_view(&mut self) -> Roster {
+        let heads = self.roster.heads();
+        match &self.cached {
+            Some((h, r)) if *h == heads => r.clone(),
+            _ => {
+                let r = Roster::read(self.roster.doc());
+                self.cached = Some((heads, r.clone()));
+                r
+            }
         }
     }
 
@@ -104,7 +120,7 @@ impl Shared {
 
     /// The roster as it is now.
     pub(crate) fn roster(&self) -> Result<Roster, NodeError> {
-        self.with_ws(|ws| Ok(Roster::read(ws.roster.doc())))
+        self.with_ws(|ws| Ok(ws.roster_view()))
     }
 
     /// Stores accepted roster changes (durable after [`Store::flush`]) and

@@ -1,6 +1,8 @@
 //! Real nodes in one process, on 127.0.0.1, with a shared manual clock.
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::future::Future;
 use std::time::Duration;
 

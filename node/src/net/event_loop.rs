@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use meshwork_crdt::{Ingest, MemberId};
@@ -50,6 +51,9 @@ pub(crate) struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     /// Active members, by peer id.
     members: HashMap<PeerId, MemberId>,
+    /// Peer ids of every member ever seen: deriving one costs a curve point
+    /// decompression, so each is derived once.
+    peer_ids: HashMap<MemberId, Option<PeerId>>,
     /// Whether this node is itself an active member (a joiner is not yet).
     i_am_member: bool,
     /// Connected non-members and when they must be gone.
@@ -83,9 +87,7 @@ impl EventLoop {
                 .map_err(|e| NodeError::BadRequest(format!("cannot listen on {addr}: {e}")))?;
         }
         for addr in &cfg.peers {
-            if let Err(e) = swarm.dial(addr.clone()) {
-                warn!(%addr, "cannot dial: {e}");
-            }
+            dial(&mut swarm, addr.clone());
         }
         let mut this = Self {
             swarm,
@@ -98,6 +100,7 @@ impl EventLoop {
             ready: Some(ready),
             listen_addrs: Vec::new(),
             members: HashMap::new(),
+            peer_ids: HashMap::new(),
             i_am_member: false,
             probation: HashMap::new(),
             peer_addrs: HashMap::new(),
@@ -134,11 +137,7 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Dial(addr) => {
-                if let Err(e) = self.swarm.dial(addr.clone()) {
-                    warn!(%addr, "cannot dial: {e}");
-                }
-            }
+            Command::Dial(addr) => dial(&mut self.swarm, addr),
             Command::Publish(data) => self.publish(data),
             Command::RosterChanged => self.refresh_members(),
             Command::SyncAll => self.sync_all(),
@@ -283,7 +282,7 @@ impl EventLoop {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) {
                         debug!(%peer, %addr, "found on the LAN");
-                        let _ = self.swarm.dial(addr);
+                        dial(&mut self.swarm, addr);
                     }
                 }
             }
@@ -310,12 +309,14 @@ impl EventLoop {
         };
         let me = self.shared.identity.signer.id();
         self.i_am_member = roster.is_active(&me);
+        let peer_ids = &mut self.peer_ids;
+        let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
         self.members = roster
             .active_members()
-            .filter_map(|m| Some((peer_id(&m.id)?, m.id)))
+            .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
             .collect();
         for removed in roster.members.iter().filter(|m| m.removed) {
-            if let Some(peer) = peer_id(&removed.id) {
+            if let Some(peer) = peer_of(&removed.id) {
                 if self.swarm.behaviour_mut().blocked.block_peer(peer) {
                     info!(member = %removed.name, "removed from the workspace: disconnected and refused");
                 }
@@ -651,6 +652,20 @@ impl EventLoop {
             .collect();
         out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         out
+    }
+}
+
+/// Dials from a fresh port. libp2p reuses the listening port by default, so
+/// two nodes that discover each other at the same instant (mDNS) would make
+/// a TCP simultaneous open — one connection, both sides initiators — and
+/// both handshakes fail.
+fn dial(swarm: &mut Swarm<Behaviour>, addr: Multiaddr) {
+    let opts = DialOpts::unknown_peer_id()
+        .address(addr.clone())
+        .allocate_new_port()
+        .build();
+    if let Err(e) = swarm.dial(opts) {
+        warn!(%addr, "cannot dial: {e}");
     }
 }
 

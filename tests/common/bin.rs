@@ -1,0 +1,130 @@
+//! Driving the real `meshwork` binary, on this host or inside a network
+//! namespace the test created.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meshwork");
+
+/// Where a command runs: this host's network, or a namespace.
+#[derive(Clone, Copy)]
+pub struct Host<'a> {
+    pub netns: Option<&'a str>,
+}
+
+pub const LOCAL: Host<'static> = Host { netns: None };
+
+impl Host<'_> {
+    fn command(&self, home: &Path) -> Command {
+        let mut c = match self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        c.arg("--home").arg(home).env_remove("MESHWORK_HOME");
+        c
+    }
+
+    pub fn run(&self, home: &Path, args: &[&str]) -> Output {
+        self.command(home)
+            .args(args)
+            .output()
+            .expect("the meshwork binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, home: &Path, args: &[&str]) -> String {
+        let out = self.run(home, args);
+        assert!(
+            out.status.success(),
+            "meshwork {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    pub fn json(&self, home: &Path, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(home, args)).expect("exactly one JSON document")
+    }
+
+    /// Starts `meshwork daemon ARGS` and waits for its "ready" line.
+    pub fn daemon(&self, home: &Path, args: &[&str]) -> Daemon {
+        let mut child = self
+            .command(home)
+            .arg("daemon")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("MESHWORK_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("the daemon starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            if line.expect("daemon output") == "ready" {
+                // Keep draining so the daemon never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return Daemon(child);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the daemon exited before it was ready");
+    }
+}
+
+pub fn meshwork(home: &Path, args: &[&str]) -> Output {
+    LOCAL.run(home, args)
+}
+
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    LOCAL.ok(home, args)
+}
+
+pub fn json(home: &Path, args: &[&str]) -> Value {
+    LOCAL.json(home, args)
+}
+
+/// A daemon on loopback with mDNS off.
+pub fn daemon(home: &Path) -> Daemon {
+    LOCAL.daemon(home, &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+}
+
+/// A running daemon, killed and reaped when dropped.
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    /// `kill -9`, and wait for it to be gone.
+    pub fn kill9(&mut self) {
+        self.0.kill().expect("kill");
+        self.0.wait().expect("wait");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `cond` every 50 ms for up to 20 s.
+pub fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
