@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use meshwork_crdt::automerge::sync;
 use meshwork_crdt::roster::Roster;
 use meshwork_crdt::signed::Rules;
-use meshwork_crdt::{automerge::ChangeHash, SignedChange, SignedDoc};
+use meshwork_crdt::{automerge::ChangeHash, Ingest, SignedChange, SignedDoc, SyncPayload};
 use tokio::sync::watch;
 
 use crate::home::Identity;
@@ -43,6 +43,22 @@ impl Workspace {
             sync: HashMap::new(),
             cached: None,
         }
+    }
+
+    /// One round of the sync protocol with `peer` on `side`: takes in what
+    /// the peer sent (if anything) and produces our next message (if any).
+    pub(crate) fn sync_step(
+        &mut self,
+        peer: PeerId,
+        side: Side,
+        received: Option<SyncPayload>,
+    ) -> Result<(Ingest, Option<SyncPayload>), NodeError> {
+        let state = self.sync.entry((peer, side)).or_default();
+        let report = match received {
+            Some(p) => self.roster.receive_sync(state, p)?,
+            None => Ingest::default(),
+        };
+        Ok((report, self.roster.generate_sync(state)))
     }
 
     /// The roster as it is now; re-read only when the heads moved.

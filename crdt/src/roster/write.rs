@@ -76,7 +76,7 @@ pub fn remove_member<T: Transactable>(tx: &mut T, id: MemberId) -> Result<(), Au
     let key = id.to_string();
     let dept_ids: Vec<String> = tx.keys(&depts).collect();
     for d in dept_ids {
-        let dm = map(tx, &map(tx, &depts, &d)?, "members")?;
+        let dm = dept_members(tx, &d)?;
         if tx.get(&dm, key.as_str())?.is_some() {
             tx.delete(&dm, key.as_str())?;
         }
@@ -113,8 +113,7 @@ pub fn dept_add<T: Transactable>(
     dept_id: &str,
     id: MemberId,
 ) -> Result<(), AutomergeError> {
-    let d = map(tx, &map(tx, &ROOT, "depts")?, dept_id)?;
-    let dm = map(tx, &d, "members")?;
+    let dm = dept_members(tx, dept_id)?;
     tx.put(&dm, id.to_string(), true)
 }
 
@@ -124,8 +123,7 @@ pub fn dept_remove<T: Transactable>(
     dept_id: &str,
     id: MemberId,
 ) -> Result<(), AutomergeError> {
-    let d = map(tx, &map(tx, &ROOT, "depts")?, dept_id)?;
-    let dm = map(tx, &d, "members")?;
+    let dm = dept_members(tx, dept_id)?;
     tx.delete(&dm, id.to_string())
 }
 
@@ -160,6 +158,10 @@ pub fn redeem_invite<T: Transactable>(
         dept_add(tx, dept, joiner)?;
     }
     Ok(())
+}
+
+fn dept_members<T: Transactable>(tx: &T, dept_id: &str) -> Result<ObjId, AutomergeError> {
+    map(tx, &map(tx, &map(tx, &ROOT, "depts")?, dept_id)?, "members")
 }
 
 fn member<T: Transactable>(tx: &T, id: MemberId) -> Result<ObjId, AutomergeError> {

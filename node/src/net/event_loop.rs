@@ -455,26 +455,16 @@ impl EventLoop {
         if !self.members.contains_key(&peer) {
             return SyncResponse::Refused("not a member of this workspace".into());
         }
-        let result = self.shared.with_ws(|ws| {
-            let mut state = ws.sync.remove(&(peer, Side::Responder)).unwrap_or_default();
-            let report = match request.payload {
-                Some(p) => ws
-                    .roster
-                    .receive_sync(&mut state, p)
-                    .map_err(NodeError::from),
-                None => Ok(Ingest::default()),
-            };
-            let reply = ws.roster.generate_sync(&mut state);
-            ws.sync.insert((peer, Side::Responder), state);
-            Ok((report, reply))
-        });
+        let result = self
+            .shared
+            .with_ws(|ws| ws.sync_step(peer, Side::Responder, request.payload));
         match result {
-            Ok((Ok(report), reply)) => {
+            Ok((report, reply)) => {
                 self.penalise_if_rejected(peer, &report);
                 self.record(report);
                 SyncResponse::Sync(reply)
             }
-            Ok((Err(e), _)) | Err(e) => {
+            Err(e) => {
                 warn!(%peer, "bad sync message: {e}");
                 SyncResponse::Refused("malformed sync message".into())
             }
@@ -491,22 +481,12 @@ impl EventLoop {
             }
         };
         let their_silence = payload.is_none();
-        let result = self.shared.with_ws(|ws| {
-            let mut state = ws.sync.remove(&(peer, Side::Initiator)).unwrap_or_default();
-            let report = match payload {
-                Some(p) => ws
-                    .roster
-                    .receive_sync(&mut state, p)
-                    .map_err(NodeError::from),
-                None => Ok(Ingest::default()),
-            };
-            let next = ws.roster.generate_sync(&mut state);
-            ws.sync.insert((peer, Side::Initiator), state);
-            Ok((report, next))
-        });
+        let result = self
+            .shared
+            .with_ws(|ws| ws.sync_step(peer, Side::Initiator, payload));
         let (report, next) = match result {
-            Ok((Ok(report), next)) => (report, next),
-            Ok((Err(e), _)) | Err(e) => {
+            Ok(step) => step,
+            Err(e) => {
                 warn!(%peer, "bad sync message: {e}");
                 self.sessions.remove(&peer);
                 return;
