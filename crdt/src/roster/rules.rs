@@ -173,12 +173,9 @@ fn object_path(doc: &Automerge, obj: &str) -> Option<Vec<String>> {
     if obj == "_root" {
         return Some(Vec::new());
     }
-    if !obj
-        .split_once('@')
-        .is_some_and(|(_, actor)| hex::decode(actor).is_ok())
-    {
-        return None;
-    }
+    // `import_obj` panics on an actor that is not hex: check first.
+    let (_, actor) = obj.split_once('@')?;
+    hex::decode(actor).ok()?;
     let id = doc.import_obj(obj).ok()?;
     let parents = doc.parents(&id).ok()?;
     Some(
