@@ -1,6 +1,7 @@
 //! `meshwork daemon` and `meshwork up`: a node in the foreground, its
 //! control API on loopback, a clean stop on Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
@@ -17,6 +18,7 @@ pub(crate) fn run(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(home, args, up))
