@@ -97,6 +97,28 @@ async fn nodes_that_were_apart_converge_when_they_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_finds_its_workspace_from_its_peer_book() {
+    let (clock, ada, mut others) = office(&["Bob"]).await;
+    let bob = others.pop().unwrap();
+    let ada_id = ada.peer_id().to_string();
+    until("Bob knows where Ada listens", || async {
+        bob.peers()
+            .await
+            .iter()
+            .any(|p| p.peer_id == ada_id && p.member_id.is_some() && !p.addrs.is_empty())
+    })
+    .await;
+    let dir = stop(bob).await;
+    ada.dept_create("While away").await.unwrap();
+    // No --peer, no mDNS: only the peer book says where Ada is.
+    let bob = restart(dir, &clock, vec![]).await;
+    until_roster(&bob, "Bob catches up", |r| {
+        r.resolve_dept("While away").is_ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_admin_change_is_rejected_and_not_forwarded() {
     let (clock, ada, mut others) = office(&["Bob", "Cleo"]).await;
     let cleo = others.pop().unwrap();

@@ -1,5 +1,6 @@
-//! The node's durable state in sled: which workspace it belongs to, and every
-//! accepted change of every document with its signature. Nothing is
+//! The node's durable state in sled: which workspace it belongs to, every
+//! accepted change of every document with its signature, and the peer book
+//! (where members said they listen, to find them again after a restart). Nothing is
 //! acknowledged before [`Store::flush`] returns.
 
 use meshwork_crdt::SignedChange;
@@ -22,6 +23,7 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     changes: sled::Tree,
+    peers: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -41,6 +43,7 @@ impl Store {
         Ok(Self {
             meta: db.open_tree("meta")?,
             changes: db.open_tree("changes")?,
+            peers: db.open_tree("peers")?,
             db,
         })
     }
@@ -78,6 +81,23 @@ impl Store {
         self.changes
             .scan_prefix(doc)
             .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
+            .collect()
+    }
+
+    /// Remembers where a peer said it listens (the peer book).
+    pub fn set_peer_addrs(&self, peer: &[u8], addrs: &[String]) -> Result<(), NodeError> {
+        self.peers.insert(peer, postcard::to_stdvec(addrs)?)?;
+        Ok(())
+    }
+
+    /// Every peer in the book with its addresses.
+    pub fn peer_addrs(&self) -> Result<Vec<(Vec<u8>, Vec<String>)>, NodeError> {
+        self.peers
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), postcard::from_bytes(&v)?))
+            })
             .collect()
     }
 

@@ -123,7 +123,10 @@ impl EventLoop {
                     None => break None,
                 },
                 _ = admission_tick.tick() => self.expire_probation(),
-                _ = sync_tick.tick() => self.sync_all(),
+                _ = sync_tick.tick() => {
+                    self.redial_members();
+                    self.sync_all();
+                }
             }
         };
         // Release the swarm (its sockets) and the shared state before saying
@@ -277,6 +280,7 @@ impl EventLoop {
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.peer_addrs.insert(peer_id, info.listen_addrs);
+                self.remember(peer_id);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -324,6 +328,10 @@ impl EventLoop {
         }
         let members = &self.members;
         self.probation.retain(|p, _| !members.contains_key(p));
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in connected {
+            self.remember(p);
+        }
         if self.i_am_member {
             let now = Instant::now() + self.cfg.probation;
             let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -411,6 +419,45 @@ impl EventLoop {
     }
 
     // --- sync ---
+
+    /// Writes a connected member's listen addresses into the peer book.
+    fn remember(&self, peer: PeerId) {
+        let (true, Some(addrs)) = (self.members.contains_key(&peer), self.peer_addrs.get(&peer))
+        else {
+            return;
+        };
+        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        if let Err(e) = self.shared.store.set_peer_addrs(&peer.to_bytes(), &addrs) {
+            warn!("cannot update the peer book: {e}");
+        }
+    }
+
+    /// Dials members from the peer book that are not connected: how a node
+    /// finds its workspace again after a restart or a partition, with no
+    /// `--peer` and no mDNS.
+    fn redial_members(&mut self) {
+        let book = match self.shared.store.peer_addrs() {
+            Ok(book) => book,
+            Err(e) => return warn!("cannot read the peer book: {e}"),
+        };
+        let me = *self.swarm.local_peer_id();
+        for (peer, addrs) in book {
+            let Ok(peer) = PeerId::from_bytes(&peer) else {
+                continue;
+            };
+            if peer == me || !self.members.contains_key(&peer) || self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .allocate_new_port()
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, "cannot redial: {e}");
+            }
+        }
+    }
 
     fn sync_all(&mut self) {
         let peers: Vec<PeerId> = self
