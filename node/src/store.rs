@@ -28,6 +28,9 @@ pub struct Store {
 
 const WORKSPACE: &[u8] = b"workspace";
 
+/// A peer (its libp2p peer id bytes) and the addresses it listens on.
+pub type BookEntry = (Vec<u8>, Vec<String>);
+
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, NodeError> {
@@ -91,7 +94,7 @@ impl Store {
     }
 
     /// Every peer in the book with its addresses.
-    pub fn peer_addrs(&self) -> Result<Vec<(Vec<u8>, Vec<String>)>, NodeError> {
+    pub fn peer_addrs(&self) -> Result<Vec<BookEntry>, NodeError> {
         self.peers
             .iter()
             .map(|kv| {
