@@ -12,10 +12,12 @@
 //! - [`write`] holds the only functions that write this layout;
 //! - [`authorize`](rules) decides whether a change is allowed.
 
+mod cache;
 mod rules;
 pub(crate) mod view;
 pub mod write;
 
+pub use cache::RosterCache;
 pub(crate) use rules::authorize;
 pub use view::{
     check_name as check_display_name, Department, Invite, Member, Role, Roster, RosterError,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::PeerId;
 use meshwork_crdt::automerge::sync;
-use meshwork_crdt::roster::Roster;
+use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{automerge::ChangeHash, Ingest, SignedChange, SignedDoc, SyncPayload};
 use tokio::sync::watch;
@@ -31,8 +31,8 @@ pub(crate) struct Workspace {
     pub meta: WorkspaceMeta,
     pub roster: SignedDoc,
     pub sync: HashMap<(PeerId, Side), sync::State>,
-    /// The typed roster, read once per set of heads.
-    cached: Option<(Vec<ChangeHash>, Roster)>,
+    /// The typed roster, kept current by re-reading what changes touch.
+    cache: RosterCache,
 }
 
 impl Workspace {
@@ -41,7 +41,7 @@ impl Workspace {
             meta,
             roster,
             sync: HashMap::new(),
-            cached: None,
+            cache: RosterCache::default(),
         }
     }
 
@@ -61,17 +61,9 @@ impl Workspace {
         Ok((report, self.roster.generate_sync(state)))
     }
 
-    /// The roster as it is now; re-read only when the heads moved.
+    /// The roster as it is now.
     pub(crate) fn roster_view(&mut self) -> Roster {
-        let heads = self.roster.heads();
-        match &self.cached {
-            Some((h, r)) if *h == heads => r.clone(),
-            _ => {
-                let r = Roster::read(self.roster.doc());
-                self.cached = Some((heads, r.clone()));
-                r
-            }
-        }
+        self.cache.get(&self.roster).clone()
     }
 
     /// An empty workspace about to be filled by sync (a joiner's).

@@ -304,6 +304,21 @@ pub(super) fn member_in(v: View<'_>, id: &MemberId) -> Option<Member> {
     read_member(v, &v.path(&["members"])?, &id.to_string())
 }
 
+/// One department, read through `v`.
+pub(super) fn dept_in(v: View<'_>, id: &str) -> Option<Department> {
+    let obj = v.map(&v.path(&["depts"])?, id)?;
+    let mut members: Vec<MemberId> = v
+        .map(&obj, "members")
+        .map(|m| v.keys(&m).iter().filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default();
+    members.sort();
+    Some(Department {
+        id: id.to_owned(),
+        name: v.str(&obj, "name")?,
+        members,
+    })
+}
+
 /// One invite, read through `v`.
 pub(super) fn invite_in(v: View<'_>, id: &str) -> Option<Invite> {
     read_invite(v, &v.path(&["invites"])?, id)
