@@ -1,0 +1,113 @@
+//! Who may stay connected (members, joiners on probation, the blocked), and
+//! the peer book that finds members again.
+
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId};
+use meshwork_crdt::MemberId;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{peer_id, EventLoop};
+
+impl EventLoop {
+    pub(super) fn on_connected(&mut self, peer: PeerId) {
+        if self.members.contains_key(&peer) {
+            self.start_sync(peer);
+        } else if self.i_am_member {
+            self.probation
+                .insert(peer, Instant::now() + self.cfg.probation);
+        }
+        self.try_join();
+    }
+
+    /// Re-reads the roster: who is a member, who is blocked.
+    pub(super) fn refresh_members(&mut self) {
+        let Ok(roster) = self.shared.roster() else {
+            return;
+        };
+        let me = self.shared.identity.signer.id();
+        self.i_am_member = roster.is_active(&me);
+        let peer_ids = &mut self.peer_ids;
+        let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
+        self.members = roster
+            .active_members()
+            .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
+            .collect();
+        for removed in roster.members.iter().filter(|m| m.removed) {
+            if let Some(peer) = peer_of(&removed.id) {
+                if self.swarm.behaviour_mut().blocked.block_peer(peer) {
+                    info!(member = %removed.name, "removed from the workspace: disconnected and refused");
+                }
+            }
+        }
+        let members = &self.members;
+        self.probation.retain(|p, _| !members.contains_key(p));
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in connected {
+            self.remember(p);
+        }
+        if self.i_am_member {
+            let now = Instant::now() + self.cfg.probation;
+            let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+            for p in connected {
+                if !self.members.contains_key(&p) {
+                    self.probation.entry(p).or_insert(now);
+                }
+            }
+        }
+    }
+
+    pub(super) fn expire_probation(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .probation
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.probation.remove(&peer);
+            info!(%peer, "not a member and no valid invite: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Writes a connected member's listen addresses into the peer book.
+    pub(super) fn remember(&self, peer: PeerId) {
+        let (true, Some(addrs)) = (self.members.contains_key(&peer), self.peer_addrs.get(&peer))
+        else {
+            return;
+        };
+        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        if let Err(e) = self.shared.store.set_peer_addrs(&peer.to_bytes(), &addrs) {
+            warn!("cannot update the peer book: {e}");
+        }
+    }
+
+    /// Dials members from the peer book that are not connected: how a node
+    /// finds its workspace again after a restart or a partition, with no
+    /// `--peer` and no mDNS.
+    pub(super) fn redial_members(&mut self) {
+        let book = match self.shared.store.peer_addrs() {
+            Ok(book) => book,
+            Err(e) => return warn!("cannot read the peer book: {e}"),
+        };
+        let me = *self.swarm.local_peer_id();
+        for (peer, addrs) in book {
+            let Ok(peer) = PeerId::from_bytes(&peer) else {
+                continue;
+            };
+            if peer == me || !self.members.contains_key(&peer) || self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .allocate_new_port()
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, "cannot redial: {e}");
+            }
+        }
+    }
+}
