@@ -1,0 +1,304 @@
+//! Editing the roster: invites, departments, members. Every edit has one
+//! shape ([`Node::change_roster`]): check, write one signed change, make it
+//! durable, gossip it.
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use meshwork_crdt::automerge::transaction::Transaction;
+use meshwork_crdt::automerge::AutomergeError;
+use meshwork_crdt::roster::{write, Department, Invite, Member, Role, Roster, RosterError};
+use meshwork_crdt::{MemberId, SignedChange};
+
+use super::{InviteInfo, InviteSpec, Node};
+use crate::net::Command;
+use crate::wire::{GossipChange, InviteToken};
+use crate::NodeError;
+
+impl Node {
+    /// Creates an invite and returns its token.
+    pub async fn invite(&self, spec: InviteSpec) -> Result<InviteInfo, NodeError> {
+        let secret: [u8; 32] = rand::random();
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let expires_at = self.shared.clock.now() + spec.ttl.as_millis() as i64;
+        let me = self.member_id();
+        let invite = self
+            .change_roster(
+                true,
+                |roster| {
+                    let dept = match &spec.dept {
+                        Some(name) => Some(roster.resolve_dept(name)?.id.clone()),
+                        None => None,
+                    };
+                    Ok(Invite {
+                        id: id.clone(),
+                        secret_hash: Invite::hash_secret(&secret),
+                        role: spec.role,
+                        dept,
+                        expires_at,
+                        created_by: me,
+                        redeemed_by: None,
+                    })
+                },
+                |tx, invite| write::create_invite(tx, invite),
+            )
+            .await?;
+        let (workspace, ws_secret, name) = self
+            .shared
+            .with_ws(|ws| Ok((ws.meta.id, ws.meta.secret, ws.roster_view().name)))?;
+        let token = InviteToken {
+            workspace,
+            secret: ws_secret,
+            name,
+            invite_id: invite.id.clone(),
+            invite_secret: secret,
+            addrs: self.reachable_addrs().await,
+        };
+        Ok(InviteInfo {
+            token: token.encode()?,
+            id: invite.id,
+            expires_at,
+        })
+    }
+
+    /// Addresses (with `/p2p/`) where this node and its connected members
+    /// can be reached: what an invite carries.
+    async fn reachable_addrs(&self) -> Vec<String> {
+        let Some(net) = self.net().await else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = net
+            .ask(Command::ListenAddrs)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| with_peer(a, self.peer_id()))
+            .collect();
+        for peer in net.ask(Command::Peers).await.unwrap_or_default() {
+            if peer.member_id.is_none() {
+                continue;
+            }
+            let Ok(id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            out.extend(
+                peer.addrs
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .map(|a| with_peer(a, id)),
+            );
+        }
+        out.dedup();
+        out
+    }
+
+    /// Creates a department.
+    pub async fn dept_create(&self, name: &str) -> Result<Department, NodeError> {
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        self.change_roster(
+            true,
+            |roster| {
+                roster.check_new_dept_name(name)?;
+                Ok(Department {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                    members: Vec::new(),
+                })
+            },
+            |tx, d| write::create_dept(tx, &d.id, &d.name),
+        )
+        .await
+    }
+
+    /// Renames a department.
+    pub async fn dept_rename(&self, old: &str, new: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let id = roster.resolve_dept(old)?.id.clone();
+                roster.check_new_dept_name(new)?;
+                Ok(id)
+            },
+            |tx, id| write::rename_dept(tx, id, new),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Adds a member to a department.
+    pub async fn dept_add(&self, member: &str, dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                let d = roster.resolve_dept(dept)?;
+                roster.check_dept_add(d, m)?;
+                Ok((d.id.clone(), m.id))
+            },
+            |tx, (d, m)| write::dept_add(tx, d, *m),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Adds many members to a department in one change (bulk onboarding).
+    pub async fn dept_add_many(&self, members: &[MemberId], dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let d = roster.resolve_dept(dept)?;
+                if d.members.len() + members.len() > meshwork_crdt::roster::DEPT_CAPACITY {
+                    return Err(RosterError::DeptFull(d.name.clone()).into());
+                }
+                for m in members {
+                    roster.resolve_member(&m.to_string())?;
+                }
+                Ok(d.id.clone())
+            },
+            |tx, d| members.iter().try_for_each(|m| write::dept_add(tx, d, *m)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Takes a member out of a department.
+    pub async fn dept_remove(&self, member: &str, dept: &str) -> Result<(), NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                let d = roster.resolve_dept(dept)?;
+                if !d.members.contains(&m.id) {
+                    return Err(RosterError::NotInDept {
+                        member: m.name.clone(),
+                        dept: d.name.clone(),
+                    }
+                    .into());
+                }
+                Ok((d.id.clone(), m.id))
+            },
+            |tx, (d, m)| write::dept_remove(tx, d, *m),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Makes a member an admin.
+    pub async fn promote(&self, member: &str) -> Result<Member, NodeError> {
+        self.change_roster(
+            true,
+            |roster| Ok(roster.resolve_member(member)?.clone()),
+            |tx, m| write::set_role(tx, m.id, Role::Admin),
+        )
+        .await
+    }
+
+    /// Removes a member from the workspace: out of every department,
+    /// disconnected, and refused from then on.
+    pub async fn remove_member(&self, member: &str) -> Result<Member, NodeError> {
+        let me = self.member_id();
+        self.change_roster(
+            true,
+            |roster| {
+                let m = roster.resolve_member(member)?;
+                if m.id == me {
+                    return Err(NodeError::BadRequest(
+                        "you cannot remove yourself; ask another admin".into(),
+                    ));
+                }
+                Ok(m.clone())
+            },
+            |tx, m| write::remove_member(tx, m.id),
+        )
+        .await
+    }
+
+    /// Adds members directly (admin only): for bulk onboarding and benchmarks.
+    pub async fn add_members(&self, members: &[(MemberId, String)]) -> Result<(), NodeError> {
+        let now = self.shared.clock.now();
+        self.change_roster(
+            true,
+            |roster| {
+                for (id, name) in members {
+                    meshwork_crdt::roster::check_display_name(name)?;
+                    if roster.member(id).is_some() {
+                        return Err(NodeError::Conflict(format!("{id} is already a member")));
+                    }
+                }
+                Ok(())
+            },
+            |tx, ()| {
+                members.iter().try_for_each(|(id, name)| {
+                    write::add_member(tx, *id, name, Role::Member, now, None)
+                })
+            },
+        )
+        .await
+    }
+
+    /// Departments, sorted by name.
+    pub fn depts(&self) -> Result<Vec<Department>, NodeError> {
+        Ok(self.roster()?.depts)
+    }
+
+    /// Active members, of one department or of the workspace.
+    pub fn members(&self, dept: Option<&str>) -> Result<Vec<Member>, NodeError> {
+        let roster = self.roster()?;
+        let members: Vec<Member> = match dept {
+            Some(name) => {
+                let d = roster.resolve_dept(name)?;
+                roster
+                    .active_members()
+                    .filter(|m| d.members.contains(&m.id))
+                    .cloned()
+                    .collect()
+            }
+            None => roster.active_members().cloned().collect(),
+        };
+        Ok(members)
+    }
+
+    /// The shape of every roster edit: check the caller's role and the
+    /// request against the roster (`plan`), write it (`apply`) as one signed
+    /// change, make it durable, then gossip it. Returns what `plan` decided.
+    async fn change_roster<P>(
+        &self,
+        admin_only: bool,
+        plan: impl FnOnce(&Roster) -> Result<P, NodeError>,
+        apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
+    ) -> Result<P, NodeError> {
+        let signer = &self.shared.identity.signer;
+        let now = self.shared.clock.now();
+        let (planned, change, workspace) = self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            if admin_only && !roster.is_admin(&signer.id()) {
+                return Err(RosterError::NotAdmin.into());
+            }
+            let planned = plan(&roster)?;
+            let change = ws.roster.change(signer, now, |tx| apply(tx, &planned))?;
+            Ok((planned, change, ws.meta.id))
+        })?;
+        if let Some(change) = change {
+            self.commit(workspace, change).await?;
+        }
+        Ok(planned)
+    }
+
+    async fn commit(&self, workspace: [u8; 32], change: SignedChange) -> Result<(), NodeError> {
+        self.shared
+            .record(&workspace, std::slice::from_ref(&change))?;
+        self.shared.store.flush().await?;
+        if let Some(net) = self.net().await {
+            let data = GossipChange { workspace, change }.encode()?;
+            net.send(Command::Publish(data)).await;
+            net.send(Command::RosterChanged).await;
+        }
+        Ok(())
+    }
+}
+
+fn with_peer(mut addr: Multiaddr, peer: PeerId) -> String {
+    if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.push(Protocol::P2p(peer));
+    }
+    addr.to_string()
+}
