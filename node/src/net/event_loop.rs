@@ -78,7 +78,7 @@ impl EventLoop {
         commands_tx: mpsc::Sender<Command>,
         ready: oneshot::Sender<Result<(), NodeError>>,
     ) -> Result<Self, NodeError> {
-        let topic = IdentTopic::new(format!("meshwork/{}/roster", hex::encode(workspace)));
+        let topic = IdentTopic::new(super::roster_topic(&workspace));
         swarm
             .behaviour_mut()
             .gossipsub

@@ -16,6 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 pub use behaviour::{JOIN_PROTOCOL, SYNC_PROTOCOL};
 pub(crate) use event_loop::EventLoop;
 pub use libp2p::Multiaddr;
+pub use transport::psk;
+
+/// The gossipsub topic on which a workspace's roster changes travel.
+pub fn roster_topic(workspace: &[u8; 32]) -> String {
+    format!("meshwork/{}/roster", hex::encode(workspace))
+}
 
 use crate::shared::Shared;
 use crate::wire::JoinRequest;

@@ -11,7 +11,7 @@ use super::behaviour::Behaviour;
 use crate::NodeError;
 
 /// The pre-shared network key of a workspace, derived from its secret.
-pub(crate) fn psk(secret: &[u8; 32]) -> PreSharedKey {
+pub fn psk(secret: &[u8; 32]) -> PreSharedKey {
     PreSharedKey::new(blake3::derive_key("meshwork pnet key v1", secret))
 }
 
