@@ -121,3 +121,38 @@ fn the_api_refuses_requests_without_the_token() {
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
 }
+
+#[test]
+fn events_stream_live_changes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    let mut follower = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .args(["events", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    // The stream is open once the daemon counts a subscriber; a change made
+    // before that would be missed, so make changes until one is seen.
+    let seen = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .find(|l| l.contains("roster_changed"))
+    });
+    let mut n = 0;
+    while !seen.is_finished() && n < 200 {
+        ok(&home, &["dept", "create", &format!("D{n}")]);
+        n += 1;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let line = seen.join().unwrap().expect("a roster_changed event");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "roster_changed");
+}

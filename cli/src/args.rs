@@ -80,6 +80,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow live events (roster changes, peers coming and going) until
+    /// interrupted: one line each; JSON lines with --json.
+    Events {
+        /// Print each event as one line of JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Connected peers.
     Peers {
         /// Print JSON.

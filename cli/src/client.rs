@@ -56,6 +56,36 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Follows a server-sent-events stream, calling `on_event` with each
+    /// event's JSON until the daemon closes the stream or `on_event` returns
+    /// `false`.
+    pub(crate) fn follow(&self, path: &str, mut on_event: impl FnMut(Value) -> bool) -> Result<()> {
+        use std::io::BufRead;
+        let resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .context("the daemon did not answer")?;
+        if !resp.status().is_success() {
+            return answer(resp).map(drop);
+        }
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.context("the event stream broke off")?;
+            if let Some(data) = line.strip_prefix("data:") {
+                if !on_event(
+                    serde_json::from_str(data.trim()).context("an event that is not JSON")?,
+                ) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Result<Value> {
     let status = resp.status();
     let body: Value = resp

@@ -91,6 +91,24 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let s = client()?.get("/v1/status")?;
             print(json, &s, status_text);
         }
+        Command::Events { json } => {
+            use std::io::Write;
+            client()?.follow("/v1/events", |e| {
+                let line = if json {
+                    e.to_string()
+                } else {
+                    let what = e["type"].as_str().unwrap_or("event").replace('_', " ");
+                    let detail = e
+                        .get("peer_id")
+                        .or(e.get("changes"))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    format!("{what} {detail}")
+                };
+                // A closed pipe (`| head`) ends the command quietly.
+                writeln!(std::io::stdout(), "{line}").is_ok()
+            })?;
+        }
         Command::Peers { json } => {
             let p = client()?.get("/v1/peers")?;
             print(json, &p, |ps| {

@@ -8,12 +8,16 @@ use std::time::Duration;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::Stream;
 use meshwork_crdt::roster::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::convert::Infallible;
+use tokio::sync::broadcast;
 
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
@@ -74,6 +78,7 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/members", get(members))
         .route("/v1/members/promote", post(promote))
         .route("/v1/members/remove", post(remove_member))
+        .route("/v1/events", get(events))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -254,4 +259,22 @@ async fn promote(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResu
 
 async fn remove_member(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
     ok(node.remove_member(&b.member).await?)
+}
+
+/// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].
+async fn events(State(node): State<Node>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let stream = futures::stream::unfold(node.events(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    return Some((Ok(SseEvent::default().data(data)), rx));
+                }
+                // A slow listener missed some: carry on with what comes next.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -22,6 +22,8 @@ pub mod home;
 pub mod net;
 pub mod node;
 mod shared;
+
+pub use shared::NodeEvent;
 pub mod store;
 pub mod wire;
 

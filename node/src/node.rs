@@ -387,6 +387,11 @@ impl Node {
         }
     }
 
+    /// Live events: roster changes, peers coming and going.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
     /// The node's home.
     pub fn home(&self) -> &Home {
         &self.cfg.home

@@ -12,7 +12,8 @@ use meshwork_crdt::automerge::sync;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{automerge::ChangeHash, Ingest, SignedChange, SignedDoc, SyncPayload};
-use tokio::sync::watch;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
 
 use crate::home::Identity;
 use crate::store::{Store, WorkspaceMeta};
@@ -24,6 +25,27 @@ use crate::{Clock, NodeError};
 pub(crate) enum Side {
     Initiator,
     Responder,
+}
+
+/// Something that happened, as the control API's event stream tells it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// New roster changes were stored (local or from peers).
+    RosterChanged {
+        /// How many.
+        changes: usize,
+    },
+    /// A peer connected.
+    PeerConnected {
+        /// Its peer id.
+        peer_id: String,
+    },
+    /// A peer's last connection closed.
+    PeerDisconnected {
+        /// Its peer id.
+        peer_id: String,
+    },
 }
 
 /// The documents of the workspace this node belongs to.
@@ -82,6 +104,8 @@ pub(crate) struct Shared {
     ws: Mutex<Option<Workspace>>,
     /// Bumped whenever the roster changes, so waiters can re-check it.
     pub roster_version: watch::Sender<u64>,
+    /// Live events for the control API's event stream.
+    pub events: broadcast::Sender<NodeEvent>,
 }
 
 impl Shared {
@@ -97,6 +121,7 @@ impl Shared {
             clock,
             ws: Mutex::new(ws),
             roster_version: watch::channel(0).0,
+            events: broadcast::channel(1024).0,
         }
     }
 
@@ -114,6 +139,11 @@ impl Shared {
         let mut guard = self.lock();
         let ws = guard.as_mut().ok_or_else(NodeError::no_workspace)?;
         f(ws)
+    }
+
+    /// Tells event-stream listeners, if any.
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
     }
 
     /// Installs a workspace (create or join).
@@ -143,6 +173,9 @@ impl Shared {
         }
         self.store.put_changes(workspace, accepted)?;
         self.roster_version.send_modify(|v| *v += 1);
+        self.emit(NodeEvent::RosterChanged {
+            changes: accepted.len(),
+        });
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{Command, NetConfig, PeerInfo};
-use crate::shared::{Shared, Side};
+use crate::shared::{NodeEvent, Shared, Side};
 use crate::wire::{JoinRequest, JoinResponse};
 use crate::NodeError;
 
@@ -189,6 +189,9 @@ impl EventLoop {
             } => {
                 debug!(%peer_id, "connected");
                 if num_established.get() == 1 {
+                    self.shared.emit(NodeEvent::PeerConnected {
+                        peer_id: peer_id.to_string(),
+                    });
                     self.on_connected(peer_id);
                 }
             }
@@ -198,6 +201,9 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer_id, "disconnected");
+                self.shared.emit(NodeEvent::PeerDisconnected {
+                    peer_id: peer_id.to_string(),
+                });
                 self.probation.remove(&peer_id);
                 self.sessions.remove(&peer_id);
                 let _ = self.shared.with_ws(|ws| {
