@@ -8,11 +8,13 @@
 //! - [`identity`]: device keys, member ids and change signatures.
 //! - [`signed`]: [`SignedDoc`], an automerge document that only accepts signed,
 //!   authorized changes, and the sync protocol over it.
+//! - [`feed`]: a department's feed — posts, replies, reactions — and its rules.
 //! - [`roster`]: the workspace roster — members, roles, departments, invites —
 //!   its writers, its typed view and its authorization rules.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod feed;
 pub mod identity;
 mod read;
 pub mod roster;

@@ -64,3 +64,30 @@ impl<'a> View<'a> {
         self.doc.keys_at(obj, self.heads).collect()
     }
 }
+
+/// Where an object sits: the keys from the root to it. `obj` is an object id
+/// as a change's operations name it (`_root` or `counter@actor`).
+pub(crate) fn object_path(doc: &Automerge, obj: &str) -> Option<Vec<String>> {
+    if obj == "_root" {
+        return Some(Vec::new());
+    }
+    // `import_obj` panics on an actor that is not hex: check first.
+    let (_, actor) = obj.split_once('@')?;
+    hex::decode(actor).ok()?;
+    let id = doc.import_obj(obj).ok()?;
+    let parents = doc.parents(&id).ok()?;
+    Some(
+        parents
+            .path()
+            .iter()
+            .map(|(_, prop)| prop_str(prop))
+            .collect(),
+    )
+}
+
+pub(crate) fn prop_str(p: &Prop) -> String {
+    match p {
+        Prop::Map(k) => k.clone(),
+        Prop::Seq(i) => i.to_string(),
+    }
+}

@@ -13,7 +13,8 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 
-use crate::{roster, MemberId, Millis, Signer};
+use crate::feed::FeedRules;
+use crate::{feed, roster, MemberId, Millis, Signer};
 
 /// The rules a document's changes must obey.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub enum Rules {
         /// The genesis change's hash: the workspace id.
         workspace: ChangeHash,
     },
+    /// A department's feed, judged against a roster.
+    Feed(FeedRules),
 }
 
 /// A change as it travels and is stored: automerge's bytes and the author's
@@ -150,7 +153,19 @@ impl SignedDoc {
     /// Rebuilds a document from changes this node stored earlier. Signatures
     /// are checked again (cheap, and catches a damaged store); rules are not.
     pub fn load(rules: Rules, stored: Vec<SignedChange>) -> Result<Self, DocError> {
-        let mut this = Self::new(rules);
+        Self::load_onto(Automerge::new(), rules, stored)
+    }
+
+    fn load_onto(
+        doc: Automerge,
+        rules: Rules,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        let mut this = Self {
+            doc,
+            signatures: HashMap::new(),
+            rules,
+        };
         let mut changes = Vec::with_capacity(stored.len());
         for sc in stored {
             let change =
@@ -163,9 +178,31 @@ impl SignedDoc {
         Ok(this)
     }
 
+    /// A department's feed: its deterministic genesis, then the changes
+    /// this node stored earlier (signatures re-checked, rules not).
+    pub fn feed(
+        dept: &str,
+        roster: crate::roster::Roster,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        let doc = feed::genesis(dept)?;
+        let genesis = doc.get_heads()[0];
+        let rules = Rules::Feed(FeedRules {
+            dept: dept.to_owned(),
+            genesis,
+            roster,
+        });
+        Self::load_onto(doc, rules, stored)
+    }
+
     /// The rules this document obeys.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The rules, to update what they judge against (a feed's roster).
+    pub fn rules_mut(&mut self) -> &mut Rules {
+        &mut self.rules
     }
 
     /// The automerge document, for reading.
@@ -370,6 +407,7 @@ impl SignedDoc {
     fn authorize(&self, change: &Change, author: MemberId) -> Result<(), String> {
         match &self.rules {
             Rules::Roster { workspace } => roster::authorize(&self.doc, change, author, workspace),
+            Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules),
         }
     }
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use automerge::legacy::Key;
-use automerge::{Automerge, Change, ChangeHash, Prop, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 
 use super::view::{invite_in, member_in};
 use super::{Role, DEPT_CAPACITY};
@@ -155,7 +155,8 @@ pub(super) fn touched_paths(doc: &Automerge, change: &Change) -> Result<Vec<Vec<
     for op in change.decode().operations {
         let obj = op.obj.to_string();
         if !objects.contains_key(&obj) {
-            let path = object_path(doc, &obj).ok_or("an operation on an unknown object")?;
+            let path =
+                crate::read::object_path(doc, &obj).ok_or("an operation on an unknown object")?;
             objects.insert(obj.clone(), path);
         }
         let mut path = objects[&obj].clone();
@@ -166,30 +167,4 @@ pub(super) fn touched_paths(doc: &Automerge, change: &Change) -> Result<Vec<Vec<
         touched.push(path);
     }
     Ok(touched)
-}
-
-/// Where an object sits: the keys from the root to it.
-fn object_path(doc: &Automerge, obj: &str) -> Option<Vec<String>> {
-    if obj == "_root" {
-        return Some(Vec::new());
-    }
-    // `import_obj` panics on an actor that is not hex: check first.
-    let (_, actor) = obj.split_once('@')?;
-    hex::decode(actor).ok()?;
-    let id = doc.import_obj(obj).ok()?;
-    let parents = doc.parents(&id).ok()?;
-    Some(
-        parents
-            .path()
-            .iter()
-            .map(|(_, prop)| prop_str(prop))
-            .collect(),
-    )
-}
-
-fn prop_str(p: &Prop) -> String {
-    match p {
-        Prop::Map(k) => k.clone(),
-        Prop::Seq(i) => i.to_string(),
-    }
 }

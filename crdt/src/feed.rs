@@ -1,0 +1,52 @@
+//! A department's feed: posts, replies, edits, deletions and reactions. One
+//! automerge document per department, laid out as
+//!
+//! ```text
+//! { kind: "feed", dept,
+//!   order: [post id, …],                    // append-only; automerge orders concurrent appends
+//!   posts: { <post id>: { author, body, created_at, reply_to?, edited_at?, deleted?,
+//!                         mentions: { <member id>: true } } },
+//!   reactions: { <post id>: { <emoji>: { <member id>: true } } } }
+//! ```
+//!
+//! Its first change is built the same way by every node from the department
+//! id alone ([`genesis`]), so no two members can race to create the maps.
+//!
+//! - [`Feed`] is the typed view, in the same order on every node;
+//! - [`write`] holds the only functions that write this layout;
+//! - [`FeedRules`] decide who may write what.
+
+mod rules;
+mod view;
+pub mod write;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, AutomergeError, ObjType, ROOT};
+
+pub(crate) use rules::authorize;
+pub use rules::FeedRules;
+pub use view::{Feed, Post};
+
+/// The longest post body, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The feed document's deterministic first change: identical bytes, hence an
+/// identical hash, on every node.
+pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
+    let mut doc = Automerge::new();
+    let actor = blake3::derive_key("meshwork feed genesis actor v1", dept_id.as_bytes());
+    doc.set_actor(ActorId::from(&actor[..16]));
+    doc.transact_with(
+        |_| CommitOptions::default().with_time(0),
+        |tx| {
+            tx.put(ROOT, "kind", "feed")?;
+            tx.put(ROOT, "dept", dept_id)?;
+            tx.put_object(ROOT, "order", ObjType::List)?;
+            tx.put_object(ROOT, "posts", ObjType::Map)?;
+            tx.put_object(ROOT, "reactions", ObjType::Map)?;
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok(doc)
+}

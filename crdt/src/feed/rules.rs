@@ -1,0 +1,148 @@
+//! Who may write what in a department's feed. A change is judged by its own
+//! operations against the feed at its dependencies, and against the roster
+//! the judging node holds (the feed and the roster are separate documents:
+//! membership is checked against the roster as this node knows it).
+//!
+//! - Only active members of the department write in its feed.
+//! - A new post's author is its signer; nobody else's name goes on it.
+//! - Only the author edits a post; the author or an admin deletes it, and
+//!   deletion leaves a tombstone without the text.
+//! - A member adds or takes back only their own reactions.
+//! - A body is at most [`super::MAX_BODY`] bytes.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::legacy::{Key, OpType};
+use automerge::{Automerge, Change, ChangeHash, ObjType};
+
+use super::MAX_BODY;
+use crate::read::{object_path, View};
+use crate::roster::Roster;
+use crate::MemberId;
+
+/// The rules of one department's feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedRules {
+    /// The department (roster id).
+    pub dept: String,
+    /// The deterministic genesis change's hash: the feed's document id.
+    pub genesis: ChangeHash,
+    /// The roster membership is judged against.
+    pub roster: Roster,
+}
+
+pub(crate) fn authorize(
+    doc: &Automerge,
+    change: &Change,
+    author: MemberId,
+    rules: &FeedRules,
+) -> Result<(), String> {
+    if change.deps().is_empty() {
+        return Err("a feed change without dependencies that is not the feed's genesis".into());
+    }
+    let in_dept = rules.roster.is_active(&author)
+        && rules
+            .roster
+            .dept(&rules.dept)
+            .is_some_and(|d| d.members.contains(&author));
+    if !in_dept {
+        return Err(format!(
+            "{} is not a member of this department",
+            author.short()
+        ));
+    }
+    let is_admin = rules.roster.is_admin(&author);
+    let me = author.to_string();
+    let before = View::at(doc, change.deps());
+    let after_heads = [change.hash()];
+    let after = View::at(doc, &after_heads);
+    let post_author =
+        |v: View<'_>, id: &str| v.path(&["posts", id]).and_then(|p| v.str(&p, "author"));
+
+    let mut paths: HashMap<String, Vec<String>> = HashMap::new();
+    let mut created: HashSet<String> = HashSet::new();
+    let mut bodies: HashSet<String> = HashSet::new();
+    for op in change.decode().operations {
+        let obj = op.obj.to_string();
+        if !paths.contains_key(&obj) {
+            let p = object_path(doc, &obj).ok_or("an operation on an unknown object")?;
+            paths.insert(obj.clone(), p);
+        }
+        let path: Vec<&str> = paths[&obj].iter().map(String::as_str).collect();
+        let key = match &op.key {
+            Key::Map(k) => Some(k.to_string()),
+            Key::Seq(_) => None,
+        };
+        let denied = || {
+            format!(
+                "may not write /{}/{}",
+                path.join("/"),
+                key.as_deref().unwrap_or("[sequence]")
+            )
+        };
+        match (path.as_slice(), key.as_deref()) {
+            // Appending a post id to the order.
+            (["order"], None) if op.insert && matches!(op.action, OpType::Put(_)) => {}
+            // A new post.
+            (["posts"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
+                if post_author(before, id).is_some() {
+                    return Err(format!("post {id} already exists"));
+                }
+                created.insert(id.to_owned());
+            }
+            (["posts", id], Some(field)) if created.contains(*id) => {
+                if field == "body" {
+                    bodies.insert((*id).to_owned());
+                }
+            }
+            (["posts", id, "mentions"], Some(_)) if created.contains(*id) => {}
+            // An existing post: its author edits, its author or an admin deletes.
+            (["posts", id], Some(field)) => {
+                let mine = post_author(before, id).as_deref() == Some(me.as_str());
+                let allowed = match (field, &op.action) {
+                    ("body", OpType::Put(_)) | ("edited_at", OpType::Put(_)) => mine,
+                    ("body", OpType::Delete) | ("deleted", OpType::Put(_)) => mine || is_admin,
+                    _ => false,
+                };
+                if !allowed {
+                    return Err(denied());
+                }
+                if field == "body" {
+                    bodies.insert((*id).to_owned());
+                }
+            }
+            // Reaction structure, created once.
+            (["reactions"], Some(post)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
+                if before.path(&["reactions", post]).is_some() {
+                    return Err(denied());
+                }
+            }
+            (["reactions", post], Some(emoji))
+                if matches!(op.action, OpType::Make(ObjType::Map)) =>
+            {
+                if before.path(&["reactions", post, emoji]).is_some() || emoji.chars().count() > 16
+                {
+                    return Err(denied());
+                }
+            }
+            // One's own reaction.
+            (["reactions", _, _], Some(who)) if who == me => {}
+            _ => return Err(denied()),
+        }
+    }
+    for id in &created {
+        if post_author(after, id).as_deref() != Some(me.as_str()) {
+            return Err(format!("post {id} names an author other than its signer"));
+        }
+    }
+    for id in &bodies {
+        let len = after
+            .path(&["posts", id])
+            .and_then(|p| after.str(&p, "body"))
+            .map_or(0, |b| b.len());
+        if len > MAX_BODY {
+            return Err(format!("post {id} is {len} bytes, more than {MAX_BODY}"));
+        }
+    }
+    Ok(())
+}

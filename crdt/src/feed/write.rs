@@ -1,0 +1,104 @@
+//! The only functions that write the feed layout.
+
+use automerge::transaction::Transactable;
+use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, Value, ROOT};
+
+use crate::{MemberId, Millis};
+
+/// What a new post says.
+#[derive(Clone, Debug)]
+pub struct NewPost<'a> {
+    /// Its id (random, chosen by the author's node).
+    pub id: &'a str,
+    /// The author: the signer.
+    pub author: MemberId,
+    /// The text.
+    pub body: &'a str,
+    /// When, by the author's clock.
+    pub created_at: Millis,
+    /// The post it answers.
+    pub reply_to: Option<&'a str>,
+    /// Members it mentions.
+    pub mentions: &'a [MemberId],
+}
+
+/// Appends a post.
+pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), AutomergeError> {
+    let posts = map(tx, &ROOT, "posts")?;
+    let obj = tx.put_object(&posts, p.id, ObjType::Map)?;
+    tx.put(&obj, "author", p.author.to_string())?;
+    tx.put(&obj, "body", p.body)?;
+    tx.put(&obj, "created_at", p.created_at)?;
+    if let Some(parent) = p.reply_to {
+        tx.put(&obj, "reply_to", parent)?;
+    }
+    let mentions = tx.put_object(&obj, "mentions", ObjType::Map)?;
+    for m in p.mentions {
+        tx.put(&mentions, m.to_string(), true)?;
+    }
+    let order = list(tx, "order")?;
+    let end = tx.length(&order);
+    tx.insert(&order, end, p.id)?;
+    Ok(())
+}
+
+/// Replaces a post's text.
+pub fn edit<T: Transactable>(
+    tx: &mut T,
+    id: &str,
+    body: &str,
+    now: Millis,
+) -> Result<(), AutomergeError> {
+    let obj = map(tx, &map(tx, &ROOT, "posts")?, id)?;
+    tx.put(&obj, "body", body)?;
+    tx.put(&obj, "edited_at", now)
+}
+
+/// Deletes a post: its text goes, a tombstone stays.
+pub fn delete<T: Transactable>(tx: &mut T, id: &str) -> Result<(), AutomergeError> {
+    let obj = map(tx, &map(tx, &ROOT, "posts")?, id)?;
+    tx.delete(&obj, "body")?;
+    tx.put(&obj, "deleted", true)
+}
+
+/// Adds (`on`) or takes back a member's reaction.
+pub fn react<T: Transactable>(
+    tx: &mut T,
+    post: &str,
+    emoji: &str,
+    member: MemberId,
+    on: bool,
+) -> Result<(), AutomergeError> {
+    let all = map(tx, &ROOT, "reactions")?;
+    let per_post = match map(tx, &all, post) {
+        Ok(o) => o,
+        Err(_) => tx.put_object(&all, post, ObjType::Map)?,
+    };
+    let per_emoji = match map(tx, &per_post, emoji) {
+        Ok(o) => o,
+        Err(_) => tx.put_object(&per_post, emoji, ObjType::Map)?,
+    };
+    if on {
+        tx.put(&per_emoji, member.to_string(), true)
+    } else {
+        tx.delete(&per_emoji, member.to_string())
+    }
+}
+
+fn map<T: ReadDoc>(tx: &T, obj: &ObjId, key: &str) -> Result<ObjId, AutomergeError> {
+    match tx.get(obj, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
+        _ => Err(AutomergeError::InvalidObjId(format!(
+            "feed has no map at {key:?}"
+        ))),
+    }
+}
+
+fn list<T: ReadDoc>(tx: &T, key: &str) -> Result<ObjId, AutomergeError> {
+    match tx.get(ROOT, key)? {
+        Some((Value::Object(ObjType::List), id)) => Ok(id),
+        _ => Err(AutomergeError::InvalidObjId(format!(
+            "feed has no list at {key:?}"
+        ))),
+    }
+}
