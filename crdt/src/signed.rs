@@ -107,7 +107,15 @@ pub struct SignedDoc {
     doc: Automerge,
     signatures: HashMap<ChangeHash, [u8; 64]>,
     rules: Rules,
+    /// Changes that arrived before their dependencies, with their
+    /// signatures: tried again with every later batch. (Two sync sessions
+    /// with one peer can deliver a change before its parent.)
+    pending: HashMap<ChangeHash, (Change, Option<[u8; 64]>)>,
 }
+
+/// The most changes held back for missing dependencies; past it, new ones
+/// are dropped (sync will offer them again).
+const MAX_PENDING: usize = 10_000;
 
 impl SignedDoc {
     /// An empty document under `rules`, to be filled by sync.
@@ -116,6 +124,7 @@ impl SignedDoc {
             doc: Automerge::new(),
             signatures: HashMap::new(),
             rules,
+            pending: HashMap::new(),
         }
     }
 
@@ -145,6 +154,7 @@ impl SignedDoc {
             doc,
             signatures: HashMap::new(),
             rules: Rules::Roster { workspace: hash },
+            pending: HashMap::new(),
         };
         let signed = this.sign(signer, hash)?;
         Ok((this, signed))
@@ -165,6 +175,7 @@ impl SignedDoc {
             doc,
             signatures: HashMap::new(),
             rules,
+            pending: HashMap::new(),
         };
         let mut changes = Vec::with_capacity(stored.len());
         for sc in stored {
@@ -287,7 +298,23 @@ impl SignedDoc {
     /// with the signatures of the changes it carries.
     pub fn generate_sync(&self, state: &mut sync::State) -> Option<SyncPayload> {
         let sent_before = state.sent_hashes.clone();
-        let message = self.doc.generate_sync_message(state)?;
+        let missing = self.missing_deps();
+        let mut message = match self.doc.generate_sync_message(state) {
+            Some(m) => m,
+            None if !missing.is_empty() => sync::Message {
+                heads: self.doc.get_heads(),
+                need: Vec::new(),
+                have: vec![sync::Have::default()],
+                changes: sync::ChunkList::empty(),
+                flags: None,
+                version: sync::MessageVersion::V1,
+            },
+            None => return None,
+        };
+        // Ask for what held-back changes are waiting on.
+        message.need.extend(missing);
+        message.need.sort();
+        message.need.dedup();
         let signatures = state
             .sent_hashes
             .difference(&sent_before)
@@ -303,6 +330,21 @@ impl SignedDoc {
             message: message.encode(),
             signatures,
         })
+    }
+
+    /// Dependencies of held-back changes that nobody has sent yet.
+    fn missing_deps(&self) -> Vec<ChangeHash> {
+        let mut missing: Vec<ChangeHash> = self
+            .pending
+            .values()
+            .flat_map(|(c, _)| c.deps().iter().copied())
+            .filter(|d| {
+                !self.pending.contains_key(d) && self.doc.get_change_meta_by_hash(d).is_none()
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
     }
 
     /// Receives a sync message: its changes go through the same checks as
@@ -344,8 +386,24 @@ impl SignedDoc {
         report: &mut Ingest,
     ) {
         let before = self.doc.get_heads();
-        let (ordered, missing) = causal_order(&self.doc, changes);
-        report.missing_deps = missing;
+        let mut sigs = sigs.clone();
+        let mut changes = changes;
+        for (hash, (change, sig)) in self.pending.drain() {
+            if let Some(sig) = sig {
+                sigs.entry(hash).or_insert(sig);
+            }
+            changes.push(change);
+        }
+        let sigs = &sigs;
+        let (ordered, waiting) = causal_order(&self.doc, changes);
+        report.missing_deps = waiting.len();
+        for change in waiting {
+            if self.pending.len() < MAX_PENDING {
+                let hash = change.hash();
+                self.pending
+                    .insert(hash, (change, sigs.get(&hash).copied()));
+            }
+        }
         if ordered.is_empty() {
             return;
         }
@@ -448,18 +506,60 @@ fn verified_signature(change: &Change, sig: &[u8]) -> Result<[u8; 64], Rejection
     }
 }
 
-/// A sync chunk: one change, or (automerge's v2 messages) a whole document.
-fn decode_chunk(chunk: &[u8]) -> Result<Vec<Change>, Rejection> {
-    if let Ok(c) = Change::from_bytes(chunk.to_vec()) {
-        return Ok(vec![c]);
+/// A sync chunk: one or more change chunks back to back (automerge's v1
+/// messages), or a whole document (v2). Each change is decoded on its own.
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
+    let mut changes = Vec::new();
+    for chunk in split_chunks(bytes)? {
+        match chunk.get(8) {
+            // 0: a document chunk.
+            Some(0) => {
+                let doc =
+                    Automerge::load(chunk).map_err(|e| Rejection::Malformed(e.to_string()))?;
+                changes.extend(doc.get_changes(&[]));
+            }
+            _ => changes.push(
+                Change::from_bytes(chunk.to_vec())
+                    .map_err(|e| Rejection::Malformed(e.to_string()))?,
+            ),
+        }
     }
-    let doc = Automerge::load(chunk).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    Ok(doc.get_changes(&[]))
+    Ok(changes)
+}
+
+/// Splits concatenated automerge chunks: each is magic (4 bytes),
+/// checksum (4), type (1), a LEB128 length, then that many bytes.
+fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, Rejection> {
+    let bad = || Rejection::Malformed("a sync chunk that is not automerge data".into());
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (mut len, mut shift, mut at) = (0u64, 0u32, 9usize);
+        loop {
+            let b = *bytes.get(at).ok_or_else(bad)?;
+            len |= u64::from(b & 0x7f).checked_shl(shift).ok_or_else(bad)?;
+            at += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(bad());
+            }
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(bad)?;
+        out.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(out)
 }
 
 /// Orders new changes so each comes after its dependencies, dropping those
-/// already known; returns them and how many wait on missing dependencies.
-fn causal_order(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, usize) {
+/// already known; returns them and those that wait on missing dependencies.
+fn causal_order(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
     let known = |h: &ChangeHash| doc.get_change_meta_by_hash(h).is_some();
     let mut seen = HashSet::new();
     let mut pending: Vec<Change> = changes
@@ -479,5 +579,5 @@ fn causal_order(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, usize) {
         placed.extend(ready.iter().map(Change::hash));
         ordered.extend(ready);
     }
-    (ordered, pending.len())
+    (ordered, pending)
 }

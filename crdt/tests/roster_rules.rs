@@ -338,3 +338,27 @@ fn a_second_genesis_is_refused() {
     assert!(got.accepted.is_empty());
     assert_eq!(Roster::read(replica.doc()).name, "Acme");
 }
+
+#[test]
+fn a_sync_message_carrying_several_changes_is_taken_whole() {
+    let ada = signer(1);
+    let (mut doc, mut replica) = workspace(&ada);
+    let mut dept = |doc: &mut SignedDoc, i: usize| {
+        doc.change(&ada, T0, |tx| {
+            write::create_dept(tx, &format!("d{i}"), &format!("Dept {i}"))
+        })
+        .unwrap();
+    };
+    for i in 0..20 {
+        dept(&mut doc, i);
+    }
+    assert!(sync_pair(&doc, &mut replica).is_empty());
+    // Few enough, against the whole, that automerge sends them as change
+    // chunks back to back in one message rather than the whole document.
+    for i in 20..23 {
+        dept(&mut doc, i);
+    }
+    assert!(sync_pair(&doc, &mut replica).is_empty());
+    assert_eq!(replica.heads(), doc.heads());
+    assert_eq!(Roster::read(replica.doc()).depts.len(), 23);
+}
