@@ -71,6 +71,40 @@ fn two_daemons_create_invite_join_and_organise() {
     // A member is not an admin.
     let out = meshwork(&h2, &["dept", "create", "Mine"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("only an admin"));
+
+    // The feed: Bob posts in Research, Ada (added to it) reads and replies.
+    ok(&h1, &["dept", "add", "Ada Lovelace", "Research"]);
+    until("Bob sees Ada in Research", || {
+        json(&h2, &["members", "--dept", "Research", "--json"])
+            .as_array()
+            .is_some_and(|m| m.len() == 2)
+    });
+    let id = ok(&h2, &["post", "Research", "Kick-off at 10, @Ada Lovelace"]);
+    let id = id.trim();
+    until("Ada sees Bob's post", || {
+        json(&h1, &["feed", "Research", "--json"])
+            .as_array()
+            .is_some_and(|f| f.iter().any(|t| t["id"] == id))
+    });
+    ok(
+        &h1,
+        &["post", "Research", "See you there", "--reply-to", id],
+    );
+    ok(&h1, &["react", id, "👍"]);
+    until("Bob sees the reply and the reaction", || {
+        let feed = json(&h2, &["feed", "Research", "--json"]);
+        feed[0]["replies"].as_array().is_some_and(|r| r.len() == 1)
+            && feed[0]["reactions"]["👍"].is_array()
+    });
+    let text = ok(&h2, &["feed", "Research"]);
+    assert!(
+        text.contains("Kick-off at 10") && text.contains("See you there"),
+        "{text}"
+    );
+    // Empty posts and strangers' edits are refused.
+    assert!(!meshwork(&h2, &["post", "Research", " "]).status.success());
+    let out = meshwork(&h1, &["edit", id, "hijacked"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only its author"));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use libp2p::{gossipsub, noise, tcp, yamux, PeerId, StreamProtocol, Swarm, Transp
 use meshwork::crdt::automerge::sync;
 use meshwork::crdt::SyncPayload;
 use meshwork::node::net::{psk, roster_topic, SYNC_PROTOCOL};
-use meshwork::node::wire::{SyncRequest, SyncResponse};
+use meshwork::node::wire::{DocRef, SyncRequest, SyncResponse};
 use meshwork::node::Home;
 
 #[derive(NetworkBehaviour)]
@@ -116,6 +116,8 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
     // Another workspace's id: refused, politely.
     let other = SyncRequest {
         workspace: [7; 32],
+        doc: DocRef::Roster,
+        first: true,
         payload: None,
     };
     assert!(matches!(
@@ -126,6 +128,8 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
     // Bytes that are no sync message at all: refused.
     let garbage = SyncRequest {
         workspace: ws,
+        doc: DocRef::Roster,
+        first: true,
         payload: Some(SyncPayload {
             message: vec![0x42, 0xff, 0x00, 0x13],
             signatures: vec![],
@@ -156,6 +160,8 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
     };
     let poisoned = SyncRequest {
         workspace: ws,
+        doc: DocRef::Roster,
+        first: true,
         payload: Some(SyncPayload {
             message: message.encode(),
             signatures: vec![],

@@ -44,6 +44,14 @@ async fn a_joiner_is_admitted_while_the_inviting_admin_is_offline() {
     let bob = &others[0];
     until("Ada and Bob connected", || connected(&ada, bob)).await;
     let token = invite(&ada, None).await;
+    // The invite must have reached a member before its admin goes offline.
+    let invite_id = meshwork::node::wire::InviteToken::decode(&token)
+        .unwrap()
+        .invite_id;
+    until_roster(bob, "Bob knows the invite", |r| {
+        r.invite(&invite_id).is_some()
+    })
+    .await;
     ada.shutdown().await;
     let cleo = spawn("Cleo", &clock).await;
     cleo.join(&token).await.unwrap();

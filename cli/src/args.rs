@@ -80,6 +80,49 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Post to a department's feed; prints the new post's id.
+    Post {
+        /// Department name.
+        dept: String,
+        /// The text (`@Name` mentions a member).
+        text: String,
+        /// Answer this post.
+        #[arg(long, value_name = "POST_ID")]
+        reply_to: Option<String>,
+    },
+    /// A department's feed, newest first, replies under their posts.
+    Feed {
+        /// Department name.
+        dept: String,
+        /// At most this many posts (with their replies).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only posts older than this one (for paging).
+        #[arg(long, value_name = "POST_ID")]
+        before: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// React to a post with an emoji.
+    React {
+        /// The post.
+        post_id: String,
+        /// The emoji.
+        emoji: String,
+    },
+    /// Replace the text of your post.
+    Edit {
+        /// The post.
+        post_id: String,
+        /// The new text.
+        text: String,
+    },
+    /// Delete a post (yours; admins may delete any). A tombstone stays.
+    Delete {
+        /// The post.
+        post_id: String,
+    },
     /// Follow live events (roster changes, peers coming and going) until
     /// interrupted: one line each; JSON lines with --json.
     Events {

@@ -91,6 +91,42 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let s = client()?.get("/v1/status")?;
             print(json, &s, status_text);
         }
+        Command::Post {
+            dept,
+            text,
+            reply_to,
+        } => {
+            let p = client()?.post(
+                "/v1/posts",
+                json!({ "dept": dept, "text": text, "reply_to": reply_to }),
+            )?;
+            println!("{}", p["id"].as_str().unwrap_or_default());
+        }
+        Command::Feed {
+            dept,
+            limit,
+            before,
+            json,
+        } => {
+            let mut path = format!("/v1/feed?dept={}&limit={limit}", urlencode(&dept));
+            if let Some(b) = before {
+                path += &format!("&before={}", urlencode(&b));
+            }
+            let threads = client()?.get(&path)?;
+            print(json, &threads, feed_text);
+        }
+        Command::React { post_id, emoji } => {
+            client()?.post(
+                "/v1/posts/react",
+                json!({ "post": post_id, "emoji": emoji }),
+            )?;
+        }
+        Command::Edit { post_id, text } => {
+            client()?.post("/v1/posts/edit", json!({ "post": post_id, "text": text }))?;
+        }
+        Command::Delete { post_id } => {
+            client()?.post("/v1/posts/delete", json!({ "post": post_id }))?;
+        }
         Command::Events { json } => {
             use std::io::Write;
             client()?.follow("/v1/events", |e| {
@@ -180,6 +216,41 @@ fn table(v: &Value, row: impl Fn(&Value) -> String) -> String {
         Some(rows) => rows.iter().map(row).collect::<Vec<_>>().join("\n"),
         None => v.to_string(),
     }
+}
+
+fn feed_text(threads: &Value) -> String {
+    let line = |p: &Value, indent: &str| {
+        let body = p["body"].as_str().unwrap_or("(deleted)");
+        let reactions: Vec<String> = p["reactions"]
+            .as_object()
+            .map(|r| {
+                r.iter()
+                    .map(|(e, who)| format!("{e}{}", who.as_array().map_or(0, Vec::len)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let edited = if p["edited_at"].is_null() {
+            ""
+        } else {
+            " (edited)"
+        };
+        format!(
+            "{indent}[{}] {body}{edited} {}",
+            p["id"].as_str().unwrap_or("?"),
+            reactions.join(" ")
+        )
+    };
+    table(threads, |t| {
+        let mut out = format!(
+            "{}:\n{}",
+            t["author_name"].as_str().unwrap_or("?"),
+            line(t, "  ")
+        );
+        for r in t["replies"].as_array().into_iter().flatten() {
+            out += &format!("\n{}", line(r, "    ↳ "));
+        }
+        out
+    })
 }
 
 fn status_text(s: &Value) -> String {

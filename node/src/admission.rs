@@ -54,9 +54,10 @@ fn check_invite<'r>(
     request: &JoinRequest,
     now: Millis,
 ) -> Result<&'r Invite, String> {
-    let invite = roster
-        .invite(&request.invite_id)
-        .ok_or("unknown invite: ask an admin for a new one")?;
+    let invite = roster.invite(&request.invite_id).ok_or(
+        "the member you reached does not know this invite (yet): it may not have reached them, \
+             or it is for another workspace; try again, or ask an admin for a new one",
+    )?;
     if Invite::hash_secret(&request.invite_secret) != invite.secret_hash {
         return Err("this invite token is damaged or forged".into());
     }

@@ -79,6 +79,11 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/members/promote", post(promote))
         .route("/v1/members/remove", post(remove_member))
         .route("/v1/events", get(events))
+        .route("/v1/posts", post(create_post))
+        .route("/v1/posts/react", post(react))
+        .route("/v1/posts/edit", post(edit_post))
+        .route("/v1/posts/delete", post(delete_post))
+        .route("/v1/feed", get(feed))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -259,6 +264,65 @@ async fn promote(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResu
 
 async fn remove_member(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
     ok(node.remove_member(&b.member).await?)
+}
+
+#[derive(Deserialize)]
+struct PostBody {
+    dept: String,
+    text: String,
+    reply_to: Option<String>,
+}
+
+async fn create_post(State(node): State<Node>, Json(b): Json<PostBody>) -> ApiResult {
+    ok(node.post(&b.dept, &b.text, b.reply_to.as_deref()).await?)
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    dept: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    before: Option<String>,
+}
+
+fn default_limit() -> usize {
+    20
+}
+
+async fn feed(State(node): State<Node>, Query(q): Query<FeedQuery>) -> ApiResult {
+    ok(node.feed(&q.dept, q.limit, q.before.as_deref())?)
+}
+
+#[derive(Deserialize)]
+struct ReactBody {
+    post: String,
+    emoji: String,
+}
+
+async fn react(State(node): State<Node>, Json(b): Json<ReactBody>) -> ApiResult {
+    node.react(&b.post, &b.emoji).await?;
+    ok(json!({"post": b.post, "reacted": b.emoji}))
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    post: String,
+    text: String,
+}
+
+async fn edit_post(State(node): State<Node>, Json(b): Json<EditBody>) -> ApiResult {
+    node.edit(&b.post, &b.text).await?;
+    ok(json!({"edited": b.post}))
+}
+
+#[derive(Deserialize)]
+struct PostRef {
+    post: String,
+}
+
+async fn delete_post(State(node): State<Node>, Json(b): Json<PostRef>) -> ApiResult {
+    node.delete(&b.post).await?;
+    ok(json!({"deleted": b.post}))
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].

@@ -12,7 +12,10 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::info;
 
+mod feed;
 mod roster;
+
+pub use feed::Thread;
 
 use crate::home::Home;
 use crate::net::{Command, NetConfig, NetHandle, PeerInfo};

@@ -11,12 +11,15 @@ use libp2p::PeerId;
 use meshwork_crdt::automerge::sync;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
-use meshwork_crdt::{automerge::ChangeHash, Ingest, SignedChange, SignedDoc, SyncPayload};
+use meshwork_crdt::{
+    automerge::ChangeHash, Ingest, MemberId, SignedChange, SignedDoc, SyncPayload,
+};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 use crate::home::Identity;
 use crate::store::{Store, WorkspaceMeta};
+use crate::wire::DocRef;
 use crate::{Clock, NodeError};
 
 /// Which side of a sync exchange a state belongs to: each direction runs its
@@ -36,6 +39,13 @@ pub enum NodeEvent {
         /// How many.
         changes: usize,
     },
+    /// New posts, edits or reactions in a department's feed.
+    FeedChanged {
+        /// The department id.
+        dept: String,
+        /// How many changes.
+        changes: usize,
+    },
     /// A peer connected.
     PeerConnected {
         /// Its peer id.
@@ -52,7 +62,9 @@ pub enum NodeEvent {
 pub(crate) struct Workspace {
     pub meta: WorkspaceMeta,
     pub roster: SignedDoc,
-    pub sync: HashMap<(PeerId, Side), sync::State>,
+    /// Feeds of this node's departments, loaded on first use.
+    feeds: HashMap<String, SignedDoc>,
+    pub sync: HashMap<(PeerId, Side, DocRef), sync::State>,
     /// The typed roster, kept current by re-reading what changes touch.
     cache: RosterCache,
 }
@@ -62,9 +74,62 @@ impl Workspace {
         Self {
             meta,
             roster,
+            feeds: HashMap::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
         }
+    }
+
+    /// A document of this workspace. A feed is loaded from `store` on first
+    /// use, and always judged against the current roster.
+    pub(crate) fn doc_mut(
+        &mut self,
+        doc: &DocRef,
+        store: &Store,
+    ) -> Result<&mut SignedDoc, NodeError> {
+        let DocRef::Feed(dept) = doc else {
+            return Ok(&mut self.roster);
+        };
+        let roster = self.roster_view();
+        if !self.feeds.contains_key(dept) {
+            let stored = store.changes(&doc.store_key(&self.meta.id))?;
+            let feed = SignedDoc::feed(dept, roster.clone(), stored)?;
+            self.feeds.insert(dept.clone(), feed);
+        }
+        let feed = self
+            .feeds
+            .get_mut(dept)
+            .ok_or_else(|| NodeError::Internal("feed vanished".into()))?;
+        if let Rules::Feed(rules) = feed.rules_mut() {
+            rules.roster = roster;
+        }
+        Ok(feed)
+    }
+
+    /// Whether `a` and `b` may exchange `doc`: both active members, and for
+    /// a feed both in its department.
+    pub(crate) fn may_share(&mut self, doc: &DocRef, a: &MemberId, b: &MemberId) -> bool {
+        let roster = self.cache.get(&self.roster);
+        let both = roster.is_active(a) && roster.is_active(b);
+        match doc {
+            DocRef::Roster => both,
+            DocRef::Feed(d) => {
+                both && roster
+                    .dept(d)
+                    .is_some_and(|d| d.members.contains(a) && d.members.contains(b))
+            }
+        }
+    }
+
+    /// The feeds `a` and `b` both belong to.
+    pub(crate) fn shared_feeds(&mut self, a: &MemberId, b: &MemberId) -> Vec<DocRef> {
+        let roster = self.cache.get(&self.roster);
+        roster
+            .depts
+            .iter()
+            .filter(|d| d.members.contains(a) && d.members.contains(b))
+            .map(|d| DocRef::Feed(d.id.clone()))
+            .collect()
     }
 
     /// One round of the sync protocol with `peer` on `side`: takes in what
@@ -73,14 +138,36 @@ impl Workspace {
         &mut self,
         peer: PeerId,
         side: Side,
+        doc: &DocRef,
         received: Option<SyncPayload>,
+        store: &Store,
     ) -> Result<(Ingest, Option<SyncPayload>), NodeError> {
-        let state = self.sync.entry((peer, side)).or_default();
+        let mut state = self
+            .sync
+            .remove(&(peer, side, doc.clone()))
+            .unwrap_or_default();
+        let signed = self.doc_mut(doc, store)?;
         let report = match received {
-            Some(p) => self.roster.receive_sync(state, p)?,
+            Some(p) => signed.receive_sync(&mut state, p)?,
             None => Ingest::default(),
         };
-        Ok((report, self.roster.generate_sync(state)))
+        let next = signed.generate_sync(&mut state);
+        self.sync.insert((peer, side, doc.clone()), state);
+        Ok((report, next))
+    }
+
+    /// Starts a new sync session with `peer`: keeps only the heads both are
+    /// known to share (automerge's advice for a new connection), so nothing
+    /// an earlier, cut-off or refused session "sent" is taken as delivered.
+    pub(crate) fn new_session(&mut self, peer: PeerId, side: Side, doc: &DocRef) {
+        if let Some(state) = self.sync.get_mut(&(peer, side, doc.clone())) {
+            *state = sync::State::decode(&state.encode()).unwrap_or_default();
+        }
+    }
+
+    /// Forgets the sync states of a peer that went away.
+    pub(crate) fn forget_peer(&mut self, peer: &PeerId) {
+        self.sync.retain(|(p, _, _), _| p != peer);
     }
 
     /// The roster as it is now.
@@ -161,21 +248,30 @@ impl Shared {
         self.with_ws(|ws| Ok(ws.roster_view()))
     }
 
-    /// Stores accepted roster changes (durable after [`Store::flush`]) and
-    /// tells waiters.
+    /// Stores accepted changes of `doc` (durable after [`Store::flush`])
+    /// and tells waiters and listeners.
     pub(crate) fn record(
         &self,
         workspace: &[u8; 32],
+        doc: &DocRef,
         accepted: &[SignedChange],
     ) -> Result<(), NodeError> {
         if accepted.is_empty() {
             return Ok(());
         }
-        self.store.put_changes(workspace, accepted)?;
-        self.roster_version.send_modify(|v| *v += 1);
-        self.emit(NodeEvent::RosterChanged {
-            changes: accepted.len(),
-        });
+        self.store
+            .put_changes(&doc.store_key(workspace), accepted)?;
+        let changes = accepted.len();
+        match doc {
+            DocRef::Roster => {
+                self.roster_version.send_modify(|v| *v += 1);
+                self.emit(NodeEvent::RosterChanged { changes });
+            }
+            DocRef::Feed(dept) => self.emit(NodeEvent::FeedChanged {
+                dept: dept.clone(),
+                changes,
+            }),
+        }
         Ok(())
     }
 }

@@ -6,11 +6,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 
+/// Which document of a workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DocRef {
+    /// The roster: every member's.
+    Roster,
+    /// A department's feed (by department id): its members' only.
+    Feed(String),
+}
+
+impl DocRef {
+    /// The key its changes are stored under.
+    pub fn store_key(&self, workspace: &[u8; 32]) -> [u8; 32] {
+        match self {
+            DocRef::Roster => *workspace,
+            DocRef::Feed(dept) => {
+                let mut h = blake3::Hasher::new_derive_key("meshwork feed document v1");
+                h.update(workspace);
+                h.update(dept.as_bytes());
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+}
+
 /// One round of document sync, initiator to responder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SyncRequest {
     /// The workspace (roster genesis hash).
     pub workspace: [u8; 32],
+    /// The document.
+    pub doc: DocRef,
+    /// The first round of a session: both sides start from what they know
+    /// they share, forgetting what earlier (perhaps cut-off) sessions sent.
+    pub first: bool,
     /// The initiator's sync message, or `None` to poll for more.
     pub payload: Option<SyncPayload>,
 }

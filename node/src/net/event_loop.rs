@@ -18,8 +18,8 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{Command, NetConfig, PeerInfo};
-use crate::shared::{NodeEvent, Shared, Side};
-use crate::wire::{JoinRequest, JoinResponse};
+use crate::shared::{NodeEvent, Shared};
+use crate::wire::{DocRef, JoinRequest, JoinResponse};
 use crate::NodeError;
 
 mod join;
@@ -63,9 +63,16 @@ pub(crate) struct EventLoop {
     probation: HashMap<PeerId, Instant>,
     /// Addresses peers told us they listen on (identify).
     peer_addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    /// Sync sessions this node initiated, by peer: rounds so far.
-    sessions: HashMap<PeerId, u32>,
+    /// Sync sessions this node initiated, by peer and document: rounds so far.
+    sessions: HashMap<(PeerId, DocRef), u32>,
+    /// Sessions to run again when they end (the document changed meanwhile).
+    again: HashSet<(PeerId, DocRef)>,
+    /// Which document each outstanding sync request is about.
+    in_flight: HashMap<OutboundRequestId, DocRef>,
     join: Option<PendingJoin>,
+    /// Flushes and deferred answers in progress; awaited before shutdown so
+    /// that nothing holds the store when the node says it has stopped.
+    background: tokio::task::JoinSet<()>,
 }
 
 impl EventLoop {
@@ -108,7 +115,10 @@ impl EventLoop {
             probation: HashMap::new(),
             peer_addrs: HashMap::new(),
             sessions: HashMap::new(),
+            again: HashSet::new(),
+            in_flight: HashMap::new(),
             join: None,
+            background: tokio::task::JoinSet::new(),
         };
         this.refresh_members();
         Ok(this)
@@ -130,8 +140,10 @@ impl EventLoop {
                     self.redial_members();
                     self.sync_all();
                 }
+                Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
             }
         };
+        while self.background.join_next().await.is_some() {}
         // Release the swarm (its sockets) and the shared state before saying
         // we are done, so a restart on the same home finds them free.
         drop(self);
@@ -146,6 +158,7 @@ impl EventLoop {
             Command::Dial(addr) => dial(&mut self.swarm, addr),
             Command::Publish(data) => self.publish(data),
             Command::RosterChanged => self.refresh_members(),
+            Command::Push(doc) => self.push(doc),
             Command::SyncAll => self.sync_all(),
             Command::Peers(reply) => {
                 let _ = reply.send(self.peers());
@@ -205,10 +218,10 @@ impl EventLoop {
                     peer_id: peer_id.to_string(),
                 });
                 self.probation.remove(&peer_id);
-                self.sessions.remove(&peer_id);
+                self.sessions.retain(|(p, _), _| *p != peer_id);
+                self.again.retain(|(p, _)| *p != peer_id);
                 let _ = self.shared.with_ws(|ws| {
-                    ws.sync.remove(&(peer_id, Side::Initiator));
-                    ws.sync.remove(&(peer_id, Side::Responder));
+                    ws.forget_peer(&peer_id);
                     Ok(())
                 });
                 if let Some(join) = &mut self.join {
@@ -251,16 +264,20 @@ impl EventLoop {
                             .sync
                             .send_response(channel, response);
                     }
-                    request_response::Message::Response { response, .. } => {
-                        self.on_sync_response(peer, response)
-                    }
+                    request_response::Message::Response {
+                        response,
+                        request_id,
+                    } => self.on_sync_response(peer, request_id, response),
                 }
             }
             BehaviourEvent::Sync(request_response::Event::OutboundFailure {
-                peer, error, ..
+                peer,
+                error,
+                request_id,
+                ..
             }) => {
                 debug!(%peer, "sync request failed: {error}");
-                self.sessions.remove(&peer);
+                self.on_sync_failure(peer, request_id);
             }
             BehaviourEvent::Join(request_response::Event::Message { peer, message, .. }) => {
                 match message {

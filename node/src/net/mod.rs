@@ -70,6 +70,7 @@ pub(crate) enum Command {
     Dial(Multiaddr),
     Publish(Vec<u8>),
     RosterChanged,
+    Push(crate::wire::DocRef),
     SyncAll,
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),

@@ -11,7 +11,7 @@ use meshwork_crdt::{MemberId, SignedChange};
 
 use super::{InviteInfo, InviteSpec, Node};
 use crate::net::Command;
-use crate::wire::{GossipChange, InviteToken};
+use crate::wire::{DocRef, GossipChange, InviteToken};
 use crate::NodeError;
 
 impl Node {
@@ -285,7 +285,7 @@ impl Node {
 
     async fn commit(&self, workspace: [u8; 32], change: SignedChange) -> Result<(), NodeError> {
         self.shared
-            .record(&workspace, std::slice::from_ref(&change))?;
+            .record(&workspace, &DocRef::Roster, std::slice::from_ref(&change))?;
         self.shared.store.flush().await?;
         if let Some(net) = self.net().await {
             let data = GossipChange { workspace, change }.encode()?;

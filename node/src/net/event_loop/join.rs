@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{Command, EventLoop, PendingResponse};
 use crate::admission;
-use crate::wire::{GossipChange, JoinRequest, JoinResponse};
+use crate::wire::{DocRef, GossipChange, JoinRequest, JoinResponse};
 use crate::NodeError;
 
 impl EventLoop {
@@ -46,7 +46,7 @@ impl EventLoop {
             JoinResponse::Admitted => {
                 info!(%peer, "admitted to the workspace");
                 let _ = join.reply.send(Ok(peer));
-                self.start_sync(peer);
+                self.start_sync(peer, DocRef::Roster);
             }
             JoinResponse::Refused(why) => {
                 let _ = join.reply.send(Err(NodeError::Forbidden(why)));
@@ -65,10 +65,11 @@ impl EventLoop {
         let response = match outcome {
             Ok(Some(change)) => {
                 info!(%peer, name = %request.name, "admitted a joiner");
-                if let Err(e) = self
-                    .shared
-                    .record(&self.workspace, std::slice::from_ref(&change))
-                {
+                if let Err(e) = self.shared.record(
+                    &self.workspace,
+                    &DocRef::Roster,
+                    std::slice::from_ref(&change),
+                ) {
                     warn!("cannot store the admission: {e}");
                     let _ = self.swarm.behaviour_mut().join.send_response(
                         channel,
@@ -98,7 +99,7 @@ impl EventLoop {
         // Acknowledge only once the admission is durable.
         let store = self.shared.store.clone();
         let tx = self.commands_tx.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let response = match store.flush().await {
                 Ok(()) => response,
                 Err(e) => JoinResponse::Refused(format!(

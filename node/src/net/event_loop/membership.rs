@@ -12,7 +12,7 @@ use super::{peer_id, EventLoop};
 impl EventLoop {
     pub(super) fn on_connected(&mut self, peer: PeerId) {
         if self.members.contains_key(&peer) {
-            self.start_sync(peer);
+            self.sync_peer(peer);
         } else if self.i_am_member {
             self.probation
                 .insert(peer, Instant::now() + self.cfg.probation);

@@ -1,13 +1,16 @@
-//! Keeping documents in step: gossip in and out, and sync sessions.
+//! Keeping documents in step: roster gossip in and out, and sync sessions
+//! for every document a peer may share — the roster with every member, a
+//! department's feed only with that department's members.
 
 use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::PeerId;
 use meshwork_crdt::Ingest;
 use tracing::{debug, warn};
 
 use super::{EventLoop, MAX_SYNC_ROUNDS};
 use crate::shared::Side;
-use crate::wire::{GossipChange, SyncRequest, SyncResponse};
+use crate::wire::{DocRef, GossipChange, SyncRequest, SyncResponse};
 
 impl EventLoop {
     pub(super) fn publish(&mut self, data: Vec<u8>) {
@@ -22,6 +25,8 @@ impl EventLoop {
         }
     }
 
+    /// Roster gossip. (Feeds are never gossiped: gossipsub cannot keep a
+    /// topic from non-members, so feed changes travel by sync only.)
     pub(super) fn on_gossip(&mut self, source: PeerId, data: &[u8]) -> MessageAcceptance {
         let Some(msg) = GossipChange::decode(data) else {
             warn!(%source, "malformed gossip");
@@ -40,32 +45,58 @@ impl EventLoop {
             warn!(%source, "rejected gossip: {}", report.rejected[0]);
             MessageAcceptance::Reject
         } else if report.missing_deps > 0 {
-            self.start_sync(source);
+            self.start_sync(source, DocRef::Roster);
             MessageAcceptance::Ignore
         } else if report.accepted.is_empty() {
             MessageAcceptance::Ignore
         } else {
             MessageAcceptance::Accept
         };
-        self.record(report);
+        self.record(&DocRef::Roster, report);
         verdict
     }
 
-    pub(super) fn record(&mut self, report: Ingest) {
+    pub(super) fn record(&mut self, doc: &DocRef, report: Ingest) {
         if report.accepted.is_empty() {
             return;
         }
-        if let Err(e) = self.shared.record(&self.workspace, &report.accepted) {
+        if let Err(e) = self.shared.record(&self.workspace, doc, &report.accepted) {
             warn!("cannot store changes: {e}");
             return;
         }
         let store = self.shared.store.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             if let Err(e) = store.flush().await {
                 warn!("cannot flush: {e}");
             }
         });
-        self.refresh_members();
+        match doc {
+            DocRef::Roster => self.refresh_members(),
+            // Relay: offer what arrived to the department's other members.
+            DocRef::Feed(_) => self.push(doc.clone()),
+        }
+    }
+
+    /// Every document this node shares with `peer`.
+    fn shared_docs(&self, peer: &PeerId) -> Vec<DocRef> {
+        let Some(them) = self.members.get(peer).copied() else {
+            return Vec::new();
+        };
+        let me = self.shared.identity.signer.id();
+        let mut docs = vec![DocRef::Roster];
+        docs.extend(
+            self.shared
+                .with_ws(|ws| Ok(ws.shared_feeds(&me, &them)))
+                .unwrap_or_default(),
+        );
+        docs
+    }
+
+    /// Syncs every shared document with `peer`.
+    pub(super) fn sync_peer(&mut self, peer: PeerId) {
+        for doc in self.shared_docs(&peer) {
+            self.start_sync(peer, doc);
+        }
     }
 
     pub(super) fn sync_all(&mut self) {
@@ -76,50 +107,104 @@ impl EventLoop {
             .copied()
             .collect();
         for p in peers {
-            self.start_sync(p);
+            self.sync_peer(p);
         }
     }
 
-    pub(super) fn start_sync(&mut self, peer: PeerId) {
-        if self.sessions.contains_key(&peer) {
+    /// Offers a document that just changed here to every connected peer
+    /// that shares it.
+    pub(super) fn push(&mut self, doc: DocRef) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            if self.shared_docs(&p).contains(&doc) {
+                self.start_sync(p, doc.clone());
+            }
+        }
+    }
+
+    /// Starts a sync session, or — if one is running — asks for another
+    /// round once it ends, so nothing new is left behind.
+    pub(super) fn start_sync(&mut self, peer: PeerId, doc: DocRef) {
+        let key = (peer, doc);
+        if self.sessions.contains_key(&key) {
+            self.again.insert(key);
             return;
         }
-        self.sessions.insert(peer, 0);
-        self.send_sync(peer);
+        self.sessions.insert(key.clone(), 0);
+        let (peer, doc) = key;
+        let first = self.shared.with_ws(|ws| {
+            ws.new_session(peer, Side::Initiator, &doc);
+            let mut state = ws
+                .sync
+                .remove(&(peer, Side::Initiator, doc.clone()))
+                .unwrap_or_default();
+            let payload = ws
+                .doc_mut(&doc, &self.shared.store)?
+                .generate_sync(&mut state);
+            ws.sync.insert((peer, Side::Initiator, doc.clone()), state);
+            Ok(payload)
+        });
+        match first {
+            Ok(payload) => self.send_sync(peer, doc, payload, true),
+            Err(e) => {
+                warn!("cannot start a sync: {e}");
+                self.sessions.remove(&(peer, doc));
+            }
+        }
     }
 
-    pub(super) fn send_sync(&mut self, peer: PeerId) {
-        let payload = self
-            .shared
-            .with_ws(|ws| {
-                let state = ws.sync.entry((peer, Side::Initiator)).or_default();
-                Ok(ws.roster.generate_sync(state))
-            })
-            .ok()
-            .flatten();
+    fn send_sync(
+        &mut self,
+        peer: PeerId,
+        doc: DocRef,
+        payload: Option<meshwork_crdt::SyncPayload>,
+        first: bool,
+    ) {
         let request = SyncRequest {
             workspace: self.workspace,
+            doc: doc.clone(),
+            first,
             payload,
         };
-        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.in_flight.insert(id, doc);
+    }
+
+    fn end_session(&mut self, peer: PeerId, doc: DocRef) {
+        let key = (peer, doc);
+        self.sessions.remove(&key);
+        if self.again.remove(&key) {
+            self.start_sync(key.0, key.1);
+        }
     }
 
     pub(super) fn on_sync_request(&mut self, peer: PeerId, request: SyncRequest) -> SyncResponse {
         if request.workspace != self.workspace {
             return SyncResponse::Refused("a different workspace".into());
         }
-        if !self.members.contains_key(&peer) {
+        let Some(them) = self.members.get(&peer).copied() else {
             return SyncResponse::Refused("not a member of this workspace".into());
-        }
-        let result = self
-            .shared
-            .with_ws(|ws| ws.sync_step(peer, Side::Responder, request.payload));
+        };
+        let me = self.shared.identity.signer.id();
+        let doc = request.doc;
+        let store = self.shared.store.clone();
+        let result = self.shared.with_ws(|ws| {
+            if !ws.may_share(&doc, &me, &them) {
+                return Ok(None);
+            }
+            if request.first {
+                ws.new_session(peer, Side::Responder, &doc);
+            }
+            ws.sync_step(peer, Side::Responder, &doc, request.payload, &store)
+                .map(Some)
+        });
         match result {
-            Ok((report, reply)) => {
+            Ok(Some((report, reply))) => {
                 self.penalise_if_rejected(peer, &report);
-                self.record(report);
+                self.record(&doc, report);
                 SyncResponse::Sync(reply)
             }
+            Ok(None) => SyncResponse::Refused("this document is not shared with you".into()),
             Err(e) => {
                 warn!(%peer, "bad sync message: {e}");
                 SyncResponse::Refused("malformed sync message".into())
@@ -127,40 +212,53 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn on_sync_response(&mut self, peer: PeerId, response: SyncResponse) {
+    pub(super) fn on_sync_failure(&mut self, peer: PeerId, id: OutboundRequestId) {
+        if let Some(doc) = self.in_flight.remove(&id) {
+            self.sessions.remove(&(peer, doc.clone()));
+            self.again.remove(&(peer, doc));
+        }
+    }
+
+    pub(super) fn on_sync_response(
+        &mut self,
+        peer: PeerId,
+        id: OutboundRequestId,
+        response: SyncResponse,
+    ) {
+        let Some(doc) = self.in_flight.remove(&id) else {
+            return;
+        };
         let payload = match response {
             SyncResponse::Sync(p) => p,
             SyncResponse::Refused(why) => {
-                debug!(%peer, "sync refused: {why}");
-                self.sessions.remove(&peer);
+                debug!(%peer, ?doc, "sync refused: {why}");
+                self.sessions.remove(&(peer, doc.clone()));
+                self.again.remove(&(peer, doc));
                 return;
             }
         };
         let their_silence = payload.is_none();
+        let store = self.shared.store.clone();
         let result = self
             .shared
-            .with_ws(|ws| ws.sync_step(peer, Side::Initiator, payload));
+            .with_ws(|ws| ws.sync_step(peer, Side::Initiator, &doc, payload, &store));
         let (report, next) = match result {
             Ok(step) => step,
             Err(e) => {
                 warn!(%peer, "bad sync message: {e}");
-                self.sessions.remove(&peer);
+                self.sessions.remove(&(peer, doc));
                 return;
             }
         };
         let refused = self.penalise_if_rejected(peer, &report);
-        self.record(report);
-        let rounds = self.sessions.get(&peer).copied().unwrap_or(0) + 1;
+        self.record(&doc, report);
+        let key = (peer, doc);
+        let rounds = self.sessions.get(&key).copied().unwrap_or(0) + 1;
         if refused || (next.is_none() && their_silence) || rounds >= MAX_SYNC_ROUNDS {
-            self.sessions.remove(&peer);
-            return;
+            return self.end_session(key.0, key.1);
         }
-        self.sessions.insert(peer, rounds);
-        let request = SyncRequest {
-            workspace: self.workspace,
-            payload: next,
-        };
-        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.sessions.insert(key.clone(), rounds);
+        self.send_sync(key.0, key.1, next, false);
     }
 
     /// A peer that sent refused changes loses its connection; returns

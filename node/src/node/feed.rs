@@ -1,0 +1,296 @@
+//! Department feeds: posting, reading, reacting, editing, deleting. A feed
+//! change is stored durably, then offered by sync to the connected members of
+//! its department — and to no one else.
+
+use meshwork_crdt::automerge::transaction::Transaction;
+use meshwork_crdt::automerge::AutomergeError;
+use meshwork_crdt::feed::write::{self, NewPost};
+use meshwork_crdt::feed::{Feed, Post, MAX_BODY};
+use meshwork_crdt::roster::{Department, Roster};
+use meshwork_crdt::MemberId;
+use serde::Serialize;
+
+use super::Node;
+use crate::net::Command;
+use crate::wire::DocRef;
+use crate::NodeError;
+
+/// A top-level post and its replies, as `meshwork feed` shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Thread {
+    /// The department it is in.
+    pub dept: String,
+    /// The post.
+    #[serde(flatten)]
+    pub post: Post,
+    /// Its author's display name.
+    pub author_name: String,
+    /// Replies, oldest first.
+    pub replies: Vec<Post>,
+}
+
+impl Node {
+    /// Posts `text` to department `dept` (a name), optionally as a reply.
+    /// Returns the new post.
+    pub async fn post(
+        &self,
+        dept: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<Post, NodeError> {
+        check_body(text)?;
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let me = self.member_id();
+        let now = self.shared.clock.now();
+        let dept_id = self
+            .shared
+            .with_ws(|ws| Ok(my_dept(&ws.roster_view(), &me, dept)?.id))?;
+        let mentions = self
+            .change_feed(
+                &dept_id,
+                |roster, feed| {
+                    if let Some(parent) = reply_to {
+                        feed.post(parent).ok_or_else(|| unknown_post(parent))?;
+                    }
+                    Ok(mentions(roster, text))
+                },
+                |tx, mentions: &Vec<MemberId>| {
+                    write::post(
+                        tx,
+                        &NewPost {
+                            id: &id,
+                            author: me,
+                            body: text,
+                            created_at: now,
+                            reply_to,
+                            mentions,
+                        },
+                    )
+                },
+            )
+            .await?;
+        Ok(Post {
+            id,
+            author: me,
+            body: Some(text.to_owned()),
+            created_at: now,
+            reply_to: reply_to.map(str::to_owned),
+            edited_at: None,
+            deleted: false,
+            mentions,
+            reactions: Default::default(),
+        })
+    }
+
+    /// A department's feed, newest first, replies under their posts:
+    /// at most `limit` threads, older than post `before` if given.
+    pub fn feed(
+        &self,
+        dept: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<Thread>, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        let (roster, dept, feed) = self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let dept = my_dept(&roster, &me, dept)?;
+            let feed = Feed::read(ws.doc_mut(&DocRef::Feed(dept.id.clone()), &store)?.doc());
+            Ok((roster, dept, feed))
+        })?;
+        let mut threads: Vec<Thread> = feed
+            .posts
+            .iter()
+            .filter(|p| {
+                p.reply_to
+                    .as_ref()
+                    .is_none_or(|parent| feed.post(parent).is_none())
+            })
+            .map(|p| Thread {
+                dept: dept.name.clone(),
+                author_name: roster
+                    .member(&p.author)
+                    .map_or_else(|| "?".into(), |m| m.name.clone()),
+                replies: feed
+                    .posts
+                    .iter()
+                    .filter(|r| r.reply_to.as_deref() == Some(p.id.as_str()))
+                    .cloned()
+                    .collect(),
+                post: p.clone(),
+            })
+            .collect();
+        threads.reverse();
+        if let Some(before) = before {
+            let at = threads
+                .iter()
+                .position(|t| t.post.id == before)
+                .ok_or_else(|| unknown_post(before))?;
+            threads.drain(..=at);
+        }
+        threads.truncate(limit);
+        Ok(threads)
+    }
+
+    /// Adds a reaction to a post (in any of my departments).
+    pub async fn react(&self, post_id: &str, emoji: &str) -> Result<(), NodeError> {
+        let emoji = emoji.trim();
+        if emoji.is_empty() || emoji.chars().count() > 16 {
+            return Err(NodeError::BadRequest(
+                "a reaction is one emoji (or a short word, up to 16 characters)".into(),
+            ));
+        }
+        let me = self.member_id();
+        let dept = self.dept_of_post(post_id)?;
+        self.change_feed(
+            &dept,
+            |_, _| Ok(()),
+            |tx, ()| write::react(tx, post_id, emoji, me, true),
+        )
+        .await
+    }
+
+    /// Replaces the text of one of my posts.
+    pub async fn edit(&self, post_id: &str, text: &str) -> Result<(), NodeError> {
+        check_body(text)?;
+        let me = self.member_id();
+        let now = self.shared.clock.now();
+        let dept = self.dept_of_post(post_id)?;
+        self.change_feed(
+            &dept,
+            |_, feed| {
+                let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
+                if post.author != me {
+                    return Err(NodeError::Forbidden(
+                        "only its author can edit a post".into(),
+                    ));
+                }
+                if post.deleted {
+                    return Err(NodeError::Conflict("that post was deleted".into()));
+                }
+                Ok(())
+            },
+            |tx, ()| write::edit(tx, post_id, text, now),
+        )
+        .await
+    }
+
+    /// Deletes a post (mine, or anyone's if I am an admin): a tombstone stays.
+    pub async fn delete(&self, post_id: &str) -> Result<(), NodeError> {
+        let me = self.member_id();
+        let dept = self.dept_of_post(post_id)?;
+        self.change_feed(
+            &dept,
+            |roster, feed| {
+                let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
+                if post.author != me && !roster.is_admin(&me) {
+                    return Err(NodeError::Forbidden(
+                        "only its author or an admin can delete a post".into(),
+                    ));
+                }
+                if post.deleted {
+                    return Err(NodeError::Conflict("that post is already deleted".into()));
+                }
+                Ok(())
+            },
+            |tx, ()| write::delete(tx, post_id),
+        )
+        .await
+    }
+
+    /// The department (id) of a post in one of my feeds.
+    fn dept_of_post(&self, post_id: &str) -> Result<String, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+                let doc = ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?;
+                if Feed::read(doc.doc()).post(post_id).is_some() {
+                    return Ok(d.id.clone());
+                }
+            }
+            Err(unknown_post(post_id))
+        })
+    }
+
+    /// The shape of every feed edit: check against the roster and the feed
+    /// (`plan`), write one signed change (`apply`), make it durable, then
+    /// offer it to the department's connected members.
+    async fn change_feed<P>(
+        &self,
+        dept_id: &str,
+        plan: impl FnOnce(&Roster, &Feed) -> Result<P, NodeError>,
+        apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
+    ) -> Result<P, NodeError> {
+        let signer = &self.shared.identity.signer;
+        let now = self.shared.clock.now();
+        let doc = DocRef::Feed(dept_id.to_owned());
+        let store = self.shared.store.clone();
+        let (planned, change, workspace) = self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let feed_doc = ws.doc_mut(&doc, &store)?;
+            let planned = plan(&roster, &Feed::read(feed_doc.doc()))?;
+            let change = feed_doc.change(signer, now, |tx| apply(tx, &planned))?;
+            Ok((planned, change, ws.meta.id))
+        })?;
+        if let Some(change) = change {
+            self.shared
+                .record(&workspace, &doc, std::slice::from_ref(&change))?;
+            self.shared.store.flush().await?;
+            if let Some(net) = self.net().await {
+                net.send(Command::Push(doc)).await;
+            }
+        }
+        Ok(planned)
+    }
+}
+
+/// A department I belong to, by name; a clear error otherwise.
+fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
+    let dept = roster.resolve_dept(name)?;
+    if !dept.members.contains(me) {
+        let mine: Vec<&str> = roster
+            .depts
+            .iter()
+            .filter(|d| d.members.contains(me))
+            .map(|d| d.name.as_str())
+            .collect();
+        return Err(NodeError::Forbidden(format!(
+            "you are not in department {:?}; your departments: {mine:?}",
+            dept.name
+        )));
+    }
+    Ok(dept.clone())
+}
+
+fn check_body(text: &str) -> Result<(), NodeError> {
+    if text.trim().is_empty() {
+        return Err(NodeError::BadRequest("a post needs some text".into()));
+    }
+    if text.len() > MAX_BODY {
+        return Err(NodeError::BadRequest(format!(
+            "the post is {} bytes; the most a post may hold is {MAX_BODY}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn unknown_post(id: &str) -> NodeError {
+    NodeError::NotFound(format!(
+        "no post {id:?} in your departments' feeds; `meshwork feed DEPT --json` lists post ids"
+    ))
+}
+
+/// Members named `@Name` in the text (display names, case-insensitive).
+fn mentions(roster: &Roster, text: &str) -> Vec<MemberId> {
+    let lower = text.to_lowercase();
+    let mut found: Vec<MemberId> = roster
+        .active_members()
+        .filter(|m| lower.contains(&format!("@{}", m.name.to_lowercase())))
+        .map(|m| m.id)
+        .collect();
+    found.sort();
+    found
+}

@@ -1,0 +1,254 @@
+//! Department feeds with real nodes over loopback: live delivery, catching
+//! up after an absence, one order everywhere, and privacy — a member outside
+//! the department never holds a post's text, not even on disk.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use meshwork::node::wire::DocRef;
+use meshwork::node::{NodeError, Store};
+
+/// Ada (admin) with Bob, Cleo and Dave; Ada, Bob and Cleo are in Research.
+async fn research() -> (
+    meshwork::node::ManualClock,
+    TestNode,
+    TestNode,
+    TestNode,
+    TestNode,
+) {
+    let (clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
+    let dave = others.pop().unwrap();
+    let cleo = others.pop().unwrap();
+    let bob = others.pop().unwrap();
+    ada.dept_create("Research").await.unwrap();
+    for who in ["Ada", "Bob", "Cleo"] {
+        ada.dept_add(who, "Research").await.unwrap();
+    }
+    for n in [&bob, &cleo, &dave] {
+        until_roster(n, "Research has three members", |r| {
+            r.resolve_dept("Research")
+                .is_ok_and(|d| d.members.len() == 3)
+        })
+        .await;
+    }
+    (clock, ada, bob, cleo, dave)
+}
+
+async fn sees(node: &TestNode, text: &str) -> bool {
+    node.feed("Research", 100, None)
+        .is_ok_and(|f| f.iter().any(|t| t.post.body.as_deref() == Some(text)))
+}
+
+/// Whether `text` appears in any file under `dir`.
+fn on_disk(dir: &Path, text: &str) -> bool {
+    let needle = text.as_bytes();
+    walk(dir).iter().any(|f| {
+        std::fs::read(f).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_reaches_the_department_live_and_no_one_else() {
+    let (_clock, ada, bob, cleo, dave) = research().await;
+    let secret = "the launch moves to Thursday 7f3a";
+    let post = bob.post("Research", secret, None).await.unwrap();
+    for n in [&ada, &cleo] {
+        until("the post arrives", || sees(n, secret)).await;
+    }
+    let reply = cleo
+        .post("Research", "noted @Bob", Some(&post.id))
+        .await
+        .unwrap();
+    until("Bob sees the reply under his post", || async {
+        bob.feed("Research", 10, None).is_ok_and(|f| {
+            f.first()
+                .is_some_and(|t| t.post.id == post.id && t.replies.iter().any(|r| r.id == reply.id))
+        })
+    })
+    .await;
+    assert_eq!(
+        cleo.feed("Research", 10, None).unwrap()[0].replies[0].mentions,
+        vec![bob.member_id()]
+    );
+
+    // Dave is in the workspace, not in Research: refused, and after all
+    // that traffic his disk holds not one copy of the text.
+    let err = dave.feed("Research", 10, None).unwrap_err();
+    assert!(matches!(err, NodeError::Forbidden(_)), "{err}");
+    ada.dept_create("After").await.unwrap();
+    until_roster(&dave, "Dave keeps up with the roster", |r| {
+        r.resolve_dept("After").is_ok()
+    })
+    .await;
+    let ws: [u8; 32] = hex::decode(ada.status().await.workspace.unwrap().id)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let dept = ada
+        .roster()
+        .unwrap()
+        .resolve_dept("Research")
+        .unwrap()
+        .id
+        .clone();
+    let dave_dir = stop(dave).await;
+    assert!(
+        !on_disk(dave_dir.path(), secret),
+        "a non-member's disk holds the post text"
+    );
+    let store = Store::open(&dave_dir.path().join("db")).unwrap();
+    assert!(store
+        .changes(&DocRef::Feed(dept).store_key(&ws))
+        .unwrap()
+        .is_empty());
+    // The members' disks do hold it (the check above can fail).
+    let cleo_dir = stop(cleo).await;
+    assert!(on_disk(cleo_dir.path(), secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_catches_up_after_an_absence_and_all_show_one_order() {
+    let (clock, ada, bob, cleo, _dave) = research().await;
+    bob.post("Research", "before", None).await.unwrap();
+    until("Cleo has the first post", || sees(&cleo, "before")).await;
+    let cleo_dir = stop(cleo).await;
+    for i in 0..5 {
+        bob.post("Research", &format!("while away {i}"), None)
+            .await
+            .unwrap();
+        ada.post("Research", &format!("from Ada {i}"), None)
+            .await
+            .unwrap();
+    }
+    // Back, with no --peer: the peer book finds the others.
+    let cleo = restart(cleo_dir, &clock, vec![]).await;
+    until("Cleo caught up", || async {
+        cleo.feed("Research", 100, None)
+            .is_ok_and(|f| f.len() == 11)
+    })
+    .await;
+    let order = |n: &TestNode| {
+        n.feed("Research", 100, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.post.id)
+            .collect::<Vec<_>>()
+    };
+    until("one order everywhere", || async {
+        let (a, b, c) = (order(&ada), order(&bob), order(&cleo));
+        if a != c || b != c {
+            eprintln!("ada  {a:?}\nbob  {b:?}\ncleo {c:?}");
+        }
+        a == c && b == c
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_deletions_reactions_and_their_limits() {
+    let (_clock, ada, bob, cleo, _dave) = research().await;
+    let p = bob.post("Research", "first draft", None).await.unwrap();
+    until("Cleo has it", || sees(&cleo, "first draft")).await;
+    bob.edit(&p.id, "final text").await.unwrap();
+    cleo.react(&p.id, "🎉").await.unwrap();
+    until("Cleo sees the edit", || sees(&cleo, "final text")).await;
+    until("Bob sees the reaction", || async {
+        bob.feed("Research", 10, None)
+            .is_ok_and(|f| f[0].post.reactions.get("🎉") == Some(&vec![cleo.member_id()]))
+    })
+    .await;
+    // Only the author edits; only the author or an admin deletes.
+    assert!(matches!(
+        cleo.edit(&p.id, "mine now").await,
+        Err(NodeError::Forbidden(_))
+    ));
+    assert!(matches!(
+        cleo.delete(&p.id).await,
+        Err(NodeError::Forbidden(_))
+    ));
+    ada.delete(&p.id).await.unwrap();
+    until("the tombstone replicates", || async {
+        bob.feed("Research", 10, None)
+            .is_ok_and(|f| f[0].post.deleted && f[0].post.body.is_none())
+    })
+    .await;
+    // Bad input: clear errors, nothing written.
+    let before = bob.feed("Research", 100, None).unwrap().len();
+    assert!(matches!(
+        bob.post("Research", "   ", None).await,
+        Err(NodeError::BadRequest(_))
+    ));
+    let long = "x".repeat(64 * 1024 + 1);
+    assert!(matches!(
+        bob.post("Research", &long, None).await,
+        Err(NodeError::BadRequest(_))
+    ));
+    let err = bob.post("Nowhere", "hi", None).await.unwrap_err();
+    assert!(
+        err.to_string().contains("Research"),
+        "names the valid departments: {err}"
+    );
+    assert!(matches!(
+        bob.react("0123456789abcdef", "👍").await,
+        Err(NodeError::NotFound(_))
+    ));
+    assert!(matches!(
+        bob.post("Research", "re", Some("nope")).await,
+        Err(NodeError::NotFound(_))
+    ));
+    assert_eq!(bob.feed("Research", 100, None).unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_from_the_department_receives_nothing_new() {
+    let (_clock, ada, bob, cleo, _dave) = research().await;
+    bob.post("Research", "while Cleo is in", None)
+        .await
+        .unwrap();
+    until("Cleo has it", || sees(&cleo, "while Cleo is in")).await;
+    ada.dept_remove("Cleo", "Research").await.unwrap();
+    until_roster(&bob, "Bob knows Cleo left", |r| {
+        r.resolve_dept("Research")
+            .is_ok_and(|d| !d.members.contains(&cleo.member_id()))
+    })
+    .await;
+    until_roster(&cleo, "Cleo knows she left", |r| {
+        r.resolve_dept("Research")
+            .is_ok_and(|d| !d.members.contains(&cleo.member_id()))
+    })
+    .await;
+    let later = "after Cleo left b81c";
+    bob.post("Research", later, None).await.unwrap();
+    until("Ada has the later post", || sees(&ada, later)).await;
+    // Cleo can no longer read the feed, and never received the later post.
+    assert!(matches!(
+        cleo.feed("Research", 10, None),
+        Err(NodeError::Forbidden(_))
+    ));
+    ada.dept_create("Barrier").await.unwrap();
+    until_roster(&cleo, "Cleo still follows the roster", |r| {
+        r.resolve_dept("Barrier").is_ok()
+    })
+    .await;
+    let dir = stop(cleo).await;
+    assert!(!on_disk(dir.path(), later));
+    assert!(
+        on_disk(dir.path(), "while Cleo is in"),
+        "what she could read before stays"
+    );
+}
