@@ -35,14 +35,16 @@ impl Client {
         Ok(client)
     }
 
-    pub(crate) fn get(&self, path: &str) -> Result<Value> {
-        let resp = self
-            .agent
+    fn get_raw(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>> {
+        self.agent
             .get(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .call()
-            .context("the daemon did not answer")?;
-        answer(resp)
+            .context("the daemon did not answer")
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
+        answer(self.get_raw(path)?)
     }
 
     pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
@@ -54,20 +56,13 @@ impl Client {
             .context("the daemon did not answer")?;
         answer(resp)
     }
-}
 
-impl Client {
     /// Follows a server-sent-events stream, calling `on_event` with each
     /// event's JSON until the daemon closes the stream or `on_event` returns
     /// `false`.
     pub(crate) fn follow(&self, path: &str, mut on_event: impl FnMut(Value) -> bool) -> Result<()> {
         use std::io::BufRead;
-        let resp = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .call()
-            .context("the daemon did not answer")?;
+        let resp = self.get_raw(path)?;
         if !resp.status().is_success() {
             return answer(resp).map(drop);
         }

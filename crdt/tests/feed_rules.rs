@@ -2,8 +2,10 @@
 //! edits, deletions and reactions replicate in one order everywhere; forged
 //! authors, foreign edits, outsiders and oversized posts are refused.
 
-use automerge::transaction::{CommitOptions, Transactable, Transaction};
-use automerge::{ActorId, ReadDoc, ROOT};
+mod common;
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{ReadDoc, ROOT};
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, MAX_BODY};
 use meshwork_crdt::roster::{write as roster_write, Role, Roster};
@@ -65,23 +67,7 @@ fn post(
 
 /// A change built by hand on a copy of `doc`, signed by `who`.
 fn forge(doc: &SignedDoc, who: &Signer, edit: impl FnOnce(&mut Transaction<'_>)) -> SignedChange {
-    let mut raw = doc.doc().fork();
-    raw.set_actor(ActorId::from(who.id().as_bytes().as_slice()));
-    let hash = raw
-        .transact_with::<_, _, automerge::AutomergeError, _>(
-            |_| CommitOptions::default(),
-            |tx| {
-                edit(tx);
-                Ok(())
-            },
-        )
-        .unwrap()
-        .hash
-        .unwrap();
-    SignedChange {
-        bytes: raw.get_change_by_hash(&hash).unwrap().raw_bytes().to_vec(),
-        signature: who.sign_change(&hash.0).to_vec(),
-    }
+    common::forge(doc, who, who, edit)
 }
 
 fn refused(doc: &mut SignedDoc, change: SignedChange) {

@@ -1,9 +1,12 @@
 //! The roster's rules, exercised through the crate's public API: honest
 //! changes replicate, hand-built forgeries and overreach are refused.
 
+mod common;
+
 use automerge::sync;
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::Transactable;
 use automerge::{ActorId, ReadDoc, ROOT};
+use common::forge;
 use meshwork_crdt::roster::{write, Invite, Role, Roster, RosterError, DEPT_CAPACITY};
 use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
 
@@ -48,34 +51,6 @@ fn all_changes(d: &SignedDoc) -> Vec<SignedChange> {
         .iter()
         .map(|c| d.signed_change(&c.hash()).unwrap())
         .collect()
-}
-
-/// Builds a change by hand on a copy of `doc`, with `actor` as its actor id
-/// and signed by `key` — the tools of a hostile peer.
-fn forge(
-    doc: &SignedDoc,
-    actor: &Signer,
-    key: &Signer,
-    edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
-) -> SignedChange {
-    let mut raw = doc.doc().fork();
-    raw.set_actor(ActorId::from(actor.id().as_bytes().as_slice()));
-    let hash = raw
-        .transact_with::<_, _, automerge::AutomergeError, _>(
-            |_| CommitOptions::default(),
-            |tx| {
-                edit(tx);
-                Ok(())
-            },
-        )
-        .unwrap()
-        .hash
-        .unwrap();
-    let change = raw.get_change_by_hash(&hash).unwrap();
-    SignedChange {
-        bytes: change.raw_bytes().to_vec(),
-        signature: key.sign_change(&hash.0).to_vec(),
-    }
 }
 
 fn add_member(doc: &mut SignedDoc, admin: &Signer, who: &Signer, role: Role) -> SignedChange {
@@ -343,7 +318,7 @@ fn a_second_genesis_is_refused() {
 fn a_sync_message_carrying_several_changes_is_taken_whole() {
     let ada = signer(1);
     let (mut doc, mut replica) = workspace(&ada);
-    let mut dept = |doc: &mut SignedDoc, i: usize| {
+    let dept = |doc: &mut SignedDoc, i: usize| {
         doc.change(&ada, T0, |tx| {
             write::create_dept(tx, &format!("d{i}"), &format!("Dept {i}"))
         })
