@@ -101,6 +101,37 @@ fn two_daemons_create_invite_join_and_organise() {
         text.contains("Kick-off at 10") && text.contains("See you there"),
         "{text}"
     );
+    // Ada was @mentioned in Bob's post.
+    let mentions = json(&h1, &["feed", "--mentions", "--json"]);
+    assert_eq!(mentions[0]["id"], id);
+    // `feed --follow` prints new posts as they arrive.
+    let mut follower = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&h1)
+        .args(["feed", "Research", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
+    let seen = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .find(|l| l.contains("live update"))
+    });
+    // The follower subscribes asynchronously: post until it shows one.
+    for n in 0..100 {
+        if seen.is_finished() {
+            break;
+        }
+        ok(&h2, &["post", "Research", &format!("live update {n}")]);
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        seen.join().unwrap().is_some(),
+        "the follower printed a new post"
+    );
+
     // Empty posts and strangers' edits are refused.
     assert!(!meshwork(&h2, &["post", "Research", " "]).status.success());
     let out = meshwork(&h1, &["edit", id, "hijacked"]);

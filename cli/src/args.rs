@@ -92,14 +92,21 @@ pub(crate) enum Command {
     },
     /// A department's feed, newest first, replies under their posts.
     Feed {
-        /// Department name.
-        dept: String,
+        /// Department name (not needed with --mentions).
+        #[arg(required_unless_present = "mentions")]
+        dept: Option<String>,
         /// At most this many posts (with their replies).
         #[arg(long, default_value_t = 20)]
         limit: usize,
         /// Only posts older than this one (for paging).
         #[arg(long, value_name = "POST_ID")]
         before: Option<String>,
+        /// Keep printing new posts and replies as they arrive, until interrupted.
+        #[arg(long, conflicts_with = "json")]
+        follow: bool,
+        /// Posts that mention me, across my departments.
+        #[arg(long, conflicts_with_all = ["dept", "follow", "before"])]
+        mentions: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -2,6 +2,7 @@
 //! Read commands print exactly one JSON document with `--json`.
 
 use anyhow::{Context, Result};
+
 use meshwork_node::Home;
 use serde_json::{json, Value};
 
@@ -103,17 +104,33 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             println!("{}", p["id"].as_str().unwrap_or_default());
         }
         Command::Feed {
+            mentions: true,
+            limit,
+            json,
+            ..
+        } => {
+            let posts = client()?.get(&format!("/v1/mentions?limit={limit}"))?;
+            print(json, &posts, feed_text);
+        }
+        Command::Feed {
             dept,
             limit,
             before,
+            follow,
             json,
+            ..
         } => {
+            let dept = dept.unwrap_or_default();
             let mut path = format!("/v1/feed?dept={}&limit={limit}", urlencode(&dept));
             if let Some(b) = before {
                 path += &format!("&before={}", urlencode(&b));
             }
-            let threads = client()?.get(&path)?;
+            let client = client()?;
+            let threads = client.get(&path)?;
             print(json, &threads, feed_text);
+            if follow {
+                follow_feed(&client, &path, &threads)?;
+            }
         }
         Command::React { post_id, emoji } => {
             client()?.post(
@@ -216,6 +233,54 @@ fn table(v: &Value, row: impl Fn(&Value) -> String) -> String {
         Some(rows) => rows.iter().map(row).collect::<Vec<_>>().join("\n"),
         None => v.to_string(),
     }
+}
+
+/// Prints posts and replies that appear after `seen`, each time the
+/// department's feed changes, until interrupted.
+fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
+    use std::collections::HashSet;
+    use std::io::Write;
+    let ids = |threads: &Value| -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for t in threads.as_array().into_iter().flatten().rev() {
+            out.push((t["id"].as_str().unwrap_or_default().to_owned(), t.clone()));
+            for r in t["replies"].as_array().into_iter().flatten() {
+                out.push((r["id"].as_str().unwrap_or_default().to_owned(), r.clone()));
+            }
+        }
+        out
+    };
+    let mut printed: HashSet<String> = ids(seen).into_iter().map(|(id, _)| id).collect();
+    let mut failure = None;
+    client.follow("/v1/events", |event| {
+        if event["type"] != "feed_changed" {
+            return true;
+        }
+        let threads = match client.get(path) {
+            Ok(t) => t,
+            Err(e) => {
+                failure = Some(e);
+                return false;
+            }
+        };
+        for (id, post) in ids(&threads) {
+            if printed.insert(id) {
+                let who = post["author_name"].as_str().unwrap_or("reply");
+                let body = post["body"].as_str().unwrap_or("(deleted)");
+                if writeln!(
+                    std::io::stdout(),
+                    "{who}: [{}] {body}",
+                    post["id"].as_str().unwrap_or("?")
+                )
+                .is_err()
+                {
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    failure.map_or(Ok(()), Err)
 }
 
 fn feed_text(threads: &Value) -> String {

@@ -84,6 +84,7 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/posts/edit", post(edit_post))
         .route("/v1/posts/delete", post(delete_post))
         .route("/v1/feed", get(feed))
+        .route("/v1/mentions", get(mentions))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -291,6 +292,16 @@ fn default_limit() -> usize {
 
 async fn feed(State(node): State<Node>, Query(q): Query<FeedQuery>) -> ApiResult {
     ok(node.feed(&q.dept, q.limit, q.before.as_deref())?)
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+async fn mentions(State(node): State<Node>, Query(q): Query<LimitQuery>) -> ApiResult {
+    ok(node.mentions(q.limit)?)
 }
 
 #[derive(Deserialize)]

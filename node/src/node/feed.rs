@@ -132,6 +132,42 @@ impl Node {
         Ok(threads)
     }
 
+    /// Posts that mention me across my departments, newest first (as
+    /// threads without replies).
+    pub fn mentions(&self, limit: usize) -> Result<Vec<Thread>, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        let mut found: Vec<Thread> = self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let mut found = Vec::new();
+            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+                let feed = Feed::read(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
+                found.extend(
+                    feed.posts
+                        .into_iter()
+                        .filter(|p| p.mentions.contains(&me) && !p.deleted)
+                        .map(|p| Thread {
+                            dept: d.name.clone(),
+                            author_name: roster
+                                .member(&p.author)
+                                .map_or_else(|| "?".into(), |m| m.name.clone()),
+                            replies: Vec::new(),
+                            post: p,
+                        }),
+                );
+            }
+            Ok(found)
+        })?;
+        found.sort_by(|a, b| {
+            b.post
+                .created_at
+                .cmp(&a.post.created_at)
+                .then(b.post.id.cmp(&a.post.id))
+        });
+        found.truncate(limit);
+        Ok(found)
+    }
+
     /// Adds a reaction to a post (in any of my departments).
     pub async fn react(&self, post_id: &str, emoji: &str) -> Result<(), NodeError> {
         let emoji = emoji.trim();
