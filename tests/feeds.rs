@@ -252,3 +252,38 @@ async fn a_member_removed_from_the_department_receives_nothing_new() {
         "what she could read before stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_is_read_by_the_two_alone() {
+    let (_clock, ada, bob, cleo, dave) = research().await;
+    let secret = "just between us 5d2e";
+    bob.dm("Cleo", secret).await.unwrap();
+    until("Cleo receives it", || async {
+        cleo.dm_conversation("Bob")
+            .is_ok_and(|c| c.iter().any(|p| p.body.as_deref() == Some(secret)))
+    })
+    .await;
+    cleo.dm("Bob", "got it").await.unwrap();
+    until("Bob sees the answer", || async {
+        bob.dm_conversation("Cleo").is_ok_and(|c| c.len() == 2)
+    })
+    .await;
+    let list = cleo.dm_list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].member, bob.member_id());
+    assert!(matches!(
+        bob.dm("Bob", "me").await,
+        Err(NodeError::BadRequest(_))
+    ));
+    // Neither the admin nor anyone else ever holds the text.
+    ada.dept_create("Barrier").await.unwrap();
+    until_roster(&dave, "Dave keeps up", |r| {
+        r.resolve_dept("Barrier").is_ok()
+    })
+    .await;
+    for n in [ada, dave] {
+        let dir = stop(n).await;
+        assert!(!on_disk(dir.path(), secret));
+    }
+    assert!(on_disk(stop(cleo).await.path(), secret));
+}

@@ -111,6 +111,21 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a direct message, readable by the two of you alone.
+    Dm {
+        /// Member id or display name.
+        member: String,
+        /// The text.
+        text: String,
+    },
+    /// Your direct conversations, or the one with MEMBER (oldest first).
+    Dms {
+        /// Member id or display name.
+        member: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// React to a post with an emoji.
     React {
         /// The post.

@@ -132,6 +132,41 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 follow_feed(&client, &path, &threads)?;
             }
         }
+        Command::Dm { member, text } => {
+            let p = client()?.post("/v1/dms", json!({ "member": member, "text": text }))?;
+            println!("{}", p["id"].as_str().unwrap_or_default());
+        }
+        Command::Dms { member, json } => {
+            let client = client()?;
+            match member {
+                Some(m) => {
+                    let posts = client.get(&format!("/v1/dms?member={}", urlencode(&m)))?;
+                    print(json, &posts, |ps| {
+                        table(ps, |p| {
+                            let who = if p["author"] == m {
+                                m.clone()
+                            } else {
+                                p["author"].as_str().unwrap_or("?")[..8].to_owned()
+                            };
+                            format!("{who}: {}", p["body"].as_str().unwrap_or("(deleted)"))
+                        })
+                    });
+                }
+                None => {
+                    let list = client.get("/v1/dms")?;
+                    print(json, &list, |cs| {
+                        table(cs, |c| {
+                            format!(
+                                "{:<24} {} message(s), last: {}",
+                                c["name"].as_str().unwrap_or("?"),
+                                c["messages"],
+                                c["last"]["body"].as_str().unwrap_or("")
+                            )
+                        })
+                    });
+                }
+            }
+        }
         Command::React { post_id, emoji } => {
             client()?.post(
                 "/v1/posts/react",

@@ -9,6 +9,9 @@
 //!   reactions: { <post id>: { <emoji>: { <member id>: true } } } }
 //! ```
 //!
+//! A direct conversation between two members is the same kind of document
+//! ([`direct_id`]), written and read by those two alone.
+//!
 //! Its first change is built the same way by every node from the department
 //! id alone ([`genesis`]), so no two members can race to create the maps.
 //!
@@ -29,6 +32,13 @@ pub use view::{Feed, Post};
 
 /// The longest post body, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The id of the direct conversation between two members: the same whichever
+/// of them asks.
+pub fn direct_id(a: &crate::MemberId, b: &crate::MemberId) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm-{lo}-{hi}")
+}
 
 /// The feed document's deterministic first change: identical bytes, hence an
 /// identical hash, on every node.

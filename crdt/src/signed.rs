@@ -196,12 +196,33 @@ impl SignedDoc {
         roster: crate::roster::Roster,
         stored: Vec<SignedChange>,
     ) -> Result<Self, DocError> {
-        let doc = feed::genesis(dept)?;
+        Self::feed_like(dept, None, roster, stored)
+    }
+
+    /// The direct conversation between `a` and `b`: a feed that only those
+    /// two write and read.
+    pub fn direct(
+        a: MemberId,
+        b: MemberId,
+        roster: crate::roster::Roster,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        Self::feed_like(&feed::direct_id(&a, &b), Some([a, b]), roster, stored)
+    }
+
+    fn feed_like(
+        id: &str,
+        pair: Option<[MemberId; 2]>,
+        roster: crate::roster::Roster,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        let doc = feed::genesis(id)?;
         let genesis = doc.get_heads()[0];
         let rules = Rules::Feed(FeedRules {
-            dept: dept.to_owned(),
+            dept: id.to_owned(),
             genesis,
             roster,
+            pair,
         });
         Self::load_onto(doc, rules, stored)
     }

@@ -276,3 +276,39 @@ fn a_removed_member_may_no_longer_write() {
     let late = post(&mut b, &bob, "p1", "after my removal", None);
     refused(&mut judged_by_new_roster, late);
 }
+
+#[test]
+fn a_direct_conversation_is_written_by_its_two_members_only() {
+    let (ada, bob, cleo, dave) = (signer(1), signer(2), signer(3), signer(4));
+    let mut bc = SignedDoc::direct(bob.id(), cleo.id(), roster(), vec![]).unwrap();
+    let mut cb = SignedDoc::direct(cleo.id(), bob.id(), roster(), vec![]).unwrap();
+    assert_eq!(
+        bc.heads(),
+        cb.heads(),
+        "the same conversation whichever side opens it"
+    );
+    let hi = post(&mut bc, &bob, "m1", "hi Cleo", None);
+    assert_eq!(cb.ingest(vec![hi]).accepted.len(), 1);
+    // Dave, and even Ada the admin, cannot write into it.
+    for outsider in [&dave, &ada] {
+        let id = outsider.id();
+        refused(
+            &mut cb,
+            forge(&bc, outsider, |tx| {
+                write::post(
+                    tx,
+                    &NewPost {
+                        id: "x",
+                        author: id,
+                        body: "hello?",
+                        created_at: T0,
+                        reply_to: None,
+                        mentions: &[],
+                    },
+                )
+                .unwrap()
+            }),
+        );
+    }
+    assert_eq!(Feed::read(cb.doc()).posts.len(), 1);
+}

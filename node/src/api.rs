@@ -85,6 +85,7 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/posts/delete", post(delete_post))
         .route("/v1/feed", get(feed))
         .route("/v1/mentions", get(mentions))
+        .route("/v1/dms", get(dms).post(send_dm))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -292,6 +293,28 @@ fn default_limit() -> usize {
 
 async fn feed(State(node): State<Node>, Query(q): Query<FeedQuery>) -> ApiResult {
     ok(node.feed(&q.dept, q.limit, q.before.as_deref())?)
+}
+
+#[derive(Deserialize)]
+struct DmBody {
+    member: String,
+    text: String,
+}
+
+async fn send_dm(State(node): State<Node>, Json(b): Json<DmBody>) -> ApiResult {
+    ok(node.dm(&b.member, &b.text).await?)
+}
+
+#[derive(Deserialize)]
+struct DmsQuery {
+    member: Option<String>,
+}
+
+async fn dms(State(node): State<Node>, Query(q): Query<DmsQuery>) -> ApiResult {
+    match q.member {
+        Some(m) => ok(node.dm_conversation(&m)?),
+        None => ok(node.dm_list()?),
+    }
 }
 
 #[derive(Deserialize)]

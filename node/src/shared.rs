@@ -87,18 +87,22 @@ impl Workspace {
         doc: &DocRef,
         store: &Store,
     ) -> Result<&mut SignedDoc, NodeError> {
-        let DocRef::Feed(dept) = doc else {
-            return Ok(&mut self.roster);
+        let id = match doc {
+            DocRef::Roster => return Ok(&mut self.roster),
+            DocRef::Feed(id) | DocRef::Direct(id) => id,
         };
         let roster = self.roster_view();
-        if !self.feeds.contains_key(dept) {
+        if !self.feeds.contains_key(id) {
             let stored = store.changes(&doc.store_key(&self.meta.id))?;
-            let feed = SignedDoc::feed(dept, roster.clone(), stored)?;
-            self.feeds.insert(dept.clone(), feed);
+            let loaded = match doc.pair() {
+                Some([a, b]) => SignedDoc::direct(a, b, roster.clone(), stored)?,
+                None => SignedDoc::feed(id, roster.clone(), stored)?,
+            };
+            self.feeds.insert(id.clone(), loaded);
         }
         let feed = self
             .feeds
-            .get_mut(dept)
+            .get_mut(id)
             .ok_or_else(|| NodeError::Internal("feed vanished".into()))?;
         if let Rules::Feed(rules) = feed.rules_mut() {
             rules.roster = roster;
@@ -118,18 +122,27 @@ impl Workspace {
                     .dept(d)
                     .is_some_and(|d| d.members.contains(a) && d.members.contains(b))
             }
+            DocRef::Direct(_) => {
+                both && doc
+                    .pair()
+                    .is_some_and(|p| a != b && p.contains(a) && p.contains(b))
+            }
         }
     }
 
-    /// The feeds `a` and `b` both belong to.
+    /// The feeds `a` and `b` both belong to, and their direct conversation.
     pub(crate) fn shared_feeds(&mut self, a: &MemberId, b: &MemberId) -> Vec<DocRef> {
         let roster = self.cache.get(&self.roster);
-        roster
+        let mut docs: Vec<DocRef> = roster
             .depts
             .iter()
             .filter(|d| d.members.contains(a) && d.members.contains(b))
             .map(|d| DocRef::Feed(d.id.clone()))
-            .collect()
+            .collect();
+        if a != b && roster.is_active(a) && roster.is_active(b) {
+            docs.push(DocRef::Direct(meshwork_crdt::feed::direct_id(a, b)));
+        }
+        docs
     }
 
     /// One round of the sync protocol with `peer` on `side`: takes in what
@@ -267,7 +280,7 @@ impl Shared {
                 self.roster_version.send_modify(|v| *v += 1);
                 self.emit(NodeEvent::RosterChanged { changes });
             }
-            DocRef::Feed(dept) => self.emit(NodeEvent::FeedChanged {
+            DocRef::Feed(dept) | DocRef::Direct(dept) => self.emit(NodeEvent::FeedChanged {
                 dept: dept.clone(),
                 changes,
             }),

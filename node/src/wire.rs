@@ -13,17 +13,29 @@ pub enum DocRef {
     Roster,
     /// A department's feed (by department id): its members' only.
     Feed(String),
+    /// A direct conversation (by [`meshwork_crdt::feed::direct_id`]): its
+    /// two members' only.
+    Direct(String),
 }
 
 impl DocRef {
+    /// The two members of a direct conversation.
+    pub fn pair(&self) -> Option<[meshwork_crdt::MemberId; 2]> {
+        let DocRef::Direct(id) = self else {
+            return None;
+        };
+        let (a, b) = id.strip_prefix("dm-")?.split_once('-')?;
+        Some([a.parse().ok()?, b.parse().ok()?])
+    }
+
     /// The key its changes are stored under.
     pub fn store_key(&self, workspace: &[u8; 32]) -> [u8; 32] {
         match self {
             DocRef::Roster => *workspace,
-            DocRef::Feed(dept) => {
+            DocRef::Feed(id) | DocRef::Direct(id) => {
                 let mut h = blake3::Hasher::new_derive_key("meshwork feed document v1");
                 h.update(workspace);
-                h.update(dept.as_bytes());
+                h.update(id.as_bytes());
                 *h.finalize().as_bytes()
             }
         }

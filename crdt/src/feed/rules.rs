@@ -29,6 +29,8 @@ pub struct FeedRules {
     pub genesis: ChangeHash,
     /// The roster membership is judged against.
     pub roster: Roster,
+    /// For a direct conversation: its two members (instead of a department).
+    pub pair: Option<[MemberId; 2]>,
 }
 
 pub(crate) fn authorize(
@@ -40,14 +42,16 @@ pub(crate) fn authorize(
     if change.deps().is_empty() {
         return Err("a feed change without dependencies that is not the feed's genesis".into());
     }
-    let in_dept = rules.roster.is_active(&author)
-        && rules
+    let belongs = match &rules.pair {
+        Some(pair) => pair.contains(&author),
+        None => rules
             .roster
             .dept(&rules.dept)
-            .is_some_and(|d| d.members.contains(&author));
-    if !in_dept {
+            .is_some_and(|d| d.members.contains(&author)),
+    };
+    if !(belongs && rules.roster.is_active(&author)) {
         return Err(format!(
-            "{} is not a member of this department",
+            "{} is not a member of this conversation",
             author.short()
         ));
     }

@@ -29,6 +29,19 @@ pub struct Thread {
     pub replies: Vec<Post>,
 }
 
+/// A direct conversation, as `meshwork dms` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Conversation {
+    /// The other member.
+    pub member: MemberId,
+    /// Their display name.
+    pub name: String,
+    /// How many messages.
+    pub messages: usize,
+    /// The latest message.
+    pub last: Option<Post>,
+}
+
 impl Node {
     /// Posts `text` to department `dept` (a name), optionally as a reply.
     /// Returns the new post.
@@ -47,7 +60,7 @@ impl Node {
             .with_ws(|ws| Ok(my_dept(&ws.roster_view(), &me, dept)?.id))?;
         let mentions = self
             .change_feed(
-                &dept_id,
+                DocRef::Feed(dept_id),
                 |roster, feed| {
                     if let Some(parent) = reply_to {
                         feed.post(parent).ok_or_else(|| unknown_post(parent))?;
@@ -132,6 +145,84 @@ impl Node {
         Ok(threads)
     }
 
+    /// Sends a direct message to a member (id or display name).
+    pub async fn dm(&self, member: &str, text: &str) -> Result<Post, NodeError> {
+        check_body(text)?;
+        let me = self.member_id();
+        let them = self.roster()?.resolve_member(member)?.id;
+        if them == me {
+            return Err(NodeError::BadRequest(
+                "that is you; name a colleague".into(),
+            ));
+        }
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let now = self.shared.clock.now();
+        let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
+        self.change_feed(
+            doc,
+            |_, _| Ok(()),
+            |tx, ()| {
+                write::post(
+                    tx,
+                    &NewPost {
+                        id: &id,
+                        author: me,
+                        body: text,
+                        created_at: now,
+                        reply_to: None,
+                        mentions: &[],
+                    },
+                )
+            },
+        )
+        .await?;
+        Ok(Post {
+            id,
+            author: me,
+            body: Some(text.to_owned()),
+            created_at: now,
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            mentions: Vec::new(),
+            reactions: Default::default(),
+        })
+    }
+
+    /// My direct conversation with a member, oldest message first.
+    pub fn dm_conversation(&self, member: &str) -> Result<Vec<Post>, NodeError> {
+        let me = self.member_id();
+        let them = self.roster()?.resolve_member(member)?.id;
+        let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
+        let store = self.shared.store.clone();
+        self.shared
+            .with_ws(|ws| Ok(Feed::read(ws.doc_mut(&doc, &store)?.doc()).posts))
+    }
+
+    /// My direct conversations: with whom, how many messages, the last one.
+    pub fn dm_list(&self) -> Result<Vec<Conversation>, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let mut out = Vec::new();
+            for m in roster.active_members().filter(|m| m.id != me) {
+                let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &m.id));
+                if store.changes(&doc.store_key(&ws.meta.id))?.is_empty() {
+                    continue;
+                }
+                let posts = Feed::read(ws.doc_mut(&doc, &store)?.doc()).posts;
+                out.push(Conversation {
+                    member: m.id,
+                    name: m.name.clone(),
+                    messages: posts.len(),
+                    last: posts.last().cloned(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// Posts that mention me across my departments, newest first (as
     /// threads without replies).
     pub fn mentions(&self, limit: usize) -> Result<Vec<Thread>, NodeError> {
@@ -179,7 +270,7 @@ impl Node {
         let me = self.member_id();
         let dept = self.dept_of_post(post_id)?;
         self.change_feed(
-            &dept,
+            dept,
             |_, _| Ok(()),
             |tx, ()| write::react(tx, post_id, emoji, me, true),
         )
@@ -193,7 +284,7 @@ impl Node {
         let now = self.shared.clock.now();
         let dept = self.dept_of_post(post_id)?;
         self.change_feed(
-            &dept,
+            dept,
             |_, feed| {
                 let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
                 if post.author != me {
@@ -216,7 +307,7 @@ impl Node {
         let me = self.member_id();
         let dept = self.dept_of_post(post_id)?;
         self.change_feed(
-            &dept,
+            dept,
             |roster, feed| {
                 let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
                 if post.author != me && !roster.is_admin(&me) {
@@ -235,15 +326,18 @@ impl Node {
     }
 
     /// The department (id) of a post in one of my feeds.
-    fn dept_of_post(&self, post_id: &str) -> Result<String, NodeError> {
+    fn dept_of_post(&self, post_id: &str) -> Result<DocRef, NodeError> {
         let me = self.member_id();
         let store = self.shared.store.clone();
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-                let doc = ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?;
-                if Feed::read(doc.doc()).post(post_id).is_some() {
-                    return Ok(d.id.clone());
+                let doc = DocRef::Feed(d.id.clone());
+                if Feed::read(ws.doc_mut(&doc, &store)?.doc())
+                    .post(post_id)
+                    .is_some()
+                {
+                    return Ok(doc);
                 }
             }
             Err(unknown_post(post_id))
@@ -255,13 +349,12 @@ impl Node {
     /// offer it to the department's connected members.
     async fn change_feed<P>(
         &self,
-        dept_id: &str,
+        doc: DocRef,
         plan: impl FnOnce(&Roster, &Feed) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
         let signer = &self.shared.identity.signer;
         let now = self.shared.clock.now();
-        let doc = DocRef::Feed(dept_id.to_owned());
         let store = self.shared.store.clone();
         let (planned, change, workspace) = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();

@@ -73,7 +73,7 @@ impl EventLoop {
         match doc {
             DocRef::Roster => self.refresh_members(),
             // Relay: offer what arrived to the department's other members.
-            DocRef::Feed(_) => self.push(doc.clone()),
+            DocRef::Feed(_) | DocRef::Direct(_) => self.push(doc.clone()),
         }
     }
 
