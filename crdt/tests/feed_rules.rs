@@ -9,7 +9,7 @@ use automerge::{ReadDoc, ROOT};
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, MAX_BODY};
 use meshwork_crdt::roster::{write as roster_write, Role, Roster};
-use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
+use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -68,6 +68,27 @@ fn post(
 /// A change built by hand on a copy of `doc`, signed by `who`.
 fn forge(doc: &SignedDoc, who: &Signer, edit: impl FnOnce(&mut Transaction<'_>)) -> SignedChange {
     common::forge(doc, who, who, edit)
+}
+
+/// A post written by hand, naming `author`, signed by `signer`.
+fn forged_post(
+    doc: &SignedDoc,
+    signer: &Signer,
+    author: MemberId,
+    id: &str,
+    body: &str,
+) -> SignedChange {
+    forge(doc, signer, |tx| {
+        let post = NewPost {
+            id,
+            author,
+            body,
+            created_at: T0,
+            reply_to: None,
+            mentions: &[],
+        };
+        write::post(tx, &post).unwrap()
+    })
 }
 
 fn refused(doc: &mut SignedDoc, change: SignedChange) {
@@ -179,23 +200,7 @@ fn forged_authors_foreign_edits_and_outsiders_are_refused() {
 
     // Signed by Cleo, but naming Bob as the author.
     let bob_id = bob.id();
-    refused(
-        &mut c,
-        forge(&b, &cleo, |tx| {
-            write::post(
-                tx,
-                &NewPost {
-                    id: "p9",
-                    author: bob_id,
-                    body: "as Bob",
-                    created_at: T0,
-                    reply_to: None,
-                    mentions: &[],
-                },
-            )
-            .unwrap()
-        }),
-    );
+    refused(&mut c, forged_post(&b, &cleo, bob_id, "p9", "as Bob"));
     // Cleo edits Bob's post; Cleo (not an admin) deletes it.
     refused(
         &mut c,
@@ -216,23 +221,7 @@ fn forged_authors_foreign_edits_and_outsiders_are_refused() {
     );
     // Dave is in the workspace but not in the department.
     let dave_id = dave.id();
-    refused(
-        &mut c,
-        forge(&b, &dave, |tx| {
-            write::post(
-                tx,
-                &NewPost {
-                    id: "p8",
-                    author: dave_id,
-                    body: "let me in",
-                    created_at: T0,
-                    reply_to: None,
-                    mentions: &[],
-                },
-            )
-            .unwrap()
-        }),
-    );
+    refused(&mut c, forged_post(&b, &dave, dave_id, "p8", "let me in"));
     // Rewriting the structure.
     refused(
         &mut c,
@@ -243,23 +232,7 @@ fn forged_authors_foreign_edits_and_outsiders_are_refused() {
     // Too long.
     let long = "x".repeat(MAX_BODY + 1);
     let cleo_id = cleo.id();
-    refused(
-        &mut c,
-        forge(&b, &cleo, |tx| {
-            write::post(
-                tx,
-                &NewPost {
-                    id: "p7",
-                    author: cleo_id,
-                    body: &long,
-                    created_at: T0,
-                    reply_to: None,
-                    mentions: &[],
-                },
-            )
-            .unwrap()
-        }),
-    );
+    refused(&mut c, forged_post(&b, &cleo, cleo_id, "p7", &long));
     // Bob's post stands as he wrote it.
     let feed = Feed::read(c.doc());
     assert_eq!(feed.posts.len(), 1);
@@ -292,23 +265,7 @@ fn a_direct_conversation_is_written_by_its_two_members_only() {
     // Dave, and even Ada the admin, cannot write into it.
     for outsider in [&dave, &ada] {
         let id = outsider.id();
-        refused(
-            &mut cb,
-            forge(&bc, outsider, |tx| {
-                write::post(
-                    tx,
-                    &NewPost {
-                        id: "x",
-                        author: id,
-                        body: "hello?",
-                        created_at: T0,
-                        reply_to: None,
-                        mentions: &[],
-                    },
-                )
-                .unwrap()
-            }),
-        );
+        refused(&mut cb, forged_post(&bc, outsider, id, "x", "hello?"));
     }
     assert_eq!(Feed::read(cb.doc()).posts.len(), 1);
 }

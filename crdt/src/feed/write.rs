@@ -22,6 +22,23 @@ pub struct NewPost<'a> {
     pub mentions: &'a [MemberId],
 }
 
+impl NewPost<'_> {
+    /// The post as the feed will show it once written.
+    pub fn to_post(&self) -> super::Post {
+        super::Post {
+            id: self.id.to_owned(),
+            author: self.author,
+            body: Some(self.body.to_owned()),
+            created_at: self.created_at,
+            reply_to: self.reply_to.map(str::to_owned),
+            edited_at: None,
+            deleted: false,
+            mentions: self.mentions.to_vec(),
+            reactions: Default::default(),
+        }
+    }
+}
+
 /// Appends a post.
 pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), AutomergeError> {
     let posts = map(tx, &ROOT, "posts")?;

@@ -55,44 +55,28 @@ impl Node {
         let id = hex::encode(rand::random::<[u8; 8]>());
         let me = self.member_id();
         let now = self.shared.clock.now();
-        let dept_id = self
-            .shared
-            .with_ws(|ws| Ok(my_dept(&ws.roster_view(), &me, dept)?.id))?;
-        let mentions = self
-            .change_feed(
-                DocRef::Feed(dept_id),
-                |roster, feed| {
-                    if let Some(parent) = reply_to {
-                        feed.post(parent).ok_or_else(|| unknown_post(parent))?;
-                    }
-                    Ok(mentions(roster, text))
-                },
-                |tx, mentions: &Vec<MemberId>| {
-                    write::post(
-                        tx,
-                        &NewPost {
-                            id: &id,
-                            author: me,
-                            body: text,
-                            created_at: now,
-                            reply_to,
-                            mentions,
-                        },
-                    )
-                },
-            )
-            .await?;
-        Ok(Post {
-            id,
+        let (dept_id, mentions) = self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            Ok((my_dept(&roster, &me, dept)?.id, mentions(&roster, text)))
+        })?;
+        let post = NewPost {
+            id: &id,
             author: me,
-            body: Some(text.to_owned()),
+            body: text,
             created_at: now,
-            reply_to: reply_to.map(str::to_owned),
-            edited_at: None,
-            deleted: false,
-            mentions,
-            reactions: Default::default(),
-        })
+            reply_to,
+            mentions: &mentions,
+        };
+        self.change_feed(
+            DocRef::Feed(dept_id),
+            |_, feed| match reply_to {
+                Some(parent) if feed.post(parent).is_none() => Err(unknown_post(parent)),
+                _ => Ok(()),
+            },
+            |tx, ()| write::post(tx, &post),
+        )
+        .await?;
+        Ok(post.to_post())
     }
 
     /// A department's feed, newest first, replies under their posts:
@@ -158,35 +142,17 @@ impl Node {
         let id = hex::encode(rand::random::<[u8; 8]>());
         let now = self.shared.clock.now();
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
-        self.change_feed(
-            doc,
-            |_, _| Ok(()),
-            |tx, ()| {
-                write::post(
-                    tx,
-                    &NewPost {
-                        id: &id,
-                        author: me,
-                        body: text,
-                        created_at: now,
-                        reply_to: None,
-                        mentions: &[],
-                    },
-                )
-            },
-        )
-        .await?;
-        Ok(Post {
-            id,
+        let message = NewPost {
+            id: &id,
             author: me,
-            body: Some(text.to_owned()),
+            body: text,
             created_at: now,
             reply_to: None,
-            edited_at: None,
-            deleted: false,
-            mentions: Vec::new(),
-            reactions: Default::default(),
-        })
+            mentions: &[],
+        };
+        self.change_feed(doc, |_, _| Ok(()), |tx, ()| write::post(tx, &message))
+            .await?;
+        Ok(message.to_post())
     }
 
     /// My direct conversation with a member, oldest message first.
