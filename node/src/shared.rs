@@ -64,6 +64,8 @@ pub(crate) struct Workspace {
     pub roster: SignedDoc,
     /// Feeds of this node's departments, loaded on first use.
     feeds: HashMap<String, SignedDoc>,
+    /// The roster heads each feed's rules were last given a roster at.
+    judged_at: HashMap<String, Vec<ChangeHash>>,
     pub sync: HashMap<(PeerId, Side, DocRef), sync::State>,
     /// The typed roster, kept current by re-reading what changes touch.
     cache: RosterCache,
@@ -75,6 +77,7 @@ impl Workspace {
             meta,
             roster,
             feeds: HashMap::new(),
+            judged_at: HashMap::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
         }
@@ -91,23 +94,30 @@ impl Workspace {
             DocRef::Roster => return Ok(&mut self.roster),
             DocRef::Feed(id) | DocRef::Direct(id) => id,
         };
-        let roster = self.roster_view();
+        let heads = self.roster.heads();
+        let stale = self.judged_at.get(id) != Some(&heads);
         if !self.feeds.contains_key(id) {
             let stored = store.changes(&doc.store_key(&self.meta.id))?;
+            let roster = self.roster_view();
             let loaded = match doc.pair() {
-                Some([a, b]) => SignedDoc::direct(a, b, roster.clone(), stored)?,
-                None => SignedDoc::feed(id, roster.clone(), stored)?,
+                Some([a, b]) => SignedDoc::direct(a, b, roster, stored)?,
+                None => SignedDoc::feed(id, roster, stored)?,
             };
             self.feeds.insert(id.clone(), loaded);
+        } else if stale {
+            // The roster moved: the feed is judged against the new one. (A
+            // 1,000-member roster is not copied on every sync step.)
+            let roster = self.roster_view();
+            if let Some(Rules::Feed(rules)) = self.feeds.get_mut(id).map(SignedDoc::rules_mut) {
+                rules.roster = roster;
+            }
         }
-        let feed = self
-            .feeds
+        if stale {
+            self.judged_at.insert(id.clone(), heads);
+        }
+        self.feeds
             .get_mut(id)
-            .ok_or_else(|| NodeError::Internal("feed vanished".into()))?;
-        if let Rules::Feed(rules) = feed.rules_mut() {
-            rules.roster = roster;
-        }
-        Ok(feed)
+            .ok_or_else(|| NodeError::Internal("feed vanished".into()))
     }
 
     /// Whether `a` and `b` may exchange `doc`: both active members, and for
