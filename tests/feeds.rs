@@ -271,6 +271,41 @@ async fn a_direct_message_is_read_by_the_two_alone() {
     let list = cleo.dm_list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].member, bob.member_id());
+    // A direct message takes reactions, edits and deletion like a post.
+    let answer = cleo.dm_conversation("Bob").unwrap()[1].id.clone();
+    let first = cleo.dm_conversation("Bob").unwrap()[0].id.clone();
+    bob.react(&answer, "👍").await.unwrap();
+    cleo.edit(&answer, "got it, thanks").await.unwrap();
+    bob.delete(&first).await.unwrap();
+    assert!(
+        matches!(
+            bob.edit(&answer, "in your name").await,
+            Err(NodeError::Forbidden(_))
+        ),
+        "only its author edits a message"
+    );
+    until(
+        "both see the reaction, the edit and the tombstone",
+        || async {
+            [&bob, &cleo].iter().all(|n| {
+                n.dm_conversation(if n.member_id() == bob.member_id() {
+                    "Cleo"
+                } else {
+                    "Bob"
+                })
+                .is_ok_and(|c| {
+                    c[0].deleted
+                        && c[1].body.as_deref() == Some("got it, thanks")
+                        && c[1].reactions.get("👍") == Some(&vec![bob.member_id()])
+                })
+            })
+        },
+    )
+    .await;
+    assert!(matches!(
+        ada.react(&answer, "👀").await,
+        Err(NodeError::NotFound(_))
+    ));
     assert!(matches!(
         bob.dm("Bob", "me").await,
         Err(NodeError::BadRequest(_))

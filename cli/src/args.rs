@@ -126,21 +126,22 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// React to a post with an emoji.
+    /// React to a post or a direct message with an emoji.
     React {
         /// The post.
         post_id: String,
         /// The emoji.
         emoji: String,
     },
-    /// Replace the text of your post.
+    /// Replace the text of your post or direct message.
     Edit {
         /// The post.
         post_id: String,
         /// The new text.
         text: String,
     },
-    /// Delete a post (yours; admins may delete any). A tombstone stays.
+    /// Delete a post or direct message (yours; admins may delete any post
+    /// in a department). A tombstone stays.
     Delete {
         /// The post.
         post_id: String,

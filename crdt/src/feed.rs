@@ -28,7 +28,7 @@ use automerge::{ActorId, Automerge, AutomergeError, ObjType, ROOT};
 
 pub(crate) use rules::authorize;
 pub use rules::FeedRules;
-pub use view::{Feed, Post};
+pub use view::{Feed, Post, Thread};
 
 /// The longest post body, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;

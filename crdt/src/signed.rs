@@ -160,8 +160,10 @@ impl SignedDoc {
         Ok((this, signed))
     }
 
-    /// Rebuilds a document from changes this node stored earlier. Signatures
-    /// are checked again (cheap, and catches a damaged store); rules are not.
+    /// Rebuilds a document from changes this node stored earlier, after it
+    /// checked them. Neither signatures nor rules are checked again (that
+    /// would cost seconds for a large feed at every start); automerge checks
+    /// each change's checksum, which catches a damaged store.
     pub fn load(rules: Rules, stored: Vec<SignedChange>) -> Result<Self, DocError> {
         Self::load_onto(Automerge::new(), rules, stored)
     }
@@ -181,7 +183,8 @@ impl SignedDoc {
         for sc in stored {
             let change =
                 Change::from_bytes(sc.bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
-            let sig = verified_signature(&change, &sc.signature)?;
+            let sig = <[u8; 64]>::try_from(sc.signature.as_slice())
+                .map_err(|_| Rejection::BadSignature(change.hash().to_string()))?;
             this.signatures.insert(change.hash(), sig);
             changes.push(change);
         }
@@ -190,7 +193,7 @@ impl SignedDoc {
     }
 
     /// A department's feed: its deterministic genesis, then the changes
-    /// this node stored earlier (signatures re-checked, rules not).
+    /// this node stored earlier (not checked again: see [`Self::load`]).
     pub fn feed(
         dept: &str,
         roster: crate::roster::Roster,
@@ -432,11 +435,12 @@ impl SignedDoc {
             report.rejected.push(Rejection::Malformed(e.to_string()));
             return;
         }
+        let signed = signed_by_author(&ordered, sigs);
         let mut accepted = Vec::with_capacity(ordered.len());
         let mut rejected_hashes = HashSet::new();
         for change in ordered {
             let hash = change.hash();
-            match self.check(&change, sigs, &rejected_hashes) {
+            match self.check(&change, &signed, &rejected_hashes) {
                 Ok(sig) => accepted.push((change, sig)),
                 Err(r) => {
                     rejected_hashes.insert(hash);
@@ -463,18 +467,18 @@ impl SignedDoc {
     fn check(
         &self,
         change: &Change,
-        sigs: &HashMap<ChangeHash, [u8; 64]>,
+        signed: &HashMap<ChangeHash, Signed>,
         rejected: &HashSet<ChangeHash>,
     ) -> Result<[u8; 64], Rejection> {
         let hash = change.hash();
         if change.deps().iter().any(|d| rejected.contains(d)) {
             return Err(Rejection::DependsOnRejected(hash.to_string()));
         }
-        let sig = sigs
-            .get(&hash)
-            .ok_or_else(|| Rejection::Unsigned(hash.to_string()))?;
-        let sig = verified_signature(change, sig)?;
-        let author = author(change).ok_or_else(|| Rejection::BadSignature(hash.to_string()))?;
+        let (author, sig) = match signed.get(&hash) {
+            None => return Err(Rejection::Unsigned(hash.to_string())),
+            Some(Signed::Forged) => return Err(Rejection::BadSignature(hash.to_string())),
+            Some(Signed::By(author, sig)) => (*author, *sig),
+        };
         self.authorize(change, author)
             .map_err(|reason| Rejection::Unauthorized {
                 hash: hash.to_string(),
@@ -510,21 +514,47 @@ fn actor(signer: &Signer) -> ActorId {
     ActorId::from(signer.id().as_bytes().as_slice())
 }
 
+/// What a change's signature says, once checked.
+enum Signed {
+    /// A valid signature by this author.
+    By(MemberId, [u8; 64]),
+    /// An actor id that is no key, or a signature that does not verify.
+    Forged,
+}
+
+/// Checks the signatures of a batch of changes at once (see
+/// [`crate::identity::verify_changes`]); changes without one are absent.
+fn signed_by_author(
+    changes: &[Change],
+    sigs: &HashMap<ChangeHash, [u8; 64]>,
+) -> HashMap<ChangeHash, Signed> {
+    let mut out = HashMap::new();
+    let mut items = Vec::new();
+    for c in changes {
+        let hash = c.hash();
+        let Some(sig) = sigs.get(&hash) else { continue };
+        match author(c) {
+            Some(a) => items.push((a, hash.0, *sig)),
+            None => {
+                out.insert(hash, Signed::Forged);
+            }
+        }
+    }
+    let verdicts = crate::identity::verify_changes(&items);
+    for ((author, hash, sig), ok) in items.into_iter().zip(verdicts) {
+        let verdict = if ok {
+            Signed::By(author, sig)
+        } else {
+            Signed::Forged
+        };
+        out.insert(ChangeHash(hash), verdict);
+    }
+    out
+}
+
 /// The change's author: its actor id read as a public key.
 fn author(change: &Change) -> Option<MemberId> {
     MemberId::from_bytes(change.actor_id().to_bytes())
-}
-
-fn verified_signature(change: &Change, sig: &[u8]) -> Result<[u8; 64], Rejection> {
-    let hash = change.hash();
-    let bad = || Rejection::BadSignature(hash.to_string());
-    let sig: [u8; 64] = sig.try_into().map_err(|_| bad())?;
-    let author = author(change).ok_or_else(bad)?;
-    if author.verify_change(&hash.0, &sig) {
-        Ok(sig)
-    } else {
-        Err(bad())
-    }
 }
 
 /// A sync chunk: one or more change chunks back to back (automerge's v1
@@ -580,25 +610,57 @@ fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>, Rejection> {
 
 /// Orders new changes so each comes after its dependencies, dropping those
 /// already known; returns them and those that wait on missing dependencies.
+/// Kahn's algorithm: linear in the changes and their dependencies, so a
+/// catch-up of a long chain costs no more per change than a short one.
 fn causal_order(doc: &Automerge, changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
     let known = |h: &ChangeHash| doc.get_change_meta_by_hash(h).is_some();
-    let mut seen = HashSet::new();
-    let mut pending: Vec<Change> = changes
-        .into_iter()
-        .filter(|c| !known(&c.hash()) && seen.insert(c.hash()))
-        .collect();
-    let mut placed: HashSet<ChangeHash> = HashSet::new();
-    let mut ordered = Vec::with_capacity(pending.len());
-    loop {
-        let (ready, rest): (Vec<Change>, Vec<Change>) = pending
-            .into_iter()
-            .partition(|c| c.deps().iter().all(|d| placed.contains(d) || known(d)));
-        pending = rest;
-        if ready.is_empty() {
-            break;
+    let mut by_hash: HashMap<ChangeHash, Change> = HashMap::new();
+    let mut arrival = Vec::new();
+    for c in changes {
+        let hash = c.hash();
+        if !known(&hash) && !by_hash.contains_key(&hash) {
+            arrival.push(hash);
+            by_hash.insert(hash, c);
         }
-        placed.extend(ready.iter().map(Change::hash));
-        ordered.extend(ready);
     }
-    (ordered, pending)
+    // For each new change: how many of its dependencies are new and not yet
+    // placed, and which new changes wait on it.
+    let mut unmet: HashMap<ChangeHash, usize> = HashMap::new();
+    let mut children: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+    let mut missing: HashSet<ChangeHash> = HashSet::new();
+    for (hash, c) in &by_hash {
+        let mut n = 0;
+        for d in c.deps() {
+            if by_hash.contains_key(d) {
+                n += 1;
+                children.entry(*d).or_default().push(*hash);
+            } else if !known(d) {
+                missing.insert(*hash);
+            }
+        }
+        unmet.insert(*hash, n);
+    }
+    let mut ready: std::collections::VecDeque<ChangeHash> = arrival
+        .iter()
+        .filter(|h| unmet[*h] == 0 && !missing.contains(*h))
+        .copied()
+        .collect();
+    let mut ordered = Vec::with_capacity(by_hash.len());
+    while let Some(hash) = ready.pop_front() {
+        for child in children.remove(&hash).unwrap_or_default() {
+            let n = unmet.get_mut(&child).map(|n| {
+                *n -= 1;
+                *n
+            });
+            if n == Some(0) && !missing.contains(&child) {
+                ready.push_back(child);
+            }
+        }
+        if let Some(c) = by_hash.remove(&hash) {
+            ordered.push(c);
+        }
+    }
+    // What is left waits, directly or through a parent, on a missing change.
+    let waiting = arrival.iter().filter_map(|h| by_hash.remove(h)).collect();
+    (ordered, waiting)
 }

@@ -142,8 +142,8 @@ fn posts_replies_edits_deletions_and_reactions_replicate() {
     assert_eq!(b.ingest(vec![del.clone()]).accepted.len(), 1);
     c.ingest(vec![del]);
 
-    let feed = Feed::read(b.doc());
-    assert_eq!(feed, Feed::read(c.doc()));
+    assert_eq!(Feed::new(b.doc()).all(), Feed::new(c.doc()).all());
+    let feed = Feed::new(b.doc());
     let p1 = feed.post("p1").unwrap();
     assert_eq!(p1.body.as_deref(), Some("Hello Cleo!"));
     assert_eq!(p1.reactions["👍"], vec![cleo.id()]);
@@ -180,8 +180,8 @@ fn concurrent_posts_show_in_one_order_everywhere() {
     b.ingest(from_c);
     c.ingest(from_b);
     let order = |d: &SignedDoc| {
-        Feed::read(d.doc())
-            .posts
+        Feed::new(d.doc())
+            .all()
             .into_iter()
             .map(|p| p.id)
             .collect::<Vec<_>>()
@@ -234,8 +234,8 @@ fn forged_authors_foreign_edits_and_outsiders_are_refused() {
     let cleo_id = cleo.id();
     refused(&mut c, forged_post(&b, &cleo, cleo_id, "p7", &long));
     // Bob's post stands as he wrote it.
-    let feed = Feed::read(c.doc());
-    assert_eq!(feed.posts.len(), 1);
+    let feed = Feed::new(c.doc());
+    assert_eq!(feed.len(), 1);
     assert_eq!(feed.post("p1").unwrap().body.as_deref(), Some("mine"));
 }
 
@@ -267,5 +267,82 @@ fn a_direct_conversation_is_written_by_its_two_members_only() {
         let id = outsider.id();
         refused(&mut cb, forged_post(&bc, outsider, id, "x", "hello?"));
     }
-    assert_eq!(Feed::read(cb.doc()).posts.len(), 1);
+    assert_eq!(Feed::new(cb.doc()).len(), 1);
+}
+
+#[test]
+fn a_post_must_take_its_one_place_in_the_order() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let mut b = feed();
+    let p1 = post(&mut b, &bob, "p1", "first", None);
+    let mut c = feed();
+    c.ingest(vec![p1]);
+    let order = |d: &SignedDoc| {
+        let (_, id) = d.doc().get(ROOT, "order").unwrap().unwrap();
+        id
+    };
+    let o = order(&b);
+    // Bob's id pushed into the order again, without a post.
+    refused(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            tx.insert(&o, 0, "p1").unwrap();
+        }),
+    );
+    // A post placed twice.
+    let cleo_id = cleo.id();
+    refused(
+        &mut c,
+        forge(&b, &cleo, |tx| {
+            let p = NewPost {
+                id: "p2",
+                author: cleo_id,
+                body: "twice",
+                created_at: T0,
+                reply_to: None,
+                mentions: &[],
+            };
+            write::post(tx, &p).unwrap();
+            tx.insert(&o, 0, "p2").unwrap();
+        }),
+    );
+    // A post left out of the order.
+    refused(
+        &mut c,
+        forge(&b, &cleo, |tx| {
+            let posts = tx.get(ROOT, "posts").unwrap().unwrap().1;
+            let p = tx
+                .put_object(&posts, "p3", automerge::ObjType::Map)
+                .unwrap();
+            tx.put(&p, "author", cleo_id.to_string()).unwrap();
+            tx.put(&p, "body", "hidden").unwrap();
+        }),
+    );
+    assert_eq!(Feed::new(c.doc()).len(), 1);
+}
+
+#[test]
+fn a_page_of_threads_reads_newest_first_with_replies_under_their_post() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let mut b = feed();
+    for i in 0..10 {
+        post(&mut b, &bob, &format!("p{i}"), "post", None);
+    }
+    post(&mut b, &cleo, "r3", "reply to p3", Some("p3"));
+    post(&mut b, &cleo, "r3b", "another", Some("p3"));
+    post(&mut b, &cleo, "orphan", "to nothing", Some("gone"));
+    let feed = Feed::new(b.doc());
+    assert_eq!(feed.len(), 13);
+    let ids = |page: &[meshwork_crdt::feed::Thread]| -> Vec<String> {
+        page.iter().map(|(p, _)| p.id.clone()).collect()
+    };
+    let first = feed.threads(3, None).unwrap();
+    assert_eq!(ids(&first), ["orphan", "p9", "p8"]);
+    let next = feed.threads(6, Some("p8")).unwrap();
+    assert_eq!(ids(&next), ["p7", "p6", "p5", "p4", "p3", "p2"]);
+    let (_, replies) = &next[4];
+    let reply_ids: Vec<_> = replies.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(reply_ids, ["r3", "r3b"], "replies oldest first");
+    assert!(feed.threads(5, Some("nope")).is_err());
+    assert!(feed.threads(5, Some("p0")).unwrap().is_empty());
 }

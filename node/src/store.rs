@@ -87,6 +87,11 @@ impl Store {
             .collect()
     }
 
+    /// Whether document `doc` has any stored change.
+    pub fn has_changes(&self, doc: &[u8; 32]) -> Result<bool, NodeError> {
+        Ok(self.changes.scan_prefix(doc).next().transpose()?.is_some())
+    }
+
     /// Remembers where a peer said it listens (the peer book).
     pub fn set_peer_addrs(&self, peer: &[u8], addrs: &[String]) -> Result<(), NodeError> {
         self.peers.insert(peer, postcard::to_stdvec(addrs)?)?;

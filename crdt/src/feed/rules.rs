@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{Key, OpType};
-use automerge::{Automerge, Change, ChangeHash, ObjType};
+use automerge::{Automerge, Change, ChangeHash, ObjType, ScalarValue};
 
 use super::MAX_BODY;
 use crate::read::{object_path, View};
@@ -66,6 +66,7 @@ pub(crate) fn authorize(
     let mut paths: HashMap<String, Vec<String>> = HashMap::new();
     let mut created: HashSet<String> = HashSet::new();
     let mut bodies: HashSet<String> = HashSet::new();
+    let mut ordered: HashSet<String> = HashSet::new();
     for op in change.decode().operations {
         let obj = op.obj.to_string();
         if !paths.contains_key(&obj) {
@@ -85,8 +86,16 @@ pub(crate) fn authorize(
             )
         };
         match (path.as_slice(), key.as_deref()) {
-            // Appending a post id to the order.
-            (["order"], None) if op.insert && matches!(op.action, OpType::Put(_)) => {}
+            // Placing a post created by this change in the order, once.
+            (["order"], None) if op.insert => {
+                let id = match &op.action {
+                    OpType::Put(ScalarValue::Str(id)) => id.to_string(),
+                    _ => return Err(denied()),
+                };
+                if !created.contains(&id) || !ordered.insert(id) {
+                    return Err(denied());
+                }
+            }
             // A new post.
             (["posts"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
                 if post_author(before, id).is_some() {
@@ -135,6 +144,9 @@ pub(crate) fn authorize(
         }
     }
     for id in &created {
+        if !ordered.contains(id) {
+            return Err(format!("post {id} is not placed in the feed's order"));
+        }
         if post_author(after, id).as_deref() != Some(me.as_str()) {
             return Err(format!("post {id} names an author other than its signer"));
         }

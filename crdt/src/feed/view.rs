@@ -1,8 +1,12 @@
-//! The typed view of a feed, in the same order on every node.
+//! Typed reads of a feed, in the same order on every node.
+//!
+//! A feed may hold a hundred thousand posts, so nothing here reads it whole
+//! unless asked to ([`Feed::all`]): the order list is newest first, a page of
+//! threads reads only as far back as it needs, and a post is looked up by id.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use automerge::{hydrate, Automerge, ReadDoc, ROOT};
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
 use crate::{MemberId, Millis};
@@ -30,89 +34,158 @@ pub struct Post {
     pub reactions: BTreeMap<String, Vec<MemberId>>,
 }
 
-/// A department's feed: every post in feed order (oldest first).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Feed {
-    /// Posts in the order every node shows them, oldest first.
-    pub posts: Vec<Post>,
+/// A top-level post and its replies (oldest first).
+pub type Thread = (Post, Vec<Post>);
+
+/// A reader over a feed document.
+pub struct Feed<'a> {
+    doc: &'a Automerge,
+    order: Option<ObjId>,
+    posts: Option<ObjId>,
+    reactions: Option<ObjId>,
 }
 
-impl Feed {
-    /// Reads the feed document.
-    pub fn read(doc: &Automerge) -> Self {
-        let Ok(hydrate::Value::Map(root)) = ReadDoc::hydrate(doc, ROOT, None) else {
-            return Self::default();
-        };
-        let (Some(hydrate::Value::List(order)), Some(hydrate::Value::Map(posts))) =
-            (root.get("order"), root.get("posts"))
-        else {
-            return Self::default();
-        };
-        let reactions = match root.get("reactions") {
-            Some(hydrate::Value::Map(r)) => Some(r),
+impl<'a> Feed<'a> {
+    /// Reads `doc` as a feed (an empty one if it has no feed layout).
+    pub fn new(doc: &'a Automerge) -> Self {
+        let obj = |key: &str, want: ObjType| match doc.get(ROOT, key) {
+            Ok(Some((Value::Object(t), id))) if t == want => Some(id),
             _ => None,
         };
+        Self {
+            doc,
+            order: obj("order", ObjType::List),
+            posts: obj("posts", ObjType::Map),
+            reactions: obj("reactions", ObjType::Map),
+        }
+    }
+
+    /// How many posts, tombstones included.
+    pub fn len(&self) -> usize {
+        self.order.as_ref().map_or(0, |o| self.doc.length(o))
+    }
+
+    /// Whether nobody has posted yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every post, newest first, read as the iterator goes.
+    pub fn newest(&self) -> impl Iterator<Item = Post> + '_ {
+        let ids = self
+            .order
+            .as_ref()
+            .map(|o| self.doc.list_range(o, ..))
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.value.into_value().as_str().map(str::to_owned));
         let mut seen = HashSet::new();
-        let posts = order
-            .iter()
-            .filter_map(|entry| match &entry.value {
-                hydrate::Value::Scalar(s) => s.as_str().map(str::to_owned),
-                _ => None,
-            })
-            .filter(|id| seen.insert(id.clone()))
-            .filter_map(|id| {
-                let hydrate::Value::Map(p) = posts.get(&id)? else {
-                    return None;
-                };
-                read_post(id, p, reactions)
-            })
-            .collect();
-        Self { posts }
+        ids.filter(move |id| seen.insert(id.clone()))
+            .filter_map(|id| self.post(&id))
+    }
+
+    /// Every post, oldest first. Reads the whole feed: for conversations and
+    /// tests, not for a department's feed page.
+    pub fn all(&self) -> Vec<Post> {
+        let mut posts: Vec<Post> = self.newest().collect();
+        posts.reverse();
+        posts
     }
 
     /// The post with this id.
-    pub fn post(&self, id: &str) -> Option<&Post> {
-        self.posts.iter().find(|p| p.id == id)
+    pub fn post(&self, id: &str) -> Option<Post> {
+        let obj = map(self.doc, self.posts.as_ref()?, id)?;
+        let s = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_str().map(str::to_owned));
+        let i = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_i64());
+        let deleted = scalar(self.doc, &obj, "deleted").and_then(|v| v.as_bool()) == Some(true);
+        Some(Post {
+            author: s("author")?.parse().ok()?,
+            body: if deleted { None } else { s("body") },
+            created_at: i("created_at").unwrap_or(0),
+            reply_to: s("reply_to"),
+            edited_at: i("edited_at"),
+            deleted,
+            mentions: map(self.doc, &obj, "mentions")
+                .map(|m| member_keys(self.doc, &m))
+                .unwrap_or_default(),
+            reactions: self.reactions(id),
+            id: id.to_owned(),
+        })
+    }
+
+    /// A page of threads, newest first: at most `limit` top-level posts
+    /// older than the thread `before` (if given), each with all its replies.
+    /// Reads back only as far as the page reaches. A reply whose parent is
+    /// not in the feed stands as a thread of its own.
+    pub fn threads(&self, limit: usize, before: Option<&str>) -> Result<Vec<Thread>, String> {
+        let mut replies: HashMap<String, Vec<Post>> = HashMap::new();
+        let mut page = Vec::new();
+        let mut reached = before.is_none();
+        for post in self.newest() {
+            if page.len() == limit {
+                break;
+            }
+            if let Some(parent) = &post.reply_to {
+                if self.contains(parent) {
+                    replies.entry(parent.clone()).or_default().push(post);
+                    continue;
+                }
+            }
+            if !reached {
+                reached = before == Some(post.id.as_str());
+                continue;
+            }
+            let mut answers = replies.remove(&post.id).unwrap_or_default();
+            answers.reverse();
+            page.push((post, answers));
+        }
+        if !reached {
+            return Err(format!(
+                "no thread {:?} in this feed",
+                before.unwrap_or_default()
+            ));
+        }
+        Ok(page)
+    }
+
+    /// Whether a post with this id exists.
+    pub fn contains(&self, id: &str) -> bool {
+        self.posts
+            .as_ref()
+            .is_some_and(|p| map(self.doc, p, id).is_some())
+    }
+
+    fn reactions(&self, id: &str) -> BTreeMap<String, Vec<MemberId>> {
+        let Some(per_post) = self.reactions.as_ref().and_then(|r| map(self.doc, r, id)) else {
+            return BTreeMap::new();
+        };
+        self.doc
+            .keys(&per_post)
+            .filter_map(|emoji| {
+                let who = member_keys(self.doc, &map(self.doc, &per_post, &emoji)?);
+                (!who.is_empty()).then_some((emoji, who))
+            })
+            .collect()
     }
 }
 
-fn read_post(id: String, p: &hydrate::Map, reactions: Option<&hydrate::Map>) -> Option<Post> {
-    let s = |k: &str| match p.get(k) {
-        Some(hydrate::Value::Scalar(v)) => v.as_str().map(str::to_owned),
+fn map(doc: &Automerge, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
         _ => None,
-    };
-    let i = |k: &str| match p.get(k) {
-        Some(hydrate::Value::Scalar(v)) => v.as_i64(),
-        _ => None,
-    };
-    let keys = |m: Option<&hydrate::Value>| -> Vec<MemberId> {
-        let mut v: Vec<MemberId> = match m {
-            Some(hydrate::Value::Map(m)) => m.keys().filter_map(|k| k.parse().ok()).collect(),
-            _ => Vec::new(),
-        };
-        v.sort();
-        v
-    };
-    let mut by_emoji = BTreeMap::new();
-    if let Some(hydrate::Value::Map(per_post)) = reactions.and_then(|r| r.get(&id)) {
-        for (emoji, who) in per_post.iter() {
-            let who = keys(Some(&who.value));
-            if !who.is_empty() {
-                by_emoji.insert(emoji.clone(), who);
-            }
-        }
     }
-    let deleted =
-        matches!(p.get("deleted"), Some(hydrate::Value::Scalar(v)) if v.as_bool() == Some(true));
-    Some(Post {
-        author: s("author")?.parse().ok()?,
-        body: if deleted { None } else { s("body") },
-        created_at: i("created_at").unwrap_or(0),
-        reply_to: s("reply_to"),
-        edited_at: i("edited_at"),
-        deleted,
-        mentions: keys(p.get("mentions")),
-        reactions: by_emoji,
-        id,
-    })
+}
+
+fn scalar<'a>(doc: &'a Automerge, obj: &ObjId, key: &str) -> Option<Value<'a>> {
+    match doc.get(obj, key).ok()?? {
+        (v @ Value::Scalar(_), _) => Some(v),
+        _ => None,
+    }
+}
+
+/// The keys of a map that are member ids, sorted.
+fn member_keys(doc: &Automerge, obj: &ObjId) -> Vec<MemberId> {
+    let mut ids: Vec<MemberId> = doc.keys(obj).filter_map(|k| k.parse().ok()).collect();
+    ids.sort();
+    ids
 }

@@ -39,7 +39,7 @@ impl NewPost<'_> {
     }
 }
 
-/// Appends a post.
+/// Adds a post at the front of the feed.
 pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), AutomergeError> {
     let posts = map(tx, &ROOT, "posts")?;
     let obj = tx.put_object(&posts, p.id, ObjType::Map)?;
@@ -53,9 +53,9 @@ pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), Automerg
     for m in p.mentions {
         tx.put(&mentions, m.to_string(), true)?;
     }
+    // Newest first: the front of the list is found without counting it.
     let order = list(tx, "order")?;
-    let end = tx.length(&order);
-    tx.insert(&order, end, p.id)?;
+    tx.insert(&order, 0, p.id)?;
     Ok(())
 }
 

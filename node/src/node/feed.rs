@@ -6,12 +6,14 @@ use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, Post, MAX_BODY};
-use meshwork_crdt::roster::{Department, Roster};
+use meshwork_crdt::roster::{Department, Member, Roster};
 use meshwork_crdt::MemberId;
 use serde::Serialize;
 
 use super::Node;
 use crate::net::Command;
+use crate::shared::Workspace;
+use crate::store::Store;
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -70,7 +72,7 @@ impl Node {
         self.change_feed(
             DocRef::Feed(dept_id),
             |_, feed| match reply_to {
-                Some(parent) if feed.post(parent).is_none() => Err(unknown_post(parent)),
+                Some(parent) if !feed.contains(parent) => Err(unknown_post(parent)),
                 _ => Ok(()),
             },
             |tx, ()| write::post(tx, &post),
@@ -89,44 +91,23 @@ impl Node {
     ) -> Result<Vec<Thread>, NodeError> {
         let me = self.member_id();
         let store = self.shared.store.clone();
-        let (roster, dept, feed) = self.shared.with_ws(|ws| {
+        self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let dept = my_dept(&roster, &me, dept)?;
-            let feed = Feed::read(ws.doc_mut(&DocRef::Feed(dept.id.clone()), &store)?.doc());
-            Ok((roster, dept, feed))
-        })?;
-        let mut threads: Vec<Thread> = feed
-            .posts
-            .iter()
-            .filter(|p| {
-                p.reply_to
-                    .as_ref()
-                    .is_none_or(|parent| feed.post(parent).is_none())
-            })
-            .map(|p| Thread {
-                dept: dept.name.clone(),
-                author_name: roster
-                    .member(&p.author)
-                    .map_or_else(|| "?".into(), |m| m.name.clone()),
-                replies: feed
-                    .posts
-                    .iter()
-                    .filter(|r| r.reply_to.as_deref() == Some(p.id.as_str()))
-                    .cloned()
-                    .collect(),
-                post: p.clone(),
-            })
-            .collect();
-        threads.reverse();
-        if let Some(before) = before {
-            let at = threads
-                .iter()
-                .position(|t| t.post.id == before)
-                .ok_or_else(|| unknown_post(before))?;
-            threads.drain(..=at);
-        }
-        threads.truncate(limit);
-        Ok(threads)
+            let doc = ws.doc_mut(&DocRef::Feed(dept.id.clone()), &store)?;
+            let page = Feed::new(doc.doc())
+                .threads(limit, before)
+                .map_err(NodeError::NotFound)?;
+            Ok(page
+                .into_iter()
+                .map(|(post, replies)| Thread {
+                    dept: dept.name.clone(),
+                    author_name: name_of(&roster, &post.author),
+                    replies,
+                    post,
+                })
+                .collect())
+        })
     }
 
     /// Sends a direct message to a member (id or display name).
@@ -162,7 +143,7 @@ impl Node {
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
         let store = self.shared.store.clone();
         self.shared
-            .with_ws(|ws| Ok(Feed::read(ws.doc_mut(&doc, &store)?.doc()).posts))
+            .with_ws(|ws| Ok(Feed::new(ws.doc_mut(&doc, &store)?.doc()).all()))
     }
 
     /// My direct conversations: with whom, how many messages, the last one.
@@ -172,17 +153,13 @@ impl Node {
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let mut out = Vec::new();
-            for m in roster.active_members().filter(|m| m.id != me) {
-                let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &m.id));
-                if store.changes(&doc.store_key(&ws.meta.id))?.is_empty() {
-                    continue;
-                }
-                let posts = Feed::read(ws.doc_mut(&doc, &store)?.doc()).posts;
+            for (m, doc) in conversations(ws, &roster, &store, &me)? {
+                let feed = Feed::new(ws.doc_mut(&doc, &store)?.doc());
                 out.push(Conversation {
                     member: m.id,
                     name: m.name.clone(),
-                    messages: posts.len(),
-                    last: posts.last().cloned(),
+                    messages: feed.len(),
+                    last: feed.newest().next(),
                 });
             }
             Ok(out)
@@ -198,16 +175,16 @@ impl Node {
             let roster = ws.roster_view();
             let mut found = Vec::new();
             for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-                let feed = Feed::read(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
+                // Newest first in each feed: the `limit` newest of all are
+                // among the `limit` newest of each.
+                let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
                 found.extend(
-                    feed.posts
-                        .into_iter()
+                    feed.newest()
                         .filter(|p| p.mentions.contains(&me) && !p.deleted)
+                        .take(limit)
                         .map(|p| Thread {
                             dept: d.name.clone(),
-                            author_name: roster
-                                .member(&p.author)
-                                .map_or_else(|| "?".into(), |m| m.name.clone()),
+                            author_name: name_of(&roster, &p.author),
                             replies: Vec::new(),
                             post: p,
                         }),
@@ -225,7 +202,7 @@ impl Node {
         Ok(found)
     }
 
-    /// Adds a reaction to a post (in any of my departments).
+    /// Adds a reaction to a post in one of my departments or a direct message.
     pub async fn react(&self, post_id: &str, emoji: &str) -> Result<(), NodeError> {
         let emoji = emoji.trim();
         if emoji.is_empty() || emoji.chars().count() > 16 {
@@ -234,9 +211,9 @@ impl Node {
             ));
         }
         let me = self.member_id();
-        let dept = self.dept_of_post(post_id)?;
+        let doc = self.doc_of_post(post_id)?;
         self.change_feed(
-            dept,
+            doc,
             |_, _| Ok(()),
             |tx, ()| write::react(tx, post_id, emoji, me, true),
         )
@@ -248,9 +225,9 @@ impl Node {
         check_body(text)?;
         let me = self.member_id();
         let now = self.shared.clock.now();
-        let dept = self.dept_of_post(post_id)?;
+        let doc = self.doc_of_post(post_id)?;
         self.change_feed(
-            dept,
+            doc,
             |_, feed| {
                 let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
                 if post.author != me {
@@ -271,9 +248,9 @@ impl Node {
     /// Deletes a post (mine, or anyone's if I am an admin): a tombstone stays.
     pub async fn delete(&self, post_id: &str) -> Result<(), NodeError> {
         let me = self.member_id();
-        let dept = self.dept_of_post(post_id)?;
+        let doc = self.doc_of_post(post_id)?;
         self.change_feed(
-            dept,
+            doc,
             |roster, feed| {
                 let post = feed.post(post_id).ok_or_else(|| unknown_post(post_id))?;
                 if post.author != me && !roster.is_admin(&me) {
@@ -291,18 +268,22 @@ impl Node {
         .await
     }
 
-    /// The department (id) of a post in one of my feeds.
-    fn dept_of_post(&self, post_id: &str) -> Result<DocRef, NodeError> {
+    /// The feed or direct conversation that holds a post of mine to see.
+    fn doc_of_post(&self, post_id: &str) -> Result<DocRef, NodeError> {
         let me = self.member_id();
         let store = self.shared.store.clone();
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
-            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-                let doc = DocRef::Feed(d.id.clone());
-                if Feed::read(ws.doc_mut(&doc, &store)?.doc())
-                    .post(post_id)
-                    .is_some()
-                {
+            let feeds = roster
+                .depts
+                .iter()
+                .filter(|d| d.members.contains(&me))
+                .map(|d| DocRef::Feed(d.id.clone()));
+            let direct = conversations(ws, &roster, &store, &me)?
+                .into_iter()
+                .map(|(_, doc)| doc);
+            for doc in feeds.chain(direct) {
+                if Feed::new(ws.doc_mut(&doc, &store)?.doc()).contains(post_id) {
                     return Ok(doc);
                 }
             }
@@ -316,7 +297,7 @@ impl Node {
     async fn change_feed<P>(
         &self,
         doc: DocRef,
-        plan: impl FnOnce(&Roster, &Feed) -> Result<P, NodeError>,
+        plan: impl FnOnce(&Roster, &Feed<'_>) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
         let signer = &self.shared.identity.signer;
@@ -325,7 +306,7 @@ impl Node {
         let (planned, change, workspace) = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let feed_doc = ws.doc_mut(&doc, &store)?;
-            let planned = plan(&roster, &Feed::read(feed_doc.doc()))?;
+            let planned = plan(&roster, &Feed::new(feed_doc.doc()))?;
             let change = feed_doc.change(signer, now, |tx| apply(tx, &planned))?;
             Ok((planned, change, ws.meta.id))
         })?;
@@ -359,6 +340,29 @@ fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, Nod
     Ok(dept.clone())
 }
 
+/// My direct conversations that have begun, with the other member.
+fn conversations(
+    ws: &Workspace,
+    roster: &Roster,
+    store: &Store,
+    me: &MemberId,
+) -> Result<Vec<(Member, DocRef)>, NodeError> {
+    let mut out = Vec::new();
+    for m in roster.active_members().filter(|m| m.id != *me) {
+        let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(me, &m.id));
+        if store.has_changes(&doc.store_key(&ws.meta.id))? {
+            out.push((m.clone(), doc));
+        }
+    }
+    Ok(out)
+}
+
+fn name_of(roster: &Roster, id: &MemberId) -> String {
+    roster
+        .member(id)
+        .map_or_else(|| "?".into(), |m| m.name.clone())
+}
+
 fn check_body(text: &str) -> Result<(), NodeError> {
     if text.trim().is_empty() {
         return Err(NodeError::BadRequest("a post needs some text".into()));
@@ -374,7 +378,7 @@ fn check_body(text: &str) -> Result<(), NodeError> {
 
 fn unknown_post(id: &str) -> NodeError {
     NodeError::NotFound(format!(
-        "no post {id:?} in your departments' feeds; `meshwork feed DEPT --json` lists post ids"
+        "no post {id:?} in your departments' feeds or your direct messages; `meshwork feed DEPT --json` and `meshwork dms MEMBER --json` list ids"
     ))
 }
 
