@@ -1,0 +1,519 @@
+//! Sealing (encrypt, hash, store) and opening (verify, decrypt) a file.
+//!
+//! A sealed blob is the plaintext cut into [`CHUNK_SIZE`] chunks, each
+//! encrypted with XChaCha20-Poly1305 under the file's own random key and
+//! followed by its 16-byte tag. There is no header: everything needed to open
+//! it is in the [`FileKey`], which travels in the (encrypted, signed) file
+//! entry, never with the blob.
+//!
+//! - nonce of chunk `i`: the file's random 16-byte prefix ‖ `i` (u64 LE);
+//! - associated data: `"meshwork/blob/v1"` ‖ `i` (u64 LE) ‖ `last` (one byte).
+//!
+//! So a chunk only opens at its own position, and only the real last chunk
+//! opens as the last one: reordering, dropping, truncating or extending the
+//! ciphertext fails, even at a chunk boundary. An empty file is one empty,
+//! last chunk (16 bytes of tag). The ciphertext size is a function of the
+//! plaintext size ([`ciphertext_size`]) and back ([`plaintext_size`]).
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::error::IoContext;
+use crate::store::{read_full, sync_dir};
+use crate::tree::TreeHasher;
+use crate::{BlobError, BlobHash, BlobStore, Import};
+
+/// Plaintext bytes per encrypted chunk.
+pub const CHUNK_SIZE: usize = 64 * 1024;
+const TAG_SIZE: usize = 16;
+/// Ciphertext bytes per full chunk: the chunk and its tag.
+const SEALED_CHUNK: usize = CHUNK_SIZE + TAG_SIZE;
+/// Chunks sealed or opened per read and write: about 1 MiB.
+const BATCH_CHUNKS: usize = 16;
+const AD_PREFIX: &[u8; 16] = b"meshwork/blob/v1";
+
+/// The secret that opens one sealed blob: a random 256-bit key and a random
+/// 128-bit nonce prefix, fresh for every file.
+///
+/// `Debug` does not show it; it is wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileKey {
+    key: [u8; 32],
+    nonce_prefix: [u8; 16],
+}
+
+impl FileKey {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let mut key = FileKey {
+            key: [0; 32],
+            nonce_prefix: [0; 16],
+        };
+        rng.fill_bytes(&mut key.key);
+        rng.fill_bytes(&mut key.nonce_prefix);
+        key
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(Key::from_slice(&self.key))
+    }
+
+    fn nonce(&self, chunk: u64) -> XNonce {
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        nonce[16..].copy_from_slice(&chunk.to_le_bytes());
+        nonce.into()
+    }
+}
+
+impl fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileKey(<secret>)")
+    }
+}
+
+impl Drop for FileKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.nonce_prefix.zeroize();
+    }
+}
+
+fn associated_data(chunk: u64, last: bool) -> [u8; 25] {
+    let mut ad = [0u8; 25];
+    ad[..16].copy_from_slice(AD_PREFIX);
+    ad[16..24].copy_from_slice(&chunk.to_le_bytes());
+    ad[24] = u8::from(last);
+    ad
+}
+
+/// What [`seal`] made: the blob's id and sizes, and the key to open it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBlob {
+    /// The blob's id: BLAKE3 of the ciphertext.
+    pub hash: BlobHash,
+    /// The ciphertext size, the blob's size in the store.
+    pub size: u64,
+    /// The size of the file that was sealed.
+    pub plaintext_size: u64,
+    /// The key that opens it.
+    pub key: FileKey,
+}
+
+/// The size of the sealed blob of a `plaintext`-byte file.
+pub fn ciphertext_size(plaintext: u64) -> u64 {
+    let chunks = plaintext.div_ceil(CHUNK_SIZE as u64).max(1);
+    plaintext.saturating_add(chunks * TAG_SIZE as u64)
+}
+
+/// The size of the file in a sealed blob of `ciphertext` bytes, or `None` if
+/// no file seals to that size.
+pub fn plaintext_size(ciphertext: u64) -> Option<u64> {
+    let chunks = ciphertext.div_ceil(SEALED_CHUNK as u64);
+    let plaintext = ciphertext.checked_sub(chunks.checked_mul(TAG_SIZE as u64)?)?;
+    (chunks > 0 && ciphertext_size(plaintext) == ciphertext).then_some(plaintext)
+}
+
+/// Encrypts `plaintext` (any size, read once in 1 MiB batches) straight into
+/// the store under a fresh [`FileKey`], hashing and writing the outboard in
+/// the same pass. The blob is durable and complete when this returns.
+///
+/// Encryption runs on this thread, hashing and writing on a second one; at
+/// most three batches are in memory.
+pub fn seal(store: &BlobStore, mut plaintext: impl Read) -> Result<SealedBlob, BlobError> {
+    let key = FileKey::generate();
+    let cipher = key.cipher();
+    let import = store.import_writer()?;
+    let mut reader = ChunkReader::new(&mut plaintext);
+    let mut chunk = 0u64;
+    let mut plaintext_size = 0u64;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    let import = thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<Import<'_>, BlobError> {
+            let mut import = import;
+            for batch in full_rx {
+                import.write(batch.bytes())?;
+                // The sealing side may be done and gone: fine.
+                let _ = empty_tx.send(batch);
+            }
+            Ok(import)
+        });
+        let mut fresh = BATCHES_IN_FLIGHT;
+        let sealed = loop {
+            let mut batch = if fresh > 0 {
+                fresh -= 1;
+                Batch::new()
+            } else {
+                match empty_rx.recv() {
+                    Ok(batch) => batch,
+                    // The writer stopped: its error comes from `join`.
+                    Err(_) => break Ok(()),
+                }
+            };
+            let last = match seal_batch(&key, &cipher, &mut reader, &mut batch, &mut chunk) {
+                Ok(last) => last,
+                Err(e) => break Err(e),
+            };
+            plaintext_size += batch.plaintext;
+            if full_tx.send(batch).is_err() || last {
+                break Ok(());
+            }
+        };
+        drop(full_tx);
+        let written = join(writer);
+        // Our own error first (the input failed); then the writer's.
+        sealed.and(written)
+    })?;
+    let (hash, size) = import.finish()?;
+    Ok(SealedBlob {
+        hash,
+        size,
+        plaintext_size,
+        key,
+    })
+}
+
+/// Batches allocated per seal or open: one being filled, one in the
+/// channel, one being consumed.
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// A buffer of up to [`BATCH_CHUNKS`] sealed chunks.
+struct Batch {
+    buf: Vec<u8>,
+    len: usize,
+    /// Plaintext bytes in it.
+    plaintext: u64,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            buf: vec![0u8; BATCH_CHUNKS * SEALED_CHUNK],
+            len: 0,
+            plaintext: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Reads up to a batch of plaintext chunks, each into its sealed slot, and
+/// encrypts them in place. Returns whether the last chunk is in it.
+fn seal_batch(
+    key: &FileKey,
+    cipher: &XChaCha20Poly1305,
+    reader: &mut ChunkReader<impl Read>,
+    batch: &mut Batch,
+    chunk: &mut u64,
+) -> Result<bool, BlobError> {
+    batch.len = 0;
+    batch.plaintext = 0;
+    for slot in 0..BATCH_CHUNKS {
+        let start = slot * SEALED_CHUNK;
+        let (len, last) = reader
+            .next_chunk(&mut batch.buf[start..start + CHUNK_SIZE])
+            .map_err(BlobError::Input)?;
+        let (text, rest) = batch.buf[start..].split_at_mut(len);
+        let tag = cipher
+            .encrypt_in_place_detached(&key.nonce(*chunk), &associated_data(*chunk, last), text)
+            .map_err(|_| BlobError::Input(io::Error::other("chunk encryption failed")))?;
+        rest[..TAG_SIZE].copy_from_slice(&tag);
+        *chunk += 1;
+        batch.len = start + len + TAG_SIZE;
+        batch.plaintext += len as u64;
+        if last {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Joins a scoped thread, passing its panic on.
+fn join<T>(handle: thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Reads a stream as fixed-size chunks and knows which one is the last: it
+/// reads one byte ahead.
+struct ChunkReader<R> {
+    reader: R,
+    /// A byte read past the previous chunk, which starts the next one.
+    ahead: Option<u8>,
+    done: bool,
+}
+
+impl<R: Read> ChunkReader<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            ahead: None,
+            done: false,
+        }
+    }
+
+    /// Fills `buf` (one chunk long) as far as the stream goes; returns the
+    /// length and whether this is the last chunk. The first chunk of an empty
+    /// stream is empty and last.
+    fn next_chunk(&mut self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+        if self.done {
+            return Ok((0, true));
+        }
+        let mut len = 0;
+        if let Some(byte) = self.ahead.take() {
+            buf[0] = byte;
+            len = 1;
+        }
+        len += read_full(&mut self.reader, &mut buf[len..])?;
+        if len < buf.len() {
+            self.done = true;
+            return Ok((len, true));
+        }
+        let mut byte = [0u8; 1];
+        if read_full(&mut self.reader, &mut byte)? == 0 {
+            self.done = true;
+            return Ok((len, true));
+        }
+        self.ahead = Some(byte[0]);
+        Ok((len, false))
+    }
+}
+
+/// Verifies and decrypts the complete blob `hash` into `out`, in 1 MiB
+/// batches; returns the plaintext size.
+///
+/// Each chunk is authenticated before its plaintext is written; the blob's
+/// hash is checked at the end. On any error `out` may hold a prefix of the
+/// file: throw it away ([`open_to_path`] does). Reading and hashing run on a
+/// second thread, decryption and writing on this one.
+pub fn open(
+    store: &BlobStore,
+    hash: &BlobHash,
+    key: &FileKey,
+    mut out: impl Write,
+) -> Result<u64, BlobError> {
+    let (file, path, size) = store.open_data(hash)?;
+    let plaintext = plaintext_size(size).ok_or(BlobError::NotSealed { hash: *hash, size })?;
+    let chunks = size.div_ceil(SEALED_CHUNK as u64);
+    let cipher = key.cipher();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    let (opened, read) = thread::scope(|s| {
+        let path = &path;
+        // Ok(None): the decrypting side stopped first.
+        let reader = s.spawn(move || -> Result<Option<BlobHash>, BlobError> {
+            let mut file = file;
+            let mut hasher = TreeHasher::new(io::sink());
+            let mut remaining = size;
+            let mut fresh = BATCHES_IN_FLIGHT;
+            while remaining > 0 {
+                let mut batch = if fresh > 0 {
+                    fresh -= 1;
+                    Batch::new()
+                } else {
+                    match empty_rx.recv() {
+                        Ok(batch) => batch,
+                        Err(_) => return Ok(None),
+                    }
+                };
+                // Whole sealed chunks: a batch is a multiple of them.
+                batch.len = remaining.min(batch.buf.len() as u64) as usize;
+                file.read_exact(&mut batch.buf[..batch.len])
+                    .at("read", path)?;
+                hasher.update(batch.bytes()).at("hash", path)?;
+                remaining -= batch.len as u64;
+                if full_tx.send(batch).is_err() {
+                    return Ok(None);
+                }
+            }
+            drop(full_tx);
+            let (root, _) = hasher.finish().at("hash", path)?;
+            Ok(Some(root))
+        });
+        let mut chunk = 0u64;
+        let opened = (|| {
+            for mut batch in full_rx.iter() {
+                let len = batch.len;
+                for sealed in batch.buf[..len].chunks_mut(SEALED_CHUNK) {
+                    let last = chunk + 1 == chunks;
+                    let (text, tag) = sealed.split_at_mut(sealed.len() - TAG_SIZE);
+                    cipher
+                        .decrypt_in_place_detached(
+                            &key.nonce(chunk),
+                            &associated_data(chunk, last),
+                            text,
+                            Tag::from_slice(tag),
+                        )
+                        .map_err(|_| BlobError::Decrypt { hash: *hash, chunk })?;
+                    out.write_all(text).map_err(BlobError::output)?;
+                    chunk += 1;
+                }
+                // The reader may be done and gone: fine.
+                let _ = empty_tx.send(batch);
+            }
+            Ok(())
+        })();
+        // Unblock the reader if we stopped early.
+        drop(full_rx);
+        drop(empty_tx);
+        (opened, join(reader))
+    });
+    opened?;
+    if read? != Some(*hash) {
+        return Err(BlobError::Corrupt {
+            hash: *hash,
+            reason: "its bytes do not hash to its name",
+        });
+    }
+    out.flush().map_err(BlobError::output)?;
+    Ok(plaintext)
+}
+
+/// [`open`] into the file `dest`: writes a hidden temporary file beside it,
+/// syncs it and renames it to `dest` only once the whole blob verified and
+/// decrypted. On error nothing is left under either name; an existing `dest`
+/// is replaced only on success. Returns the plaintext size.
+pub fn open_to_path(
+    store: &BlobStore,
+    hash: &BlobHash,
+    key: &FileKey,
+    dest: &Path,
+) -> Result<u64, BlobError> {
+    let name = dest.file_name().ok_or_else(|| {
+        BlobError::io(
+            "open",
+            dest,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+        )
+    })?;
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let temp = TempPath(dir.join(format!(
+        ".{}.{:016x}.part",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    )));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp.0)
+        .at("create", &temp.0)?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let plaintext = open(store, hash, key, &mut writer).map_err(|e| match e {
+        BlobError::Output(e) => BlobError::io("write", dest, e),
+        BlobError::DiskFull { path: None } => BlobError::DiskFull {
+            path: Some(dest.to_owned()),
+        },
+        other => other,
+    })?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| BlobError::io("write", dest, e.into_error()))?;
+    file.sync_all().at("sync", dest)?;
+    drop(file);
+    fs::rename(&temp.0, dest).at("rename into", dest)?;
+    temp.disarm();
+    sync_dir(&dir)?;
+    Ok(plaintext)
+}
+
+/// A temporary file that is removed unless disarmed.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn disarm(mut self) {
+        self.0 = PathBuf::new();
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_trip() {
+        let c = CHUNK_SIZE as u64;
+        for plain in [0, 1, c - 1, c, c + 1, 2 * c, 5 * c + 17, 1 << 33] {
+            let sealed = ciphertext_size(plain);
+            assert_eq!(plaintext_size(sealed), Some(plain), "{plain}");
+        }
+        assert_eq!(ciphertext_size(0), 16);
+        // Sizes no file seals to: empty, a tag cut short, a lone tail tag.
+        for bad in [0, 1, 15, SEALED_CHUNK as u64 + 3, SEALED_CHUNK as u64 + 16] {
+            assert_eq!(plaintext_size(bad), None, "{bad}");
+        }
+        for huge in [u64::MAX, u64::MAX - 1] {
+            if let Some(plain) = plaintext_size(huge) {
+                assert_eq!(ciphertext_size(plain), huge);
+            }
+        }
+        assert_eq!(ciphertext_size(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let key = FileKey::generate();
+        assert_eq!(format!("{key:?}"), "FileKey(<secret>)");
+        let sealed = SealedBlob {
+            hash: BlobHash::from_bytes([0; 32]),
+            size: 16,
+            plaintext_size: 0,
+            key,
+        };
+        assert!(!format!("{sealed:?}").contains(&format!("{:?}", sealed.key.key)));
+    }
+
+    #[test]
+    fn chunk_reader_marks_the_last_chunk() {
+        for len in [0usize, 1, 9, 10, 11, 20, 21] {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let mut reader = ChunkReader::new(&data[..]);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 10];
+            loop {
+                let (n, last) = reader.next_chunk(&mut buf).unwrap();
+                got.push((buf[..n].to_vec(), last));
+                if last {
+                    break;
+                }
+            }
+            let expected: Vec<_> = if len == 0 {
+                vec![(vec![], true)]
+            } else {
+                let parts: Vec<_> = data.chunks(10).collect();
+                let n = parts.len();
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.to_vec(), i + 1 == n))
+                    .collect()
+            };
+            assert_eq!(got, expected, "len {len}");
+        }
+    }
+}
