@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use meshwork::node::wire::DocRef;
 use meshwork::node::{NodeError, Store};
@@ -39,27 +37,6 @@ async fn research() -> (
 async fn sees(node: &TestNode, text: &str) -> bool {
     node.feed("Research", 100, None)
         .is_ok_and(|f| f.iter().any(|t| t.post.body.as_deref() == Some(text)))
-}
-
-/// Whether `text` appears in any file under `dir`.
-fn on_disk(dir: &Path, text: &str) -> bool {
-    let needle = text.as_bytes();
-    walk(dir).iter().any(|f| {
-        std::fs::read(f).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-    })
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

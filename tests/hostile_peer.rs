@@ -119,6 +119,7 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
         doc: DocRef::Roster,
         first: true,
         payload: None,
+        covered: Vec::new(),
     };
     assert!(matches!(
         ask(&mut raw, ada_peer, other).await,
@@ -134,6 +135,7 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
             message: vec![0x42, 0xff, 0x00, 0x13],
             signatures: vec![],
         }),
+        covered: Vec::new(),
     };
     assert!(matches!(
         ask(&mut raw, ada_peer, garbage).await,
@@ -166,6 +168,7 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
             message: message.encode(),
             signatures: vec![],
         }),
+        covered: Vec::new(),
     };
     match ask(&mut raw, ada_peer, poisoned).await {
         None | Some(SyncResponse::Refused(_)) | Some(SyncResponse::Sync(_)) => {}

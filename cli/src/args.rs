@@ -126,6 +126,36 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Share a file with a department: encrypted on this machine, fetched by
+    /// colleagues from whoever holds it. Prints the file id.
+    Share {
+        /// The department (name or id).
+        dept: String,
+        /// The file.
+        path: PathBuf,
+        /// The name colleagues see (default: the file's own name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// A department's files: name, size, type, uploader, shared at,
+    /// available until, how many peers hold it.
+    Files {
+        /// The department (name or id).
+        dept: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a shared file from the peers that hold it; resumes where an
+    /// interrupted fetch stopped, and writes the file only once complete and
+    /// verified.
+    Get {
+        /// The file id (`meshwork files DEPT` lists them).
+        file_id: String,
+        /// Where to write it (default: its name, in the current directory).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// React to a post or a direct message with an emoji.
     React {
         /// The post.

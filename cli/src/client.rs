@@ -57,6 +57,42 @@ impl Client {
         answer(resp)
     }
 
+    /// Posts a request whose answer streams progress lines, calling
+    /// `on_progress(done, total)` for each, and returns the final result.
+    pub(crate) fn post_progress(
+        &self,
+        path: &str,
+        body: Value,
+        mut on_progress: impl FnMut(u64, u64),
+    ) -> Result<Value> {
+        use std::io::BufRead;
+        let resp = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body)
+            .context("the daemon did not answer")?;
+        if !resp.status().is_success() {
+            return answer(resp);
+        }
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.context("the daemon's answer broke off")?;
+            let v: Value = serde_json::from_str(&line).context("an answer that is not JSON")?;
+            if let Some(p) = v.get("progress") {
+                on_progress(
+                    p["done"].as_u64().unwrap_or(0),
+                    p["total"].as_u64().unwrap_or(0),
+                );
+            } else if let Some(ok) = v.get("ok") {
+                return Ok(ok.clone());
+            } else if let Some(msg) = v.get("error").and_then(Value::as_str) {
+                bail!("{msg}");
+            }
+        }
+        bail!("the daemon stopped before it finished (is it still running?)")
+    }
+
     /// Follows a server-sent-events stream, calling `on_event` with each
     /// event's JSON until the daemon closes the stream or `on_event` returns
     /// `false`.

@@ -1,7 +1,7 @@
 //! Every command: its request to the daemon and how its answer is printed.
 //! Read commands print exactly one JSON document with `--json`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use meshwork_node::Home;
 use serde_json::{json, Value};
@@ -135,6 +135,45 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Dm { member, text } => {
             let p = client()?.post("/v1/dms", json!({ "member": member, "text": text }))?;
             println!("{}", p["id"].as_str().unwrap_or_default());
+        }
+        Command::Share { dept, path, name } => {
+            let path = absolute(&path)?;
+            let bar = progress_bar(&format!("sharing {}", path.display()));
+            let file = client()?.post_progress(
+                "/v1/files",
+                json!({ "dept": dept, "path": path, "name": name }),
+                |done, total| bar.update(done, total),
+            );
+            bar.finish();
+            println!("{}", file?["id"].as_str().unwrap_or_default());
+        }
+        Command::Files { dept, json } => {
+            let files = client()?.get(&format!("/v1/files?dept={}", urlencode(&dept)))?;
+            print(json, &files, files_text);
+        }
+        Command::Get { file_id, output } => {
+            let client = client()?;
+            let dest = match output {
+                Some(o) => absolute(&o)?,
+                None => {
+                    let (_, info) = find_file(&client, &file_id)?;
+                    let name = info["name"].as_str().unwrap_or("download");
+                    // Never let a name from the library climb out of here.
+                    let name = std::path::Path::new(name)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "download".into());
+                    std::env::current_dir()?.join(name)
+                }
+            };
+            let bar = progress_bar(&format!("fetching {}", dest.display()));
+            let got = client.post_progress(
+                "/v1/files/get",
+                json!({ "id": file_id, "dest": dest }),
+                |done, total| bar.update(done, total),
+            );
+            bar.finish();
+            println!("{}", got?["path"].as_str().unwrap_or_default());
         }
         Command::Dms { member, json } => {
             let client = client()?;
@@ -389,6 +428,105 @@ fn status_text(s: &Value) -> String {
         s["peers"].as_array().map_or(0, Vec::len)
     );
     out
+}
+
+fn files_text(files: &Value) -> String {
+    table(files, |f| {
+        format!(
+            "{}  {:<32} {:>10}  {:<24} {:<16} shared {}  until {}  {} peer(s)",
+            f["id"].as_str().unwrap_or("?"),
+            f["name"].as_str().unwrap_or("?"),
+            human_size(f["size"].as_u64().unwrap_or(0)),
+            f["media_type"].as_str().unwrap_or("?"),
+            f["uploader_name"].as_str().unwrap_or("?"),
+            when(f["shared_at"].as_i64().unwrap_or(0)),
+            when(f["available_until"].as_i64().unwrap_or(0)),
+            f["peers"],
+        )
+    })
+}
+
+/// A time (milliseconds since the epoch) as UTC, to the second.
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut size = n as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+/// A file of one of my departments, by id: (department name, record).
+fn find_file(client: &Client, id: &str) -> Result<(String, Value)> {
+    let depts = client.get("/v1/depts")?;
+    for d in depts.as_array().into_iter().flatten() {
+        let Some(name) = d["name"].as_str() else {
+            continue;
+        };
+        let Ok(files) = client.get(&format!("/v1/files?dept={}", urlencode(name))) else {
+            continue;
+        };
+        if let Some(f) = files
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == id)
+        {
+            return Ok((name.to_owned(), f.clone()));
+        }
+    }
+    bail!("no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them")
+}
+
+/// A path made absolute against this process's directory: the daemon has
+/// its own.
+fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf> {
+    Ok(std::env::current_dir()?.join(p))
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+fn progress_bar(what: &str) -> Bar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Bar(None);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    Bar(Some(bar))
+}
+
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn update(&self, done: u64, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -23,8 +23,8 @@ mod rules;
 mod view;
 pub mod write;
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, Automerge, AutomergeError, ObjType, ROOT};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, AutomergeError, ObjType, ROOT};
 
 pub(crate) use rules::authorize;
 pub use rules::FeedRules;
@@ -43,20 +43,10 @@ pub fn direct_id(a: &crate::MemberId, b: &crate::MemberId) -> String {
 /// The feed document's deterministic first change: identical bytes, hence an
 /// identical hash, on every node.
 pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
-    let mut doc = Automerge::new();
-    let actor = blake3::derive_key("meshwork feed genesis actor v1", dept_id.as_bytes());
-    doc.set_actor(ActorId::from(&actor[..16]));
-    doc.transact_with(
-        |_| CommitOptions::default().with_time(0),
-        |tx| {
-            tx.put(ROOT, "kind", "feed")?;
-            tx.put(ROOT, "dept", dept_id)?;
-            tx.put_object(ROOT, "order", ObjType::List)?;
-            tx.put_object(ROOT, "posts", ObjType::Map)?;
-            tx.put_object(ROOT, "reactions", ObjType::Map)?;
-            Ok::<_, AutomergeError>(())
-        },
-    )
-    .map_err(|f| f.error)?;
-    Ok(doc)
+    crate::genesis::deterministic("feed", dept_id, |tx| {
+        tx.put_object(ROOT, "order", ObjType::List)?;
+        tx.put_object(ROOT, "posts", ObjType::Map)?;
+        tx.put_object(ROOT, "reactions", ObjType::Map)?;
+        Ok(())
+    })
 }

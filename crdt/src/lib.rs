@@ -9,13 +9,17 @@
 //! - [`signed`]: [`SignedDoc`], an automerge document that only accepts signed,
 //!   authorized changes, and the sync protocol over it.
 //! - [`feed`]: a department's feed — posts, replies, reactions — and its rules.
+//! - [`library`]: a department's shared files — names, blob hashes, keys,
+//!   who holds them — and its rules.
 //! - [`roster`]: the workspace roster — members, roles, departments, invites —
 //!   its writers, its typed view and its authorization rules.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod feed;
+mod genesis;
 pub mod identity;
+pub mod library;
 mod read;
 pub mod roster;
 pub mod signed;

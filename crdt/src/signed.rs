@@ -14,7 +14,8 @@ use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc}
 use serde::{Deserialize, Serialize};
 
 use crate::feed::FeedRules;
-use crate::{feed, roster, MemberId, Millis, Signer};
+use crate::library::LibraryRules;
+use crate::{feed, library, roster, MemberId, Millis, Signer};
 
 /// The rules a document's changes must obey.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +27,20 @@ pub enum Rules {
     },
     /// A department's feed, judged against a roster.
     Feed(FeedRules),
+    /// A department's library, judged against a roster.
+    Library(LibraryRules),
+}
+
+impl Rules {
+    /// The roster a department document is judged against, to bring up to
+    /// date; `None` for the roster itself.
+    pub fn roster_mut(&mut self) -> Option<&mut crate::roster::Roster> {
+        match self {
+            Rules::Roster { .. } => None,
+            Rules::Feed(r) => Some(&mut r.roster),
+            Rules::Library(r) => Some(&mut r.roster),
+        }
+    }
 }
 
 /// A change as it travels and is stored: automerge's bytes and the author's
@@ -228,6 +243,20 @@ impl SignedDoc {
             pair,
         });
         Self::load_onto(doc, rules, stored)
+    }
+
+    /// A department's library: its deterministic genesis, then the changes
+    /// this node stored earlier (not checked again: see [`Self::load`]).
+    pub fn library(
+        dept: &str,
+        roster: crate::roster::Roster,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        let rules = Rules::Library(LibraryRules {
+            dept: dept.to_owned(),
+            roster,
+        });
+        Self::load_onto(library::genesis(dept)?, rules, stored)
     }
 
     /// The rules this document obeys.
@@ -491,6 +520,7 @@ impl SignedDoc {
         match &self.rules {
             Rules::Roster { workspace } => roster::authorize(&self.doc, change, author, workspace),
             Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules),
+            Rules::Library(rules) => library::authorize(&self.doc, change, author, rules),
         }
     }
 

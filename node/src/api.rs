@@ -86,6 +86,8 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/feed", get(feed))
         .route("/v1/mentions", get(mentions))
         .route("/v1/dms", get(dms).post(send_dm))
+        .route("/v1/files", get(files).post(share))
+        .route("/v1/files/get", post(get_file))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -357,6 +359,84 @@ struct PostRef {
 async fn delete_post(State(node): State<Node>, Json(b): Json<PostRef>) -> ApiResult {
     node.delete(&b.post).await?;
     ok(json!({"deleted": b.post}))
+}
+
+#[derive(Deserialize)]
+struct ShareBody {
+    dept: String,
+    path: std::path::PathBuf,
+    name: Option<String>,
+}
+
+/// Shares a file, streaming progress (see [`with_progress`]).
+async fn share(State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
+    with_progress(move |progress| async move {
+        node.share(&b.dept, &b.path, b.name.as_deref(), Some(progress))
+            .await
+    })
+}
+
+#[derive(Deserialize)]
+struct DeptQuery {
+    dept: String,
+}
+
+async fn files(State(node): State<Node>, Query(q): Query<DeptQuery>) -> ApiResult {
+    ok(node.files(&q.dept)?)
+}
+
+#[derive(Deserialize)]
+struct GetBody {
+    id: String,
+    dest: std::path::PathBuf,
+}
+
+/// Fetches a file, streaming progress (see [`with_progress`]).
+async fn get_file(State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
+    with_progress(move |progress| async move {
+        node.get(&b.id, &b.dest, Some(progress))
+            .await
+            .map(|path| json!({ "path": path }))
+    })
+}
+
+/// Runs a long operation and answers with newline-delimited JSON: a
+/// `{"progress": {"done", "total"}}` line now and then (bytes), then one
+/// `{"ok": …}` or `{"error": …}` line.
+fn with_progress<F, Fut, T>(work: F) -> Response
+where
+    F: FnOnce(crate::Progress) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, NodeError>> + Send + 'static,
+    T: serde::Serialize,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    let progress_tx = tx.clone();
+    let progress: crate::Progress = std::sync::Arc::new(move |done, total| {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if due || done == total {
+            *last = Some(std::time::Instant::now());
+            let line = json!({"progress": {"done": done, "total": total}});
+            // A full channel only drops a progress line, never the result.
+            let _ = progress_tx.try_send(format!("{line}\n"));
+        }
+    });
+    tokio::spawn(async move {
+        let line = match work(progress).await {
+            Ok(v) => json!({ "ok": v }),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        let _ = tx.send(format!("{line}\n")).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].

@@ -39,6 +39,16 @@ impl From<std::io::Error> for NodeError {
     }
 }
 
+impl From<meshwork_blobs::BlobError> for NodeError {
+    fn from(e: meshwork_blobs::BlobError) -> Self {
+        match e {
+            meshwork_blobs::BlobError::NotFound(_) => NodeError::NotFound(e.to_string()),
+            meshwork_blobs::BlobError::Input(_) => NodeError::BadRequest(e.to_string()),
+            _ => NodeError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<sled::Error> for NodeError {
     fn from(e: sled::Error) -> Self {
         NodeError::Internal(format!("database error: {e}"))

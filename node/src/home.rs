@@ -60,6 +60,11 @@ impl Home {
         self.root.join("db")
     }
 
+    /// Where blob bytes live (sled holds only their metadata).
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
     fn key_path(&self) -> PathBuf {
         self.root.join("identity.key")
     }

@@ -34,5 +34,5 @@ pub use home::Home;
 pub use libp2p::Multiaddr;
 pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
-pub use node::{InviteInfo, InviteSpec, Node, NodeConfig, Status};
+pub use node::{FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, Progress, Status};
 pub use store::Store;

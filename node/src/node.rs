@@ -12,10 +12,13 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::info;
 
+mod download;
 mod feed;
+mod files;
 mod roster;
 
 pub use feed::Thread;
+pub use files::{FileInfo, Progress, RETENTION_MS};
 
 use crate::home::Home;
 use crate::net::{Command, NetConfig, NetHandle, PeerInfo};
@@ -143,7 +146,8 @@ impl Node {
             None => None,
         };
         let meta = ws.as_ref().map(|w| w.meta.clone());
-        let shared = Arc::new(Shared::new(identity, store, cfg.clock.clone(), ws));
+        let blobs = meshwork_blobs::BlobStore::open(cfg.home.blobs())?;
+        let shared = Arc::new(Shared::new(identity, store, blobs, cfg.clock.clone(), ws));
         let node = Self {
             shared,
             cfg,

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::PeerId;
+use meshwork_blobs::BlobStore;
 use meshwork_crdt::automerge::sync;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
@@ -46,6 +47,13 @@ pub enum NodeEvent {
         /// How many changes.
         changes: usize,
     },
+    /// Files shared in a department, or a new holder of one.
+    LibraryChanged {
+        /// The department id.
+        dept: String,
+        /// How many changes.
+        changes: usize,
+    },
     /// A peer connected.
     PeerConnected {
         /// Its peer id.
@@ -62,10 +70,10 @@ pub enum NodeEvent {
 pub(crate) struct Workspace {
     pub meta: WorkspaceMeta,
     pub roster: SignedDoc,
-    /// Feeds of this node's departments, loaded on first use.
-    feeds: HashMap<String, SignedDoc>,
-    /// The roster heads each feed's rules were last given a roster at.
-    judged_at: HashMap<String, Vec<ChangeHash>>,
+    /// Feeds, conversations and libraries, loaded on first use.
+    docs: HashMap<DocRef, SignedDoc>,
+    /// The roster heads each document's rules were last given a roster at.
+    judged_at: HashMap<DocRef, Vec<ChangeHash>>,
     pub sync: HashMap<(PeerId, Side, DocRef), sync::State>,
     /// The typed roster, kept current by re-reading what changes touch.
     cache: RosterCache,
@@ -76,7 +84,7 @@ impl Workspace {
         Self {
             meta,
             roster,
-            feeds: HashMap::new(),
+            docs: HashMap::new(),
             judged_at: HashMap::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
@@ -90,34 +98,44 @@ impl Workspace {
         doc: &DocRef,
         store: &Store,
     ) -> Result<&mut SignedDoc, NodeError> {
-        let id = match doc {
-            DocRef::Roster => return Ok(&mut self.roster),
-            DocRef::Feed(id) | DocRef::Direct(id) => id,
-        };
+        if *doc == DocRef::Roster {
+            return Ok(&mut self.roster);
+        }
         let heads = self.roster.heads();
-        let stale = self.judged_at.get(id) != Some(&heads);
-        if !self.feeds.contains_key(id) {
+        let stale = self.judged_at.get(doc) != Some(&heads);
+        if !self.docs.contains_key(doc) {
             let stored = store.changes(&doc.store_key(&self.meta.id))?;
             let roster = self.roster_view();
-            let loaded = match doc.pair() {
-                Some([a, b]) => SignedDoc::direct(a, b, roster, stored)?,
-                None => SignedDoc::feed(id, roster, stored)?,
+            let loaded = match doc {
+                DocRef::Direct(_) => {
+                    let [a, b] = doc.pair().ok_or_else(|| {
+                        NodeError::BadRequest("not a direct conversation id".into())
+                    })?;
+                    SignedDoc::direct(a, b, roster, stored)?
+                }
+                DocRef::Library(id) => SignedDoc::library(id, roster, stored)?,
+                DocRef::Feed(id) => SignedDoc::feed(id, roster, stored)?,
+                DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
             };
-            self.feeds.insert(id.clone(), loaded);
+            self.docs.insert(doc.clone(), loaded);
         } else if stale {
-            // The roster moved: the feed is judged against the new one. (A
-            // 1,000-member roster is not copied on every sync step.)
+            // The roster moved: the document is judged against the new one.
+            // (A 1,000-member roster is not copied on every sync step.)
             let roster = self.roster_view();
-            if let Some(Rules::Feed(rules)) = self.feeds.get_mut(id).map(SignedDoc::rules_mut) {
-                rules.roster = roster;
+            if let Some(r) = self
+                .docs
+                .get_mut(doc)
+                .and_then(|d| d.rules_mut().roster_mut())
+            {
+                *r = roster;
             }
         }
         if stale {
-            self.judged_at.insert(id.clone(), heads);
+            self.judged_at.insert(doc.clone(), heads);
         }
-        self.feeds
-            .get_mut(id)
-            .ok_or_else(|| NodeError::Internal("feed vanished".into()))
+        self.docs
+            .get_mut(doc)
+            .ok_or_else(|| NodeError::Internal("document vanished".into()))
     }
 
     /// Whether `a` and `b` may exchange `doc`: both active members, and for
@@ -127,7 +145,7 @@ impl Workspace {
         let both = roster.is_active(a) && roster.is_active(b);
         match doc {
             DocRef::Roster => both,
-            DocRef::Feed(d) => {
+            DocRef::Feed(d) | DocRef::Library(d) => {
                 both && roster
                     .dept(d)
                     .is_some_and(|d| d.members.contains(a) && d.members.contains(b))
@@ -140,17 +158,32 @@ impl Workspace {
         }
     }
 
-    /// The feeds `a` and `b` both belong to, and their direct conversation.
-    pub(crate) fn shared_feeds(&mut self, a: &MemberId, b: &MemberId) -> Vec<DocRef> {
+    /// The feeds `a` and `b` both belong to, and their direct conversation
+    /// if it has begun here. (One that has begun only on the other side is
+    /// offered by the other side: with a thousand members, a node does not
+    /// run a sync session per colleague for conversations nobody started.)
+    pub(crate) fn shared_feeds(
+        &mut self,
+        a: &MemberId,
+        b: &MemberId,
+        store: &Store,
+    ) -> Vec<DocRef> {
         let roster = self.cache.get(&self.roster);
         let mut docs: Vec<DocRef> = roster
             .depts
             .iter()
             .filter(|d| d.members.contains(a) && d.members.contains(b))
-            .map(|d| DocRef::Feed(d.id.clone()))
+            .flat_map(|d| [DocRef::Feed(d.id.clone()), DocRef::Library(d.id.clone())])
             .collect();
         if a != b && roster.is_active(a) && roster.is_active(b) {
-            docs.push(DocRef::Direct(meshwork_crdt::feed::direct_id(a, b)));
+            let direct = DocRef::Direct(meshwork_crdt::feed::direct_id(a, b));
+            let begun = self.docs.contains_key(&direct)
+                || store
+                    .has_changes(&direct.store_key(&self.meta.id))
+                    .unwrap_or(false);
+            if begun {
+                docs.push(direct);
+            }
         }
         docs
     }
@@ -210,6 +243,8 @@ impl Workspace {
 pub(crate) struct Shared {
     pub identity: Identity,
     pub store: Store,
+    /// Blob bytes, under the home's `blobs/`.
+    pub blobs: Arc<BlobStore>,
     pub clock: Arc<dyn Clock>,
     ws: Mutex<Option<Workspace>>,
     /// Bumped whenever the roster changes, so waiters can re-check it.
@@ -222,12 +257,14 @@ impl Shared {
     pub(crate) fn new(
         identity: Identity,
         store: Store,
+        blobs: BlobStore,
         clock: Arc<dyn Clock>,
         ws: Option<Workspace>,
     ) -> Self {
         Self {
             identity,
             store,
+            blobs: Arc::new(blobs),
             clock,
             ws: Mutex::new(ws),
             roster_version: watch::channel(0).0,
@@ -291,6 +328,10 @@ impl Shared {
                 self.emit(NodeEvent::RosterChanged { changes });
             }
             DocRef::Feed(dept) | DocRef::Direct(dept) => self.emit(NodeEvent::FeedChanged {
+                dept: dept.clone(),
+                changes,
+            }),
+            DocRef::Library(dept) => self.emit(NodeEvent::LibraryChanged {
                 dept: dept.clone(),
                 changes,
             }),

@@ -110,8 +110,16 @@ impl Store {
     }
 
     /// Makes everything written so far durable.
+    ///
+    /// On a blocking thread of tokio's, not with sled's `flush_async`: that
+    /// one waits on sled's small global thread pool, which the log writes it
+    /// waits for also need — a few concurrent flushes (a feed catching up,
+    /// or many nodes in one process) deadlocked it.
     pub async fn flush(&self) -> Result<(), NodeError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| NodeError::Internal(format!("flush task: {e}")))??;
         Ok(())
     }
 }

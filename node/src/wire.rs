@@ -16,6 +16,9 @@ pub enum DocRef {
     /// A direct conversation (by [`meshwork_crdt::feed::direct_id`]): its
     /// two members' only.
     Direct(String),
+    /// A department's library of shared files (by department id): its
+    /// members' only.
+    Library(String),
 }
 
 impl DocRef {
@@ -38,8 +41,36 @@ impl DocRef {
                 h.update(id.as_bytes());
                 *h.finalize().as_bytes()
             }
+            DocRef::Library(id) => {
+                let mut h = blake3::Hasher::new_derive_key("meshwork library document v1");
+                h.update(workspace);
+                h.update(id.as_bytes());
+                *h.finalize().as_bytes()
+            }
         }
     }
+}
+
+/// A request for one piece of a blob.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobRequest {
+    /// The workspace.
+    pub workspace: [u8; 32],
+    /// The blob (hash of its ciphertext).
+    pub hash: [u8; 32],
+    /// Which piece ([`meshwork_blobs::PIECE_SIZE`] bytes each).
+    pub piece: u64,
+}
+
+/// The answer to a [`BlobRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum BlobResponse {
+    /// The piece with its proof, to check against the hash before use.
+    Piece(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// This peer does not hold that piece.
+    NotHere,
+    /// This peer will not serve that blob to the asker; the text says why.
+    Refused(String),
 }
 
 /// One round of document sync, initiator to responder.
@@ -54,6 +85,16 @@ pub struct SyncRequest {
     pub first: bool,
     /// The initiator's sync message, or `None` to poll for more.
     pub payload: Option<SyncPayload>,
+    /// When a change is being pushed: the peers (libp2p peer id bytes) it is
+    /// already on its way to, so the receiver relays it only to the others.
+    /// Empty in an ordinary sync.
+    #[serde(default)]
+    pub covered: Vec<serde_bytes::ByteBuf>,
+}
+
+impl SyncRequest {
+    /// The most peers a request may name as covered; more are ignored.
+    pub const MAX_COVERED: usize = 4096;
 }
 
 /// The responder's answer.

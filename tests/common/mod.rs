@@ -117,3 +117,24 @@ pub async fn connected(a: &Node, b: &Node) -> bool {
 pub async fn addr(n: &Node) -> String {
     format!("{}/p2p/{}", n.listen_addrs().await[0], n.peer_id())
 }
+
+/// Whether `text` appears in any file under `dir`.
+pub fn on_disk(dir: &std::path::Path, text: &str) -> bool {
+    let needle = text.as_bytes();
+    walk(dir).iter().any(|f| {
+        std::fs::read(f).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -9,12 +9,16 @@ use libp2p::{
     StreamProtocol,
 };
 
-use crate::wire::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+use crate::wire::{
+    BlobRequest, BlobResponse, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
+};
 
 /// Protocol name of the document sync protocol.
 pub const SYNC_PROTOCOL: &str = "/meshwork/sync/1";
 /// Protocol name of the join protocol.
 pub const JOIN_PROTOCOL: &str = "/meshwork/join/1";
+/// Protocol name of the blob protocol.
+pub const BLOB_PROTOCOL: &str = "/meshwork/blob/1";
 
 /// Every protocol a Meshwork node speaks.
 #[derive(NetworkBehaviour)]
@@ -27,6 +31,7 @@ pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub join: request_response::cbor::Behaviour<JoinRequest, JoinResponse>,
+    pub blob: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
 }
 
 impl Behaviour {
@@ -78,7 +83,15 @@ impl Behaviour {
                     StreamProtocol::new(JOIN_PROTOCOL),
                     request_response::ProtocolSupport::Full,
                 )],
-                rr_config,
+                rr_config.clone(),
+            ),
+            // Many pieces in flight per peer keep the pipe full.
+            blob: request_response::cbor::Behaviour::new(
+                [(
+                    StreamProtocol::new(BLOB_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                rr_config.with_max_concurrent_streams(256),
             ),
         })
     }

@@ -19,9 +19,10 @@ use tracing::{debug, info, warn};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{Command, NetConfig, PeerInfo};
 use crate::shared::{NodeEvent, Shared};
-use crate::wire::{DocRef, JoinRequest, JoinResponse};
+use crate::wire::{BlobResponse, DocRef, JoinRequest, JoinResponse};
 use crate::NodeError;
 
+mod blobs;
 mod join;
 mod membership;
 mod replication;
@@ -33,7 +34,10 @@ const MAX_SYNC_ROUNDS: u32 = 64;
 /// A response computed off the loop (after a flush), to be sent by it.
 pub(crate) enum PendingResponse {
     Join(ResponseChannel<JoinResponse>, JoinResponse),
+    Blob(ResponseChannel<BlobResponse>, BlobResponse),
 }
+
+pub(crate) use blobs::PieceReply;
 
 struct PendingJoin {
     request: JoinRequest,
@@ -69,6 +73,12 @@ pub(crate) struct EventLoop {
     again: HashSet<(PeerId, DocRef)>,
     /// Which document each outstanding sync request is about.
     in_flight: HashMap<OutboundRequestId, DocRef>,
+    /// Per responder session: the peers its pusher said it covers.
+    covered: HashMap<(PeerId, DocRef), Vec<PeerId>>,
+    /// Peers found entitled to a blob, until the roster changes.
+    blob_grants: HashSet<(PeerId, [u8; 32])>,
+    /// Downloads waiting for the answer to a piece request.
+    piece_replies: HashMap<OutboundRequestId, PieceReply>,
     join: Option<PendingJoin>,
     /// Flushes and deferred answers in progress; awaited before shutdown so
     /// that nothing holds the store when the node says it has stopped.
@@ -117,6 +127,9 @@ impl EventLoop {
             sessions: HashMap::new(),
             again: HashSet::new(),
             in_flight: HashMap::new(),
+            covered: HashMap::new(),
+            blob_grants: HashSet::new(),
+            piece_replies: HashMap::new(),
             join: None,
             background: tokio::task::JoinSet::new(),
         };
@@ -175,6 +188,15 @@ impl EventLoop {
                 });
                 self.try_join();
             }
+            Command::FetchPiece(peer, request, reply) => self.fetch_piece(peer, request, reply),
+            Command::Penalise(peer, why) => self.penalise(peer, why),
+            Command::Respond(PendingResponse::Blob(channel, response)) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blob
+                    .send_response(channel, response);
+            }
             Command::Respond(PendingResponse::Join(channel, response)) => {
                 let _ = self
                     .swarm
@@ -220,6 +242,7 @@ impl EventLoop {
                 self.probation.remove(&peer_id);
                 self.sessions.retain(|(p, _), _| *p != peer_id);
                 self.again.retain(|(p, _)| *p != peer_id);
+                self.covered.retain(|(p, _), _| *p != peer_id);
                 let _ = self.shared.with_ws(|ws| {
                     ws.forget_peer(&peer_id);
                     Ok(())
@@ -304,6 +327,22 @@ impl EventLoop {
                     }
                 }
             }
+            BehaviourEvent::Blob(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.on_blob_request(peer, request, channel),
+                    request_response::Message::Response {
+                        response,
+                        request_id,
+                    } => self.on_piece(request_id, Ok(response)),
+                }
+            }
+            BehaviourEvent::Blob(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) => self.on_piece(request_id, Err(error.to_string())),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.peer_addrs.insert(peer_id, info.listen_addrs);
                 self.remember(peer_id);

@@ -13,7 +13,7 @@ use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use behaviour::{JOIN_PROTOCOL, SYNC_PROTOCOL};
+pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
 pub(crate) use event_loop::EventLoop;
 pub use libp2p::Multiaddr;
 pub use transport::psk;
@@ -76,6 +76,10 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Join(JoinRequest, oneshot::Sender<Result<PeerId, NodeError>>),
     Respond(event_loop::PendingResponse),
+    /// Ask a peer for a piece of a blob; the answer goes to the reply.
+    FetchPiece(PeerId, crate::wire::BlobRequest, event_loop::PieceReply),
+    /// Cut off a peer that misbehaved.
+    Penalise(PeerId, String),
     Shutdown(oneshot::Sender<()>),
 }
 

@@ -323,7 +323,7 @@ impl Node {
 }
 
 /// A department I belong to, by name; a clear error otherwise.
-fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
+pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
     let dept = roster.resolve_dept(name)?;
     if !dept.members.contains(me) {
         let mine: Vec<&str> = roster

@@ -27,6 +27,8 @@ impl EventLoop {
         };
         let me = self.shared.identity.signer.id();
         self.i_am_member = roster.is_active(&me);
+        // Who may fetch which blob follows department membership.
+        self.blob_grants.clear();
         let peer_ids = &mut self.peer_ids;
         let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
         self.members = roster

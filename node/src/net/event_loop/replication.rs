@@ -70,10 +70,48 @@ impl EventLoop {
                 warn!("cannot flush: {e}");
             }
         });
-        match doc {
-            DocRef::Roster => self.refresh_members(),
-            // Relay: offer what arrived to the department's other members.
-            DocRef::Feed(_) | DocRef::Direct(_) => self.push(doc.clone()),
+        if *doc == DocRef::Roster {
+            self.refresh_members();
+        }
+    }
+
+    /// Offers changes that arrived from `from` to the connected peers that
+    /// share the document and that no one is known to be sending them to
+    /// already (`covered`, as the pusher said). In a full mesh the author's
+    /// push reaches everyone and nobody relays; around a hub, the hub
+    /// relays to its other peers. (The roster travels by gossip instead.)
+    fn relay(&mut self, doc: &DocRef, from: PeerId, covered: &[PeerId]) {
+        if *doc == DocRef::Roster {
+            return;
+        }
+        let mut skip: Vec<PeerId> = covered.to_vec();
+        skip.push(from);
+        self.offer(doc, skip);
+    }
+
+    /// Offers a document to every connected peer that shares it, except
+    /// those in `skip`; each is told who else it is being offered to.
+    fn offer(&mut self, doc: &DocRef, mut skip: Vec<PeerId>) {
+        let me = *self.swarm.local_peer_id();
+        let targets: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| **p != me && !skip.contains(p))
+            .copied()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter(|p| self.shared_docs(p).contains(doc))
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        skip.push(me);
+        skip.extend(targets.iter().copied());
+        skip.sort();
+        skip.dedup();
+        let covered: std::sync::Arc<[PeerId]> = skip.into();
+        for p in targets {
+            self.start_sync_covering(p, doc.clone(), Some(covered.clone()));
         }
     }
 
@@ -83,10 +121,11 @@ impl EventLoop {
             return Vec::new();
         };
         let me = self.shared.identity.signer.id();
+        let store = &self.shared.store;
         let mut docs = vec![DocRef::Roster];
         docs.extend(
             self.shared
-                .with_ws(|ws| Ok(ws.shared_feeds(&me, &them)))
+                .with_ws(|ws| Ok(ws.shared_feeds(&me, &them, store)))
                 .unwrap_or_default(),
         );
         docs
@@ -114,17 +153,23 @@ impl EventLoop {
     /// Offers a document that just changed here to every connected peer
     /// that shares it.
     pub(super) fn push(&mut self, doc: DocRef) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for p in peers {
-            if self.shared_docs(&p).contains(&doc) {
-                self.start_sync(p, doc.clone());
-            }
-        }
+        self.offer(&doc, Vec::new());
     }
 
     /// Starts a sync session, or — if one is running — asks for another
     /// round once it ends, so nothing new is left behind.
     pub(super) fn start_sync(&mut self, peer: PeerId, doc: DocRef) {
+        self.start_sync_covering(peer, doc, None);
+    }
+
+    /// [`Self::start_sync`] for a push: the first request names the peers
+    /// the change is already going to.
+    fn start_sync_covering(
+        &mut self,
+        peer: PeerId,
+        doc: DocRef,
+        covered: Option<std::sync::Arc<[PeerId]>>,
+    ) {
         let key = (peer, doc);
         if self.sessions.contains_key(&key) {
             self.again.insert(key);
@@ -144,8 +189,15 @@ impl EventLoop {
             ws.sync.insert((peer, Side::Initiator, doc.clone()), state);
             Ok(payload)
         });
+        let covered = covered
+            .map(|c| {
+                c.iter()
+                    .map(|p| serde_bytes::ByteBuf::from(p.to_bytes()))
+                    .collect()
+            })
+            .unwrap_or_default();
         match first {
-            Ok(payload) => self.send_sync(peer, doc, payload, true),
+            Ok(payload) => self.send_sync(peer, doc, payload, true, covered),
             Err(e) => {
                 warn!("cannot start a sync: {e}");
                 self.sessions.remove(&(peer, doc));
@@ -159,12 +211,14 @@ impl EventLoop {
         doc: DocRef,
         payload: Option<meshwork_crdt::SyncPayload>,
         first: bool,
+        covered: Vec<serde_bytes::ByteBuf>,
     ) {
         let request = SyncRequest {
             workspace: self.workspace,
             doc: doc.clone(),
             first,
             payload,
+            covered,
         };
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
         self.in_flight.insert(id, doc);
@@ -187,6 +241,17 @@ impl EventLoop {
         };
         let me = self.shared.identity.signer.id();
         let doc = request.doc;
+        if request.first {
+            // The change a push carries arrives in a later round: remember
+            // whom the pusher covers until the session's next start.
+            let covered: Vec<PeerId> = request
+                .covered
+                .iter()
+                .take(SyncRequest::MAX_COVERED)
+                .filter_map(|b| PeerId::from_bytes(b).ok())
+                .collect();
+            self.covered.insert((peer, doc.clone()), covered);
+        }
         let store = self.shared.store.clone();
         let result = self.shared.with_ws(|ws| {
             if !ws.may_share(&doc, &me, &them) {
@@ -201,7 +266,16 @@ impl EventLoop {
         match result {
             Ok(Some((report, reply))) => {
                 self.penalise_if_rejected(peer, &report);
+                let arrived = !report.accepted.is_empty();
                 self.record(&doc, report);
+                if arrived {
+                    let covered = self
+                        .covered
+                        .get(&(peer, doc.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    self.relay(&doc, peer, &covered);
+                }
                 SyncResponse::Sync(reply)
             }
             Ok(None) => SyncResponse::Refused("this document is not shared with you".into()),
@@ -251,14 +325,18 @@ impl EventLoop {
             }
         };
         let refused = self.penalise_if_rejected(peer, &report);
+        let arrived = !report.accepted.is_empty();
         self.record(&doc, report);
+        if arrived {
+            self.relay(&doc, peer, &[]);
+        }
         let key = (peer, doc);
         let rounds = self.sessions.get(&key).copied().unwrap_or(0) + 1;
         if refused || (next.is_none() && their_silence) || rounds >= MAX_SYNC_ROUNDS {
             return self.end_session(key.0, key.1);
         }
         self.sessions.insert(key.clone(), rounds);
-        self.send_sync(key.0, key.1, next, false);
+        self.send_sync(key.0, key.1, next, false, Vec::new());
     }
 
     /// A peer that sent refused changes loses its connection; returns

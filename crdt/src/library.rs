@@ -1,0 +1,39 @@
+//! A department's library: the files its members shared. One automerge
+//! document per department, laid out as
+//!
+//! ```text
+//! { kind: "library", dept,
+//!   files: { <file id>: { name, size, media_type, blob, blob_size, key,
+//!                         uploader, shared_at,
+//!                         holders: { <member id>: true } } } }
+//! ```
+//!
+//! `blob` is the hash of the file's ciphertext and `key` the key that opens
+//! it: the library travels only between the department's members, so only
+//! they can read a file, wherever its blob is stored. `holders` are members
+//! who said they keep the blob (its uploader, and each who fetched it).
+//!
+//! Like a feed, its first change is built the same way on every node from
+//! the department id alone ([`genesis`]).
+
+mod rules;
+mod view;
+pub mod write;
+
+use automerge::{Automerge, AutomergeError, ObjType, ROOT};
+
+pub(crate) use rules::authorize;
+pub use rules::LibraryRules;
+pub use view::{FileEntry, Library};
+
+/// The longest file name, in bytes.
+pub const MAX_NAME: usize = 255;
+
+/// The library document's deterministic first change.
+pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
+    crate::genesis::deterministic("library", dept_id, |tx| {
+        use automerge::transaction::Transactable;
+        tx.put_object(ROOT, "files", ObjType::Map)?;
+        Ok(())
+    })
+}

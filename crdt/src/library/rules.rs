@@ -1,0 +1,107 @@
+//! Who may write what in a department's library. Judged like a feed change:
+//! by its own operations, against the library at its dependencies and the
+//! roster the judging node holds.
+//!
+//! - Only active members of the department write in its library.
+//! - A new file's uploader is its signer, its name is 1–255 bytes, and it
+//!   names a blob and a key; once shared, its record does not change.
+//! - A member adds or takes back only themselves as a holder.
+
+use std::collections::HashSet;
+
+use automerge::legacy::{Key, OpType};
+use automerge::{Automerge, Change, ObjType};
+
+use super::MAX_NAME;
+use crate::read::{object_path, View};
+use crate::roster::Roster;
+use crate::MemberId;
+
+/// The rules of one department's library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibraryRules {
+    /// The department (roster id).
+    pub dept: String,
+    /// The roster membership is judged against.
+    pub roster: Roster,
+}
+
+const FIELDS: [&str; 9] = [
+    "name",
+    "size",
+    "media_type",
+    "blob",
+    "blob_size",
+    "key",
+    "uploader",
+    "shared_at",
+    "holders",
+];
+
+pub(crate) fn authorize(
+    doc: &Automerge,
+    change: &Change,
+    author: MemberId,
+    rules: &LibraryRules,
+) -> Result<(), String> {
+    if change.deps().is_empty() {
+        return Err("a library change without dependencies that is not its genesis".into());
+    }
+    let member = rules
+        .roster
+        .dept(&rules.dept)
+        .is_some_and(|d| d.members.contains(&author));
+    if !(member && rules.roster.is_active(&author)) {
+        return Err(format!(
+            "{} is not a member of this department",
+            author.short()
+        ));
+    }
+    let me = author.to_string();
+    let before = View::at(doc, change.deps());
+    let after_heads = [change.hash()];
+    let after = View::at(doc, &after_heads);
+    let mut created: HashSet<String> = HashSet::new();
+    for op in change.decode().operations {
+        let path =
+            object_path(doc, &op.obj.to_string()).ok_or("an operation on an unknown object")?;
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let key = match &op.key {
+            Key::Map(k) => Some(k.to_string()),
+            Key::Seq(_) => None,
+        };
+        let denied = || {
+            format!(
+                "may not write /{}/{}",
+                path.join("/"),
+                key.as_deref().unwrap_or("[sequence]")
+            )
+        };
+        match (path.as_slice(), key.as_deref()) {
+            (["files"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
+                if before.path(&["files", id]).is_some() || !created.insert(id.to_owned()) {
+                    return Err(format!("file {id} already exists"));
+                }
+            }
+            (["files", id], Some(field))
+                if created.contains(*id) && FIELDS.contains(&field) && !op.insert => {}
+            // Oneself as a holder, of a new or an existing file.
+            (["files", _, "holders"], Some(who)) if who == me => {}
+            _ => return Err(denied()),
+        }
+    }
+    for id in &created {
+        let file = after.path(&["files", id]).ok_or("a file that vanished")?;
+        if after.str(&file, "uploader").as_deref() != Some(me.as_str()) {
+            return Err(format!("file {id} names an uploader other than its signer"));
+        }
+        let name = after.str(&file, "name").unwrap_or_default();
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(format!("file {id} has a name of {} bytes", name.len()));
+        }
+        if after.str(&file, "blob").is_none() || after.str(&file, "key").is_none() {
+            return Err(format!("file {id} names no blob or no key"));
+        }
+    }
+    Ok(())
+}

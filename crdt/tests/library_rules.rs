@@ -1,0 +1,163 @@
+//! A department library's rules through the public API: a shared file and
+//! its holders replicate; forged uploaders, outsiders, rewrites of someone
+//! else's file and holders added in another's name are refused.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use automerge::ReadDoc;
+use meshwork_crdt::library::write::{self, NewFile};
+use meshwork_crdt::library::Library;
+use meshwork_crdt::roster::{write as roster_write, Role, Roster};
+use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn signer(n: u8) -> Signer {
+    Signer::from_secret([n; 32])
+}
+
+/// Ada (admin) with Bob and Cleo in "Research" (d1); Dave outside it.
+fn roster() -> Roster {
+    let ada = signer(1);
+    let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
+    doc.change(&ada, T0, |tx| {
+        roster_write::create_dept(tx, "d1", "Research")?;
+        for (n, name) in [(2, "Bob"), (3, "Cleo"), (4, "Dave")] {
+            roster_write::add_member(tx, signer(n).id(), name, Role::Member, T0, None)?;
+        }
+        for n in [1, 2, 3] {
+            roster_write::dept_add(tx, "d1", signer(n).id())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    Roster::read(doc.doc())
+}
+
+fn library() -> SignedDoc {
+    SignedDoc::library("d1", roster(), vec![]).unwrap()
+}
+
+fn file<'a>(id: &'a str, name: &'a str, uploader: MemberId) -> NewFile<'a> {
+    NewFile {
+        id,
+        name,
+        size: 1234,
+        media_type: "text/plain",
+        blob: "ab12",
+        blob_size: 1250,
+        key: "00ff",
+        uploader,
+        shared_at: T0,
+    }
+}
+
+fn share(doc: &mut SignedDoc, who: &Signer, id: &str) -> SignedChange {
+    let me = who.id();
+    doc.change(who, T0, |tx| write::share(tx, &file(id, "report.pdf", me)))
+        .unwrap()
+        .unwrap()
+}
+
+fn refused(doc: &mut SignedDoc, change: SignedChange) {
+    let got = doc.ingest(vec![change]);
+    assert!(
+        got.accepted.is_empty(),
+        "accepted a change that should be refused"
+    );
+    assert!(
+        matches!(got.rejected[..], [Rejection::Unauthorized { .. }]),
+        "{:?}",
+        got.rejected
+    );
+}
+
+#[test]
+fn a_shared_file_and_its_holders_replicate() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let mut b = library();
+    let mut c = library();
+    assert_eq!(b.heads(), c.heads(), "one genesis everywhere");
+    let shared = share(&mut b, &bob, "f1");
+    assert_eq!(c.ingest(vec![shared]).accepted.len(), 1);
+    let holds = c
+        .change(&cleo, T0, |tx| write::hold(tx, "f1", cleo.id(), true))
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.ingest(vec![holds]).accepted.len(), 1);
+    let f = Library::new(b.doc()).file("f1").unwrap();
+    assert_eq!(f.name, "report.pdf");
+    assert_eq!((f.size, f.blob_size), (1234, 1250));
+    assert_eq!(f.uploader, bob.id());
+    let mut both = vec![bob.id(), cleo.id()];
+    both.sort();
+    assert_eq!(f.holders, both);
+    assert_eq!(Library::new(c.doc()).files(), Library::new(b.doc()).files());
+    assert_eq!(Library::new(b.doc()).by_blob("ab12").unwrap().id, "f1");
+}
+
+#[test]
+fn forgeries_outsiders_and_rewrites_are_refused() {
+    let (bob, cleo, dave) = (signer(2), signer(3), signer(4));
+    let mut b = library();
+    let shared = share(&mut b, &bob, "f1");
+    let mut c = library();
+    c.ingest(vec![shared]);
+    let files = |d: &SignedDoc| d.doc().get(automerge::ROOT, "files").unwrap().unwrap().1;
+
+    // Signed by Cleo, naming Bob as the uploader.
+    let bob_id = bob.id();
+    refused(
+        &mut c,
+        common::forge(&b, &cleo, &cleo, |tx| {
+            write::share(tx, &file("f2", "x", bob_id)).unwrap()
+        }),
+    );
+    // Dave is not in the department.
+    let dave_id = dave.id();
+    refused(
+        &mut c,
+        common::forge(&b, &dave, &dave, |tx| {
+            write::share(tx, &file("f3", "x", dave_id)).unwrap()
+        }),
+    );
+    // Cleo renames Bob's file, or swaps its blob.
+    let fs = files(&b);
+    refused(
+        &mut c,
+        common::forge(&b, &cleo, &cleo, |tx| {
+            let (_, f1) = tx.get(&fs, "f1").unwrap().unwrap();
+            tx.put(&f1, "blob", "evil").unwrap();
+        }),
+    );
+    // Cleo sharing a second file under Bob's file's id.
+    let cleo_id = cleo.id();
+    refused(
+        &mut c,
+        common::forge(&b, &cleo, &cleo, |tx| {
+            write::share(tx, &file("f1", "again", cleo_id)).unwrap()
+        }),
+    );
+    // Cleo adds Bob... as a holder of something; Bob's own claim is his.
+    refused(
+        &mut c,
+        common::forge(&b, &cleo, &cleo, |tx| {
+            write::hold(tx, "f1", bob_id, false).unwrap()
+        }),
+    );
+    // A name too long, or none.
+    for name in ["", &"n".repeat(256)] {
+        refused(
+            &mut c,
+            common::forge(&b, &cleo, &cleo, |tx| {
+                write::share(tx, &file("f4", name, cleo_id)).unwrap()
+            }),
+        );
+    }
+    let f = Library::new(c.doc()).file("f1").unwrap();
+    assert_eq!(
+        (f.blob.as_str(), f.holders.as_slice()),
+        ("ab12", &[bob_id][..])
+    );
+}

@@ -1,0 +1,119 @@
+//! The blob protocol: serving pieces of blobs to the members entitled to
+//! them, and asking peers for pieces on behalf of a download.
+//!
+//! A blob is served to a peer only if a library of a department both belong
+//! to lists it. Reading a piece from disk happens on a blocking thread, never
+//! on this loop; so does everything a download does with what comes back.
+
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::PeerId;
+use meshwork_blobs::BlobHash;
+use meshwork_crdt::library::Library;
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+
+use super::{EventLoop, PendingResponse};
+use crate::net::Command;
+use crate::wire::{BlobRequest, BlobResponse, DocRef};
+
+/// What a download is told about one request.
+pub(crate) type PieceReply = oneshot::Sender<Result<BlobResponse, String>>;
+
+impl EventLoop {
+    pub(super) fn on_blob_request(
+        &mut self,
+        peer: PeerId,
+        request: BlobRequest,
+        channel: ResponseChannel<BlobResponse>,
+    ) {
+        let refusal = if request.workspace != self.workspace {
+            Some("a different workspace")
+        } else if !self.may_have_blob(peer, request.hash) {
+            Some("that blob is not in a library you share with this node")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .blob
+                .send_response(channel, BlobResponse::Refused(why.into()));
+            return;
+        }
+        let blobs = self.shared.blobs.clone();
+        let tx = self.commands_tx.clone();
+        let hash = BlobHash::from_bytes(request.hash);
+        self.background.spawn(async move {
+            let piece =
+                tokio::task::spawn_blocking(move || blobs.read_piece(&hash, request.piece)).await;
+            let response = match piece {
+                Ok(Ok(p)) => BlobResponse::Piece(p.into_bytes()),
+                Ok(Err(e)) => {
+                    debug!(%peer, "cannot serve a piece: {e}");
+                    BlobResponse::NotHere
+                }
+                Err(_) => BlobResponse::NotHere,
+            };
+            let _ = tx
+                .send(Command::Respond(PendingResponse::Blob(channel, response)))
+                .await;
+        });
+    }
+
+    /// Whether `peer` may be served blob `hash`: a library of a department
+    /// both belong to lists it. Remembered until the roster changes.
+    fn may_have_blob(&mut self, peer: PeerId, hash: [u8; 32]) -> bool {
+        if self.blob_grants.contains(&(peer, hash)) {
+            return true;
+        }
+        let Some(them) = self.members.get(&peer).copied() else {
+            return false;
+        };
+        let me = self.shared.identity.signer.id();
+        let store = self.shared.store.clone();
+        let blob = BlobHash::from_bytes(hash).to_hex();
+        let granted = self
+            .shared
+            .with_ws(|ws| {
+                let roster = ws.roster_view();
+                for d in roster
+                    .depts
+                    .iter()
+                    .filter(|d| d.members.contains(&me) && d.members.contains(&them))
+                {
+                    let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
+                    if Library::new(doc.doc()).by_blob(&blob).is_some() {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .unwrap_or(false);
+        if granted {
+            self.blob_grants.insert((peer, hash));
+        }
+        granted
+    }
+
+    pub(super) fn fetch_piece(&mut self, peer: PeerId, request: BlobRequest, reply: PieceReply) {
+        if !self.swarm.is_connected(&peer) {
+            let _ = reply.send(Err("not connected".into()));
+            return;
+        }
+        let id = self.swarm.behaviour_mut().blob.send_request(&peer, request);
+        self.piece_replies.insert(id, reply);
+    }
+
+    pub(super) fn on_piece(&mut self, id: OutboundRequestId, result: Result<BlobResponse, String>) {
+        if let Some(reply) = self.piece_replies.remove(&id) {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// A peer that sent a piece that does not verify loses its connection.
+    pub(super) fn penalise(&mut self, peer: PeerId, why: String) {
+        warn!(%peer, "penalised: {why}");
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+}

@@ -1,0 +1,334 @@
+//! Files between real nodes on 127.0.0.1: shared into a department's
+//! library, fetched byte-identical from one or several holders, resumed after
+//! the only holder vanished midway, never readable outside the department,
+//! and a hostile holder's bad piece refused and fetched from another.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use futures::StreamExt;
+use libp2p::core::upgrade::Version;
+use libp2p::pnet::PnetConfig;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, Transport};
+use meshwork::node::net::{psk, BLOB_PROTOCOL};
+use meshwork::node::wire::{BlobRequest, BlobResponse};
+use meshwork::node::{Home, NodeError};
+
+const MARKER: &[u8] = b"PLAINTEXT-MARKER-4f1c9e";
+
+/// Ada (admin), Bob and Cleo in "Research"; Dave in the workspace only.
+async fn research() -> (
+    meshwork::node::ManualClock,
+    TestNode,
+    TestNode,
+    TestNode,
+    TestNode,
+) {
+    let (clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
+    let dave = others.pop().unwrap();
+    let cleo = others.pop().unwrap();
+    let bob = others.pop().unwrap();
+    ada.dept_create("Research").await.unwrap();
+    for who in ["Ada", "Bob", "Cleo"] {
+        ada.dept_add(who, "Research").await.unwrap();
+    }
+    for n in [&bob, &cleo, &dave] {
+        until_roster(n, "Research has three members", |r| {
+            r.resolve_dept("Research")
+                .is_ok_and(|d| d.members.len() == 3)
+        })
+        .await;
+    }
+    (clock, ada, bob, cleo, dave)
+}
+
+/// `len` pseudo-random bytes (the seed is printed) starting with MARKER.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    println!("content seed: {seed}");
+    let mut x = seed | 1;
+    let mut out: Vec<u8> = MARKER.to_vec();
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+async fn lists(node: &TestNode, id: &str, holders: usize) -> bool {
+    node.files("Research")
+        .is_ok_and(|fs| fs.iter().any(|f| f.entry.id == id && f.peers >= holders))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_fetched_byte_identical_and_only_inside_its_department() {
+    let (_clock, ada, bob, cleo, dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(3 * 1024 * 1024 + 123, 0x5eed_f11e);
+    let path = write_file(work.path(), "plan.pdf", &bytes);
+    let shared = bob.share("Research", &path, None, None).await.unwrap();
+    assert_eq!(shared.entry.name, "plan.pdf");
+    assert_eq!(shared.entry.size, bytes.len() as u64);
+    assert_eq!(shared.entry.media_type, "application/pdf");
+    assert_eq!(shared.peers, 1);
+    let id = shared.entry.id.clone();
+
+    // Cleo fetches it from Bob.
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    let out = work.path().join("cleo.pdf");
+    cleo.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Ada fetches it from both, once both say they hold it.
+    until("Ada sees two holders", || lists(&ada, &id, 2)).await;
+    let out = work.path().join("ada.pdf");
+    ada.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Asking again for an existing path is refused, not overwritten.
+    assert!(matches!(
+        ada.get(&id, &out, None).await,
+        Err(NodeError::Conflict(_))
+    ));
+
+    // Dave is not in Research: no library, no file, no bytes.
+    assert!(matches!(
+        dave.files("Research"),
+        Err(NodeError::Forbidden(_))
+    ));
+    assert!(matches!(
+        dave.get(&id, &work.path().join("dave.pdf"), None).await,
+        Err(NodeError::NotFound(_))
+    ));
+    let marker = std::str::from_utf8(MARKER).unwrap();
+    for n in [&bob, &cleo] {
+        // Blobs are ciphertext: the plaintext is in no file of a home.
+        assert!(!on_disk(n.home().root(), marker));
+    }
+    assert!(!on_disk(stop(dave).await.path(), marker));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paths_and_ids_get_clear_errors() {
+    let (_clock, _ada, bob, _cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let missing = bob
+        .share("Research", &work.path().join("nope.txt"), None, None)
+        .await;
+    assert!(matches!(missing, Err(NodeError::BadRequest(m)) if m.contains("no file")));
+    let dir = bob.share("Research", work.path(), None, None).await;
+    assert!(matches!(dir, Err(NodeError::BadRequest(m)) if m.contains("directory")));
+    let file = write_file(work.path(), "a.txt", b"hello");
+    assert!(matches!(
+        bob.share("Nowhere", &file, None, None).await,
+        Err(NodeError::NotFound(_))
+    ));
+    assert!(matches!(
+        bob.get("0123456789abcdef", &work.path().join("x"), None)
+            .await,
+        Err(NodeError::NotFound(_))
+    ));
+    // An empty file is a file too.
+    let empty = write_file(work.path(), "empty", b"");
+    let shared = bob.share("Research", &empty, None, None).await.unwrap();
+    let out = work.path().join("empty.out");
+    bob.get(&shared.entry.id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
+    let (clock, _ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(16 * 1024 * 1024, 0x00c0_ffee);
+    let path = write_file(work.path(), "video.mp4", &bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+
+    // Cleo's fetch from Bob, its only holder: at the first piece, Bob stops.
+    // (The fetch waits on the progress callback while he does, so at most
+    // the pieces already in flight arrive: far from all 64.)
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
+    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
+    let stopped_rx = std::sync::Mutex::new(stopped_rx);
+    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+        if done > 0 {
+            if let Some(tx) = stop_tx.lock().unwrap().take() {
+                tx.send(()).unwrap();
+                stopped_rx.lock().unwrap().recv().unwrap();
+            }
+        }
+    });
+    let bob_dir = tokio::spawn(async move {
+        stop_rx.await.unwrap();
+        let dir = stop(bob).await;
+        stopped_tx.send(()).unwrap();
+        dir
+    });
+    let out = work.path().join("video.out");
+    let first = cleo.get(&id, &out, Some(progress)).await;
+    assert!(
+        matches!(&first, Err(NodeError::Unreachable(m)) if m.contains("again to resume")),
+        "{first:?}"
+    );
+    assert!(!out.exists(), "no half file under the final name");
+    let _bob_dir = bob_dir.await.unwrap();
+
+    // Bob comes back; the second try takes only what is missing.
+    let bob = restart(_bob_dir, &clock, vec![addr(&cleo).await]).await;
+    until("Cleo and Bob reconnect", || connected(&cleo, &bob)).await;
+    let fetched = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let first_seen = fetched.clone();
+    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+        let _ = first_seen.compare_exchange(
+            u64::MAX,
+            done,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    });
+    cleo.get(&id, &out, Some(progress)).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let resumed_at = fetched.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        resumed_at > 0 && resumed_at < bytes.len() as u64,
+        "the second fetch started from what the first left ({resumed_at})"
+    );
+}
+
+/// A bare swarm speaking only the blob protocol, with a member's key.
+fn raw_blob_swarm(
+    key: libp2p::identity::Keypair,
+    secret: [u8; 32],
+) -> Swarm<request_response::cbor::Behaviour<BlobRequest, BlobResponse>> {
+    let psk = psk(&secret);
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            tcp::tokio::Transport::new(tcp::Config::default())
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key).unwrap())
+                .multiplex(yamux::Config::default())
+        })
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::cbor::Behaviour::new(
+                [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        // Stay connected while idle, as a real node does.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(3600)))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
+    let (_clock, ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(8 * 1024 * 1024, 0x0bad_f00d);
+    let path = write_file(work.path(), "data.bin", &bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    cleo.get(&id, &work.path().join("cleo.bin"), None)
+        .await
+        .unwrap();
+    until("Ada sees Cleo hold it", || lists(&ada, &id, 2)).await;
+    let hash: meshwork_blobs::BlobHash = ada.file(&id).unwrap().1.entry.blob.parse().unwrap();
+
+    // Cleo's device turns hostile: her key, speaking the blob protocol by
+    // hand, answering every request with a piece that has one byte flipped.
+    let secret = meshwork::node::wire::InviteToken::decode(&invite(&ada, None).await)
+        .unwrap()
+        .secret;
+    let cleo_peer = cleo.peer_id().to_string();
+    let cleo_dir = stop(cleo).await;
+    let key = Home::new(cleo_dir.path()).identity().unwrap().keypair;
+    let honest = meshwork_blobs::BlobStore::open(Home::new(cleo_dir.path()).blobs()).unwrap();
+    let mut hostile = raw_blob_swarm(key, secret);
+    hostile
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let listen: Multiaddr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = hostile.select_next_some().await {
+            break address;
+        }
+    };
+    let lists_cleo = |node: &TestNode| {
+        let cleo_peer = cleo_peer.clone();
+        let node = node.node.clone();
+        async move { node.peers().await.iter().any(|p| p.peer_id == cleo_peer) }
+    };
+    until("Ada has seen Cleo's node go", || async {
+        !lists_cleo(&ada).await
+    })
+    .await;
+    ada.dial(listen).await.unwrap();
+    let served = tokio::spawn(async move {
+        let mut bad = 0;
+        loop {
+            match hostile.select_next_some().await {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                }) => {
+                    let mut piece = honest
+                        .read_piece(&hash, request.piece)
+                        .unwrap()
+                        .into_bytes();
+                    let last = piece.len() - 1;
+                    piece[last] ^= 0x01;
+                    bad += 1;
+                    let _ = hostile
+                        .behaviour_mut()
+                        .send_response(channel, BlobResponse::Piece(piece));
+                }
+                SwarmEvent::ConnectionClosed { .. } if bad > 0 => return bad,
+                _ => {}
+            }
+        }
+    });
+    until(
+        "Ada is connected to the hostile holder and to Bob",
+        || async {
+            let peers = ada.peers().await;
+            peers
+                .iter()
+                .any(|p| p.peer_id == cleo_peer && p.member_id.is_some())
+                && connected(&ada, &bob).await
+        },
+    )
+    .await;
+    let out = work.path().join("ada.bin");
+    ada.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes, "every byte from Bob");
+    let bad = tokio::time::timeout(WAIT, served).await.unwrap().unwrap();
+    assert!(bad > 0, "the hostile holder was asked, and cut off");
+}
