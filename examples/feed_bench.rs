@@ -32,6 +32,10 @@ const BODY: &str = "Status update: the build is green again, the release notes a
                     shared folder, and the retro is at three.";
 
 struct Args {
+    big_only: bool,
+    /// Internal: build one feed in this fresh process and print the
+    /// resident memory it added ("ours" or "plain").
+    memory_of: Option<String>,
     nodes: usize,
     live: usize,
     catchup: usize,
@@ -40,6 +44,8 @@ struct Args {
 
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
+        big_only: false,
+        memory_of: None,
         nodes: 20,
         live: 200,
         catchup: 10_000,
@@ -47,6 +53,14 @@ fn args() -> anyhow::Result<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--big-only" {
+            a.big_only = true;
+            continue;
+        }
+        if flag == "--memory-of" {
+            a.memory_of = it.next();
+            continue;
+        }
         let value: usize = it
             .next()
             .ok_or_else(|| anyhow::anyhow!("{flag} needs a number"))?
@@ -56,7 +70,9 @@ fn args() -> anyhow::Result<Args> {
             "--live" => a.live = value.max(1),
             "--catchup" => a.catchup = value.max(1),
             "--big" => a.big = value.max(1),
-            _ => anyhow::bail!("unknown flag {flag}: --nodes, --live, --catchup, --big"),
+            _ => {
+                anyhow::bail!("unknown flag {flag}: --nodes, --live, --catchup, --big, --big-only")
+            }
         }
     }
     Ok(a)
@@ -65,15 +81,20 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    if let Some(which) = &args.memory_of {
+        return memory_of(which, args.big);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
     let dir = tempfile::tempdir()?;
     println!("## Feeds\n");
-    let nodes = office(dir.path(), args.nodes).await?;
-    live(&nodes, args.live).await?;
-    catch_up(nodes, args.catchup).await?;
+    if !args.big_only {
+        let nodes = office(dir.path(), args.nodes).await?;
+        live(&nodes, args.live).await?;
+        catch_up(nodes, args.catchup).await?;
+    }
     big_feed(args.big)?;
     Ok(())
 }
@@ -306,7 +327,6 @@ fn plain_sync(doc: &mut Automerge) -> anyhow::Result<(Duration, Automerge)> {
 fn big_feed(posts: usize) -> anyhow::Result<()> {
     let authors: Vec<Signer> = (1..=20u8).map(|i| Signer::from_secret([i; 32])).collect();
     let roster = roster_of(&authors)?;
-    let rss0 = rss_kib();
     let mut feed = SignedDoc::feed("d1", roster.clone(), vec![])?;
     let t = Instant::now();
     let mut tail = Duration::ZERO;
@@ -323,7 +343,6 @@ fn big_feed(posts: usize) -> anyhow::Result<()> {
         }
     }
     let build = t.elapsed();
-    let held = rss_kib().saturating_sub(rss0);
     let append = tail / 1000.min(posts) as u32;
 
     let t = Instant::now();
@@ -376,13 +395,61 @@ fn big_feed(posts: usize) -> anyhow::Result<()> {
         synced,
         plain.sync,
     );
+    let (ours, theirs) = (measure("ours", posts)?, measure("plain", posts)?);
     println!(
-        "| memory held by the feed | {} MiB | {} MiB | {:.1}× |",
-        held / 1024,
-        plain.held / 1024,
-        held as f64 / plain.held.max(1) as f64
+        "| resident memory the feed adds (a fresh process each) | {} MiB | {} MiB | {:.1}× |",
+        ours / 1024,
+        theirs / 1024,
+        ours as f64 / theirs.max(1) as f64
     );
     Ok(())
+}
+
+/// Runs this benchmark again in a fresh process to build one feed and
+/// report the resident memory it added, in KiB.
+fn measure(which: &str, posts: usize) -> anyhow::Result<u64> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--memory-of", which, "--big", &posts.to_string()])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+}
+
+fn memory_of(which: &str, posts: usize) -> anyhow::Result<()> {
+    let before = rss_kib();
+    let kept: Box<dyn std::any::Any> = if which == "ours" {
+        let authors: Vec<Signer> = (1..=20u8).map(|i| Signer::from_secret([i; 32])).collect();
+        let mut feed = SignedDoc::feed("d1", roster_of(&authors)?, vec![])?;
+        for k in 0..posts {
+            let s = &authors[k % authors.len()];
+            let (id, body) = (format!("{k:012x}"), format!("{k}: {BODY}"));
+            feed.change(s, k as i64, |tx| {
+                write::post(tx, &new_post(s, &id, &body, k))
+            })?;
+        }
+        Box::new(feed)
+    } else {
+        Box::new(plain_doc(posts)?.0)
+    };
+    println!("{}", rss_kib().saturating_sub(before));
+    drop(kept);
+    Ok(())
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn row(what: &str, ours: Duration, ceiling: Duration) {
@@ -399,17 +466,14 @@ struct Plain {
     append: Duration,
     newest: Duration,
     sync: Duration,
-    held: u64,
 }
 
 /// The same feed with plain automerge: the same layout, written by the same
 /// functions, without signatures or rules.
 fn plain_feed(posts: usize) -> anyhow::Result<Plain> {
-    let rss0 = rss_kib();
     let t = Instant::now();
     let (mut doc, append) = plain_doc(posts)?;
     let build = t.elapsed();
-    let held = rss_kib().saturating_sub(rss0);
     let t = Instant::now();
     let page = Feed::new(&doc)
         .threads(50, None)
@@ -424,7 +488,6 @@ fn plain_feed(posts: usize) -> anyhow::Result<Plain> {
         append,
         newest,
         sync,
-        held,
     })
 }
 
@@ -473,18 +536,6 @@ fn roster_of(authors: &[Signer]) -> anyhow::Result<Roster> {
         Ok(())
     })?;
     Ok(Roster::read(doc.doc()))
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> f64 {

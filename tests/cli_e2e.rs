@@ -221,3 +221,84 @@ fn events_stream_live_changes() {
     let event: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["type"], "roster_changed");
 }
+
+#[test]
+fn a_file_shared_by_one_daemon_is_fetched_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, h2) = (dir.path().join("ada"), dir.path().join("bob"));
+    ok(&h1, &["init", "--name", "Ada"]);
+    ok(&h2, &["init", "--name", "Bob"]);
+    let _a = daemon(&h1);
+    let _b = daemon(&h2);
+    ok(&h1, &["workspace", "create", "Acme"]);
+    ok(&h1, &["dept", "create", "Research"]);
+    ok(&h1, &["dept", "add", "Ada", "Research"]);
+    let token = ok(&h1, &["invite", "--dept", "Research"]);
+    ok(&h2, &["join", token.trim()]);
+
+    let bytes: Vec<u8> = (0..(2 * 1024 * 1024 + 17u32))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let src = dir.path().join("slides.pdf");
+    std::fs::write(&src, &bytes).unwrap();
+    let id = ok(
+        &h1,
+        &[
+            "share",
+            "Research",
+            src.to_str().unwrap(),
+            "--name",
+            "Q3 slides.pdf",
+        ],
+    );
+    let id = id.trim();
+    until("Bob's library lists the file", || {
+        json(&h2, &["files", "Research", "--json"])
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["id"] == id))
+    });
+    let listed = json(&h2, &["files", "Research", "--json"]);
+    assert_eq!(listed[0]["name"], "Q3 slides.pdf");
+    assert_eq!(listed[0]["size"], bytes.len());
+    assert_eq!(listed[0]["uploader_name"], "Ada");
+    assert!(
+        listed[0].get("key").is_none(),
+        "the file key is not printed"
+    );
+    let text = ok(&h2, &["files", "Research"]);
+    assert!(
+        text.contains("Q3 slides.pdf") && text.contains("2.0 MiB"),
+        "{text}"
+    );
+
+    let out = dir.path().join("fetched.pdf");
+    let printed = ok(&h2, &["get", id, "-o", out.to_str().unwrap()]);
+    assert_eq!(printed.trim(), out.to_str().unwrap());
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    // Wrong input: clear errors, non-zero exit, nothing written.
+    for (home, args, says) in [
+        (
+            &h2,
+            vec!["get", id, "-o", out.to_str().unwrap()],
+            "exists already",
+        ),
+        (&h2, vec!["get", "ffffffffffffffff"], "no file"),
+        (&h1, vec!["share", "Research", "/nonexistent/x"], "no file"),
+        (
+            &h1,
+            vec!["share", "Research", dir.path().to_str().unwrap()],
+            "directory",
+        ),
+        (
+            &h1,
+            vec!["share", "Nowhere", src.to_str().unwrap()],
+            "Nowhere",
+        ),
+    ] {
+        let run = meshwork(home, &args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

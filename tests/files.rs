@@ -332,3 +332,47 @@ async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
     let bad = tokio::time::timeout(WAIT, served).await.unwrap().unwrap();
     assert!(bad > 0, "the hostile holder was asked, and cut off");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_from_two_holders_carries_on_when_one_goes() {
+    let (_clock, ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(16 * 1024 * 1024, 0x0007_0a57);
+    let path = write_file(work.path(), "dataset.csv", &bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    cleo.get(&id, &work.path().join("cleo.csv"), None)
+        .await
+        .unwrap();
+    until("Ada sees two holders", || lists(&ada, &id, 2)).await;
+
+    // At Ada's first piece, Bob stops (the fetch waits for it): the rest
+    // must come from Cleo.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
+    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
+    let stopped_rx = std::sync::Mutex::new(stopped_rx);
+    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+        if done > 0 {
+            if let Some(tx) = stop_tx.lock().unwrap().take() {
+                tx.send(()).unwrap();
+                stopped_rx.lock().unwrap().recv().unwrap();
+            }
+        }
+    });
+    let bob_gone = tokio::spawn(async move {
+        stop_rx.await.unwrap();
+        let dir = stop(bob).await;
+        stopped_tx.send(()).unwrap();
+        dir
+    });
+    let out = work.path().join("ada.csv");
+    ada.get(&id, &out, Some(progress)).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let _ = bob_gone.await.unwrap();
+}

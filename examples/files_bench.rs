@@ -1,0 +1,261 @@
+//! Benchmark: moving a file between real nodes on 127.0.0.1.
+//!
+//! A file of `--mib` MiB (default 1024) of random bytes is shared by one node
+//! (sealed: encrypted and hashed into its blob store), then fetched by
+//! another from one holder, and by a fifth from three holders at once. Each
+//! fetch is timed twice: until the blob is complete and verified in the
+//! fetcher's store ("transfer"), and until the plaintext file is written
+//! ("get": + decrypt, write, fsync, rename). Beside them, in the same run:
+//! a plain TCP copy of the same number of bytes over loopback from one file
+//! into another (read, send, receive, write, fsync) — the ceiling — and the
+//! peak resident memory of this process, which runs every node.
+//!
+//! Run: `cargo run --release --example files_bench [-- --mib 1024]`
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::multiaddr::Protocol;
+use meshwork::crdt::roster::Role;
+use meshwork::node::{Home, InviteSpec, Node, NodeConfig, Progress};
+
+const DEPT: &str = "Eng";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mib: u64 = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => 1024,
+        [flag, n] if flag == "--mib" => n.parse()?,
+        _ => anyhow::bail!("usage: files_bench [--mib N]"),
+    };
+    let size = mib * 1024 * 1024;
+    let dir = tempfile::tempdir()?;
+    let source = dir.path().join("source.bin");
+    write_random(&source, size)?;
+
+    let ceiling = tcp_copy(&source, &dir.path().join("tcp-copy.bin")).await?;
+    std::fs::remove_file(dir.path().join("tcp-copy.bin"))?;
+
+    let nodes = office(dir.path(), 5).await?;
+    let t = Instant::now();
+    let file = nodes[0].share(DEPT, &source, None, None).await?;
+    let seal = t.elapsed();
+    let id = file.entry.id.clone();
+
+    let one = fetch(&nodes[1], &id, &dir.path().join("one.bin"), 1).await?;
+    fetch(&nodes[2], &id, &dir.path().join("two.bin"), 2).await?;
+    fetch(&nodes[3], &id, &dir.path().join("three.bin"), 3).await?;
+    let three = fetch(&nodes[4], &id, &dir.path().join("four.bin"), 4).await?;
+    anyhow::ensure!(
+        same(&source, &dir.path().join("four.bin"))?,
+        "the copy differs"
+    );
+
+    let rate = |d: Duration| size as f64 / d.as_secs_f64() / 1e6;
+    println!("## Files: {mib} MiB between nodes on 127.0.0.1\n");
+    println!("| step | time | MB/s | vs plain TCP copy |");
+    println!("|---|---|---|---|");
+    println!(
+        "| plain TCP copy, file → socket → file + fsync (ceiling) | {:.2} s | {:.0} | 1.00 |",
+        ceiling.as_secs_f64(),
+        rate(ceiling)
+    );
+    println!(
+        "| share: encrypt + hash + write the blob | {:.2} s | {:.0} | {:.2} |",
+        seal.as_secs_f64(),
+        rate(seal),
+        rate(seal) / rate(ceiling)
+    );
+    for (label, f) in [("one holder", &one), ("three holders at once", &three)] {
+        println!(
+            "| transfer from {label}: every piece verified and written | {:.2} s | {:.0} | {:.2} |",
+            f.transfer.as_secs_f64(),
+            rate(f.transfer),
+            rate(f.transfer) / rate(ceiling)
+        );
+        println!(
+            "| get from {label}: + decrypt, write, fsync, rename | {:.2} s | {:.0} | {:.2} |",
+            f.total.as_secs_f64(),
+            rate(f.total),
+            rate(f.total) / rate(ceiling)
+        );
+    }
+    println!(
+        "\nPeak resident memory of the process running all five nodes: {} MiB.",
+        peak_rss_kib() / 1024
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+struct Fetched {
+    transfer: Duration,
+    total: Duration,
+}
+
+async fn fetch(
+    node: &Node,
+    id: &str,
+    out: &std::path::Path,
+    holders: usize,
+) -> anyhow::Result<Fetched> {
+    // Wait until this node's library lists enough holders.
+    while !node.file(id).is_ok_and(|(_, info)| info.peers >= holders) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let transferred = Arc::new(Mutex::new(None::<Instant>));
+    let mark = transferred.clone();
+    let progress: Progress = Arc::new(move |done, total| {
+        let mut m = mark.lock().unwrap_or_else(|p| p.into_inner());
+        if done == total && m.is_none() {
+            *m = Some(Instant::now());
+        }
+    });
+    let t = Instant::now();
+    node.get(id, out, Some(progress)).await?;
+    let total = t.elapsed();
+    let at = transferred
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(Instant::now);
+    eprintln!("fetched from {holders} holder(s) in {total:?}");
+    Ok(Fetched {
+        transfer: at - t,
+        total,
+    })
+}
+
+async fn office(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Node>> {
+    let start = |i: usize| {
+        let home = dir.join(format!("n{i}"));
+        async move {
+            Home::new(&home).init(&format!("Member {i}"))?;
+            let mut cfg = NodeConfig::new(&home);
+            cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+            cfg.net.mdns = false;
+            anyhow::Ok(Node::start(cfg).await?)
+        }
+    };
+    let admin = start(0).await?;
+    admin.create_workspace("Bench").await?;
+    admin.dept_create(DEPT).await?;
+    admin.dept_add(&admin.member_id().to_string(), DEPT).await?;
+    let mut nodes = vec![admin];
+    for i in 1..n {
+        let node = start(i).await?;
+        let token = nodes[0]
+            .invite(InviteSpec {
+                dept: Some(DEPT.into()),
+                role: Role::Member,
+                ttl: Duration::from_secs(3600),
+            })
+            .await?
+            .token;
+        node.join(&token).await?;
+        nodes.push(node);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        for other in &nodes[..i] {
+            let addr = other.listen_addrs().await[0].clone();
+            node.dial(addr.with(Protocol::P2p(other.peer_id()))).await?;
+        }
+    }
+    let everyone: Vec<_> = nodes.iter().map(Node::member_id).collect();
+    for node in &nodes {
+        let ok = node
+            .wait_roster(
+                |r| {
+                    r.resolve_dept(DEPT)
+                        .is_ok_and(|d| everyone.iter().all(|m| d.members.contains(m)))
+                },
+                Duration::from_secs(60),
+            )
+            .await;
+        anyhow::ensure!(ok, "the roster did not converge");
+        while node.peers().await.len() < n - 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(nodes)
+}
+
+/// The ceiling: the same number of bytes from one file into another over a
+/// loopback TCP connection, with an fsync at the end.
+async fn tcp_copy(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<Duration> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let to = to.to_path_buf();
+    let from = from.to_path_buf();
+    let t = Instant::now();
+    let receiver = std::thread::spawn(move || -> anyhow::Result<()> {
+        let (mut sock, _) = listener.accept()?;
+        let mut out = std::fs::File::create(&to)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = sock.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])?;
+        }
+        out.sync_all()?;
+        Ok(())
+    });
+    let sender = std::thread::spawn(move || -> anyhow::Result<()> {
+        let mut sock = std::net::TcpStream::connect(addr)?;
+        let mut file = std::fs::File::open(from)?;
+        std::io::copy(&mut file, &mut sock)?;
+        Ok(())
+    });
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    Ok(t.elapsed())
+}
+
+fn write_random(path: &std::path::Path, size: u64) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        let n = left.min(block.len() as u64) as usize;
+        out.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn same(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<bool> {
+    let hash = |p: &std::path::Path| -> anyhow::Result<blake3::Hash> {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(p)?)?;
+        Ok(h.finalize())
+    };
+    Ok(hash(a)? == hash(b)?)
+}
+
+/// Peak resident memory of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
