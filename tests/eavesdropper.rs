@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use libp2p::core::upgrade::Version;
-use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, noise, tcp, yamux, PeerId, StreamProtocol, Swarm, Transport};
+use libp2p::{gossipsub, PeerId, StreamProtocol, Swarm};
 use meshwork::crdt::automerge::sync::{self, SyncDoc};
 use meshwork::crdt::automerge::{Automerge, ReadDoc, ROOT};
 use meshwork::crdt::SyncPayload;
-use meshwork::node::net::{psk, roster_topic, BLOB_PROTOCOL, SYNC_PROTOCOL};
+use meshwork::node::net::{roster_topic, BLOB_PROTOCOL, SYNC_PROTOCOL};
 use meshwork::node::wire::{BlobRequest, BlobResponse, DocRef, SyncRequest, SyncResponse};
 use meshwork::node::Home;
 
@@ -31,38 +29,24 @@ struct Recorder {
 }
 
 fn recorder(key: libp2p::identity::Keypair, secret: [u8; 32]) -> Swarm<Recorder> {
-    let psk = psk(&secret);
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            tcp::tokio::Transport::new(tcp::Config::default())
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(key).unwrap())
-                .multiplex(yamux::Config::default())
-        })
-        .unwrap()
-        .with_behaviour(|key| Recorder {
-            gossipsub: gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossipsub::ConfigBuilder::default()
-                    .heartbeat_interval(Duration::from_millis(200))
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap(),
-            sync: request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default(),
-            ),
-            blob: request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default(),
-            ),
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build()
+    raw_swarm(key, secret, |key| Recorder {
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+        sync: request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+        blob: request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+    })
 }
 
 /// Everything the recorder was sent, and the documents it could rebuild.
@@ -205,14 +189,7 @@ async fn ask_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_outside_the_department_is_sent_none_of_it() {
-    let (_clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
-    let dave = others.pop().unwrap();
-    let cleo = others.pop().unwrap();
-    let bob = others.pop().unwrap();
-    ada.dept_create("Research").await.unwrap();
-    for who in ["Ada", "Bob", "Cleo"] {
-        ada.dept_add(who, "Research").await.unwrap();
-    }
+    let (_clock, ada, bob, cleo, dave) = research().await;
     let research = ada
         .roster()
         .unwrap()

@@ -8,32 +8,6 @@ use common::*;
 use meshwork::node::wire::DocRef;
 use meshwork::node::{NodeError, Store};
 
-/// Ada (admin) with Bob, Cleo and Dave; Ada, Bob and Cleo are in Research.
-async fn research() -> (
-    meshwork::node::ManualClock,
-    TestNode,
-    TestNode,
-    TestNode,
-    TestNode,
-) {
-    let (clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
-    let dave = others.pop().unwrap();
-    let cleo = others.pop().unwrap();
-    let bob = others.pop().unwrap();
-    ada.dept_create("Research").await.unwrap();
-    for who in ["Ada", "Bob", "Cleo"] {
-        ada.dept_add(who, "Research").await.unwrap();
-    }
-    for n in [&bob, &cleo, &dave] {
-        until_roster(n, "Research has three members", |r| {
-            r.resolve_dept("Research")
-                .is_ok_and(|d| d.members.len() == 3)
-        })
-        .await;
-    }
-    (clock, ada, bob, cleo, dave)
-}
-
 async fn sees(node: &TestNode, text: &str) -> bool {
     node.feed("Research", 100, None)
         .is_ok_and(|f| f.iter().any(|t| t.post.body.as_deref() == Some(text)))

@@ -10,42 +10,14 @@ use std::sync::Arc;
 
 use common::*;
 use futures::StreamExt;
-use libp2p::core::upgrade::Version;
-use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm, Transport};
-use meshwork::node::net::{psk, BLOB_PROTOCOL};
+use libp2p::{Multiaddr, StreamProtocol, Swarm};
+use meshwork::node::net::BLOB_PROTOCOL;
 use meshwork::node::wire::{BlobRequest, BlobResponse};
 use meshwork::node::{Home, NodeError};
 
 const MARKER: &[u8] = b"PLAINTEXT-MARKER-4f1c9e";
-
-/// Ada (admin), Bob and Cleo in "Research"; Dave in the workspace only.
-async fn research() -> (
-    meshwork::node::ManualClock,
-    TestNode,
-    TestNode,
-    TestNode,
-    TestNode,
-) {
-    let (clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
-    let dave = others.pop().unwrap();
-    let cleo = others.pop().unwrap();
-    let bob = others.pop().unwrap();
-    ada.dept_create("Research").await.unwrap();
-    for who in ["Ada", "Bob", "Cleo"] {
-        ada.dept_add(who, "Research").await.unwrap();
-    }
-    for n in [&bob, &cleo, &dave] {
-        until_roster(n, "Research has three members", |r| {
-            r.resolve_dept("Research")
-                .is_ok_and(|d| d.members.len() == 3)
-        })
-        .await;
-    }
-    (clock, ada, bob, cleo, dave)
-}
 
 /// `len` pseudo-random bytes (the seed is printed) starting with MARKER.
 fn content(len: usize, seed: u64) -> Vec<u8> {
@@ -60,6 +32,36 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// A progress callback that, at the first piece fetched, stops `node` and
+/// waits until it has stopped (so the fetch cannot finish meanwhile), and the
+/// task that stops it, which yields its home.
+fn stop_at_first_piece(
+    node: TestNode,
+) -> (
+    meshwork::node::Progress,
+    tokio::task::JoinHandle<tempfile::TempDir>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
+    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
+    let stopped_rx = std::sync::Mutex::new(stopped_rx);
+    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+        if done > 0 {
+            if let Some(tx) = stop_tx.lock().unwrap().take() {
+                tx.send(()).unwrap();
+                stopped_rx.lock().unwrap().recv().unwrap();
+            }
+        }
+    });
+    let task = tokio::spawn(async move {
+        stop_rx.await.unwrap();
+        let dir = stop(node).await;
+        stopped_tx.send(()).unwrap();
+        dir
+    });
+    (progress, task)
 }
 
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -164,24 +166,7 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     // Cleo's fetch from Bob, its only holder: at the first piece, Bob stops.
     // (The fetch waits on the progress callback while he does, so at most
     // the pieces already in flight arrive: far from all 64.)
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
-    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
-    let stopped_rx = std::sync::Mutex::new(stopped_rx);
-    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
-        if done > 0 {
-            if let Some(tx) = stop_tx.lock().unwrap().take() {
-                tx.send(()).unwrap();
-                stopped_rx.lock().unwrap().recv().unwrap();
-            }
-        }
-    });
-    let bob_dir = tokio::spawn(async move {
-        stop_rx.await.unwrap();
-        let dir = stop(bob).await;
-        stopped_tx.send(()).unwrap();
-        dir
-    });
+    let (progress, bob_dir) = stop_at_first_piece(bob);
     let out = work.path().join("video.out");
     let first = cleo.get(&id, &out, Some(progress)).await;
     assert!(
@@ -189,10 +174,10 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
         "{first:?}"
     );
     assert!(!out.exists(), "no half file under the final name");
-    let _bob_dir = bob_dir.await.unwrap();
+    let bob_dir = bob_dir.await.unwrap();
 
     // Bob comes back; the second try takes only what is missing.
-    let bob = restart(_bob_dir, &clock, vec![addr(&cleo).await]).await;
+    let bob = restart(bob_dir, &clock, vec![addr(&cleo).await]).await;
     until("Cleo and Bob reconnect", || connected(&cleo, &bob)).await;
     let fetched = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     let first_seen = fetched.clone();
@@ -218,27 +203,12 @@ fn raw_blob_swarm(
     key: libp2p::identity::Keypair,
     secret: [u8; 32],
 ) -> Swarm<request_response::cbor::Behaviour<BlobRequest, BlobResponse>> {
-    let psk = psk(&secret);
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            tcp::tokio::Transport::new(tcp::Config::default())
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(key).unwrap())
-                .multiplex(yamux::Config::default())
-        })
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        // Stay connected while idle, as a real node does.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(3600)))
-        .build()
+    raw_swarm(key, secret, |_| {
+        request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default(),
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,24 +323,7 @@ async fn a_fetch_from_two_holders_carries_on_when_one_goes() {
 
     // At Ada's first piece, Bob stops (the fetch waits for it): the rest
     // must come from Cleo.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
-    let stop_tx = std::sync::Mutex::new(Some(stop_tx));
-    let stopped_rx = std::sync::Mutex::new(stopped_rx);
-    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
-        if done > 0 {
-            if let Some(tx) = stop_tx.lock().unwrap().take() {
-                tx.send(()).unwrap();
-                stopped_rx.lock().unwrap().recv().unwrap();
-            }
-        }
-    });
-    let bob_gone = tokio::spawn(async move {
-        stop_rx.await.unwrap();
-        let dir = stop(bob).await;
-        stopped_tx.send(()).unwrap();
-        dir
-    });
+    let (progress, bob_gone) = stop_at_first_piece(bob);
     let out = work.path().join("ada.csv");
     ada.get(&id, &out, Some(progress)).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes);

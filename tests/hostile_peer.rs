@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use libp2p::core::upgrade::Version;
-use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, noise, tcp, yamux, PeerId, StreamProtocol, Swarm, Transport};
+use libp2p::{gossipsub, PeerId, StreamProtocol, Swarm};
 use meshwork::crdt::automerge::sync;
 use meshwork::crdt::SyncPayload;
-use meshwork::node::net::{psk, roster_topic, SYNC_PROTOCOL};
+use meshwork::node::net::{roster_topic, SYNC_PROTOCOL};
 use meshwork::node::wire::{DocRef, SyncRequest, SyncResponse};
 use meshwork::node::Home;
 
@@ -27,34 +25,21 @@ struct Raw {
 }
 
 /// A bare swarm with the member's key and the workspace's network key.
-fn raw_swarm(key: libp2p::identity::Keypair, secret: [u8; 32]) -> Swarm<Raw> {
-    let psk = psk(&secret);
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            tcp::tokio::Transport::new(tcp::Config::default())
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(key).unwrap())
-                .multiplex(yamux::Config::default())
-        })
-        .unwrap()
-        .with_behaviour(|key| Raw {
-            gossipsub: gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossipsub::ConfigBuilder::default()
-                    .heartbeat_interval(Duration::from_millis(200))
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap(),
-            sync: request_response::cbor::Behaviour::new(
-                [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default(),
-            ),
-        })
-        .unwrap()
-        .build()
+fn raw_member(key: libp2p::identity::Keypair, secret: [u8; 32]) -> Swarm<Raw> {
+    raw_swarm(key, secret, |key| Raw {
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .unwrap(),
+        )
+        .unwrap(),
+        sync: request_response::cbor::Behaviour::new(
+            [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+    })
 }
 
 /// Sends one sync request and returns the answer, or `None` if the
@@ -110,7 +95,7 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
         .secret;
     let dir = stop(mallory).await;
     let key = Home::new(dir.path()).identity().unwrap().keypair;
-    let mut raw = raw_swarm(key, secret);
+    let mut raw = raw_member(key, secret);
     let ada_peer = connect(&mut raw, &addr(&ada).await).await;
 
     // Another workspace's id: refused, politely.

@@ -65,6 +65,22 @@ impl<'a> View<'a> {
     }
 }
 
+/// The map stored under `key` in `obj`, in the current document.
+pub(crate) fn child_map(doc: &Automerge, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// The scalar stored under `key` in `obj`, in the current document.
+pub(crate) fn scalar<'a>(doc: &'a Automerge, obj: &ObjId, key: &str) -> Option<Value<'a>> {
+    match doc.get(obj, key).ok()?? {
+        (v @ Value::Scalar(_), _) => Some(v),
+        _ => None,
+    }
+}
+
 /// Where an object sits: the keys from the root to it. `obj` is an object id
 /// as a change's operations name it (`_root` or `counter@actor`).
 pub(crate) fn object_path(doc: &Automerge, obj: &str) -> Option<Vec<String>> {

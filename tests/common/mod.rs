@@ -138,3 +138,50 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A bare libp2p swarm with a member's key and the workspace's network key,
+/// running `behaviour`: how the hand-built hostile peers speak our protocols.
+pub fn raw_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    secret: [u8; 32],
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    use libp2p::core::upgrade::Version;
+    use libp2p::Transport;
+    let psk = meshwork::node::net::psk(&secret);
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
+                .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(libp2p::noise::Config::new(key).unwrap())
+                .multiplex(libp2p::yamux::Config::default())
+        })
+        .unwrap()
+        .with_behaviour(behaviour)
+        .unwrap()
+        // Stay connected while idle, as a real node does.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build()
+}
+
+/// Ada (admin), Bob and Cleo in "Research"; Dave in the workspace only.
+pub async fn research() -> (ManualClock, TestNode, TestNode, TestNode, TestNode) {
+    let (clock, ada, mut others) = office(&["Bob", "Cleo", "Dave"]).await;
+    let dave = others.pop().unwrap();
+    let cleo = others.pop().unwrap();
+    let bob = others.pop().unwrap();
+    ada.dept_create("Research").await.unwrap();
+    for who in ["Ada", "Bob", "Cleo"] {
+        ada.dept_add(who, "Research").await.unwrap();
+    }
+    for n in [&bob, &cleo, &dave] {
+        until_roster(n, "Research has three members", |r| {
+            r.resolve_dept("Research")
+                .is_ok_and(|d| d.members.len() == 3)
+        })
+        .await;
+    }
+    (clock, ada, bob, cleo, dave)
+}

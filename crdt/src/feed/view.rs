@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
+use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
 /// A post, or the tombstone of a deleted one.
@@ -166,20 +167,6 @@ impl<'a> Feed<'a> {
                 (!who.is_empty()).then_some((emoji, who))
             })
             .collect()
-    }
-}
-
-fn map(doc: &Automerge, obj: &ObjId, key: &str) -> Option<ObjId> {
-    match doc.get(obj, key).ok()?? {
-        (Value::Object(ObjType::Map), id) => Some(id),
-        _ => None,
-    }
-}
-
-fn scalar<'a>(doc: &'a Automerge, obj: &ObjId, key: &str) -> Option<Value<'a>> {
-    match doc.get(obj, key).ok()?? {
-        (v @ Value::Scalar(_), _) => Some(v),
-        _ => None,
     }
 }
 

@@ -3,6 +3,7 @@
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
+use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
 /// A shared file, as the library records it.
@@ -87,19 +88,5 @@ impl<'a> Library<'a> {
     /// The file whose blob has this hex hash.
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
         self.files().into_iter().find(|f| f.blob == blob)
-    }
-}
-
-fn map(doc: &Automerge, obj: &ObjId, key: &str) -> Option<ObjId> {
-    match doc.get(obj, key).ok()?? {
-        (Value::Object(ObjType::Map), id) => Some(id),
-        _ => None,
-    }
-}
-
-fn scalar<'a>(doc: &'a Automerge, obj: &ObjId, key: &str) -> Option<Value<'a>> {
-    match doc.get(obj, key).ok()?? {
-        (v @ Value::Scalar(_), _) => Some(v),
-        _ => None,
     }
 }
