@@ -428,20 +428,16 @@ pub fn open_to_path(
         .map_err(|e| BlobError::io("write", dest, e.into_error()))?;
     file.sync_all().at("sync", dest)?;
     drop(file);
-    fs::rename(&temp.0, dest).at("rename into", dest)?;
-    temp.disarm();
+    // A link, not a rename: it fails rather than replace a file that
+    // appeared at `dest` meanwhile. The temporary name goes with `temp`.
+    fs::hard_link(&temp.0, dest).at("link into", dest)?;
+    drop(temp);
     sync_dir(&dir)?;
     Ok(plaintext)
 }
 
 /// A temporary file that is removed unless disarmed.
 struct TempPath(PathBuf);
-
-impl TempPath {
-    fn disarm(mut self) {
-        self.0 = PathBuf::new();
-    }
-}
 
 impl Drop for TempPath {
     fn drop(&mut self) {

@@ -29,6 +29,18 @@ pub use view::{FileEntry, Library};
 /// The longest file name, in bytes.
 pub const MAX_NAME: usize = 255;
 
+/// A new file's id: the first 8 bytes of its uploader's key, then 8 random
+/// bytes, in hex. The rules hold every file to its uploader's prefix, so no
+/// member can create — concurrently, from an older state — a record under an
+/// id another member uses, and have automerge's conflict rule pick theirs.
+pub fn file_id(uploader: &crate::MemberId, nonce: [u8; 8]) -> String {
+    format!(
+        "{}{}",
+        hex::encode(&uploader.as_bytes()[..8]),
+        hex::encode(nonce)
+    )
+}
+
 /// The library document's deterministic first change.
 pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
     crate::genesis::deterministic("library", dept_id, |tx| {

@@ -53,6 +53,11 @@ fn file<'a>(id: &'a str, name: &'a str, uploader: MemberId) -> NewFile<'a> {
     }
 }
 
+/// File number `n` of `who`.
+fn fid(who: &Signer, n: u8) -> String {
+    meshwork_crdt::library::file_id(&who.id(), [n; 8])
+}
+
 fn share(doc: &mut SignedDoc, who: &Signer, id: &str) -> SignedChange {
     let me = who.id();
     doc.change(who, T0, |tx| write::share(tx, &file(id, "report.pdf", me)))
@@ -79,14 +84,15 @@ fn a_shared_file_and_its_holders_replicate() {
     let mut b = library();
     let mut c = library();
     assert_eq!(b.heads(), c.heads(), "one genesis everywhere");
-    let shared = share(&mut b, &bob, "f1");
+    let f1 = fid(&bob, 1);
+    let shared = share(&mut b, &bob, &f1);
     assert_eq!(c.ingest(vec![shared]).accepted.len(), 1);
     let holds = c
-        .change(&cleo, T0, |tx| write::hold(tx, "f1", cleo.id(), true))
+        .change(&cleo, T0, |tx| write::hold(tx, &f1, cleo.id(), true))
         .unwrap()
         .unwrap();
     assert_eq!(b.ingest(vec![holds]).accepted.len(), 1);
-    let f = Library::new(b.doc()).file("f1").unwrap();
+    let f = Library::new(b.doc()).file(&f1).unwrap();
     assert_eq!(f.name, "report.pdf");
     assert_eq!((f.size, f.blob_size), (1234, 1250));
     assert_eq!(f.uploader, bob.id());
@@ -94,14 +100,16 @@ fn a_shared_file_and_its_holders_replicate() {
     both.sort();
     assert_eq!(f.holders, both);
     assert_eq!(Library::new(c.doc()).files(), Library::new(b.doc()).files());
-    assert_eq!(Library::new(b.doc()).by_blob("ab12").unwrap().id, "f1");
+    assert_eq!(Library::new(b.doc()).by_blob("ab12").unwrap().id, f1);
 }
 
 #[test]
 fn forgeries_outsiders_and_rewrites_are_refused() {
     let (bob, cleo, dave) = (signer(2), signer(3), signer(4));
     let mut b = library();
-    let shared = share(&mut b, &bob, "f1");
+    let f1 = fid(&bob, 1);
+    let before_bob = library();
+    let shared = share(&mut b, &bob, &f1);
     let mut c = library();
     c.ingest(vec![shared]);
     let files = |d: &SignedDoc| d.doc().get(automerge::ROOT, "files").unwrap().unwrap().1;
@@ -111,7 +119,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     refused(
         &mut c,
         common::forge(&b, &cleo, &cleo, |tx| {
-            write::share(tx, &file("f2", "x", bob_id)).unwrap()
+            write::share(tx, &file(&fid(&bob, 2), "x", bob_id)).unwrap()
         }),
     );
     // Dave is not in the department.
@@ -119,7 +127,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     refused(
         &mut c,
         common::forge(&b, &dave, &dave, |tx| {
-            write::share(tx, &file("f3", "x", dave_id)).unwrap()
+            write::share(tx, &file(&fid(&dave, 3), "x", dave_id)).unwrap()
         }),
     );
     // Cleo renames Bob's file, or swaps its blob.
@@ -127,23 +135,26 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     refused(
         &mut c,
         common::forge(&b, &cleo, &cleo, |tx| {
-            let (_, f1) = tx.get(&fs, "f1").unwrap().unwrap();
-            tx.put(&f1, "blob", "evil").unwrap();
+            let (_, obj) = tx.get(&fs, f1.as_str()).unwrap().unwrap();
+            tx.put(&obj, "blob", "evil").unwrap();
         }),
     );
-    // Cleo sharing a second file under Bob's file's id.
+    // Cleo sharing a file under Bob's file's id — also concurrently, from
+    // the state before it, where "already exists" would not see it.
     let cleo_id = cleo.id();
-    refused(
-        &mut c,
-        common::forge(&b, &cleo, &cleo, |tx| {
-            write::share(tx, &file("f1", "again", cleo_id)).unwrap()
-        }),
-    );
+    for state in [&b, &before_bob] {
+        refused(
+            &mut c,
+            common::forge(state, &cleo, &cleo, |tx| {
+                write::share(tx, &file(&f1, "again", cleo_id)).unwrap()
+            }),
+        );
+    }
     // Cleo adds Bob... as a holder of something; Bob's own claim is his.
     refused(
         &mut c,
         common::forge(&b, &cleo, &cleo, |tx| {
-            write::hold(tx, "f1", bob_id, false).unwrap()
+            write::hold(tx, &f1, bob_id, false).unwrap()
         }),
     );
     // A name too long, or none.
@@ -151,11 +162,11 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
         refused(
             &mut c,
             common::forge(&b, &cleo, &cleo, |tx| {
-                write::share(tx, &file("f4", name, cleo_id)).unwrap()
+                write::share(tx, &file(&fid(&cleo, 4), name, cleo_id)).unwrap()
             }),
         );
     }
-    let f = Library::new(c.doc()).file("f1").unwrap();
+    let f = Library::new(c.doc()).file(&f1).unwrap();
     assert_eq!(
         (f.blob.as_str(), f.holders.as_slice()),
         ("ab12", &[bob_id][..])

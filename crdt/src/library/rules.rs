@@ -3,8 +3,9 @@
 //! roster the judging node holds.
 //!
 //! - Only active members of the department write in its library.
-//! - A new file's uploader is its signer, its name is 1–255 bytes, and it
-//!   names a blob and a key; once shared, its record does not change.
+//! - A new file's uploader is its signer, its id carries the signer's prefix
+//!   ([`super::file_id`]), its name is 1–255 bytes, and it names a blob and a
+//!   key; once shared, its record does not change.
 //! - A member adds or takes back only themselves as a holder.
 
 use std::collections::HashSet;
@@ -79,6 +80,9 @@ pub(crate) fn authorize(
         };
         match (path.as_slice(), key.as_deref()) {
             (["files"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
+                if !(id.len() == 32 && id.starts_with(&me[..16])) {
+                    return Err(format!("file id {id} is not one of {}'s", author.short()));
+                }
                 if before.path(&["files", id]).is_some() || !created.insert(id.to_owned()) {
                     return Err(format!("file {id} already exists"));
                 }

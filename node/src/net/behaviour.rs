@@ -91,7 +91,11 @@ impl Behaviour {
                     StreamProtocol::new(BLOB_PROTOCOL),
                     request_response::ProtocolSupport::Full,
                 )],
-                rr_config.with_max_concurrent_streams(256),
+                // A slow link must not time pieces out: 16 × 256 KiB in
+                // flight per holder take 2 minutes at 4 Mbit/s.
+                rr_config
+                    .with_request_timeout(Duration::from_secs(300))
+                    .with_max_concurrent_streams(256),
             ),
         })
     }

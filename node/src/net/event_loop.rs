@@ -156,6 +156,9 @@ impl EventLoop {
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
             }
         };
+        // Nothing will read commands any more: background work that answers
+        // through them (blob pieces, joins) must not wait for room.
+        self.commands.close();
         while self.background.join_next().await.is_some() {}
         // Release the swarm (its sockets) and the shared state before saying
         // we are done, so a restart on the same home finds them free.

@@ -101,7 +101,16 @@ impl Node {
                 running.push(fetch(rx, blobs.clone(), hash, size, peer, piece));
             }
             let Some((peer, piece, outcome)) = running.next().await else {
-                // Nothing in flight and nothing could be handed out.
+                // Nothing in flight and nothing to hand out: another fetch
+                // of the same blob may have completed it meanwhile.
+                let blobs = blobs.clone();
+                let complete = tokio::task::spawn_blocking(move || blobs.has(&hash))
+                    .await
+                    .map_err(|e| NodeError::Internal(e.to_string()))??;
+                if complete {
+                    report(pieces);
+                    return Ok(());
+                }
                 return Err(NodeError::Unreachable(no_provider(file, pieces, done)));
             };
             if let Some(n) = load.get_mut(&peer) {

@@ -88,7 +88,7 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
-        let id = hex::encode(rand::random::<[u8; 8]>());
+        let id = meshwork_crdt::library::file_id(&me, rand::random());
         let key = encode_key(&sealed.key)?;
         let blob = sealed.hash.to_hex();
         let media_type = mime_guess::from_path(&name)
@@ -178,11 +178,6 @@ impl Node {
         if !have {
             self.download(&info, hash, progress.clone()).await?;
         }
-        if !info.entry.holders.contains(&self.member_id()) {
-            let me = self.member_id();
-            self.change_library(&dept, |tx| write::hold(tx, id, me, true))
-                .await?;
-        }
         let dest = dest.to_path_buf();
         let out = dest.clone();
         tokio::task::spawn_blocking(move || {
@@ -190,6 +185,12 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(e.to_string()))??;
+        // Only a blob that opened is one this node can vouch for holding.
+        if !info.entry.holders.contains(&self.member_id()) {
+            let me = self.member_id();
+            self.change_library(&dept, |tx| write::hold(tx, id, me, true))
+                .await?;
+        }
         if let Some(p) = progress {
             p(info.entry.blob_size, info.entry.blob_size);
         }

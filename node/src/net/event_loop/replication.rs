@@ -241,17 +241,6 @@ impl EventLoop {
         };
         let me = self.shared.identity.signer.id();
         let doc = request.doc;
-        if request.first {
-            // The change a push carries arrives in a later round: remember
-            // whom the pusher covers until the session's next start.
-            let covered: Vec<PeerId> = request
-                .covered
-                .iter()
-                .take(SyncRequest::MAX_COVERED)
-                .filter_map(|b| PeerId::from_bytes(b).ok())
-                .collect();
-            self.covered.insert((peer, doc.clone()), covered);
-        }
         let store = self.shared.store.clone();
         let result = self.shared.with_ws(|ws| {
             if !ws.may_share(&doc, &me, &them) {
@@ -265,6 +254,18 @@ impl EventLoop {
         });
         match result {
             Ok(Some((report, reply))) => {
+                if request.first {
+                    // The change a push carries arrives in a later round:
+                    // remember whom the pusher covers until the session's
+                    // next start (only for documents it may share).
+                    let covered: Vec<PeerId> = request
+                        .covered
+                        .iter()
+                        .take(SyncRequest::MAX_COVERED)
+                        .filter_map(|b| PeerId::from_bytes(b).ok())
+                        .collect();
+                    self.covered.insert((peer, doc.clone()), covered);
+                }
                 self.penalise_if_rejected(peer, &report);
                 let arrived = !report.accepted.is_empty();
                 self.record(&doc, report);
