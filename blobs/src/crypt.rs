@@ -385,9 +385,9 @@ pub fn open(
 }
 
 /// [`open`] into the file `dest`: writes a hidden temporary file beside it,
-/// syncs it and renames it to `dest` only once the whole blob verified and
+/// syncs it and links it to `dest` only once the whole blob verified and
 /// decrypted. On error nothing is left under either name; an existing `dest`
-/// is replaced only on success. Returns the plaintext size.
+/// is never replaced (an error says it exists). Returns the plaintext size.
 pub fn open_to_path(
     store: &BlobStore,
     hash: &BlobHash,

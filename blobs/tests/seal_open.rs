@@ -243,8 +243,14 @@ fn open_to_path_writes_the_file() {
     let t = TestStore::new();
     let plaintext = bytes(&mut rng, 2 * CHUNK_SIZE + 3);
     let sealed = t.seal(&plaintext);
+    // A file already at the destination is never replaced.
+    let taken = t.dir.path().join("taken.bin");
+    fs::write(&taken, b"old").unwrap();
+    let err = open_to_path(&t.store, &sealed.hash, &sealed.key, &taken).unwrap_err();
+    assert!(matches!(&err, BlobError::Io { .. }), "{err}");
+    assert_eq!(fs::read(&taken).unwrap(), b"old");
+    fs::remove_file(&taken).unwrap();
     let dest = t.dir.path().join("out.bin");
-    fs::write(&dest, b"old").unwrap();
     let n = open_to_path(&t.store, &sealed.hash, &sealed.key, &dest).unwrap();
     assert_eq!(n, plaintext.len() as u64);
     assert!(fs::read(&dest).unwrap() == plaintext);
