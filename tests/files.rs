@@ -70,6 +70,30 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// `mib` MiB shared by Bob and fetched by Cleo, until Ada's library lists
+/// both as holders: the file's id and its bytes.
+async fn held_by_bob_and_cleo(
+    ada: &TestNode,
+    bob: &TestNode,
+    cleo: &TestNode,
+    work: &Path,
+    mib: usize,
+    seed: u64,
+) -> (String, Vec<u8>) {
+    let bytes = content(mib * 1024 * 1024, seed);
+    let path = write_file(work, "data.bin", &bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(cleo, &id, 1)).await;
+    cleo.get(&id, &work.join("cleo.bin"), None).await.unwrap();
+    until("Ada sees two holders", || lists(ada, &id, 2)).await;
+    (id, bytes)
+}
+
 async fn lists(node: &TestNode, id: &str, holders: usize) -> bool {
     node.files("Research")
         .is_ok_and(|fs| fs.iter().any(|f| f.entry.id == id && f.peers >= holders))
@@ -215,19 +239,7 @@ fn raw_blob_swarm(
 async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
     let (_clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
-    let bytes = content(8 * 1024 * 1024, 0x0bad_f00d);
-    let path = write_file(work.path(), "data.bin", &bytes);
-    let id = bob
-        .share("Research", &path, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
-    cleo.get(&id, &work.path().join("cleo.bin"), None)
-        .await
-        .unwrap();
-    until("Ada sees Cleo hold it", || lists(&ada, &id, 2)).await;
+    let (id, bytes) = held_by_bob_and_cleo(&ada, &bob, &cleo, work.path(), 8, 0x0bad_f00d).await;
     let hash: meshwork_blobs::BlobHash = ada.file(&id).unwrap().1.entry.blob.parse().unwrap();
 
     // Cleo's device turns hostile: her key, speaking the blob protocol by
@@ -307,24 +319,12 @@ async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
 async fn a_fetch_from_two_holders_carries_on_when_one_goes() {
     let (_clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
-    let bytes = content(16 * 1024 * 1024, 0x0007_0a57);
-    let path = write_file(work.path(), "dataset.csv", &bytes);
-    let id = bob
-        .share("Research", &path, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
-    cleo.get(&id, &work.path().join("cleo.csv"), None)
-        .await
-        .unwrap();
-    until("Ada sees two holders", || lists(&ada, &id, 2)).await;
+    let (id, bytes) = held_by_bob_and_cleo(&ada, &bob, &cleo, work.path(), 16, 0x0007_0a57).await;
 
     // At Ada's first piece, Bob stops (the fetch waits for it): the rest
     // must come from Cleo.
     let (progress, bob_gone) = stop_at_first_piece(bob);
-    let out = work.path().join("ada.csv");
+    let out = work.path().join("ada.out");
     ada.get(&id, &out, Some(progress)).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
     let _ = bob_gone.await.unwrap();

@@ -310,15 +310,28 @@ impl Node {
             let change = feed_doc.change(signer, now, |tx| apply(tx, &planned))?;
             Ok((planned, change, ws.meta.id))
         })?;
-        if let Some(change) = change {
-            self.shared
-                .record(&workspace, &doc, std::slice::from_ref(&change))?;
-            self.shared.store.flush().await?;
-            if let Some(net) = self.net().await {
-                net.send(Command::Push(doc)).await;
-            }
-        }
+        self.offer_change(workspace, doc, change).await?;
         Ok(planned)
+    }
+
+    /// Stores a local change of a department document (feed, conversation,
+    /// library) durably, then offers it to the connected peers sharing it.
+    pub(super) async fn offer_change(
+        &self,
+        workspace: [u8; 32],
+        doc: DocRef,
+        change: Option<meshwork_crdt::SignedChange>,
+    ) -> Result<(), NodeError> {
+        let Some(change) = change else {
+            return Ok(());
+        };
+        self.shared
+            .record(&workspace, &doc, std::slice::from_ref(&change))?;
+        self.shared.store.flush().await?;
+        if let Some(net) = self.net().await {
+            net.send(Command::Push(doc)).await;
+        }
+        Ok(())
     }
 }
 

@@ -20,7 +20,6 @@ use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
 
 use super::Node;
-use crate::net::Command;
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -212,15 +211,7 @@ impl Node {
             let change = ws.doc_mut(&doc, &store)?.change(signer, now, apply)?;
             Ok((change, ws.meta.id))
         })?;
-        if let Some(change) = change {
-            self.shared
-                .record(&workspace, &doc, std::slice::from_ref(&change))?;
-            self.shared.store.flush().await?;
-            if let Some(net) = self.net().await {
-                net.send(Command::Push(doc)).await;
-            }
-        }
-        Ok(())
+        self.offer_change(workspace, doc, change).await
     }
 
     /// The connected peers among a file's holders.
