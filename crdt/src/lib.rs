@@ -11,6 +11,8 @@
 //! - [`feed`]: a department's feed — posts, replies, reactions — and its rules.
 //! - [`library`]: a department's shared files — names, blob hashes, keys,
 //!   who holds them — and its rules.
+//! - [`pins`]: the workspace's pin ledger — which blobs must stay available
+//!   until when, and who committed to keep them — and its rules.
 //! - [`roster`]: the workspace roster — members, roles, departments, invites —
 //!   its writers, its typed view and its authorization rules.
 #![deny(missing_docs)]
@@ -20,6 +22,7 @@ pub mod feed;
 mod genesis;
 pub mod identity;
 pub mod library;
+pub mod pins;
 mod read;
 pub mod roster;
 pub mod signed;

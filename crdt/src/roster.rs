@@ -5,7 +5,8 @@
 //! { kind: "roster", name,
 //!   members: { <member id>: { name, role, joined_at, removed, invite? } },
 //!   depts:   { <dept id>:   { name, members: { <member id>: true } } },
-//!   invites: { <invite id>: { secret_hash, role, dept?, expires_at, created_by, redeemed_by? } } }
+//!   invites: { <invite id>: { secret_hash, role, dept?, expires_at, created_by, redeemed_by? } },
+//!   policy:  { retention_ms, replicas } }
 //! ```
 //!
 //! - [`Roster`] is the typed view a node reads (now, or at any heads);
@@ -20,7 +21,8 @@ pub mod write;
 pub use cache::RosterCache;
 pub(crate) use rules::authorize;
 pub use view::{
-    check_name as check_display_name, Department, Invite, Member, Role, Roster, RosterError,
+    check_name as check_display_name, Department, Invite, Member, PinPolicy, Role, Roster,
+    RosterError,
 };
 
 /// The most members a department may hold.

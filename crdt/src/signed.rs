@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::feed::FeedRules;
 use crate::library::LibraryRules;
-use crate::{feed, library, roster, MemberId, Millis, Signer};
+use crate::pins::PinsRules;
+use crate::{feed, library, pins, roster, MemberId, Millis, Signer};
 
 /// The rules a document's changes must obey.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub enum Rules {
     Feed(FeedRules),
     /// A department's library, judged against a roster.
     Library(LibraryRules),
+    /// The workspace's pin ledger, judged against a roster.
+    Pins(PinsRules),
 }
 
 impl Rules {
@@ -39,6 +42,7 @@ impl Rules {
             Rules::Roster { .. } => None,
             Rules::Feed(r) => Some(&mut r.roster),
             Rules::Library(r) => Some(&mut r.roster),
+            Rules::Pins(r) => Some(&mut r.roster),
         }
     }
 }
@@ -257,6 +261,17 @@ impl SignedDoc {
             roster,
         });
         Self::load_onto(library::genesis(dept)?, rules, stored)
+    }
+
+    /// The workspace's pin ledger (`workspace`: its id in hex), then the
+    /// changes this node stored earlier.
+    pub fn pins(
+        workspace: &str,
+        roster: crate::roster::Roster,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        let rules = Rules::Pins(PinsRules { roster });
+        Self::load_onto(pins::genesis(workspace)?, rules, stored)
     }
 
     /// The rules this document obeys.
@@ -521,6 +536,7 @@ impl SignedDoc {
             Rules::Roster { workspace } => roster::authorize(&self.doc, change, author, workspace),
             Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules),
             Rules::Library(rules) => library::authorize(&self.doc, change, author, rules),
+            Rules::Pins(rules) => pins::authorize(&self.doc, change, author, rules),
         }
     }
 

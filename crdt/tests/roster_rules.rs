@@ -337,3 +337,68 @@ fn a_sync_message_carrying_several_changes_is_taken_whole() {
     assert_eq!(replica.heads(), doc.heads());
     assert_eq!(Roster::read(replica.doc()).depts.len(), 23);
 }
+
+#[test]
+fn a_policy_keeps_the_72_hour_floor_and_a_pinner_stays_out_of_departments() {
+    use meshwork_crdt::roster::PinPolicy;
+    let (ada, pia) = (signer(1), signer(3));
+    let (mut doc, mut replica) = workspace(&ada);
+    let added = add_member(&mut doc, &ada, &pia, Role::Pinner);
+    let dept = doc
+        .change(&ada, T0, |tx| write::create_dept(tx, "d1", "Research"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(replica.ingest(vec![added, dept]).accepted.len(), 2);
+    assert_eq!(Roster::read(replica.doc()).policy, PinPolicy::default());
+
+    // An admin may raise the policy.
+    let raised = PinPolicy {
+        retention_ms: 7 * 24 * 3600 * 1000,
+        replicas: 3,
+    };
+    let ok = forge(&replica, &ada, &ada, |tx| {
+        write::set_policy(tx, &raised).unwrap()
+    });
+    assert_eq!(replica.ingest(vec![ok]).accepted.len(), 1);
+    assert_eq!(Roster::read(replica.doc()).policy, raised);
+
+    // Even an admin may not go below 72 h, ask for 0 replicas, or put a
+    // pinner in a department (or make a department member a pinner).
+    let short = PinPolicy {
+        retention_ms: 71 * 3600 * 1000,
+        replicas: 2,
+    };
+    let none = PinPolicy {
+        retention_ms: PinPolicy::MIN_RETENTION_MS,
+        replicas: 0,
+    };
+    for edit in [
+        Box::new(move |tx: &mut automerge::transaction::Transaction<'_>| {
+            write::set_policy(tx, &short).unwrap()
+        }) as Box<dyn FnOnce(&mut automerge::transaction::Transaction<'_>)>,
+        Box::new(move |tx| write::set_policy(tx, &none).unwrap()),
+        Box::new(|tx| write::dept_add(tx, "d1", signer(3).id()).unwrap()),
+        Box::new(|tx| {
+            write::dept_add(tx, "d1", signer(1).id()).unwrap();
+            write::set_role(tx, signer(1).id(), Role::Pinner).unwrap()
+        }),
+    ] {
+        let forged = forge(&replica, &ada, &ada, edit);
+        let got = replica.ingest(vec![forged]);
+        assert!(got.accepted.is_empty());
+        assert!(
+            matches!(got.rejected[..], [Rejection::Unauthorized { .. }]),
+            "{:?}",
+            got.rejected
+        );
+    }
+    let roster = Roster::read(replica.doc());
+    assert_eq!(roster.policy, raised);
+    assert!(roster.depts[0].members.is_empty());
+    // The typed roster says so before anything is written.
+    let pinner = roster.member(&pia.id()).unwrap();
+    assert_eq!(
+        roster.check_dept_add(&roster.depts[0], pinner),
+        Err(RosterError::PinnerInDept("Bob".into()))
+    );
+}

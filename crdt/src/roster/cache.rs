@@ -7,7 +7,7 @@
 use automerge::ChangeHash;
 
 use super::rules::touched_paths;
-use super::view::{dept_in, invite_in, member_in};
+use super::view::{dept_in, invite_in, member_in, policy_in};
 use super::Roster;
 use crate::read::View;
 use crate::SignedDoc;
@@ -86,6 +86,7 @@ impl RosterCache {
                         invites.extend(invite_in(view, id));
                         invites.sort_by(|a, b| a.id.cmp(&b.id));
                     }
+                    ["policy", ..] => self.roster.policy = policy_in(view),
                     ["name"] => {
                         self.roster.name = view.str(&automerge::ROOT, "name").unwrap_or_default()
                     }
@@ -135,6 +136,15 @@ mod tests {
             Box::new(move |tx| write::set_role(tx, b, Role::Admin)),
             Box::new(move |tx| write::remove_member(tx, a)),
             Box::new(move |tx| write::create_invite(tx, &invite)),
+            Box::new(|tx| {
+                write::set_policy(
+                    tx,
+                    &crate::roster::PinPolicy {
+                        retention_ms: 96 * 3600 * 1000,
+                        replicas: 3,
+                    },
+                )
+            }),
         ];
         for edit in edits {
             doc.change(&ada, 1, |tx| edit(tx)).unwrap();

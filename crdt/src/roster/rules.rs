@@ -3,7 +3,8 @@
 //!
 //! - The workspace's genesis change (its hash *is* the workspace id) may do
 //!   anything; no other change may lack dependencies.
-//! - An admin may change anything, within department capacity.
+//! - An admin may change anything, within department capacity; a policy
+//!   keeps retention ≥ 72 h and 1–16 replicas; a pinner is in no department.
 //! - A member who is not an admin may rename themselves, and may admit one
 //!   joiner with a valid invite: the joiner's record with the invite's role,
 //!   the invite marked used by that joiner, and the invite's department.
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use automerge::legacy::Key;
 use automerge::{Automerge, Change, ChangeHash};
 
-use super::view::{invite_in, member_in};
+use super::view::{invite_in, member_in, policy_in};
 use super::{Role, DEPT_CAPACITY};
 use crate::read::View;
 use crate::MemberId;
@@ -47,7 +48,57 @@ pub(crate) fn authorize(
     if me.role != Role::Admin {
         check_member_change(doc, change, author, &touched)?;
     }
-    check_capacity(View::at(doc, &after), &touched)
+    let after = View::at(doc, &after);
+    check_capacity(after, &touched)?;
+    check_policy(after, &touched)?;
+    check_pinners(after, &touched)
+}
+
+/// A policy the change wrote must keep the promise's floor.
+fn check_policy(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> {
+    if touched
+        .iter()
+        .any(|p| p.first().is_some_and(|k| k == "policy"))
+    {
+        policy_in(after).check()?;
+    }
+    Ok(())
+}
+
+/// A pinner belongs to no department: it holds ciphertext, never content.
+fn check_pinners(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> {
+    for path in touched {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (member, dept) = match p.as_slice() {
+            ["depts", d, "members", m] => (*m, Some(*d)),
+            ["members", m, "role"] => (*m, None),
+            _ => continue,
+        };
+        let Ok(id) = member.parse::<MemberId>() else {
+            continue;
+        };
+        if member_in(after, &id).map(|m| m.role) != Some(Role::Pinner) {
+            continue;
+        }
+        let depts = after.path(&["depts"]);
+        let in_dept = |d: &str| {
+            depts
+                .as_ref()
+                .and_then(|ds| after.map(ds, d))
+                .and_then(|d| after.map(&d, "members"))
+                .is_some_and(|ms| after.bool(&ms, member).is_some())
+        };
+        let listed = match dept {
+            Some(d) => in_dept(d),
+            None => depts
+                .as_ref()
+                .is_some_and(|ds| after.keys(ds).iter().any(|d| in_dept(d))),
+        };
+        if listed {
+            return Err(format!("pinner {} may not be in a department", id.short()));
+        }
+    }
+    Ok(())
 }
 
 /// A non-admin's change: renaming themselves, or redeeming one invite.

@@ -15,6 +15,9 @@ pub enum Role {
     Admin,
     /// Reads the roster, writes in their departments, admits invited joiners.
     Member,
+    /// A pin node: keeps blobs (ciphertext) available; belongs to no
+    /// department, so it sees pin requests and no department content.
+    Pinner,
 }
 
 impl Role {
@@ -23,6 +26,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Member => "member",
+            Role::Pinner => "pinner",
         }
     }
 
@@ -31,6 +35,7 @@ impl Role {
         match s {
             "admin" => Some(Role::Admin),
             "member" => Some(Role::Member),
+            "pinner" => Some(Role::Pinner),
             _ => None,
         }
     }
@@ -127,6 +132,9 @@ pub enum RosterError {
         /// Department name.
         dept: String,
     },
+    /// Pin nodes hold ciphertext only: never department content.
+    #[error("{0} is a pin node; pin nodes belong to no department")]
+    PinnerInDept(String),
     /// Removing someone not in.
     #[error("{member} is not in department {dept:?}")]
     NotInDept {
@@ -160,6 +168,52 @@ pub struct Roster {
     pub depts: Vec<Department>,
     /// Invites, sorted by id.
     pub invites: Vec<Invite>,
+    /// How long shared files are kept and by how many pinners.
+    pub policy: PinPolicy,
+}
+
+/// The workspace's pinning policy, set by admins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinPolicy {
+    /// How long a shared file stays available, in milliseconds
+    /// (at least [`PinPolicy::MIN_RETENTION_MS`]).
+    pub retention_ms: Millis,
+    /// How many pinners should hold each unexpired blob (k).
+    pub replicas: u32,
+}
+
+impl PinPolicy {
+    /// The promise's floor: 72 hours.
+    pub const MIN_RETENTION_MS: Millis = 72 * 3600 * 1000;
+    /// The most replicas a policy may ask for.
+    pub const MAX_REPLICAS: u32 = 16;
+
+    /// Whether an admin may set this policy.
+    pub fn check(&self) -> Result<(), String> {
+        if self.retention_ms < Self::MIN_RETENTION_MS {
+            return Err(format!(
+                "retention must be at least 72h (asked for {} ms)",
+                self.retention_ms
+            ));
+        }
+        if !(1..=Self::MAX_REPLICAS).contains(&self.replicas) {
+            return Err(format!(
+                "replicas must be 1 to {} (asked for {})",
+                Self::MAX_REPLICAS,
+                self.replicas
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        Self {
+            retention_ms: Self::MIN_RETENTION_MS,
+            replicas: 2,
+        }
+    }
 }
 
 impl Roster {
@@ -198,6 +252,9 @@ impl Roster {
             members,
             depts,
             invites,
+            policy: map(&root, "policy")
+                .map(hydrated_policy)
+                .unwrap_or_default(),
         }
     }
 
@@ -273,6 +330,9 @@ impl Roster {
                 member: member.name.clone(),
                 dept: dept.name.clone(),
             });
+        }
+        if member.role == Role::Pinner {
+            return Err(RosterError::PinnerInDept(member.name.clone()));
         }
         if dept.members.len() >= DEPT_CAPACITY {
             return Err(RosterError::DeptFull(dept.name.clone()));
@@ -381,6 +441,32 @@ fn hydrated_dept(key: &str, m: &hydrate::Map) -> Option<Department> {
         name: string(m, "name")?,
         members,
     })
+}
+
+fn hydrated_policy(m: &hydrate::Map) -> PinPolicy {
+    let int = |k: &str| scalar(m, k).and_then(|s| s.as_i64());
+    let default = PinPolicy::default();
+    PinPolicy {
+        retention_ms: int("retention_ms").unwrap_or(default.retention_ms),
+        replicas: int("replicas")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default.replicas),
+    }
+}
+
+/// The pinning policy, read through `v`.
+pub(super) fn policy_in(v: View<'_>) -> PinPolicy {
+    let default = PinPolicy::default();
+    let Some(obj) = v.path(&["policy"]) else {
+        return default;
+    };
+    PinPolicy {
+        retention_ms: v.int(&obj, "retention_ms").unwrap_or(default.retention_ms),
+        replicas: v
+            .int(&obj, "replicas")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default.replicas),
+    }
 }
 
 fn hydrated_invite(key: &str, m: &hydrate::Map) -> Option<Invite> {

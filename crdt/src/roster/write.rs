@@ -8,7 +8,7 @@
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, Value, ROOT};
 
-use super::{Invite, Role};
+use super::{Invite, PinPolicy, Role};
 use crate::{MemberId, Millis};
 
 /// Writes the first change of a workspace: its name, the empty maps, and the
@@ -95,6 +95,16 @@ pub fn create_dept<T: Transactable>(
     tx.put(&d, "name", name)?;
     tx.put_object(&d, "members", ObjType::Map)?;
     Ok(())
+}
+
+/// Sets the pinning policy (the caller checked it: [`PinPolicy::check`]).
+pub fn set_policy<T: Transactable>(tx: &mut T, policy: &PinPolicy) -> Result<(), AutomergeError> {
+    let obj = match tx.get(ROOT, "policy")? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => tx.put_object(ROOT, "policy", ObjType::Map)?,
+    };
+    tx.put(&obj, "retention_ms", policy.retention_ms)?;
+    tx.put(&obj, "replicas", i64::from(policy.replicas))
 }
 
 /// Renames a department; its id stays.
