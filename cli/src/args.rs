@@ -189,6 +189,29 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every pinned blob the workspace knows: file (where you may see it),
+    /// size, pinners, until when, and whether it meets the replica target;
+    /// then pin nodes and their quota.
+    Pins {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep a file on this node for longer than the workspace's retention
+    /// (fetching it first if it is not here).
+    Pin {
+        /// The file id (`meshwork files DEPT` lists them).
+        file_id: String,
+        /// How long from now (90s, 30m, 24h, 7d).
+        #[arg(long = "for", default_value = "7d", value_parser = crate::duration::parse)]
+        duration: Duration,
+    },
+    /// Stop keeping a file on this node (it is deleted once its deadline
+    /// has passed and nothing else keeps it here).
+    Unpin {
+        /// The file id.
+        file_id: String,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -205,6 +228,15 @@ pub(crate) struct DaemonArgs {
     /// Where the control API listens (loopback only). Default: a free port on 127.0.0.1.
     #[arg(long, value_name = "127.0.0.1:PORT")]
     pub api: Option<SocketAddr>,
+    /// Run as a headless pin node: fetch and keep every shared file's
+    /// ciphertext until its deadline (admit it with `meshwork member
+    /// add-pinner` or an invite with `--role pinner`). See docs/pin-node.md.
+    #[arg(long)]
+    pub pin: bool,
+    /// The most a pin node keeps (500G, 2T…); beyond it, it refuses new
+    /// pins and says so.
+    #[arg(long, value_name = "SIZE", requires = "pin", default_value = "100G", value_parser = crate::size::parse)]
+    pub pin_quota: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -217,6 +249,24 @@ pub(crate) enum WorkspaceCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Set a workspace policy (admins only): `retention 72h` (how long
+    /// shared files stay available; at least 72h) or `replicas 2` (how
+    /// many pinners keep each file).
+    Set {
+        /// What to set.
+        #[arg(value_enum)]
+        key: PolicyKey,
+        /// Its value: a duration for retention (72h, 7d), a count for replicas.
+        value: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum PolicyKey {
+    /// How long shared files stay available (at least 72h).
+    Retention,
+    /// How many pinners keep each file (1 to 16).
+    Replicas,
 }
 
 #[derive(Subcommand, Debug)]
@@ -267,10 +317,24 @@ pub(crate) enum MemberCmd {
         /// Member id or display name.
         member: String,
     },
+    /// Admit a pin node by its peer id (`meshwork status` on the pin node
+    /// prints it); prints the token the pin node joins with.
+    AddPinner {
+        /// The pin node's peer id (12D3Koo…) or member id.
+        peer_id: String,
+        /// Its display name (default: pin-<short id>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub(crate) enum RoleArg {
     Member,
     Admin,
+    /// A pin node: keeps ciphertext, belongs to no department.
+    Pinner,
 }

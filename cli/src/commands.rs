@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use meshwork_node::Home;
 use serde_json::{json, Value};
 
-use crate::args::{Cli, Command, DeptCmd, MemberCmd, RoleArg, WorkspaceCmd};
+use crate::args::{Cli, Command, DeptCmd, MemberCmd, PolicyKey, RoleArg, WorkspaceCmd};
 use crate::client::Client;
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
@@ -28,6 +28,43 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Daemon(args) => crate::daemon::run(home, args, false)?,
         Command::Up(args) => crate::daemon::run(home, args, true)?,
+        Command::Workspace(WorkspaceCmd::Set { key, value }) => {
+            let body = match key {
+                PolicyKey::Retention => {
+                    let d = crate::duration::parse(&value).map_err(anyhow::Error::msg)?;
+                    json!({ "retention_secs": d.as_secs() })
+                }
+                PolicyKey::Replicas => {
+                    let k: u32 = value.parse().map_err(|_| {
+                        anyhow::anyhow!("replicas is a count, like 2 (got {value:?})")
+                    })?;
+                    json!({ "replicas": k })
+                }
+            };
+            let policy = client()?.post("/v1/workspace/policy", body)?;
+            println!(
+                "retention {}, replicas {}",
+                humantime::format_duration(std::time::Duration::from_millis(
+                    policy["retention_ms"].as_u64().unwrap_or(0)
+                )),
+                policy["replicas"]
+            );
+        }
+        Command::Pins { json } => {
+            let pins = client()?.get("/v1/pins")?;
+            print(json, &pins, pins_text);
+        }
+        Command::Pin { file_id, duration } => {
+            let pin = client()?.post(
+                "/v1/pins",
+                json!({ "id": file_id, "for_secs": duration.as_secs() }),
+            )?;
+            println!("kept here until {}", when(pin_until(&pin)));
+        }
+        Command::Unpin { file_id } => {
+            client()?.post("/v1/pins/remove", json!({ "id": file_id }))?;
+            println!("no longer pinned here");
+        }
         Command::Workspace(WorkspaceCmd::Create { name, json }) => {
             let ws = client()?.post("/v1/workspace", json!({ "name": name }))?;
             print(json, &ws, |w| {
@@ -46,6 +83,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let role = match role {
                 RoleArg::Member => "member",
                 RoleArg::Admin => "admin",
+                RoleArg::Pinner => "pinner",
             };
             let body = json!({ "dept": dept, "role": role, "expires_secs": expires.as_secs() });
             let invite = client()?.post("/v1/invites", body)?;
@@ -80,6 +118,23 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Member(MemberCmd::Promote { member }) => {
             let m = client()?.post("/v1/members/promote", json!({ "member": member }))?;
             println!("{} is now an admin", m["name"].as_str().unwrap_or("?"));
+        }
+        Command::Member(MemberCmd::AddPinner {
+            peer_id,
+            name,
+            json,
+        }) => {
+            let got = client()?.post(
+                "/v1/members/add-pinner",
+                json!({ "peer": peer_id, "name": name }),
+            )?;
+            print(json, &got, |g| {
+                format!(
+                    "{} is now a pin node of this workspace. On it, run:\n\n  meshwork join {}\n  meshwork daemon --pin",
+                    g["member"]["name"].as_str().unwrap_or("?"),
+                    g["token"].as_str().unwrap_or_default()
+                )
+            });
         }
         Command::Member(MemberCmd::Remove { member }) => {
             let m = client()?.post("/v1/members/remove", json!({ "member": member }))?;
@@ -444,6 +499,86 @@ fn files_text(files: &Value) -> String {
             f["peers"],
         )
     })
+}
+
+fn pins_text(view: &Value) -> String {
+    let policy = &view["policy"];
+    let mut out = format!(
+        "policy: retention {}, {} replica(s)\n",
+        humantime::format_duration(std::time::Duration::from_millis(
+            policy["retention_ms"].as_u64().unwrap_or(0)
+        )),
+        policy["replicas"]
+    );
+    out += &table(&view["pins"], |p| {
+        let what = match (p["name"].as_str(), p["file_id"].as_str()) {
+            (Some(name), Some(id)) => format!("{id}  {name}"),
+            _ => {
+                let blob = p["blob"].as_str().unwrap_or("?");
+                format!("blob {}…", blob.get(..16).unwrap_or(blob))
+            }
+        };
+        let pinners: Vec<String> = p["pinners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                let lost = if x["lost"].as_bool() == Some(true) {
+                    " (lost)"
+                } else {
+                    ""
+                };
+                format!("{}{lost}", x["name"].as_str().unwrap_or("?"))
+            })
+            .collect();
+        format!(
+            "{what}  {:>10}  {}  until {}  {}/{} replica(s){}  pinners: {}",
+            human_size(p["size"].as_u64().unwrap_or(0)),
+            p["dept"].as_str().unwrap_or("?"),
+            when(p["until"].as_i64().unwrap_or(0)),
+            p["replicas"],
+            p["target"],
+            if p["meets_target"].as_bool() == Some(true) {
+                ""
+            } else {
+                "  BELOW TARGET"
+            },
+            if pinners.is_empty() {
+                "none".to_owned()
+            } else {
+                pinners.join(", ")
+            },
+        )
+    });
+    let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+    if !nodes.is_empty() {
+        out += "\npin nodes:\n";
+        for n in nodes {
+            out += &format!(
+                "  {}  {} of {} used{}\n",
+                n["name"].as_str().unwrap_or("?"),
+                human_size(n["used"].as_u64().unwrap_or(0)),
+                human_size(n["quota"].as_u64().unwrap_or(0)),
+                if n["full"].as_bool() == Some(true) {
+                    format!("  QUOTA FULL: refused {} request(s)", n["refused"])
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    out
+}
+
+/// Until when this node keeps a pin: its own commitment.
+fn pin_until(pin: &Value) -> i64 {
+    pin["pinners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["until"].as_i64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A time (milliseconds since the epoch) as UTC, to the second.

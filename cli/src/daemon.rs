@@ -39,6 +39,12 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     }
     cfg.net.peers = parse_addrs(&args.peers, "--peer")?;
     cfg.net.mdns = !args.no_mdns;
+    if args.pin {
+        cfg.pin = Some(meshwork_node::node::PinNodeConfig {
+            quota: args.pin_quota,
+        });
+        tracing::info!(quota = args.pin_quota, "running as a pin node");
+    }
     let node = Node::start(cfg).await?;
     if up && node.status().await.workspace.is_none() {
         let ws = node

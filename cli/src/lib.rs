@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod daemon;
 mod duration;
+mod size;
 
 use std::process::ExitCode;
 

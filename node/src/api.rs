@@ -88,6 +88,11 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/dms", get(dms).post(send_dm))
         .route("/v1/files", get(files).post(share))
         .route("/v1/files/get", post(get_file))
+        .route("/v1/pins", get(pins).post(pin))
+        .route("/v1/pins/remove", post(unpin))
+        .route("/v1/pins/reconcile", post(reconcile_pins))
+        .route("/v1/members/add-pinner", post(add_pinner))
+        .route("/v1/workspace/policy", post(set_policy))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(node)
 }
@@ -398,6 +403,58 @@ async fn get_file(State(node): State<Node>, Json(b): Json<GetBody>) -> Response 
             .await
             .map(|path| json!({ "path": path }))
     })
+}
+
+async fn pins(State(node): State<Node>) -> ApiResult {
+    ok(node.pins()?)
+}
+
+#[derive(Deserialize)]
+struct PinBody {
+    id: String,
+    for_secs: u64,
+}
+
+async fn pin(State(node): State<Node>, Json(b): Json<PinBody>) -> ApiResult {
+    if b.for_secs == 0 {
+        return Err(NodeError::BadRequest("pin for some time: --for 7d, say".into()).into());
+    }
+    ok(node.pin(&b.id, Duration::from_secs(b.for_secs)).await?)
+}
+
+#[derive(Deserialize)]
+struct UnpinBody {
+    id: String,
+}
+
+async fn unpin(State(node): State<Node>, Json(b): Json<UnpinBody>) -> ApiResult {
+    ok(node.unpin(&b.id).await?)
+}
+
+async fn reconcile_pins(State(node): State<Node>) -> ApiResult {
+    ok(node.reconcile_pins().await?)
+}
+
+#[derive(Deserialize)]
+struct PinnerBody {
+    peer: String,
+    name: Option<String>,
+}
+
+async fn add_pinner(State(node): State<Node>, Json(b): Json<PinnerBody>) -> ApiResult {
+    let (member, invite) = node.add_pinner(&b.peer, b.name.as_deref()).await?;
+    ok(json!({ "member": member, "token": invite.token }))
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    retention_secs: Option<u64>,
+    replicas: Option<u32>,
+}
+
+async fn set_policy(State(node): State<Node>, Json(b): Json<PolicyBody>) -> ApiResult {
+    let retention = b.retention_secs.map(Duration::from_secs);
+    ok(node.set_policy(retention, b.replicas).await?)
 }
 
 /// Runs a long operation and answers with newline-delimited JSON: a

@@ -15,10 +15,15 @@ use tracing::info;
 mod download;
 mod feed;
 mod files;
+mod pins;
 mod roster;
 
 pub use feed::Thread;
-pub use files::{FileInfo, Progress, RETENTION_MS};
+pub use files::{FileInfo, Progress};
+pub use pins::{
+    PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,
+    SKEW_MARGIN_MS,
+};
 
 use crate::home::Home;
 use crate::net::{Command, NetConfig, NetHandle, PeerInfo};
@@ -38,6 +43,11 @@ pub struct NodeConfig {
     pub clock: Arc<dyn Clock>,
     /// How long `join` waits for a member to admit us and send the roster.
     pub join_timeout: Duration,
+    /// Run as a pin node: keep every requested blob, within this quota.
+    pub pin: Option<PinNodeConfig>,
+    /// Reconcile pins on their own (on ledger, roster and peer changes, and
+    /// every `sync_interval`). Tests that drive passes themselves turn it off.
+    pub auto_pin: bool,
 }
 
 impl NodeConfig {
@@ -48,6 +58,8 @@ impl NodeConfig {
             net: NetConfig::default(),
             clock: Arc::new(SystemClock),
             join_timeout: Duration::from_secs(30),
+            pin: None,
+            auto_pin: true,
         }
     }
 }
@@ -127,6 +139,10 @@ pub struct Node {
     shared: Arc<Shared>,
     cfg: NodeConfig,
     net: Arc<Mutex<Option<NetHandle>>>,
+    /// Held by a pin reconcile pass: passes never overlap.
+    pin_pass: Arc<Mutex<()>>,
+    /// The task that runs pin passes on its own, stopped at shutdown.
+    pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Node {
@@ -152,6 +168,8 @@ impl Node {
             shared,
             cfg,
             net: Arc::new(Mutex::new(None)),
+            pin_pass: Arc::new(Mutex::new(())),
+            pin_keeper: Arc::default(),
         };
         if let Some(meta) = meta {
             node.start_network(&meta).await?;
@@ -184,6 +202,9 @@ impl Node {
         )
         .await?;
         *self.net.lock().await = Some(handle);
+        if self.cfg.auto_pin {
+            self.spawn_pin_keeper();
+        }
         Ok(())
     }
 
@@ -261,6 +282,11 @@ impl Node {
         for addr in &addrs {
             net.send(Command::Dial(addr.clone())).await;
         }
+        if token.invite_id.is_empty() {
+            // Admitted beforehand (a pin node added by its peer id): the
+            // roster we fetch on connecting says so.
+            return self.joined(token, meta).await;
+        }
         let request = JoinRequest {
             workspace: token.workspace,
             invite_id: token.invite_id.clone(),
@@ -282,6 +308,23 @@ impl Node {
         .await
         .map_err(|_| unreachable())??;
         admitted?;
+        self.joined(token, meta).await
+    }
+
+    /// Waits for the roster to list this node, then remembers the workspace.
+    async fn joined(
+        &self,
+        token: &InviteToken,
+        meta: &WorkspaceMeta,
+    ) -> Result<WorkspaceStatus, NodeError> {
+        let unreachable = || {
+            NodeError::Unreachable(format!(
+                "no member of {:?} sent a roster that admits this node within {}s at {}; is a member online, and were you admitted?",
+                token.name,
+                self.cfg.join_timeout.as_secs(),
+                token.addrs.join(", ")
+            ))
+        };
         let me = self.member_id();
         if !self
             .wait_roster(|r| r.is_active(&me), self.cfg.join_timeout)
@@ -380,6 +423,15 @@ impl Node {
 
     /// Stops networking and closes the store.
     pub async fn shutdown(&self) {
+        let keeper = self
+            .pin_keeper
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(keeper) = keeper {
+            keeper.abort();
+            let _ = keeper.await;
+        }
         if let Some(net) = self.net.lock().await.take() {
             let _ = net.ask(Command::Shutdown).await;
         }

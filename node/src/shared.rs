@@ -13,7 +13,7 @@ use meshwork_crdt::automerge::sync;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
-    automerge::ChangeHash, Ingest, MemberId, SignedChange, SignedDoc, SyncPayload,
+    automerge::ChangeHash, Ingest, MemberId, Millis, SignedChange, SignedDoc, SyncPayload,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -63,6 +63,11 @@ pub enum NodeEvent {
     PeerDisconnected {
         /// Its peer id.
         peer_id: String,
+    },
+    /// Pin requests, commitments or pin-node reports changed.
+    PinsChanged {
+        /// How many changes.
+        changes: usize,
     },
 }
 
@@ -114,6 +119,7 @@ impl Workspace {
                     SignedDoc::direct(a, b, roster, stored)?
                 }
                 DocRef::Library(id) => SignedDoc::library(id, roster, stored)?,
+                DocRef::Pins => SignedDoc::pins(&hex::encode(self.meta.id), roster, stored)?,
                 DocRef::Feed(id) => SignedDoc::feed(id, roster, stored)?,
                 DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
             };
@@ -144,7 +150,7 @@ impl Workspace {
         let roster = self.cache.get(&self.roster);
         let both = roster.is_active(a) && roster.is_active(b);
         match doc {
-            DocRef::Roster => both,
+            DocRef::Roster | DocRef::Pins => both,
             DocRef::Feed(d) | DocRef::Library(d) => {
                 both && roster
                     .dept(d)
@@ -158,16 +164,12 @@ impl Workspace {
         }
     }
 
-    /// The feeds `a` and `b` both belong to, and their direct conversation
-    /// if it has begun here. (One that has begun only on the other side is
+    /// The documents besides the roster `a` and `b` share: the pin ledger,
+    /// the feeds and libraries of departments both belong to, and their
+    /// direct conversation if it has begun here. (One that has begun only on the other side is
     /// offered by the other side: with a thousand members, a node does not
     /// run a sync session per colleague for conversations nobody started.)
-    pub(crate) fn shared_feeds(
-        &mut self,
-        a: &MemberId,
-        b: &MemberId,
-        store: &Store,
-    ) -> Vec<DocRef> {
+    pub(crate) fn shared_docs(&mut self, a: &MemberId, b: &MemberId, store: &Store) -> Vec<DocRef> {
         let roster = self.cache.get(&self.roster);
         let mut docs: Vec<DocRef> = roster
             .depts
@@ -175,6 +177,9 @@ impl Workspace {
             .filter(|d| d.members.contains(a) && d.members.contains(b))
             .flat_map(|d| [DocRef::Feed(d.id.clone()), DocRef::Library(d.id.clone())])
             .collect();
+        if roster.is_active(a) && roster.is_active(b) {
+            docs.push(DocRef::Pins);
+        }
         if a != b && roster.is_active(a) && roster.is_active(b) {
             let direct = DocRef::Direct(meshwork_crdt::feed::direct_id(a, b));
             let begun = self.docs.contains_key(&direct)
@@ -240,6 +245,32 @@ impl Workspace {
     }
 }
 
+/// When this node last saw each peer, by its own clock (so skew between
+/// nodes does not matter): what decides that a pinner is lost.
+pub(crate) struct Presence {
+    /// When this node started: a peer never seen since counts as absent
+    /// from then.
+    started: Millis,
+    /// `None` while connected, else when the last connection closed.
+    last: HashMap<PeerId, Option<Millis>>,
+}
+
+impl Presence {
+    /// How long `peer` has been out of sight at `now` (0 while connected).
+    pub(crate) fn absent_for(&self, peer: &PeerId, now: Millis) -> Millis {
+        match self.last.get(peer) {
+            Some(None) => 0,
+            Some(Some(left)) => now.saturating_sub(*left),
+            None => now.saturating_sub(self.started),
+        }
+    }
+
+    /// Whether `peer` is connected now.
+    pub(crate) fn connected(&self, peer: &PeerId) -> bool {
+        matches!(self.last.get(peer), Some(None))
+    }
+}
+
 pub(crate) struct Shared {
     pub identity: Identity,
     pub store: Store,
@@ -251,6 +282,9 @@ pub(crate) struct Shared {
     pub roster_version: watch::Sender<u64>,
     /// Live events for the control API's event stream.
     pub events: broadcast::Sender<NodeEvent>,
+    presence: Mutex<Presence>,
+    /// Members' libp2p peer ids (deriving one decompresses a curve point).
+    peer_ids: Mutex<HashMap<MemberId, Option<PeerId>>>,
 }
 
 impl Shared {
@@ -265,11 +299,26 @@ impl Shared {
             identity,
             store,
             blobs: Arc::new(blobs),
-            clock,
             ws: Mutex::new(ws),
             roster_version: watch::channel(0).0,
             events: broadcast::channel(1024).0,
+            presence: Mutex::new(Presence {
+                started: clock.now(),
+                last: HashMap::new(),
+            }),
+            clock,
+            peer_ids: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The libp2p peer id of `member` (the same key).
+    pub(crate) fn peer_of(&self, member: &MemberId) -> Option<PeerId> {
+        *self
+            .peer_ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(*member)
+            .or_insert_with(|| crate::net::peer_id(member))
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Workspace>> {
@@ -286,6 +335,24 @@ impl Shared {
         let mut guard = self.lock();
         let ws = guard.as_mut().ok_or_else(NodeError::no_workspace)?;
         f(ws)
+    }
+
+    /// Records that `peer` connected (`true`) or left (`false`) now.
+    pub(crate) fn saw(&self, peer: PeerId, connected: bool) {
+        let now = self.clock.now();
+        let mut presence = self
+            .presence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        presence.last.insert(peer, (!connected).then_some(now));
+    }
+
+    /// Reads who was seen when.
+    pub(crate) fn presence<R>(&self, f: impl FnOnce(&Presence) -> R) -> R {
+        f(&self
+            .presence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Tells event-stream listeners, if any.
@@ -335,6 +402,7 @@ impl Shared {
                 dept: dept.clone(),
                 changes,
             }),
+            DocRef::Pins => self.emit(NodeEvent::PinsChanged { changes }),
         }
         Ok(())
     }

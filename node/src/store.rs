@@ -1,9 +1,10 @@
 //! The node's durable state in sled: which workspace it belongs to, every
 //! accepted change of every document with its signature, and the peer book
-//! (where members said they listen, to find them again after a restart). Nothing is
+//! (where members said they listen, to find them again after a restart), and
+//! this node's own pins (which blobs it keeps until when). Nothing is
 //! acknowledged before [`Store::flush`] returns.
 
-use meshwork_crdt::SignedChange;
+use meshwork_crdt::{Millis, SignedChange};
 use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
@@ -24,6 +25,7 @@ pub struct Store {
     meta: sled::Tree,
     changes: sled::Tree,
     peers: sled::Tree,
+    pins: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -47,6 +49,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             changes: db.open_tree("changes")?,
             peers: db.open_tree("peers")?,
+            pins: db.open_tree("pins")?,
             db,
         })
     }
@@ -109,6 +112,37 @@ impl Store {
             .collect()
     }
 
+    /// Keeps blob `blob` (hex) here until `until`; a later deadline
+    /// already set stays.
+    pub fn pin(&self, blob: &str, until: Millis) -> Result<Millis, NodeError> {
+        let kept = self.pinned(blob)?.map_or(until, |old| old.max(until));
+        self.pins.insert(blob, &kept.to_be_bytes())?;
+        Ok(kept)
+    }
+
+    /// Until when this node keeps `blob`, if it pinned it.
+    pub fn pinned(&self, blob: &str) -> Result<Option<Millis>, NodeError> {
+        Ok(self.pins.get(blob)?.and_then(|v| millis(&v)))
+    }
+
+    /// Forgets this node's pin of `blob`.
+    pub fn unpin(&self, blob: &str) -> Result<(), NodeError> {
+        self.pins.remove(blob)?;
+        Ok(())
+    }
+
+    /// Every blob this node pinned, with its deadline.
+    pub fn pins(&self) -> Result<Vec<(String, Millis)>, NodeError> {
+        self.pins
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let blob = String::from_utf8_lossy(&k).into_owned();
+                Ok((blob, millis(&v).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// Makes everything written so far durable.
     ///
     /// On a blocking thread of tokio's, not with sled's `flush_async`: that
@@ -122,6 +156,10 @@ impl Store {
             .map_err(|e| NodeError::Internal(format!("flush task: {e}")))??;
         Ok(())
     }
+}
+
+fn millis(v: &[u8]) -> Option<Millis> {
+    Some(Millis::from_be_bytes(v.try_into().ok()?))
 }
 
 fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; 64] {

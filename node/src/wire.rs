@@ -19,6 +19,9 @@ pub enum DocRef {
     /// A department's library of shared files (by department id): its
     /// members' only.
     Library(String),
+    /// The workspace's pin ledger: every member's (hashes, sizes and
+    /// deadlines only).
+    Pins,
 }
 
 impl DocRef {
@@ -47,6 +50,7 @@ impl DocRef {
                 h.update(id.as_bytes());
                 *h.finalize().as_bytes()
             }
+            DocRef::Pins => blake3::derive_key("meshwork pins document v1", workspace),
         }
     }
 }

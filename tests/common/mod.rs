@@ -33,6 +33,9 @@ pub fn config(dir: &TempDir, clock: &ManualClock) -> NodeConfig {
     cfg.net.sync_interval = Duration::from_secs(1);
     cfg.clock = std::sync::Arc::new(clock.clone());
     cfg.join_timeout = Duration::from_secs(10);
+    // Volunteering for pins is the pinning tests' business: they reconcile
+    // by hand, so every other test sees only the holders it made.
+    cfg.auto_pin = false;
     cfg
 }
 

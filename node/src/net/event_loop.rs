@@ -227,6 +227,7 @@ impl EventLoop {
             } => {
                 debug!(%peer_id, "connected");
                 if num_established.get() == 1 {
+                    self.shared.saw(peer_id, true);
                     self.shared.emit(NodeEvent::PeerConnected {
                         peer_id: peer_id.to_string(),
                     });
@@ -239,6 +240,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer_id, "disconnected");
+                self.shared.saw(peer_id, false);
                 self.shared.emit(NodeEvent::PeerDisconnected {
                     peer_id: peer_id.to_string(),
                 });

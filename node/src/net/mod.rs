@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
-pub(crate) use event_loop::EventLoop;
+pub(crate) use event_loop::{peer_id, EventLoop};
 pub use libp2p::Multiaddr;
 pub use transport::psk;
 

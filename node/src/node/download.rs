@@ -17,7 +17,9 @@ use meshwork_blobs::{BlobHash, PieceError, PieceStatus};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::files::{FileInfo, Progress};
+use meshwork_crdt::MemberId;
+
+use super::files::Progress;
 use super::Node;
 use crate::net::Command;
 use crate::wire::{BlobRequest, BlobResponse};
@@ -39,13 +41,16 @@ enum Outcome {
 }
 
 impl Node {
+    /// Fetches blob `hash` of `size` bytes from whichever of `sources` are
+    /// connected; `what` names it in logs and errors.
     pub(super) async fn download(
         &self,
-        file: &FileInfo,
+        what: &str,
         hash: BlobHash,
+        size: u64,
+        sources: &[MemberId],
         progress: Option<Progress>,
     ) -> Result<(), NodeError> {
-        let size = file.entry.blob_size;
         let blobs = self.shared.blobs.clone();
         let missing = {
             let blobs = blobs.clone();
@@ -67,7 +72,7 @@ impl Node {
         };
         report(done);
         let mut queue: VecDeque<u64> = missing.into();
-        let mut providers = self.providers(&file.entry.holders).await;
+        let mut providers = self.providers(sources).await;
         providers.retain(|p| *p != self.peer_id());
         let Some(net) = self.net().await else {
             return Err(NodeError::Conflict(
@@ -77,7 +82,7 @@ impl Node {
         let mut load: HashMap<PeerId, usize> = providers.iter().map(|p| (*p, 0)).collect();
         let mut running = FuturesUnordered::new();
         let workspace = self.shared.with_ws(|ws| Ok(ws.meta.id))?;
-        info!(file = %file.entry.id, pieces, missing = queue.len(), providers = providers.len(), "fetching");
+        info!(blob = %what, pieces, missing = queue.len(), providers = providers.len(), "fetching");
         loop {
             // Hand out work a piece at a time round the providers, each up
             // to PER_PEER requests: every holder gets a share from the start.
@@ -111,7 +116,12 @@ impl Node {
                     report(pieces);
                     return Ok(());
                 }
-                return Err(NodeError::Unreachable(no_provider(file, pieces, done)));
+                return Err(NodeError::Unreachable(no_provider(
+                    what,
+                    sources.len(),
+                    pieces,
+                    done,
+                )));
             };
             if let Some(n) = load.get_mut(&peer) {
                 *n = n.saturating_sub(1);
@@ -129,7 +139,7 @@ impl Node {
                 Outcome::Unavailable(why) => {
                     queue.push_back(piece);
                     if providers.contains(&peer) {
-                        warn!(%peer, "stops providing {}: {why}", file.entry.id);
+                        warn!(%peer, "stops providing {what}: {why}");
                         providers.retain(|p| *p != peer);
                     }
                 }
@@ -138,10 +148,7 @@ impl Node {
                     providers.retain(|p| *p != peer);
                     net.send(Command::Penalise(
                         peer,
-                        format!(
-                            "sent piece {piece} of {} that does not verify: {e}",
-                            file.entry.id
-                        ),
+                        format!("sent piece {piece} of {what} that does not verify: {e}"),
                     ))
                     .await;
                 }
@@ -179,14 +186,13 @@ async fn fetch(
     (peer, piece, outcome)
 }
 
-fn no_provider(file: &FileInfo, pieces: u64, done: u64) -> String {
+fn no_provider(what: &str, sources: usize, pieces: u64, done: u64) -> String {
     let got = if done > 0 {
         format!(" ({done} of {pieces} pieces are here: run `meshwork get` again to resume)")
     } else {
         String::new()
     };
     format!(
-        "no reachable peer has {:?}: none of the {} member(s) who hold it is connected{got}",
-        file.entry.name, file.peers
+        "no reachable peer has {what}: none of the {sources} member(s) who hold it is connected{got}"
     )
 }

@@ -15,6 +15,7 @@ use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::{FileEntry, Library, MAX_NAME};
+use meshwork_crdt::pins::PinRequest;
 use meshwork_crdt::roster::Roster;
 use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
@@ -22,10 +23,6 @@ use serde::Serialize;
 use super::Node;
 use crate::wire::DocRef;
 use crate::NodeError;
-
-/// How long a shared file is promised to stay available: the pinning
-/// promise's minimum.
-pub const RETENTION_MS: Millis = 72 * 3600 * 1000;
 
 /// Told how far a long operation has come: (bytes done, bytes in all).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -87,6 +84,7 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
+        let shared_at = self.shared.clock.now();
         let id = meshwork_crdt::library::file_id(&me, rand::random());
         let key = encode_key(&sealed.key)?;
         let blob = sealed.hash.to_hex();
@@ -103,10 +101,21 @@ impl Node {
             blob_size: sealed.size,
             key: &key,
             uploader: me,
-            shared_at: self.shared.clock.now(),
+            shared_at,
         };
         self.change_library(&dept.id, |tx| write::share(tx, &record))
             .await?;
+        let retention = self
+            .shared
+            .with_ws(|ws| Ok(ws.roster_view().policy.retention_ms))?;
+        self.request_pin(PinRequest {
+            blob: blob.clone(),
+            dept: dept.id.clone(),
+            size: sealed.size,
+            until: shared_at.saturating_add(retention),
+            by: me,
+        })
+        .await?;
         self.file(&id).map(|(_, info)| info)
     }
 
@@ -175,7 +184,15 @@ impl Node {
                 .map_err(|e| NodeError::Internal(e.to_string()))??
         };
         if !have {
-            self.download(&info, hash, progress.clone()).await?;
+            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
+            self.download(
+                &format!("{:?}", info.entry.name),
+                hash,
+                info.entry.blob_size,
+                &sources,
+                progress.clone(),
+            )
+            .await?;
         }
         let dest = dest.to_path_buf();
         let out = dest.clone();
@@ -198,7 +215,7 @@ impl Node {
 
     /// Records a change in a department's library, durably, and offers it
     /// to the department's connected members.
-    async fn change_library(
+    pub(super) async fn change_library(
         &self,
         dept_id: &str,
         apply: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
@@ -236,7 +253,7 @@ fn info(roster: &Roster, dept: &str, entry: FileEntry) -> FileInfo {
         uploader_name: roster
             .member(&entry.uploader)
             .map_or_else(|| "?".into(), |m| m.name.clone()),
-        available_until: entry.shared_at.saturating_add(RETENTION_MS),
+        available_until: entry.shared_at.saturating_add(roster.policy.retention_ms),
         peers: entry.holders.len(),
         entry,
     }

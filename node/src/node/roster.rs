@@ -6,8 +6,10 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
-use meshwork_crdt::roster::{write, Department, Invite, Member, Role, Roster, RosterError};
-use meshwork_crdt::{MemberId, SignedChange};
+use meshwork_crdt::roster::{
+    write, Department, Invite, Member, PinPolicy, Role, Roster, RosterError,
+};
+use meshwork_crdt::{MemberId, Millis, SignedChange};
 
 use super::{InviteInfo, InviteSpec, Node};
 use crate::net::Command;
@@ -25,6 +27,11 @@ impl Node {
             .change_roster(
                 true,
                 |roster| {
+                    if spec.role == Role::Pinner && spec.dept.is_some() {
+                        return Err(NodeError::BadRequest(
+                            "a pin node belongs to no department: invite it without --dept".into(),
+                        ));
+                    }
                     let dept = match &spec.dept {
                         Some(name) => Some(roster.resolve_dept(name)?.id.clone()),
                         None => None,
@@ -182,6 +189,86 @@ impl Node {
         .map(drop)
     }
 
+    /// Admits a pin node by its peer id (or member id): a member with the
+    /// pinner role, in no department. Returns its record and the token it
+    /// joins with (the network key and members' addresses, no invite).
+    pub async fn add_pinner(
+        &self,
+        who: &str,
+        name: Option<&str>,
+    ) -> Result<(Member, InviteInfo), NodeError> {
+        let id = parse_node_id(who)?;
+        let name = name.map_or_else(|| format!("pin-{}", id.short()), str::to_owned);
+        let now = self.shared.clock.now();
+        let member = self
+            .change_roster(
+                true,
+                |roster| {
+                    meshwork_crdt::roster::check_display_name(&name)?;
+                    if let Some(m) = roster.member(&id) {
+                        return Err(NodeError::Conflict(format!(
+                            "{} is already a member ({}{})",
+                            m.name,
+                            m.role.as_str(),
+                            if m.removed { ", removed" } else { "" }
+                        )));
+                    }
+                    Ok(Member {
+                        id,
+                        name: name.clone(),
+                        role: Role::Pinner,
+                        joined_at: now,
+                        removed: false,
+                        invite: None,
+                    })
+                },
+                |tx, m| write::add_member(tx, m.id, &m.name, Role::Pinner, now, None),
+            )
+            .await?;
+        let (workspace, secret, ws_name) = self
+            .shared
+            .with_ws(|ws| Ok((ws.meta.id, ws.meta.secret, ws.roster_view().name)))?;
+        let token = InviteToken {
+            workspace,
+            secret,
+            name: ws_name,
+            invite_id: String::new(),
+            invite_secret: [0; 32],
+            addrs: self.reachable_addrs().await,
+        };
+        let info = InviteInfo {
+            token: token.encode()?,
+            id: String::new(),
+            expires_at: 0,
+        };
+        Ok((member, info))
+    }
+
+    /// Sets the workspace's pinning policy (admins only); what is not
+    /// given stays.
+    pub async fn set_policy(
+        &self,
+        retention: Option<std::time::Duration>,
+        replicas: Option<u32>,
+    ) -> Result<PinPolicy, NodeError> {
+        self.change_roster(
+            true,
+            |roster| {
+                let mut policy = roster.policy;
+                if let Some(r) = retention {
+                    policy.retention_ms = Millis::try_from(r.as_millis()).unwrap_or(Millis::MAX);
+                }
+                if let Some(k) = replicas {
+                    policy.replicas = k;
+                }
+                policy.check().map_err(NodeError::BadRequest)?;
+                Ok(policy)
+            },
+            |tx, policy| write::set_policy(tx, policy),
+        )
+        .await
+    }
+
     /// Makes a member an admin.
     pub async fn promote(&self, member: &str) -> Result<Member, NodeError> {
         self.change_roster(
@@ -294,6 +381,24 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// A node named by its libp2p peer id (`12D3Koo…`) or its member id (hex).
+fn parse_node_id(who: &str) -> Result<MemberId, NodeError> {
+    if let Ok(id) = who.parse::<MemberId>() {
+        return Ok(id);
+    }
+    let bad = || {
+        NodeError::BadRequest(format!(
+            "{who:?} is neither a peer id (12D3Koo…, as `meshwork status` prints it on the pin node) nor a member id"
+        ))
+    };
+    let peer: PeerId = who.parse().map_err(|_| bad())?;
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest())
+        .map_err(|_| bad())?
+        .try_into_ed25519()
+        .map_err(|_| bad())?;
+    MemberId::from_bytes(&key.to_bytes()).ok_or_else(bad)
 }
 
 fn with_peer(mut addr: Multiaddr, peer: PeerId) -> String {

@@ -2,13 +2,17 @@
 //! them, and asking peers for pieces on behalf of a download.
 //!
 //! A blob is served to a peer only if a library of a department both belong
-//! to lists it. Reading a piece from disk happens on a blocking thread, never
+//! to lists it, or if the pin ledger requests it and the peer is a pinner or
+//! a member of the request's department (how a pin node, which sees no
+//! library, gets blobs and serves them back). Reading a piece from disk happens on a blocking thread, never
 //! on this loop; so does everything a download does with what comes back.
 
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use meshwork_blobs::BlobHash;
 use meshwork_crdt::library::Library;
+use meshwork_crdt::pins::Pins;
+use meshwork_crdt::roster::Role;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
@@ -29,7 +33,7 @@ impl EventLoop {
         let refusal = if request.workspace != self.workspace {
             Some("a different workspace")
         } else if !self.may_have_blob(peer, request.hash) {
-            Some("that blob is not in a library you share with this node")
+            Some("that blob is neither in a library you share with this node nor pinned for you")
         } else {
             None
         };
@@ -61,8 +65,8 @@ impl EventLoop {
         });
     }
 
-    /// Whether `peer` may be served blob `hash`: a library of a department
-    /// both belong to lists it. Remembered until the roster changes.
+    /// Whether `peer` may be served blob `hash` (see the module doc).
+    /// Remembered until the roster changes.
     fn may_have_blob(&mut self, peer: PeerId, hash: [u8; 32]) -> bool {
         if self.blob_grants.contains(&(peer, hash)) {
             return true;
@@ -77,6 +81,16 @@ impl EventLoop {
             .shared
             .with_ws(|ws| {
                 let roster = ws.roster_view();
+                let ledger = ws.doc_mut(&DocRef::Pins, &store)?;
+                if let Some(request) = Pins::new(ledger.doc()).request(&blob) {
+                    let pinner = roster.member(&them).is_some_and(|m| m.role == Role::Pinner);
+                    let in_dept = roster
+                        .dept(&request.dept)
+                        .is_some_and(|d| d.members.contains(&them));
+                    if pinner || in_dept {
+                        return Ok(true);
+                    }
+                }
                 for d in roster
                     .depts
                     .iter()

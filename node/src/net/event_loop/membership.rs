@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{peer_id, EventLoop};
+use crate::wire::DocRef;
 
 impl EventLoop {
     pub(super) fn on_connected(&mut self, peer: PeerId) {
@@ -16,6 +17,10 @@ impl EventLoop {
         } else if self.i_am_member {
             self.probation
                 .insert(peer, Instant::now() + self.cfg.probation);
+        } else {
+            // Not (yet) a member here: ask for the roster, which says
+            // whether we were admitted (a pin node added by its peer id).
+            self.start_sync(peer, DocRef::Roster);
         }
         self.try_join();
     }

@@ -125,7 +125,7 @@ impl EventLoop {
         let mut docs = vec![DocRef::Roster];
         docs.extend(
             self.shared
-                .with_ws(|ws| Ok(ws.shared_feeds(&me, &them, store)))
+                .with_ws(|ws| Ok(ws.shared_docs(&me, &them, store)))
                 .unwrap_or_default(),
         );
         docs

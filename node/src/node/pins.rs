@@ -1,0 +1,695 @@
+//! Pinning: every shared file stays fetchable until its deadline.
+//!
+//! Sharing publishes a pin request (blob, size, department, deadline) in the
+//! workspace's pin ledger. A pass of [`Node::reconcile_pins`] — run on every
+//! change of the ledger, the roster or the peers, and on a timer — does what
+//! this node owes:
+//!
+//! - a pin node (`meshwork daemon --pin`) fetches and commits to every live
+//!   request, within its quota, and reports its quota use;
+//! - a member of the request's department volunteers while fewer than k
+//!   pinners hold the blob — the ones picked by rendezvous hashing among
+//!   the department's members in sight, so that not all of them do;
+//! - a pinner out of sight for [`LOST_AFTER_MS`] counts as lost, so its
+//!   commitments no longer count and someone takes over;
+//! - blobs past their deadline (plus [`SKEW_MARGIN_MS`]) that no local pin
+//!   keeps are deleted, and the node withdraws as their holder.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use libp2p::PeerId;
+use meshwork_blobs::BlobHash;
+use meshwork_crdt::library::{self, Library};
+use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
+use meshwork_crdt::roster::{PinPolicy, Role, Roster};
+use meshwork_crdt::{MemberId, Millis};
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use super::Node;
+use crate::wire::DocRef;
+use crate::{NodeError, NodeEvent};
+
+/// A pinner out of this node's sight for this long counts as lost: its
+/// commitments stop counting towards the replica target.
+pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
+
+/// How long past a deadline a blob is still kept, and its pinners still
+/// count: clocks of different nodes may disagree by up to this much without
+/// breaking the promise.
+pub const SKEW_MARGIN_MS: Millis = 15 * 60 * 1000;
+
+/// How a pin node runs.
+#[derive(Clone, Copy, Debug)]
+pub struct PinNodeConfig {
+    /// The most bytes it commits to keep.
+    pub quota: u64,
+}
+
+/// A pinned blob, as `meshwork pins` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinInfo {
+    /// Hex hash of the blob (ciphertext).
+    pub blob: String,
+    /// The file it is, if this node may see the department's library.
+    pub file_id: Option<String>,
+    /// The file's name, likewise.
+    pub name: Option<String>,
+    /// The department's name.
+    pub dept: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Until when it must stay available.
+    pub until: Millis,
+    /// Who committed to keep it.
+    pub pinners: Vec<PinnerInfo>,
+    /// Pinners that count: unexpired and not lost.
+    pub replicas: usize,
+    /// The workspace's replica target (k).
+    pub target: u32,
+    /// Whether `replicas >= target`.
+    pub meets_target: bool,
+    /// Whether this node keeps it.
+    pub here: bool,
+}
+
+/// One pinner of a blob.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinnerInfo {
+    /// Its member id.
+    pub member_id: MemberId,
+    /// Its display name.
+    pub name: String,
+    /// Until when it committed.
+    pub until: Millis,
+    /// Out of sight for longer than [`LOST_AFTER_MS`].
+    pub lost: bool,
+}
+
+/// A pin node's quota, as it reported it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinNodeInfo {
+    /// Its member id.
+    pub member_id: MemberId,
+    /// Its display name.
+    pub name: String,
+    /// Its quota in bytes.
+    pub quota: u64,
+    /// Bytes committed.
+    pub used: u64,
+    /// Requests it refused for lack of room.
+    pub refused: u64,
+    /// Whether it refused any: its quota is full.
+    pub full: bool,
+}
+
+/// Everything `meshwork pins` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinsView {
+    /// The workspace's policy.
+    pub policy: PinPolicy,
+    /// Live pins, soonest deadline first.
+    pub pins: Vec<PinInfo>,
+    /// Pin nodes and their quota.
+    pub nodes: Vec<PinNodeInfo>,
+}
+
+/// What one reconcile pass did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reconciled {
+    /// Blobs this node committed to keep.
+    pub committed: Vec<String>,
+    /// Blobs a pin node's quota could not take.
+    pub refused: Vec<String>,
+    /// Blobs it could not fetch (retried next pass).
+    pub failed: Vec<String>,
+    /// Blobs past their deadline that were deleted.
+    pub collected: Vec<String>,
+}
+
+/// A file in one of my departments' libraries.
+struct MyFile {
+    id: String,
+    name: String,
+    dept: String,
+    holders: Vec<MemberId>,
+}
+
+/// A snapshot of what a pass decides on, read under the workspace lock.
+struct Ledger {
+    roster: Roster,
+    requests: Vec<PinRequest>,
+    commits: HashMap<String, Vec<Commitment>>,
+    reported: Option<pins::PinNodeReport>,
+}
+
+impl Node {
+    /// The pin ledger as this node sees it: live pins with their pinners
+    /// (lost or not), and pin nodes' quota use.
+    pub fn pins(&self) -> Result<PinsView, NodeError> {
+        let now = self.shared.clock.now();
+        let me = self.member_id();
+        let ledger = self.ledger()?;
+        let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
+        let files = self.my_files_by_blob()?;
+        let k = ledger.roster.policy.replicas;
+        let name = |id: &MemberId| {
+            ledger
+                .roster
+                .member(id)
+                .map_or_else(|| id.short(), |m| m.name.clone())
+        };
+        let mut out = Vec::new();
+        for r in &ledger.requests {
+            let commits = ledger
+                .commits
+                .get(&r.blob)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            if r.until + SKEW_MARGIN_MS < now && commits.iter().all(|c| c.until < now) {
+                continue;
+            }
+            let pinners: Vec<PinnerInfo> = commits
+                .iter()
+                .map(|c| PinnerInfo {
+                    member_id: c.member,
+                    name: name(&c.member),
+                    until: c.until,
+                    lost: c.member != me && self.lost(&c.member, now),
+                })
+                .collect();
+            let replicas = self.counting(&ledger.roster, commits, now, None);
+            let file = files.get(&r.blob);
+            out.push(PinInfo {
+                blob: r.blob.clone(),
+                file_id: file.map(|f| f.id.clone()),
+                name: file.map(|f| f.name.clone()),
+                dept: ledger
+                    .roster
+                    .dept(&r.dept)
+                    .map_or_else(|| r.dept.clone(), |d| d.name.clone()),
+                size: r.size,
+                until: r.until,
+                pinners,
+                replicas,
+                target: k,
+                meets_target: replicas >= k as usize,
+                here: local
+                    .get(&r.blob)
+                    .is_some_and(|u| *u + SKEW_MARGIN_MS >= now),
+            });
+        }
+        let nodes = self
+            .shared
+            .with_ws(|ws| {
+                let doc = ws.doc_mut(&DocRef::Pins, &self.shared.store)?;
+                Ok(Pins::new(doc.doc()).nodes())
+            })?
+            .into_iter()
+            .map(|n| PinNodeInfo {
+                name: name(&n.member),
+                member_id: n.member,
+                quota: n.quota,
+                used: n.used,
+                refused: n.refused,
+                full: n.refused > 0,
+            })
+            .collect();
+        Ok(PinsView {
+            policy: ledger.roster.policy,
+            pins: out,
+            nodes,
+        })
+    }
+
+    /// Keeps file `id` on this node until `for_` from now (fetching it
+    /// first if need be), and says so in the pin ledger.
+    pub async fn pin(&self, id: &str, for_: Duration) -> Result<PinInfo, NodeError> {
+        let (_, info) = self.file(id)?;
+        let hash: BlobHash = info
+            .entry
+            .blob
+            .parse()
+            .map_err(|_| NodeError::Internal(format!("file {id} names a malformed blob")))?;
+        if !self.have(hash).await? {
+            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
+            self.download(&info.entry.name, hash, info.entry.blob_size, &sources, None)
+                .await?;
+        }
+        let ms = Millis::try_from(for_.as_millis()).unwrap_or(Millis::MAX);
+        let until = self
+            .shared
+            .store
+            .pin(&info.entry.blob, self.shared.clock.now().saturating_add(ms))?;
+        let me = self.member_id();
+        self.change_pins(|tx| pins::write::commit(tx, &info.entry.blob, &me, until))
+            .await?;
+        self.pin_info(&info.entry.blob)
+    }
+
+    /// Stops keeping file `id` on this node (it is deleted once its
+    /// deadline has passed and no other pin keeps it).
+    pub async fn unpin(&self, id: &str) -> Result<(), NodeError> {
+        let (_, info) = self.file(id)?;
+        let blob = info.entry.blob;
+        let committed = self
+            .ledger()?
+            .commits
+            .get(&blob)
+            .is_some_and(|cs| cs.iter().any(|c| c.member == self.member_id()));
+        if self.shared.store.pinned(&blob)?.is_none() && !committed {
+            return Err(NodeError::NotFound(format!(
+                "this node does not pin {id}; `meshwork pins` lists what it keeps"
+            )));
+        }
+        self.shared.store.unpin(&blob)?;
+        let me = self.member_id();
+        if committed {
+            self.change_pins(|tx| pins::write::release(tx, &blob, &me))
+                .await?;
+        } else {
+            self.shared.store.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// One pass of what this node owes the pinning promise (see the module
+    /// doc). Passes never overlap.
+    pub async fn reconcile_pins(&self) -> Result<Reconciled, NodeError> {
+        let _one_at_a_time = self.pin_pass.lock().await;
+        let now = self.shared.clock.now();
+        let me = self.member_id();
+        let ledger = self.ledger()?;
+        let k = ledger.roster.policy.replicas as usize;
+        let pin_node = self.cfg.pin;
+        let mut done = Reconciled::default();
+        let mut used = 0u64;
+        let mut commits: Vec<(String, Millis)> = Vec::new();
+        for r in &ledger.requests {
+            if r.until + SKEW_MARGIN_MS < now {
+                continue;
+            }
+            let theirs = ledger
+                .commits
+                .get(&r.blob)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let mine = theirs.iter().find(|c| c.member == me);
+            if mine.is_some_and(|c| c.until >= r.until) {
+                used += r.size;
+                continue;
+            }
+            let take = match pin_node {
+                Some(cfg) => {
+                    if used.saturating_add(r.size) > cfg.quota {
+                        warn!(
+                            blob = %r.blob,
+                            size = r.size,
+                            used,
+                            quota = cfg.quota,
+                            "pin quota reached: refusing to pin this blob; other nodes will take it"
+                        );
+                        done.refused.push(r.blob.clone());
+                        false
+                    } else {
+                        true
+                    }
+                }
+                None => self.should_volunteer(&ledger.roster, r, theirs, k, now),
+            };
+            if !take {
+                continue;
+            }
+            match self.fetch_for_pin(r, theirs).await {
+                Ok(()) => {
+                    self.shared.store.pin(&r.blob, r.until)?;
+                    commits.push((r.blob.clone(), r.until));
+                    used += r.size;
+                    done.committed.push(r.blob.clone());
+                }
+                Err(e) => {
+                    warn!(blob = %r.blob, "cannot fetch a blob to pin: {e}");
+                    done.failed.push(r.blob.clone());
+                }
+            }
+        }
+        let released = self.collect(&ledger, now, &mut done).await?;
+        let report = pin_node.map(|cfg| (cfg.quota, used, done.refused.len() as u64));
+        let report_changed = report.is_some_and(|(quota, used, refused)| {
+            ledger
+                .reported
+                .is_none_or(|r| (r.quota, r.used, r.refused) != (quota, used, refused))
+        });
+        if !commits.is_empty() || !released.is_empty() || report_changed {
+            self.change_pins(|tx| {
+                for (blob, until) in &commits {
+                    pins::write::commit(tx, blob, &me, *until)?;
+                }
+                for blob in &released {
+                    pins::write::release(tx, blob, &me)?;
+                }
+                if let (Some((quota, used, refused)), true) = (report, report_changed) {
+                    pins::write::report(tx, &me, quota, used, refused)?;
+                }
+                Ok(())
+            })
+            .await?;
+        } else {
+            self.shared.store.flush().await?;
+        }
+        if !done.committed.is_empty() || !done.collected.is_empty() {
+            info!(
+                committed = done.committed.len(),
+                collected = done.collected.len(),
+                "pins reconciled"
+            );
+        }
+        Ok(done)
+    }
+
+    /// Starts the task that runs a pass whenever the ledger, the roster, a
+    /// library or the set of peers changes, and every sync interval (which
+    /// is what notices lost pinners and deadlines).
+    pub(super) fn spawn_pin_keeper(&self) {
+        use tokio::sync::broadcast::error::RecvError;
+        let node = self.clone();
+        let mut events = self.shared.events.subscribe();
+        let every = self.cfg.net.sync_interval;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    event = events.recv() => match event {
+                        Ok(NodeEvent::FeedChanged { .. }) => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+                // Whatever else arrived meanwhile is covered by this pass.
+                while events.try_recv().is_ok() {}
+                if let Err(e) = node.reconcile_pins().await {
+                    debug!("pin pass: {e}");
+                }
+            }
+        });
+        let old = self
+            .pin_keeper
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Whether this member should volunteer for `r`: it is in the
+    /// request's department (and not its uploader, whose departure is what
+    /// the promise is about), fewer than `k` pinners count, and it ranks
+    /// among the first missing ones of the department's members in sight by
+    /// rendezvous hash of (blob, member).
+    fn should_volunteer(
+        &self,
+        roster: &Roster,
+        r: &PinRequest,
+        commits: &[Commitment],
+        k: usize,
+        now: Millis,
+    ) -> bool {
+        let me = self.member_id();
+        let Some(dept) = roster.dept(&r.dept) else {
+            return false;
+        };
+        if me == r.by || !dept.members.contains(&me) {
+            return false;
+        }
+        let counting = self.counting(roster, commits, now, Some(&me));
+        if counting >= k {
+            return false;
+        }
+        let committed: HashSet<MemberId> = commits.iter().map(|c| c.member).collect();
+        let mut candidates: Vec<(blake3::Hash, MemberId)> = dept
+            .members
+            .iter()
+            .filter(|m| **m != r.by && !committed.contains(m) || **m == me)
+            .filter(|m| {
+                roster
+                    .member(m)
+                    .is_some_and(|m| !m.removed && m.role != Role::Pinner)
+            })
+            .filter(|m| **m == me || self.in_sight(m))
+            .map(|m| {
+                let mut h = blake3::Hasher::new();
+                h.update(r.blob.as_bytes());
+                h.update(m.as_bytes());
+                (h.finalize(), *m)
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        candidates.iter().take(k - counting).any(|(_, m)| *m == me)
+    }
+
+    /// How many commitments count: unexpired, by an active member, not
+    /// lost (`except` left out).
+    fn counting(
+        &self,
+        roster: &Roster,
+        commits: &[Commitment],
+        now: Millis,
+        except: Option<&MemberId>,
+    ) -> usize {
+        let me = self.member_id();
+        commits
+            .iter()
+            .filter(|c| Some(&c.member) != except)
+            .filter(|c| c.until + SKEW_MARGIN_MS >= now && roster.is_active(&c.member))
+            .filter(|c| c.member == me || !self.lost(&c.member, now))
+            .count()
+    }
+
+    /// Whether `member` has been out of this node's sight for longer than
+    /// [`LOST_AFTER_MS`].
+    fn lost(&self, member: &MemberId, now: Millis) -> bool {
+        let Some(peer) = self.shared.peer_of(member) else {
+            return true;
+        };
+        self.shared
+            .presence(|p| p.absent_for(&peer, now) > LOST_AFTER_MS)
+    }
+
+    /// Whether `member` is connected to this node now.
+    fn in_sight(&self, member: &MemberId) -> bool {
+        self.shared
+            .peer_of(member)
+            .is_some_and(|peer: PeerId| self.shared.presence(|p| p.connected(&peer)))
+    }
+
+    /// Makes sure the blob of `r` is here, fetching it from its uploader,
+    /// its pinners and (where this node sees the library) its holders.
+    async fn fetch_for_pin(&self, r: &PinRequest, commits: &[Commitment]) -> Result<(), NodeError> {
+        let hash: BlobHash = r
+            .blob
+            .parse()
+            .map_err(|_| NodeError::BadRequest(format!("{} is not a blob hash", r.blob)))?;
+        if self.have(hash).await? {
+            return Ok(());
+        }
+        let mut sources: Vec<MemberId> = commits.iter().map(|c| c.member).collect();
+        sources.push(r.by);
+        if let Some(file) = self.my_files_by_blob()?.get(&r.blob) {
+            sources.extend(&file.holders);
+        }
+        sources.sort();
+        sources.dedup();
+        self.download(
+            &format!("blob {}", &r.blob[..16]),
+            hash,
+            r.size,
+            &sources,
+            None,
+        )
+        .await
+    }
+
+    /// Deletes blobs past their deadline that no local pin keeps; returns
+    /// the blobs whose commitments this node withdraws.
+    async fn collect(
+        &self,
+        ledger: &Ledger,
+        now: Millis,
+        done: &mut Reconciled,
+    ) -> Result<Vec<String>, NodeError> {
+        let me = self.member_id();
+        let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
+        let requested: HashMap<&str, &PinRequest> = ledger
+            .requests
+            .iter()
+            .map(|r| (r.blob.as_str(), r))
+            .collect();
+        let expired = |blob: &str| {
+            let deadline = match (local.get(blob), requested.get(blob)) {
+                (None, None) => return false, // nothing says when: keep it
+                (l, r) => l.copied().unwrap_or(0).max(r.map_or(0, |r| r.until)),
+            };
+            deadline + SKEW_MARGIN_MS < now
+        };
+        let blobs = self.shared.blobs.clone();
+        let here = tokio::task::spawn_blocking(move || blobs.list())
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        let mut released = Vec::new();
+        for hash in here {
+            let blob = hash.to_hex();
+            if !expired(&blob) {
+                continue;
+            }
+            let blobs = self.shared.blobs.clone();
+            tokio::task::spawn_blocking(move || blobs.delete(&hash))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))??;
+            self.shared.store.unpin(&blob)?;
+            self.withdraw_as_holder(&blob).await?;
+            info!(%blob, "deleted a blob past its deadline");
+            done.collected.push(blob);
+        }
+        // Commitments and local pins whose time is over, blob here or not.
+        for (blob, until) in &local {
+            if until + SKEW_MARGIN_MS < now {
+                self.shared.store.unpin(blob)?;
+            }
+        }
+        for (blob, commits) in &ledger.commits {
+            if commits
+                .iter()
+                .any(|c| c.member == me && c.until + SKEW_MARGIN_MS < now)
+            {
+                released.push(blob.clone());
+            }
+        }
+        Ok(released)
+    }
+
+    /// Takes this node off the holders of the file whose blob is `blob`.
+    async fn withdraw_as_holder(&self, blob: &str) -> Result<(), NodeError> {
+        let me = self.member_id();
+        match self.my_files_by_blob()?.remove(blob) {
+            Some(f) if f.holders.contains(&me) => {
+                self.change_library(&f.dept, |tx| library::write::hold(tx, &f.id, me, false))
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Where a blob may be fetched from: the file's holders, its pinners and
+    /// its requester.
+    pub(super) fn sources(
+        &self,
+        blob: &str,
+        holders: &[MemberId],
+    ) -> Result<Vec<MemberId>, NodeError> {
+        let ledger = self.ledger()?;
+        let mut out: Vec<MemberId> = holders.to_vec();
+        out.extend(
+            ledger
+                .commits
+                .get(blob)
+                .into_iter()
+                .flatten()
+                .map(|c| c.member),
+        );
+        out.extend(
+            ledger
+                .requests
+                .iter()
+                .filter(|r| r.blob == blob)
+                .map(|r| r.by),
+        );
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Publishes the pin request of a file just shared, and keeps it here
+    /// until then.
+    pub(super) async fn request_pin(&self, request: PinRequest) -> Result<(), NodeError> {
+        self.shared.store.pin(&request.blob, request.until)?;
+        self.change_pins(|tx| pins::write::request(tx, &request))
+            .await
+    }
+
+    fn pin_info(&self, blob: &str) -> Result<PinInfo, NodeError> {
+        self.pins()?
+            .pins
+            .into_iter()
+            .find(|p| p.blob == blob)
+            .ok_or_else(|| NodeError::NotFound(format!("no pin request for blob {blob}")))
+    }
+
+    async fn have(&self, hash: BlobHash) -> Result<bool, NodeError> {
+        let blobs = self.shared.blobs.clone();
+        Ok(tokio::task::spawn_blocking(move || blobs.has(&hash))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??)
+    }
+
+    fn ledger(&self) -> Result<Ledger, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let doc = ws.doc_mut(&DocRef::Pins, &store)?;
+            let pins = Pins::new(doc.doc());
+            Ok(Ledger {
+                requests: pins.requests(),
+                commits: pins.all_commitments(),
+                reported: pins.nodes().into_iter().find(|n| n.member == me),
+                roster,
+            })
+        })
+    }
+
+    /// The files of my departments, by blob.
+    fn my_files_by_blob(&self) -> Result<HashMap<String, MyFile>, NodeError> {
+        let me = self.member_id();
+        let store = self.shared.store.clone();
+        self.shared.with_ws(|ws| {
+            let roster = ws.roster_view();
+            let mut out = HashMap::new();
+            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+                let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
+                for f in Library::new(doc.doc()).files() {
+                    let file = MyFile {
+                        id: f.id,
+                        name: f.name,
+                        dept: d.id.clone(),
+                        holders: f.holders,
+                    };
+                    out.insert(f.blob, file);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records a change in the pin ledger, durably, and offers it to every
+    /// connected member.
+    async fn change_pins(
+        &self,
+        apply: impl FnOnce(
+            &mut meshwork_crdt::automerge::transaction::Transaction<'_>,
+        ) -> Result<(), meshwork_crdt::automerge::AutomergeError>,
+    ) -> Result<(), NodeError> {
+        let signer = &self.shared.identity.signer;
+        let now = self.shared.clock.now();
+        let store = self.shared.store.clone();
+        let (change, workspace) = self.shared.with_ws(|ws| {
+            let change = ws
+                .doc_mut(&DocRef::Pins, &store)?
+                .change(signer, now, apply)?;
+            Ok((change, ws.meta.id))
+        })?;
+        self.offer_change(workspace, DocRef::Pins, change).await
+    }
+}
