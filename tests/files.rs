@@ -17,23 +17,6 @@ use meshwork::node::net::BLOB_PROTOCOL;
 use meshwork::node::wire::{BlobRequest, BlobResponse};
 use meshwork::node::{Home, NodeError};
 
-const MARKER: &[u8] = b"PLAINTEXT-MARKER-4f1c9e";
-
-/// `len` pseudo-random bytes (the seed is printed) starting with MARKER.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    println!("content seed: {seed}");
-    let mut x = seed | 1;
-    let mut out: Vec<u8> = MARKER.to_vec();
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A progress callback that, at the first piece fetched, stops `node` and
 /// waits until it has stopped (so the fetch cannot finish meanwhile), and the
 /// task that stops it, which yields its home.
@@ -62,12 +45,6 @@ fn stop_at_first_piece(
         dir
     });
     (progress, task)
-}
-
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 /// `mib` MiB shared by Bob and fetched by Cleo, until Ada's library lists

@@ -34,5 +34,8 @@ pub use home::Home;
 pub use libp2p::Multiaddr;
 pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
-pub use node::{FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, Progress, Status};
+pub use node::{
+    FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig, PinsView, Progress,
+    Status, LOST_AFTER_MS, SKEW_MARGIN_MS,
+};
 pub use store::Store;

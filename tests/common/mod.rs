@@ -41,9 +41,20 @@ pub fn config(dir: &TempDir, clock: &ManualClock) -> NodeConfig {
 
 /// A node with a fresh identity named `name`, in no workspace yet.
 pub async fn spawn(name: &str, clock: &ManualClock) -> TestNode {
+    spawn_with(name, clock, |_| {}).await
+}
+
+/// Likewise, with `tweak` applied to its configuration.
+pub async fn spawn_with(
+    name: &str,
+    clock: &ManualClock,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     Home::new(dir.path()).init(name).unwrap();
-    let node = Node::start(config(&dir, clock)).await.unwrap();
+    let mut cfg = config(&dir, clock);
+    tweak(&mut cfg);
+    let node = Node::start(cfg).await.unwrap();
     TestNode { node, dir }
 }
 
@@ -119,6 +130,31 @@ pub async fn connected(a: &Node, b: &Node) -> bool {
 
 pub async fn addr(n: &Node) -> String {
     format!("{}/p2p/{}", n.listen_addrs().await[0], n.peer_id())
+}
+
+/// Planted at the start of test files: it must never appear where only
+/// ciphertext belongs.
+pub const MARKER: &[u8] = b"PLAINTEXT-MARKER-4f1c9e";
+
+/// `len` pseudo-random bytes (the seed is printed) starting with MARKER.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    println!("content seed: {seed}");
+    let mut x = seed | 1;
+    let mut out: Vec<u8> = MARKER.to_vec();
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
 }
 
 /// Whether `text` appears in any file under `dir`.
