@@ -302,3 +302,79 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_pin_node_serves_a_file_after_its_uploader_was_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ada, bob, pia] = ["ada", "bob", "pia"].map(|n| dir.path().join(n));
+    for (home, name) in [(&ada, "Ada"), (&bob, "Bob"), (&pia, "Pia")] {
+        ok(home, &["init", "--name", name]);
+    }
+    let mut uploader = daemon(&ada);
+    // Bob does not volunteer: whatever he fetches comes from the pin node.
+    let _reader = LOCAL.daemon(&bob, &[LOOPBACK_ARGS, &["--no-volunteer"]].concat());
+    let _pin_node = LOCAL.daemon(
+        &pia,
+        &[LOOPBACK_ARGS, &["--pin", "--pin-quota", "1G"]].concat(),
+    );
+    ok(&ada, &["workspace", "create", "Acme"]);
+    ok(&ada, &["dept", "create", "Research"]);
+    ok(&ada, &["dept", "add", "Ada", "Research"]);
+    let token = ok(&ada, &["invite", "--dept", "Research"]);
+    ok(&bob, &["join", token.trim()]);
+    // Retention below 72 h is refused, with the reason.
+    let run = meshwork(&ada, &["workspace", "set", "retention", "71h"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("72"));
+    ok(&ada, &["workspace", "set", "replicas", "1"]);
+
+    // The pin node is admitted by its peer id and joins with the token.
+    let peer = json(&pia, &["status", "--json"])["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admitted = json(
+        &ada,
+        &["member", "add-pinner", &peer, "--name", "Pia", "--json"],
+    );
+    assert_eq!(admitted["member"]["role"], "pinner");
+    ok(&pia, &["join", admitted["token"].as_str().unwrap()]);
+
+    let bytes: Vec<u8> = (0..(3 * 1024 * 1024 + 5u32))
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let src = dir.path().join("board-minutes.pdf");
+    std::fs::write(&src, &bytes).unwrap();
+    let id = ok(&ada, &["share", "Research", src.to_str().unwrap()]);
+    let id = id.trim();
+
+    // The reader sees the pin node's commitment in `pins`.
+    until("Bob sees Pia pin the file", || {
+        let pins = json(&bob, &["pins", "--json"]);
+        pins["pins"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["file_id"] == id && p["meets_target"] == true && p["pinners"][0]["name"] == "Pia"
+            })
+        })
+    });
+    let text = ok(&bob, &["pins"]);
+    assert!(
+        text.contains("board-minutes.pdf") && text.contains("Pia"),
+        "{text}"
+    );
+    // The pin node sees hashes and sizes, never the file's name.
+    let theirs = ok(&pia, &["pins"]);
+    assert!(!theirs.contains("board-minutes"), "{theirs}");
+
+    uploader.kill9();
+    let out = dir.path().join("fetched.pdf");
+    ok(&bob, &["get", id, "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    // Bob keeps it longer himself, then lets go.
+    let pinned = ok(&bob, &["pin", id, "--for", "7d"]);
+    assert!(pinned.contains("until"), "{pinned}");
+    ok(&bob, &["unpin", id]);
+    let run = meshwork(&bob, &["unpin", id]);
+    assert!(!run.status.success());
+}

@@ -237,6 +237,10 @@ pub(crate) struct DaemonArgs {
     /// pins and says so.
     #[arg(long, value_name = "SIZE", requires = "pin", default_value = "100G", value_parser = crate::size::parse)]
     pub pin_quota: u64,
+    /// Do not volunteer this node's disk to keep colleagues' files when
+    /// too few pinners hold them (your own `meshwork pin`s still hold).
+    #[arg(long, conflicts_with = "pin")]
+    pub no_volunteer: bool,
 }
 
 #[derive(Subcommand, Debug)]

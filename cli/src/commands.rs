@@ -42,13 +42,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 }
             };
             let policy = client()?.post("/v1/workspace/policy", body)?;
-            println!(
-                "retention {}, replicas {}",
-                humantime::format_duration(std::time::Duration::from_millis(
-                    policy["retention_ms"].as_u64().unwrap_or(0)
-                )),
-                policy["replicas"]
-            );
+            println!("{}", policy_text(&policy));
         }
         Command::Pins { json } => {
             let pins = client()?.get("/v1/pins")?;
@@ -130,7 +124,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             )?;
             print(json, &got, |g| {
                 format!(
-                    "{} is now a pin node of this workspace. On it, run:\n\n  meshwork join {}\n  meshwork daemon --pin",
+                    "{} is now a pin node of this workspace. On it (its `meshwork daemon --pin` running), run:\n\n  meshwork join {}",
                     g["member"]["name"].as_str().unwrap_or("?"),
                     g["token"].as_str().unwrap_or_default()
                 )
@@ -501,15 +495,18 @@ fn files_text(files: &Value) -> String {
     })
 }
 
+/// "retention 72 h, 2 replica(s)".
+fn policy_text(policy: &Value) -> String {
+    format!(
+        "retention {} h, {} replica(s)",
+        policy["retention_ms"].as_u64().unwrap_or(0) / 3_600_000,
+        policy["replicas"]
+    )
+}
+
 fn pins_text(view: &Value) -> String {
     let policy = &view["policy"];
-    let mut out = format!(
-        "policy: retention {}, {} replica(s)\n",
-        humantime::format_duration(std::time::Duration::from_millis(
-            policy["retention_ms"].as_u64().unwrap_or(0)
-        )),
-        policy["replicas"]
-    );
+    let mut out = format!("policy: {}\n", policy_text(policy));
     out += &table(&view["pins"], |p| {
         let what = match (p["name"].as_str(), p["file_id"].as_str()) {
             (Some(name), Some(id)) => format!("{id}  {name}"),

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     /// Reconcile pins on their own (on ledger, roster and peer changes, and
     /// every `sync_interval`). Tests that drive passes themselves turn it off.
     pub auto_pin: bool,
+    /// Volunteer to keep files of this member's departments while fewer
+    /// than the workspace's replica target of pinners hold them.
+    pub volunteer: bool,
 }
 
 impl NodeConfig {
@@ -60,6 +63,7 @@ impl NodeConfig {
             join_timeout: Duration::from_secs(30),
             pin: None,
             auto_pin: true,
+            volunteer: true,
         }
     }
 }

@@ -94,9 +94,12 @@ pub fn json(home: &Path, args: &[&str]) -> Value {
     LOCAL.json(home, args)
 }
 
+/// A daemon's flags for loopback with mDNS off.
+pub const LOOPBACK_ARGS: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
 /// A daemon on loopback with mDNS off.
 pub fn daemon(home: &Path) -> Daemon {
-    LOCAL.daemon(home, &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+    LOCAL.daemon(home, LOOPBACK_ARGS)
 }
 
 /// A running daemon, killed and reaped when dropped.

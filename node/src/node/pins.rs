@@ -316,7 +316,9 @@ impl Node {
                         true
                     }
                 }
-                None => self.should_volunteer(&ledger.roster, r, theirs, k, now),
+                None => {
+                    self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
+                }
             };
             if !take {
                 continue;
