@@ -16,6 +16,8 @@
 //!   keeps are deleted, and the node withdraws as their holder.
 
 use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -39,6 +41,12 @@ pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
 /// count: clocks of different nodes may disagree by up to this much without
 /// breaking the promise.
 pub const SKEW_MARGIN_MS: Millis = 15 * 60 * 1000;
+
+/// How many blobs a pass fetches at once.
+const PIN_FETCHES: usize = 8;
+
+/// How many new commitments a pass gathers into one change of the ledger.
+const COMMIT_BATCH: usize = 256;
 
 /// How a pin node runs.
 #[derive(Clone, Copy, Debug)]
@@ -134,6 +142,17 @@ struct MyFile {
     name: String,
     dept: String,
     holders: Vec<MemberId>,
+}
+
+/// Where the blob of `r` may come from: its pinners, its uploader and (if
+/// this node sees the library) the file's holders.
+fn sources_for_pin(r: &PinRequest, commits: &[Commitment], file: Option<&MyFile>) -> Vec<MemberId> {
+    let mut out: Vec<MemberId> = commits.iter().map(|c| c.member).collect();
+    out.push(r.by);
+    out.extend(file.into_iter().flat_map(|f| f.holders.iter().copied()));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A snapshot of what a pass decides on, read under the workspace lock.
@@ -281,11 +300,16 @@ impl Node {
         let now = self.shared.clock.now();
         let me = self.member_id();
         let ledger = self.ledger()?;
+        let files = self.my_files_by_blob()?;
         let k = ledger.roster.policy.replicas as usize;
         let pin_node = self.cfg.pin;
         let mut done = Reconciled::default();
+        // Bytes committed (what a pin node reports), and bytes taken on in
+        // this pass whether or not their fetch succeeds (what its quota
+        // decisions count).
         let mut used = 0u64;
-        let mut commits: Vec<(String, Millis)> = Vec::new();
+        let mut taken = 0u64;
+        let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
         for r in &ledger.requests {
             if r.until + SKEW_MARGIN_MS < now {
                 continue;
@@ -295,38 +319,47 @@ impl Node {
                 .get(&r.blob)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let mine = theirs.iter().find(|c| c.member == me);
-            if mine.is_some_and(|c| c.until >= r.until) {
+            if theirs.iter().any(|c| c.member == me && c.until >= r.until) {
                 used += r.size;
+                taken += r.size;
                 continue;
             }
             let take = match pin_node {
-                Some(cfg) => {
-                    if used.saturating_add(r.size) > cfg.quota {
-                        warn!(
-                            blob = %r.blob,
-                            size = r.size,
-                            used,
-                            quota = cfg.quota,
-                            "pin quota reached: refusing to pin this blob; other nodes will take it"
-                        );
-                        done.refused.push(r.blob.clone());
-                        false
-                    } else {
-                        true
-                    }
+                Some(cfg) if taken.saturating_add(r.size) > cfg.quota => {
+                    warn!(
+                        blob = %r.blob,
+                        size = r.size,
+                        taken,
+                        quota = cfg.quota,
+                        "pin quota reached: refusing to pin this blob; other nodes will take it"
+                    );
+                    done.refused.push(r.blob.clone());
+                    false
                 }
+                Some(_) => true,
                 None => {
                     self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
                 }
             };
-            if !take {
-                continue;
+            if take {
+                taken += r.size;
+                wanted.push((r.clone(), sources_for_pin(r, theirs, files.get(&r.blob))));
             }
-            match self.fetch_for_pin(r, theirs).await {
+        }
+        // Fetch a few at a time; commit in batches, so that others see the
+        // work as it lands rather than after the whole pass.
+        let mut fetches = futures::stream::iter(wanted)
+            .map(|(r, sources)| async move {
+                let fetched = self.fetch_for_pin(&r, &sources).await;
+                (r, fetched)
+            })
+            .buffer_unordered(PIN_FETCHES);
+        let mut batch: Vec<(String, Millis)> = Vec::new();
+        while let Some((r, fetched)) = fetches.next().await {
+            match fetched {
                 Ok(()) => {
                     self.shared.store.pin(&r.blob, r.until)?;
-                    commits.push((r.blob.clone(), r.until));
+                    batch.push((r.blob.clone(), r.until));
                     used += r.size;
                     done.committed.push(r.blob.clone());
                 }
@@ -335,28 +368,22 @@ impl Node {
                     done.failed.push(r.blob.clone());
                 }
             }
+            if batch.len() >= COMMIT_BATCH {
+                self.commit_pins(&std::mem::take(&mut batch), &[], None)
+                    .await?;
+            }
         }
-        let released = self.collect(&ledger, now, &mut done).await?;
-        let report = pin_node.map(|cfg| (cfg.quota, used, done.refused.len() as u64));
-        let report_changed = report.is_some_and(|(quota, used, refused)| {
-            ledger
-                .reported
-                .is_none_or(|r| (r.quota, r.used, r.refused) != (quota, used, refused))
-        });
-        if !commits.is_empty() || !released.is_empty() || report_changed {
-            self.change_pins(|tx| {
-                for (blob, until) in &commits {
-                    pins::write::commit(tx, blob, &me, *until)?;
-                }
-                for blob in &released {
-                    pins::write::release(tx, blob, &me)?;
-                }
-                if let (Some((quota, used, refused)), true) = (report, report_changed) {
-                    pins::write::report(tx, &me, quota, used, refused)?;
-                }
-                Ok(())
-            })
-            .await?;
+        drop(fetches);
+        let released = self.collect(&ledger, &files, now, &mut done).await?;
+        let report = pin_node
+            .map(|cfg| (cfg.quota, used, done.refused.len() as u64))
+            .filter(|&(quota, used, refused)| {
+                ledger
+                    .reported
+                    .is_none_or(|r| (r.quota, r.used, r.refused) != (quota, used, refused))
+            });
+        if !batch.is_empty() || !released.is_empty() || report.is_some() {
+            self.commit_pins(&batch, &released, report).await?;
         } else {
             self.shared.store.flush().await?;
         }
@@ -368,6 +395,30 @@ impl Node {
             );
         }
         Ok(done)
+    }
+
+    /// Records this node's new commitments, released ones and its quota
+    /// report in one change of the ledger.
+    async fn commit_pins(
+        &self,
+        commits: &[(String, Millis)],
+        released: &[String],
+        report: Option<(u64, u64, u64)>,
+    ) -> Result<(), NodeError> {
+        let me = self.member_id();
+        self.change_pins(|tx| {
+            for (blob, until) in commits {
+                pins::write::commit(tx, blob, &me, *until)?;
+            }
+            for blob in released {
+                pins::write::release(tx, blob, &me)?;
+            }
+            if let Some((quota, used, refused)) = report {
+                pins::write::report(tx, &me, quota, used, refused)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Starts the task that runs a pass whenever the ledger, the roster, a
@@ -487,9 +538,8 @@ impl Node {
             .is_some_and(|peer: PeerId| self.shared.presence(|p| p.connected(&peer)))
     }
 
-    /// Makes sure the blob of `r` is here, fetching it from its uploader,
-    /// its pinners and (where this node sees the library) its holders.
-    async fn fetch_for_pin(&self, r: &PinRequest, commits: &[Commitment]) -> Result<(), NodeError> {
+    /// Makes sure the blob of `r` is here, fetching it from `sources`.
+    async fn fetch_for_pin(&self, r: &PinRequest, sources: &[MemberId]) -> Result<(), NodeError> {
         let hash: BlobHash = r
             .blob
             .parse()
@@ -497,21 +547,8 @@ impl Node {
         if self.have(hash).await? {
             return Ok(());
         }
-        let mut sources: Vec<MemberId> = commits.iter().map(|c| c.member).collect();
-        sources.push(r.by);
-        if let Some(file) = self.my_files_by_blob()?.get(&r.blob) {
-            sources.extend(&file.holders);
-        }
-        sources.sort();
-        sources.dedup();
-        self.download(
-            &format!("blob {}", &r.blob[..16]),
-            hash,
-            r.size,
-            &sources,
-            None,
-        )
-        .await
+        let what = format!("blob {}", &r.blob[..16]);
+        self.download(&what, hash, r.size, sources, None).await
     }
 
     /// Deletes blobs past their deadline that no local pin keeps; returns
@@ -519,6 +556,7 @@ impl Node {
     async fn collect(
         &self,
         ledger: &Ledger,
+        files: &HashMap<String, MyFile>,
         now: Millis,
         done: &mut Reconciled,
     ) -> Result<Vec<String>, NodeError> {
@@ -551,7 +589,7 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Internal(e.to_string()))??;
             self.shared.store.unpin(&blob)?;
-            self.withdraw_as_holder(&blob).await?;
+            self.withdraw_as_holder(files.get(&blob)).await?;
             info!(%blob, "deleted a blob past its deadline");
             done.collected.push(blob);
         }
@@ -572,10 +610,10 @@ impl Node {
         Ok(released)
     }
 
-    /// Takes this node off the holders of the file whose blob is `blob`.
-    async fn withdraw_as_holder(&self, blob: &str) -> Result<(), NodeError> {
+    /// Takes this node off the holders of `file`, if it is one.
+    async fn withdraw_as_holder(&self, file: Option<&MyFile>) -> Result<(), NodeError> {
         let me = self.member_id();
-        match self.my_files_by_blob()?.remove(blob) {
+        match file {
             Some(f) if f.holders.contains(&me) => {
                 self.change_library(&f.dept, |tx| library::write::hold(tx, &f.id, me, false))
                     .await
