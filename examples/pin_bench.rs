@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         let mut value = || args.next().unwrap_or_default();
         match flag.as_str() {
             "--pin-node" => return pin_node(PathBuf::from(value())).await,
+            "--plain-ledger" => return plain_ledger(value().parse()?),
             "--blobs" => a.blobs = value().parse()?,
             "--kib" => a.kib = value().parse()?,
             "--idle-secs" => a.idle = Duration::from_secs(value().parse()?),
@@ -128,6 +129,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "Pete pinned {}",
         pass.committed.len()
     );
+    // The pass after: the ledger has changed (Pete's commitments), then not.
+    pete.reconcile_pins().await?;
+    let t = Instant::now();
+    let pass = pete.reconcile_pins().await?;
+    let idle_pass = t.elapsed();
+    anyhow::ensure!(pass.committed.is_empty(), "an idle pass pinned something");
 
     // Quiet: let the last syncs settle, then watch Pia.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -151,6 +158,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         pass.failed.len()
     );
     let ceiling = raw_copy(&files, &dir.path().join("raw"), a.blobs)?;
+    let plain = plain_ledger_rss(a.blobs)?;
     pia.say("quit")?;
 
     let n = a.blobs;
@@ -171,8 +179,16 @@ async fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nholding vs baseline: {:.2}× the memory.\n",
-        full.rss_kib as f64 / empty.rss_kib as f64
+        "| ceiling: plain automerge holding the same ledger (+ its process) | {:.1} MiB (+ {:.1} MiB) | — |",
+        plain.1 as f64 / 1024.0,
+        (plain.1 - plain.0) as f64 / 1024.0
+    );
+    println!(
+        "\nholding vs baseline: {:.2}× the memory; what holding added ({:.1} MiB) vs what plain automerge needs for the ledger alone ({:.1} MiB): {:.2}×.\n",
+        full.rss_kib as f64 / empty.rss_kib as f64,
+        (full.rss_kib - empty.rss_kib) as f64 / 1024.0,
+        (plain.1 - plain.0) as f64 / 1024.0,
+        (full.rss_kib - empty.rss_kib) as f64 / (plain.1 - plain.0) as f64
     );
     println!("| step | time | per blob | vs ceiling |");
     println!("|---|---|---|---|");
@@ -192,6 +208,10 @@ async fn run(a: Args) -> anyhow::Result<()> {
             caught_up,
         ),
         ("Pete pins all in one pass (fetch + commit)", pete_pass),
+        (
+            "a pass with nothing to do, ledger unchanged (the keeper's every 30 s)",
+            idle_pass,
+        ),
         ("Cleo takes over lost Pete's replicas in one pass", takeover),
     ] {
         println!(
@@ -224,6 +244,66 @@ async fn start(dir: &Path, name: &str, clock: &ManualClock, pin: bool) -> anyhow
         cfg.pin = Some(PinNodeConfig { quota: u64::MAX });
     }
     Ok(Node::start(cfg).await?)
+}
+
+/// The memory ceiling, in a child of its own: resident memory before and
+/// after building, in plain automerge (no signatures, no rules, no store),
+/// a ledger of `n` requests (one change each, as sharing writes them) and
+/// two pinners' commitments to each (in changes of 256, as passes write
+/// them).
+fn plain_ledger_rss(n: usize) -> anyhow::Result<(u64, u64)> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["--plain-ledger", &n.to_string()])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "the plain-ledger child failed");
+    let text = String::from_utf8(out.stdout)?;
+    let mut kib = text.split_whitespace().map(str::parse::<u64>);
+    match (kib.next(), kib.next()) {
+        (Some(Ok(before)), Some(Ok(after))) => Ok((before, after)),
+        _ => anyhow::bail!("the plain-ledger child said {text:?}"),
+    }
+}
+
+fn plain_ledger(n: usize) -> anyhow::Result<()> {
+    use meshwork::crdt::automerge::transaction::Transactable;
+    use meshwork::crdt::automerge::{AutoCommit, ObjType, ScalarValue, ROOT};
+    let before = rss_kib(std::process::id())?;
+    let mut doc = AutoCommit::new();
+    let requests = doc.put_object(ROOT, "requests", ObjType::Map)?;
+    let commits = doc.put_object(ROOT, "commits", ObjType::Map)?;
+    doc.commit();
+    let blob = |i: usize| blake3::hash(&(i as u64).to_le_bytes()).to_hex().to_string();
+    let member = blake3::hash(b"uploader").to_hex().to_string();
+    for i in 0..n {
+        let r = doc.put_object(&requests, blob(i), ObjType::Map)?;
+        doc.put(&r, "dept", member.as_str())?;
+        doc.put(&r, "size", ScalarValue::Uint(4096))?;
+        doc.put(&r, "until", ScalarValue::Int(1_800_000_000_000 + i as i64))?;
+        doc.put(&r, "by", member.as_str())?;
+        doc.commit();
+    }
+    for pinner in ["pinner-one", "pinner-two"] {
+        let pinner = blake3::hash(pinner.as_bytes()).to_hex().to_string();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
+            for &i in chunk {
+                let until = ScalarValue::Int(1_800_000_000_000 + i as i64);
+                doc.put(&commits, format!("{}/{pinner}", blob(i)), until)?;
+            }
+            doc.commit();
+        }
+    }
+    println!("{before} {}", rss_kib(std::process::id())?);
+    drop(doc);
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))
 }
 
 /// The child: a pin node as the daemon runs one, driven over stdin.
@@ -317,12 +397,7 @@ impl PinChild {
         let before = self.cpu()?;
         std::thread::sleep(over);
         let cpu = self.cpu()? - before;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
+        let rss_kib = rss_kib(self.child.id())?;
         Ok(Idle { rss_kib, cpu, over })
     }
 

@@ -145,6 +145,7 @@ pub struct Node {
     net: Arc<Mutex<Option<NetHandle>>>,
     /// Held by a pin reconcile pass: passes never overlap.
     pin_pass: Arc<Mutex<()>>,
+    ledger_cache: Arc<std::sync::Mutex<Option<pins::LedgerCache>>>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -173,6 +174,7 @@ impl Node {
             cfg,
             net: Arc::new(Mutex::new(None)),
             pin_pass: Arc::new(Mutex::new(())),
+            ledger_cache: Arc::default(),
             pin_keeper: Arc::default(),
         };
         if let Some(meta) = meta {

@@ -30,21 +30,30 @@ pub struct Store {
 
 const WORKSPACE: &[u8] = b"workspace";
 
+/// sled's page cache. Its default (1 GiB) would let a long-running node's
+/// memory grow with its history; documents are read once into automerge
+/// anyway, so a small cache costs little.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A peer (its libp2p peer id bytes) and the addresses it listens on.
 pub type BookEntry = (Vec<u8>, Vec<String>);
 
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, NodeError> {
-        let db = sled::open(path).map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                NodeError::Conflict(format!(
-                    "{} is in use: is a daemon already running on this home?",
-                    path.display()
-                ))
-            }
-            e => NodeError::from(e),
-        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    NodeError::Conflict(format!(
+                        "{} is in use: is a daemon already running on this home?",
+                        path.display()
+                    ))
+                }
+                e => NodeError::from(e),
+            })?;
         Ok(Self {
             meta: db.open_tree("meta")?,
             changes: db.open_tree("changes")?,

@@ -16,12 +16,14 @@
 //!   keeps are deleted, and the node withdraws as their holder.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use std::time::Duration;
 
 use libp2p::PeerId;
 use meshwork_blobs::BlobHash;
+use meshwork_crdt::automerge::ChangeHash;
 use meshwork_crdt::library::{self, Library};
 use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
 use meshwork_crdt::roster::{PinPolicy, Role, Roster};
@@ -158,9 +160,19 @@ fn sources_for_pin(r: &PinRequest, commits: &[Commitment], file: Option<&MyFile>
 /// A snapshot of what a pass decides on, read under the workspace lock.
 struct Ledger {
     roster: Roster,
-    requests: Vec<PinRequest>,
-    commits: HashMap<String, Vec<Commitment>>,
+    requests: Arc<[PinRequest]>,
+    commits: Arc<HashMap<String, Vec<Commitment>>>,
     reported: Option<pins::PinNodeReport>,
+}
+
+/// The pin ledger as read at some heads: reading 10,000 requests costs a
+/// quarter of a second, and most passes find the ledger unchanged.
+#[derive(Clone)]
+pub(super) struct LedgerCache {
+    heads: Vec<ChangeHash>,
+    requests: Arc<[PinRequest]>,
+    commits: Arc<HashMap<String, Vec<Commitment>>>,
+    nodes: Arc<[pins::PinNodeReport]>,
 }
 
 impl Node {
@@ -180,7 +192,7 @@ impl Node {
                 .map_or_else(|| id.short(), |m| m.name.clone())
         };
         let mut out = Vec::new();
-        for r in &ledger.requests {
+        for r in ledger.requests.iter() {
             let commits = ledger
                 .commits
                 .get(&r.blob)
@@ -310,7 +322,7 @@ impl Node {
         let mut used = 0u64;
         let mut taken = 0u64;
         let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
-        for r in &ledger.requests {
+        for r in ledger.requests.iter() {
             if r.until + SKEW_MARGIN_MS < now {
                 continue;
             }
@@ -599,7 +611,7 @@ impl Node {
                 self.shared.store.unpin(blob)?;
             }
         }
-        for (blob, commits) in &ledger.commits {
+        for (blob, commits) in ledger.commits.iter() {
             if commits
                 .iter()
                 .any(|c| c.member == me && c.until + SKEW_MARGIN_MS < now)
@@ -677,16 +689,33 @@ impl Node {
     fn ledger(&self) -> Result<Ledger, NodeError> {
         let me = self.member_id();
         let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
+        let (roster, read) = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let doc = ws.doc_mut(&DocRef::Pins, &store)?;
-            let pins = Pins::new(doc.doc());
-            Ok(Ledger {
-                requests: pins.requests(),
-                commits: pins.all_commitments(),
-                reported: pins.nodes().into_iter().find(|n| n.member == me),
-                roster,
-            })
+            let heads = doc.heads();
+            let mut cache = self
+                .ledger_cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match cache.as_ref() {
+                Some(c) if c.heads == heads => {}
+                _ => {
+                    let pins = Pins::new(doc.doc());
+                    *cache = Some(LedgerCache {
+                        heads,
+                        requests: pins.requests().into(),
+                        commits: Arc::new(pins.all_commitments()),
+                        nodes: pins.nodes().into(),
+                    });
+                }
+            }
+            Ok((roster, cache.clone().expect("just filled")))
+        })?;
+        Ok(Ledger {
+            reported: read.nodes.iter().find(|n| n.member == me).cloned(),
+            requests: read.requests,
+            commits: read.commits,
+            roster,
         })
     }
 
