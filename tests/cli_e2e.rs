@@ -378,3 +378,115 @@ fn a_pin_node_serves_a_file_after_its_uploader_was_killed() {
     let run = meshwork(&bob, &["unpin", id]);
     assert!(!run.status.success());
 }
+
+/// One raw HTTP/1.1 exchange with the daemon's API: the answer's head and
+/// body as text.
+fn http(addr: &str, head: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+#[test]
+fn the_web_app_needs_a_session_a_csrf_token_and_its_own_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    let api: Value =
+        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
+    let addr = api["addr"].as_str().unwrap();
+
+    // The app's shell is public, and every answer carries a strict CSP.
+    let page = http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}"), "");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let lower = page.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{page}"
+    );
+    assert!(lower.contains("x-frame-options: deny"), "{page}");
+    // The API is not: no session, no answer; another host name, no answer.
+    let anon = http(
+        addr,
+        &format!("GET /v1/status HTTP/1.1\r\nHost: {addr}"),
+        "",
+    );
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    let port = addr.rsplit(':').next().unwrap();
+    let rebound = http(
+        addr,
+        &format!("GET / HTTP/1.1\r\nHost: attacker.example:{port}"),
+        "",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+
+    // A login link works once, and sets an HttpOnly, SameSite=Strict cookie.
+    let link = ok(&home, &["open", "--no-browser"]);
+    let path = link
+        .trim()
+        .strip_prefix(&format!("http://{addr}"))
+        .expect("a link to this daemon")
+        .to_owned();
+    let login = http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), "");
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie_line = login
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie");
+    assert!(
+        cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"),
+        "{cookie_line}"
+    );
+    let cookie = cookie_line["set-cookie:".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let again = http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), "");
+    assert!(again.starts_with("HTTP/1.1 401"), "{again}");
+
+    // With the session: reads work; writes need the CSRF token.
+    let session = http(
+        addr,
+        &format!("GET /v1/session HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}"),
+        "",
+    );
+    assert!(session.starts_with("HTTP/1.1 200"), "{session}");
+    let csrf: Value = serde_json::from_str(session.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let csrf = csrf["csrf"].as_str().unwrap();
+    let create = |extra: &str| {
+        http(
+            addr,
+            &format!(
+                "POST /v1/depts HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/json{extra}"
+            ),
+            r#"{"name":"Research"}"#,
+        )
+    };
+    let forged = create("");
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    let wrong = create("\r\nX-CSRF-Token: 00");
+    assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
+    let made = create(&format!("\r\nX-CSRF-Token: {csrf}"));
+    assert!(made.starts_with("HTTP/1.1 200"), "{made}");
+    // A browser session cannot mint more sessions.
+    let mint = http(
+        addr,
+        &format!(
+            "POST /v1/login-links HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}"
+        ),
+        "",
+    );
+    assert!(mint.starts_with("HTTP/1.1 403"), "{mint}");
+}

@@ -74,6 +74,13 @@ pub(crate) enum Command {
     /// Member commands (admins only).
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Print (and, on a desktop, open) a one-time link that logs a browser
+    /// into this node's web app. The daemon must be running.
+    Open {
+        /// Only print the link.
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// This node: identity, workspace, addresses, peers, documents.
     Status {
         /// Print JSON.

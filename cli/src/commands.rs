@@ -137,6 +137,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 m["name"].as_str().unwrap_or("?")
             );
         }
+        Command::Open { no_browser } => {
+            let link = client()?.post("/v1/login-links", json!({}))?;
+            let url = link["url"].as_str().unwrap_or_default();
+            println!("{url}");
+            if !no_browser {
+                crate::daemon::open_browser(url);
+            }
+        }
         Command::Status { json } => {
             let s = client()?.get("/v1/status")?;
             print(json, &s, status_text);

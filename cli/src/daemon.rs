@@ -70,6 +70,9 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     );
     if up {
         print_invite(&node).await;
+        let link = server.web.login_link();
+        println!("web app (one-time login link): {link}");
+        open_browser(&link);
     }
     println!("ready");
     shutdown_signal().await;
@@ -79,6 +82,22 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     node.shutdown().await;
     home.clear_api();
     Ok(())
+}
+
+/// Opens `url` in the desktop's browser, where there is a desktop and a
+/// person at it (not under CI); quietly does nothing otherwise.
+pub(crate) fn open_browser(url: &str) {
+    let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let ci = std::env::var_os("CI").is_some();
+    if desktop && !ci && std::io::stdout().is_terminal() {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }
 
 async fn print_invite(node: &Node) {

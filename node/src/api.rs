@@ -22,12 +22,17 @@ use tokio::sync::broadcast;
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
+mod web;
+pub use web::Sessions;
+
 /// A running control API.
 pub struct ApiServer {
     /// Where it listens.
     pub addr: SocketAddr,
     /// The bearer token.
     pub token: String,
+    /// Browser sessions of the web app.
+    pub web: std::sync::Arc<Sessions>,
 }
 
 /// Binds `addr` (must be loopback), writes `api.json` into the node's home,
@@ -52,7 +57,8 @@ pub async fn serve(
         token: token.clone(),
         pid: std::process::id(),
     })?;
-    let app = router(node, token.clone());
+    let web = Sessions::new(node.clone(), addr.port());
+    let app = router(node, token.clone(), web.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -61,11 +67,21 @@ pub async fn serve(
             tracing::error!("control API stopped: {e}");
         }
     });
-    Ok((ApiServer { addr, token }, task))
+    Ok((ApiServer { addr, token, web }, task))
 }
 
-fn router(node: Node, token: String) -> Router {
-    Router::new()
+fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Router {
+    let public = Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/app.css", get(web::app_css))
+        .route("/login/{code}", get(web::login))
+        .with_state(sessions.clone());
+    let browser = Router::new()
+        .route("/v1/session", get(web::session))
+        .route("/v1/login-links", post(web::new_login_link))
+        .with_state(sessions.clone());
+    let node_routes = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/peers", get(peers))
         .route("/v1/workspace", post(create_workspace))
@@ -93,25 +109,34 @@ fn router(node: Node, token: String) -> Router {
         .route("/v1/pins/reconcile", post(reconcile_pins))
         .route("/v1/members/add-pinner", post(add_pinner))
         .route("/v1/workspace/policy", post(set_policy))
-        .layer(middleware::from_fn_with_state(token, require_token))
-        .with_state(node)
+        .route("/v1/web/upload", post(web::upload))
+        .route("/v1/web/fetch", post(web::fetch))
+        .route("/v1/web/download/{id}", get(web::download))
+        .with_state(node);
+    let private = node_routes
+        .merge(browser)
+        .layer(middleware::from_fn_with_state(
+            (token, sessions.clone()),
+            require_auth,
+        ));
+    public
+        .merge(private)
+        .layer(middleware::from_fn_with_state(sessions, web::guard))
 }
 
-async fn require_token(State(token): State<String>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => next.run(req).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            Json(
-                json!({"error": "missing or wrong bearer token (see api.json in the node's home)"}),
-            ),
-        )
-            .into_response(),
+/// Every `/v1` route: the bearer token, or a browser session (see
+/// [`web`]); who called is left in the request's extensions.
+async fn require_auth(
+    State((token, sessions)): State<(String, std::sync::Arc<Sessions>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match web::caller(&token, &sessions, &req) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err((status, why)) => (status, Json(json!({ "error": why }))).into_response(),
     }
 }
 

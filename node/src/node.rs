@@ -184,6 +184,11 @@ impl Node {
         Ok(node)
     }
 
+    /// The time by this node's clock.
+    pub fn now(&self) -> meshwork_crdt::Millis {
+        self.shared.clock.now()
+    }
+
     /// This device's member id.
     pub fn member_id(&self) -> MemberId {
         self.shared.identity.signer.id()

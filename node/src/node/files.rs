@@ -153,6 +153,41 @@ impl Node {
         })
     }
 
+    /// Makes sure the blob of file `id` is in this node's store, fetching
+    /// it from whoever holds it if need be (the web app calls this before
+    /// it downloads, so that a missing holder is an error it can show).
+    pub async fn fetch(&self, id: &str) -> Result<(), NodeError> {
+        let (_, info) = self.file(id)?;
+        self.ensure_blob(&info, None).await.map(drop)
+    }
+
+    /// The blob of `info`, fetched first unless it is here.
+    async fn ensure_blob(
+        &self,
+        info: &FileInfo,
+        progress: Option<Progress>,
+    ) -> Result<BlobHash, NodeError> {
+        let hash: BlobHash = info.entry.blob.parse().map_err(|_| {
+            NodeError::Internal(format!("file {} names a malformed blob", info.entry.id))
+        })?;
+        let blobs = self.shared.blobs.clone();
+        let have = tokio::task::spawn_blocking(move || blobs.has(&hash))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        if !have {
+            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
+            self.download(
+                &format!("{:?}", info.entry.name),
+                hash,
+                info.entry.blob_size,
+                &sources,
+                progress,
+            )
+            .await?;
+        }
+        Ok(hash)
+    }
+
     /// Fetches file `id` into `dest` (which must not exist yet): from this
     /// node's blob store if it is there, else from every connected member
     /// who holds it. Resumes a fetch that stopped; writes `dest` only once
@@ -170,30 +205,9 @@ impl Node {
             )));
         }
         let (dept, info) = self.file(id)?;
-        let hash: BlobHash = info
-            .entry
-            .blob
-            .parse()
-            .map_err(|_| NodeError::Internal(format!("file {id} names a malformed blob")))?;
         let key = decode_key(&info.entry.key)?;
+        let hash = self.ensure_blob(&info, progress.clone()).await?;
         let blobs = self.shared.blobs.clone();
-        let have = {
-            let blobs = blobs.clone();
-            tokio::task::spawn_blocking(move || blobs.has(&hash))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))??
-        };
-        if !have {
-            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
-            self.download(
-                &format!("{:?}", info.entry.name),
-                hash,
-                info.entry.blob_size,
-                &sources,
-                progress.clone(),
-            )
-            .await?;
-        }
         let dest = dest.to_path_buf();
         let out = dest.clone();
         tokio::task::spawn_blocking(move || {

@@ -1,0 +1,377 @@
+//! The web app each node serves on loopback: its assets (embedded at build
+//! time), browser sessions, and the two routes a browser needs that the CLI
+//! does not (upload a file's bytes, download a file's bytes).
+//!
+//! A browser logs in through a one-time link (`meshwork open`): redeeming it
+//! sets an HttpOnly, SameSite=Strict session cookie, so the bearer token
+//! never appears in a URL. A session's state-changing requests must also
+//! carry its CSRF token in `x-csrf-token`, which only this origin's scripts
+//! can read (`GET /v1/session`). Every answer carries a strict Content
+//! Security Policy; requests whose Host is not this loopback address are
+//! refused (DNS rebinding).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{ok, ApiError, ApiResult};
+use crate::{Node, NodeError};
+
+const INDEX: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const APP_CSS: &str = include_str!("../../web/app.css");
+
+/// How long a login link can be redeemed.
+const LOGIN_LINK_MS: i64 = 2 * 60 * 1000;
+
+/// What every answer carries: nothing but this origin's own scripts,
+/// styles and connections; no framing, no plugins, no inline code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Browser sessions of one node's API.
+pub struct Sessions {
+    port: u16,
+    node: Node,
+    /// Unredeemed login codes and when they expire (node clock).
+    logins: Mutex<HashMap<String, i64>>,
+    /// Session id → its CSRF token.
+    sessions: Mutex<HashMap<String, String>>,
+}
+
+impl Sessions {
+    pub(super) fn new(node: Node, port: u16) -> Arc<Self> {
+        Arc::new(Self {
+            port,
+            node,
+            logins: Mutex::default(),
+            sessions: Mutex::default(),
+        })
+    }
+
+    /// A one-time link that logs a browser in.
+    pub fn login_link(&self) -> String {
+        let code = random_hex();
+        let expires = self.node.now() + LOGIN_LINK_MS;
+        let mut logins = lock(&self.logins);
+        let now = self.node.now();
+        logins.retain(|_, until| *until >= now);
+        logins.insert(code.clone(), expires);
+        format!("http://127.0.0.1:{}/login/{code}", self.port)
+    }
+
+    /// The session cookie's name: cookies are not kept apart by port, and
+    /// two nodes on one machine must not overwrite each other's.
+    fn cookie_name(&self) -> String {
+        format!("meshwork_{}", self.port)
+    }
+
+    /// The CSRF token of the session the request's cookie names, if any.
+    fn session(&self, headers: &HeaderMap) -> Option<String> {
+        let name = self.cookie_name();
+        let id = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(&name)?.strip_prefix('='))?;
+        lock(&self.sessions).get(id).cloned()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 24]>())
+}
+
+/// Who may call an API route: the bearer token (the CLI), or a browser
+/// session — with its CSRF token on anything but a read.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Caller {
+    Bearer,
+    Session,
+}
+
+pub(super) fn caller(
+    token: &str,
+    sessions: &Sessions,
+    req: &Request,
+) -> Result<Caller, (StatusCode, &'static str)> {
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(t) = bearer {
+        return if super::constant_time_eq(t.as_bytes(), token.as_bytes()) {
+            Ok(Caller::Bearer)
+        } else {
+            Err((
+                StatusCode::UNAUTHORIZED,
+                "wrong bearer token (see api.json in the node's home)",
+            ))
+        };
+    }
+    let Some(csrf) = sessions.session(headers) else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "not logged in: a bearer token, or a browser session from `meshwork open`",
+        ));
+    };
+    let reads = [Method::GET, Method::HEAD].contains(req.method());
+    let presented = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    match presented {
+        _ if reads => Ok(Caller::Session),
+        Some(t) if super::constant_time_eq(t.as_bytes(), csrf.as_bytes()) => Ok(Caller::Session),
+        _ => Err((StatusCode::FORBIDDEN, "missing or wrong x-csrf-token")),
+    }
+}
+
+/// Refuses requests addressed to another host name (DNS rebinding), and
+/// puts the security headers on every answer.
+pub(super) async fn guard(
+    State(sessions): State<Arc<Sessions>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let allowed = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .any(|h| host == format!("{h}:{}", sessions.port));
+    let mut res = if allowed {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            Json(json!({"error": format!("this API answers only to 127.0.0.1:{}", sessions.port)})),
+        )
+            .into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+pub(super) async fn index() -> Response {
+    asset(INDEX, "text/html; charset=utf-8")
+}
+
+pub(super) async fn app_js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
+}
+
+pub(super) async fn app_css() -> Response {
+    asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// Redeems a login link: a new session, its cookie, and on to the app.
+pub(super) async fn login(
+    State(sessions): State<Arc<Sessions>>,
+    Path(code): Path<String>,
+) -> Response {
+    let now = sessions.node.now();
+    let valid = lock(&sessions.logins)
+        .remove(&code)
+        .is_some_and(|until| until >= now);
+    if !valid {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This login link was used already or has expired. Run `meshwork open` for a new one.\n",
+        )
+            .into_response();
+    }
+    let id = random_hex();
+    lock(&sessions.sessions).insert(id.clone(), random_hex());
+    let cookie = format!(
+        "{}={id}; HttpOnly; SameSite=Strict; Path=/",
+        sessions.cookie_name()
+    );
+    let mut res = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// A new login link (bearer callers only: the CLI's `meshwork open`).
+pub(super) async fn new_login_link(
+    State(sessions): State<Arc<Sessions>>,
+    req: Request,
+) -> ApiResult {
+    match req.extensions().get::<Caller>() {
+        Some(Caller::Bearer) => ok(json!({ "url": sessions.login_link() })),
+        _ => Err(NodeError::Forbidden("a browser session cannot make login links".into()).into()),
+    }
+}
+
+/// The session's CSRF token, for the app's scripts.
+pub(super) async fn session(
+    State(sessions): State<Arc<Sessions>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    match sessions.session(&headers) {
+        Some(csrf) => ok(json!({ "csrf": csrf })),
+        None => Err(NodeError::Forbidden("no browser session".into()).into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UploadQuery {
+    dept: String,
+    name: String,
+}
+
+/// Shares the request's body as a file named `name`: written to a private
+/// temporary file in the home, sealed into the blob store, then removed.
+pub(super) async fn upload(
+    State(node): State<Node>,
+    Query(q): Query<UploadQuery>,
+    body: Body,
+) -> ApiResult {
+    let tmp = scratch(&node)?;
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        let mut chunks = body.into_data_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk =
+                chunk.map_err(|e| NodeError::BadRequest(format!("upload interrupted: {e}")))?;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        drop(file);
+        node.share(&q.dept, &tmp, Some(&q.name), None).await
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    ok(result?)
+}
+
+#[derive(Deserialize)]
+pub(super) struct FetchBody {
+    id: String,
+}
+
+/// Makes sure a file's blob is here before the browser asks for its bytes,
+/// so that "nobody online holds it" is an answer the app can show.
+pub(super) async fn fetch(State(node): State<Node>, Json(b): Json<FetchBody>) -> ApiResult {
+    node.fetch(&b.id).await?;
+    ok(json!({ "id": b.id }))
+}
+
+/// Fetches file `id` (from this node's store or its peers) and sends its
+/// plaintext as an attachment.
+pub(super) async fn download(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, info) = node.file(&id)?;
+    let tmp = scratch(&node)?;
+    let fetched = node.get(&id, &tmp, None).await;
+    // Open, then unlink: the bytes go to the browser and nowhere else.
+    let file = match fetched {
+        Ok(path) => {
+            let file = tokio::fs::File::open(&path).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            file.map_err(NodeError::from)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let stream = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        percent_encode(&info.entry.name)
+    );
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, info.entry.media_type.as_str()),
+        (header::CONTENT_DISPOSITION, disposition.as_str()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.entry.size));
+    Ok(res)
+}
+
+/// A fresh path under the home's `tmp/` (created 0700).
+fn scratch(node: &Node) -> Result<std::path::PathBuf, NodeError> {
+    let dir = node.home().root().join("tmp");
+    std::fs::create_dir_all(&dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir.join(random_hex()))
+}
+
+/// RFC 5987 encoding of a file name for Content-Disposition.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_are_percent_encoded() {
+        assert_eq!(super::percent_encode("Q3 plan.pdf"), "Q3%20plan.pdf");
+        assert_eq!(super::percent_encode("a\"b\r\n"), "a%22b%0D%0A");
+        assert_eq!(super::percent_encode("é"), "%C3%A9");
+    }
+}

@@ -1,0 +1,454 @@
+// The Meshwork web app: no framework, no build step, nothing fetched from
+// anywhere but this node. Everything a user wrote becomes text nodes,
+// never markup (see `h`).
+
+const state = { csrf: null, status: null, members: [], depts: [], online: new Set() };
+let page = { name: null, refresh: null, on: () => {} };
+
+// --- DOM -----------------------------------------------------------------
+
+// An element; string children become text nodes, so user content can never
+// be parsed as HTML.
+function h(tag, props = {}, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid == null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+function show(...kids) {
+  document.getElementById("page").replaceChildren(...kids.flat());
+}
+
+function banner(text) {
+  const b = document.getElementById("banner");
+  b.textContent = text || "";
+  b.hidden = !text;
+}
+
+const when = (ms) => new Date(ms).toLocaleString();
+const size = (n) => {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+};
+const nameOf = (id) => state.members.find((m) => m.id === id)?.name ?? id.slice(0, 8);
+const me = () => state.status?.member_id;
+const isAdmin = () => state.status?.workspace?.role === "admin";
+const myDepts = () => state.depts.filter((d) => d.members.some((m) => m.id === me()));
+
+// --- API -----------------------------------------------------------------
+
+async function api(path, { method = "GET", body } = {}) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (method !== "GET") init.headers["x-csrf-token"] = state.csrf;
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new Error("The Meshwork daemon is not answering. Is it running? (meshwork daemon)");
+  }
+  if (res.status === 401) {
+    loggedOut();
+    throw new Error("Your session has ended.");
+  }
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.error || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+// Runs what the user asked for: the banner clears, and shows its error if
+// it fails.
+async function act(fn) {
+  banner("");
+  await quietly(fn);
+}
+
+// Runs a refresh nobody asked for: an error shows, but an error already
+// shown stays until the user does something.
+async function quietly(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    banner(e.message);
+  }
+}
+
+function loggedOut() {
+  document.getElementById("nav").replaceChildren();
+  show(
+    h("h1", {}, "Not logged in"),
+    h("p", {}, "Run ", h("code", {}, "meshwork open"), " on this computer and follow the link it prints."),
+  );
+}
+
+// --- Shell ---------------------------------------------------------------
+
+async function loadWorkspace() {
+  const [status, members, depts] = await Promise.all([
+    api("/v1/status"),
+    api("/v1/members").catch(() => []),
+    api("/v1/depts").catch(() => []),
+  ]);
+  state.status = status;
+  state.members = members;
+  state.depts = depts;
+  state.online = new Set(status.peers.map((p) => p.member_id).filter(Boolean));
+  state.online.add(status.member_id);
+  document.getElementById("ws").textContent = status.workspace?.name ?? "no workspace";
+  document.getElementById("me").textContent = status.name;
+  nav();
+}
+
+function nav() {
+  const here = location.hash || "#/";
+  const link = (href, text) =>
+    h("a", { href, "aria-current": here === href ? "page" : null }, text);
+  const depts = myDepts();
+  const items = [
+    link("#/", "Workspace"),
+    h("h2", {}, "Feeds"),
+    depts.length ? depts.map((d) => link(`#/feed/${encodeURIComponent(d.name)}`, d.name)) : h("p", { class: "muted" }, "No department yet"),
+    h("h2", {}, "Files"),
+    depts.map((d) => link(`#/files/${encodeURIComponent(d.name)}`, d.name)),
+    h("h2", {}, "More"),
+    link("#/dms", "Direct messages"),
+    link("#/pins", "Pins"),
+  ];
+  document.getElementById("nav").replaceChildren(...items.flat());
+}
+
+function route() {
+  const [, name, arg] = (location.hash || "#/").match(/^#\/([a-z]*)\/?(.*)$/) || [];
+  const param = arg ? decodeURIComponent(arg) : null;
+  const pages = { "": workspacePage, feed: feedPage, files: filesPage, dms: dmsPage, pins: pinsPage };
+  page = { name, refresh: null, on: () => {} };
+  nav();
+  document.getElementById("nav").classList.remove("open");
+  act(() => (pages[name] || workspacePage)(param));
+}
+
+function listen() {
+  const events = new EventSource("/v1/events");
+  events.onopen = () => banner("");
+  events.onerror = () => banner("Lost the connection to the daemon; retrying…");
+  events.onmessage = async (m) => {
+    const event = JSON.parse(m.data);
+    if (event.type === "roster_changed" || event.type.startsWith("peer_")) {
+      await quietly(loadWorkspace);
+    }
+    page.on(event);
+  };
+}
+
+// --- Workspace -------------------------------------------------------------
+
+async function workspacePage() {
+  const render = () => {
+    const people = h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "Member"), h("th", {}, "Role"), h("th", {}, "Departments"))),
+      h("tbody", {}, state.members.filter((m) => !m.removed).map((m) => h("tr", {},
+        h("td", { class: state.online.has(m.id) ? "online" : "offline" }, m.name),
+        h("td", {}, m.role),
+        h("td", {}, state.depts.filter((d) => d.members.some((x) => x.id === m.id)).map((d) => d.name).join(", ")),
+      ))));
+    const kids = [h("h1", {}, state.status.workspace?.name ?? "Workspace"), people];
+    if (isAdmin()) kids.push(adminTools());
+    show(...kids);
+  };
+  page.on = (e) => { if (e.type === "roster_changed" || e.type.startsWith("peer_")) render(); };
+  render();
+}
+
+function adminTools() {
+  const out = h("div", { class: "token", id: "invite-token" });
+  const inviteDept = h("select", { "aria-label": "Department of the invitee" },
+    h("option", { value: "" }, "no department"),
+    state.depts.map((d) => h("option", { value: d.name }, d.name)));
+  const invite = h("button", { id: "invite", onclick: () => act(async () => {
+    const i = await api("/v1/invites", { method: "POST", body: { dept: inviteDept.value || null } });
+    out.replaceChildren(h("p", {}, "One-use invite, valid until ", when(i.expires_at), ":"), h("code", {}, i.token));
+  }) }, "Create invite");
+  const deptName = h("input", { "aria-label": "New department's name", placeholder: "New department" });
+  const create = h("button", { onclick: () => act(async () => {
+    await api("/v1/depts", { method: "POST", body: { name: deptName.value } });
+    deptName.value = "";
+    await loadWorkspace();
+  }) }, "Create");
+  const who = h("select", { "aria-label": "Member" }, state.members.filter((m) => !m.removed && m.role !== "pinner").map((m) => h("option", { value: m.id }, m.name)));
+  const where = h("select", { "aria-label": "Department" }, state.depts.map((d) => h("option", { value: d.name }, d.name)));
+  const move = (path) => () => act(async () => {
+    await api(path, { method: "POST", body: { member: who.value, dept: where.value } });
+    await loadWorkspace();
+  });
+  return h("section", { class: "card" },
+    h("h2", {}, "Admin"),
+    h("div", { class: "row" }, inviteDept, invite), out,
+    h("div", { class: "row" }, deptName, create),
+    h("div", { class: "row" }, who, where,
+      h("button", { onclick: move("/v1/depts/add") }, "Add to department"),
+      h("button", { onclick: move("/v1/depts/remove") }, "Remove from department")));
+}
+
+// --- Feed ------------------------------------------------------------------
+
+const PAGE = 20;
+
+async function feedPage(dept) {
+  const deptId = state.depts.find((d) => d.name === dept)?.id;
+  let limit = PAGE;
+  let more = true;
+  const list = h("div", { id: "threads" });
+  const text = h("textarea", { id: "compose", "aria-label": `Write to ${dept}`, placeholder: `Write to ${dept} — @Name mentions someone` });
+  const send = h("button", { class: "primary", id: "send", onclick: () => act(async () => {
+    if (!text.value.trim()) return;
+    await api("/v1/posts", { method: "POST", body: { dept, text: text.value } });
+    text.value = "";
+    await load();
+  }) }, "Post");
+  const sentinel = h("div", { class: "muted" });
+  const load = async () => {
+    const threads = await api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`);
+    more = threads.length >= limit;
+    list.replaceChildren(...threads.map((t) => threadEl(t, dept, load)));
+    sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
+  };
+  new IntersectionObserver((seen) => {
+    if (seen[0].isIntersecting && more) {
+      limit += PAGE;
+      quietly(load);
+    }
+  }).observe(sentinel);
+  page.on = (e) => { if (e.type === "feed_changed" && e.dept === deptId) quietly(load); };
+  show(h("h1", {}, dept), h("div", { class: "compose" }, text, h("div", { class: "row" }, send)), list, sentinel);
+  await load();
+}
+
+function threadEl(t, dept, reload) {
+  const el = postEl(t, t.author_name, dept, reload, true);
+  if (t.replies.length) {
+    el.append(h("div", { class: "replies" }, t.replies.map((r) => postEl(r, nameOf(r.author), dept, reload, false))));
+  }
+  return el;
+}
+
+function postEl(p, author, dept, reload, topLevel) {
+  const body = h("div", { class: "body" }, p.deleted ? h("em", { class: "muted" }, "deleted") : p.body);
+  const actions = h("div", { class: "actions" });
+  const el = h("article", { class: "card post", "data-id": p.id },
+    h("div", { class: "meta" }, author, " · ", when(p.created_at), p.edited_at ? " · edited" : ""),
+    body, actions);
+  if (p.deleted) return el;
+  for (const [emoji, who] of Object.entries(p.reactions)) {
+    actions.append(h("button", { "aria-label": `${emoji} ${who.map(nameOf).join(", ")}`, onclick: () => act(async () => {
+      await api("/v1/posts/react", { method: "POST", body: { post: p.id, emoji } });
+      await reload();
+    }) }, `${emoji} ${who.length}`));
+  }
+  for (const emoji of ["👍", "🎉"]) {
+    if (!p.reactions[emoji]) {
+      actions.append(h("button", { "aria-label": `React ${emoji}`, onclick: () => act(async () => {
+        await api("/v1/posts/react", { method: "POST", body: { post: p.id, emoji } });
+        await reload();
+      }) }, `+${emoji}`));
+    }
+  }
+  if (topLevel) {
+    actions.append(h("button", { onclick: () => {
+      const text = h("textarea", { "aria-label": "Reply" });
+      const box = h("div", { class: "compose" }, text, h("div", { class: "row" }, h("button", { class: "primary", onclick: () => act(async () => {
+        await api("/v1/posts", { method: "POST", body: { dept, text: text.value, reply_to: p.id } });
+        await reload();
+      }) }, "Reply")));
+      el.append(box);
+      text.focus();
+    } }, "Reply"));
+  }
+  if (p.author === me()) {
+    actions.append(h("button", { onclick: () => {
+      const text = h("textarea", { "aria-label": "Edit post" });
+      text.value = p.body;
+      body.replaceChildren(text, h("button", { class: "primary", onclick: () => act(async () => {
+        await api("/v1/posts/edit", { method: "POST", body: { post: p.id, text: text.value } });
+        await reload();
+      }) }, "Save"));
+      text.focus();
+    } }, "Edit"));
+  }
+  if (p.author === me() || isAdmin()) {
+    actions.append(h("button", { onclick: () => act(async () => {
+      if (!confirm("Delete this post?")) return;
+      await api("/v1/posts/delete", { method: "POST", body: { post: p.id } });
+      await reload();
+    }) }, "Delete"));
+  }
+  return el;
+}
+
+// --- Direct messages ---------------------------------------------------------
+
+async function dmsPage(member) {
+  const people = state.members.filter((m) => !m.removed && m.id !== me() && m.role !== "pinner");
+  const list = h("ul", {}, people.map((m) => h("li", {}, h("a", { href: `#/dms/${m.id}` }, m.name))));
+  if (!member) {
+    show(h("h1", {}, "Direct messages"), list);
+    return;
+  }
+  const box = h("div", { id: "messages" });
+  const load = async () => {
+    const messages = await api(`/v1/dms?member=${encodeURIComponent(member)}`);
+    box.replaceChildren(...messages.map((p) => h("div", { class: "card post" },
+      h("div", { class: "meta" }, nameOf(p.author), " · ", when(p.created_at)),
+      h("div", { class: "body" }, p.deleted ? "deleted" : p.body))));
+  };
+  const text = h("textarea", { "aria-label": `Message ${nameOf(member)}` });
+  const send = h("button", { class: "primary", onclick: () => act(async () => {
+    await api("/v1/dms", { method: "POST", body: { member, text: text.value } });
+    text.value = "";
+    await load();
+  }) }, "Send");
+  page.on = (e) => { if (e.type === "feed_changed") quietly(load); };
+  show(h("h1", {}, nameOf(member)), box, h("div", { class: "compose" }, text, h("div", { class: "row" }, send)));
+  await load();
+}
+
+// --- Files -----------------------------------------------------------------
+
+async function filesPage(dept) {
+  const deptId = state.depts.find((d) => d.name === dept)?.id;
+  const table = h("table", { id: "files" });
+  const bar = h("progress", { max: 1, value: 0, hidden: true });
+  const status = h("p", { class: "muted", "aria-live": "polite" });
+  const input = h("input", { type: "file", id: "upload", "aria-label": "Share a file" });
+  const upload = (file) => {
+    bar.hidden = false;
+    status.textContent = `Sharing ${file.name}…`;
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/web/upload?dept=${encodeURIComponent(dept)}&name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader("x-csrf-token", state.csrf);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+    xhr.onload = () => {
+      bar.hidden = true;
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 200) {
+        status.textContent = `Shared ${file.name}.`;
+        act(load);
+      } else {
+        status.textContent = "";
+        banner(answer.error || `Upload failed (${xhr.status})`);
+      }
+    };
+    xhr.onerror = () => { bar.hidden = true; banner("The Meshwork daemon is not answering. Is it running?"); };
+    xhr.send(file);
+  };
+  input.addEventListener("change", () => input.files[0] && upload(input.files[0]));
+  const drop = h("div", { class: "drop", id: "drop" }, "Drop a file here, or ", input);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
+  });
+  const load = async () => {
+    const files = await api(`/v1/files?dept=${encodeURIComponent(dept)}`);
+    table.replaceChildren(
+      h("thead", {}, h("tr", {}, ["Name", "Size", "Uploader", "Available until", "Peers"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, files.map((f) => h("tr", { "data-id": f.id },
+        h("td", {}, downloadLink(f)),
+        h("td", {}, size(f.size)),
+        h("td", {}, f.uploader_name),
+        h("td", {}, when(f.available_until)),
+        h("td", {}, f.peers)))));
+    if (!files.length) table.append(h("caption", {}, "No files yet."));
+  };
+  page.on = (e) => { if (e.type === "library_changed" && e.dept === deptId) quietly(load); };
+  show(h("h1", {}, `Files — ${dept}`), drop, bar, status, table);
+  await load();
+}
+
+// A link that first makes sure some reachable peer has the file (showing
+// why not, if none does), then lets the browser download it.
+function downloadLink(f) {
+  const href = `/v1/web/download/${encodeURIComponent(f.id)}`;
+  let ready = false;
+  const a = h("a", { href, download: f.name }, f.name);
+  a.addEventListener("click", (e) => {
+    if (ready) return;
+    e.preventDefault();
+    act(async () => {
+      a.setAttribute("aria-busy", "true");
+      try {
+        await api("/v1/web/fetch", { method: "POST", body: { id: f.id } });
+      } finally {
+        a.removeAttribute("aria-busy");
+      }
+      ready = true;
+      a.click();
+      ready = false;
+    });
+  });
+  return a;
+}
+
+// --- Pins ------------------------------------------------------------------
+
+async function pinsPage() {
+  const load = async () => {
+    const v = await api("/v1/pins");
+    show(
+      h("h1", {}, "Pins"),
+      h("p", {}, `Kept for at least ${Math.round(v.policy.retention_ms / 3600000)} h, by ${v.policy.replicas} pinner(s) each.`),
+      h("table", {},
+        h("thead", {}, h("tr", {}, ["File", "Size", "Until", "Replicas", "Pinners"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, v.pins.map((p) => h("tr", {},
+          h("td", {}, p.name ?? `blob ${p.blob.slice(0, 16)}…`),
+          h("td", {}, size(p.size)),
+          h("td", {}, when(p.until)),
+          h("td", { class: p.meets_target ? "" : "bad" }, `${p.replicas}/${p.target}`),
+          h("td", {}, p.pinners.map((x) => x.name + (x.lost ? " (lost)" : "")).join(", ") || "none"))))),
+      h("h2", {}, "Pin nodes"),
+      v.nodes.length
+        ? h("ul", {}, v.nodes.map((n) => h("li", { class: n.full ? "bad" : "" }, `${n.name}: ${size(n.used)} of ${size(n.quota)}${n.full ? " — quota full" : ""}`)))
+        : h("p", { class: "muted" }, "No pin node has reported yet."));
+  };
+  page.on = (e) => { if (e.type === "pins_changed") quietly(load); };
+  await load();
+}
+
+// --- Start -----------------------------------------------------------------
+
+async function start() {
+  document.getElementById("menu").addEventListener("click", (e) => {
+    const open = document.getElementById("nav").classList.toggle("open");
+    e.currentTarget.setAttribute("aria-expanded", String(open));
+  });
+  let res;
+  try {
+    res = await fetch("/v1/session", { credentials: "same-origin" });
+  } catch {
+    return banner("The Meshwork daemon is not answering. Is it running? (meshwork daemon)");
+  }
+  if (res.status === 401) return loggedOut();
+  state.csrf = (await res.json()).csrf;
+  await act(loadWorkspace);
+  listen();
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();
