@@ -163,6 +163,23 @@ async fn two_browsers_share_a_feed_and_a_file_live() {
     let ab = driver.browser(&dir.path().join("profile-ada")).await;
     let bb = driver.browser(&dir.path().join("profile-bob")).await;
     let ada_url = log_in(&ab, &ada).await;
+    // The admin's invite, as text and as a QR code.
+    ab.find(Locator::Css("#invite"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the invite shows as text and QR code", || async {
+        let text = texts(&ab, "#invite-text").await;
+        text.iter().any(|t| t.starts_with("mw1-"))
+            && !ab
+                .find_all(Locator::Css("#invite-qr"))
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
     screenshot(&ab, "workspace").await;
     let bob_url = log_in(&bb, &bob).await;
     eventually("Bob's app lists him in Research", || async {
@@ -184,11 +201,15 @@ async fn two_browsers_share_a_feed_and_a_file_live() {
             .any(|t| !t.is_empty())
     })
     .await;
-    let compose = ab.find(Locator::Css("#compose")).await.unwrap();
-    compose
-        .send_keys("Hello from Ada's browser, @Bob")
+    // The mention button puts "@Bob " in; Ada types the rest.
+    ab.find(Locator::Css("button.mention"))
+        .await
+        .unwrap()
+        .click()
         .await
         .unwrap();
+    let compose = ab.find(Locator::Css("#compose")).await.unwrap();
+    compose.send_keys("hello from Ada's browser").await.unwrap();
     ab.find(Locator::Css("#send"))
         .await
         .unwrap()
@@ -199,9 +220,14 @@ async fn two_browsers_share_a_feed_and_a_file_live() {
         texts(&bb, "#threads .body")
             .await
             .iter()
-            .any(|t| t == "Hello from Ada's browser, @Bob")
+            .any(|t| t == "@Bob hello from Ada's browser")
     })
     .await;
+    let mentions = json(&bob, &["feed", "--mentions", "--json"]);
+    assert!(
+        mentions.to_string().contains("hello from Ada's browser"),
+        "the @mention reached Bob: {mentions}"
+    );
 
     // Markup in a post is text: it shows as typed and runs nothing.
     let xss = "<img src=x onerror=alert(1)>";
@@ -228,6 +254,9 @@ async fn two_browsers_share_a_feed_and_a_file_live() {
         assert!(b.get_alert_text().await.is_err(), "no script ran");
     }
     screenshot(&bb, "feed").await;
+    bb.set_window_size(390, 844).await.unwrap();
+    screenshot(&bb, "feed-phone").await;
+    bb.set_window_size(1280, 900).await.unwrap();
 
     // Ada uploads a file; Bob's list shows it live and it downloads
     // byte-identical through his browser session.

@@ -111,6 +111,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/workspace/policy", post(set_policy))
         .route("/v1/web/upload", post(web::upload))
         .route("/v1/web/fetch", post(web::fetch))
+        .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
         .with_state(node);
     let private = node_routes

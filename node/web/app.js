@@ -157,30 +157,39 @@ function listen() {
 // --- Workspace -------------------------------------------------------------
 
 async function workspacePage() {
+  // Live parts are re-rendered in place on every roster or peer event; an
+  // invite on screen stays.
+  const title = h("h1", {});
+  const people = h("table", { id: "members" });
+  const admin = isAdmin() ? adminTools() : null;
   const render = () => {
-    const people = h("table", {},
+    title.textContent = state.status.workspace?.name ?? "Workspace";
+    people.replaceChildren(
       h("thead", {}, h("tr", {}, h("th", {}, "Member"), h("th", {}, "Role"), h("th", {}, "Departments"))),
       h("tbody", {}, state.members.filter((m) => !m.removed).map((m) => h("tr", {},
         h("td", { class: state.online.has(m.id) ? "online" : "offline" }, m.name),
         h("td", {}, m.role),
         h("td", {}, state.depts.filter((d) => d.members.some((x) => x.id === m.id)).map((d) => d.name).join(", ")),
       ))));
-    const kids = [h("h1", {}, state.status.workspace?.name ?? "Workspace"), people];
-    if (isAdmin()) kids.push(adminTools());
-    show(...kids);
+    admin?.refresh();
   };
   page.on = (e) => { if (e.type === "roster_changed" || e.type.startsWith("peer_")) render(); };
+  show(title, people, admin?.el);
   render();
 }
 
+// Invites, departments and who is in them (admins). `refresh` refills the
+// pickers from the latest roster.
 function adminTools() {
   const out = h("div", { class: "token", id: "invite-token" });
-  const inviteDept = h("select", { "aria-label": "Department of the invitee" },
-    h("option", { value: "" }, "no department"),
-    state.depts.map((d) => h("option", { value: d.name }, d.name)));
+  const inviteDept = h("select", { "aria-label": "Department of the invitee" });
   const invite = h("button", { id: "invite", onclick: () => act(async () => {
     const i = await api("/v1/invites", { method: "POST", body: { dept: inviteDept.value || null } });
-    out.replaceChildren(h("p", {}, "One-use invite, valid until ", when(i.expires_at), ":"), h("code", {}, i.token));
+    const qr = await api("/v1/web/qr", { method: "POST", body: { text: i.token } });
+    out.replaceChildren(
+      h("p", {}, "One-use invite, valid until ", when(i.expires_at), ". On the new member's node: ", h("code", {}, "meshwork join TOKEN"), "."),
+      h("code", { id: "invite-text" }, i.token),
+      h("img", { id: "invite-qr", alt: "The invite as a QR code", src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(qr.svg)}` }));
   }) }, "Create invite");
   const deptName = h("input", { "aria-label": "New department's name", placeholder: "New department" });
   const create = h("button", { onclick: () => act(async () => {
@@ -188,19 +197,32 @@ function adminTools() {
     deptName.value = "";
     await loadWorkspace();
   }) }, "Create");
-  const who = h("select", { "aria-label": "Member" }, state.members.filter((m) => !m.removed && m.role !== "pinner").map((m) => h("option", { value: m.id }, m.name)));
-  const where = h("select", { "aria-label": "Department" }, state.depts.map((d) => h("option", { value: d.name }, d.name)));
+  const who = h("select", { "aria-label": "Member" });
+  const where = h("select", { "aria-label": "Department" });
   const move = (path) => () => act(async () => {
     await api(path, { method: "POST", body: { member: who.value, dept: where.value } });
     await loadWorkspace();
   });
-  return h("section", { class: "card" },
+  // Refills a picker, keeping what was picked.
+  const fill = (select, options) => {
+    const picked = select.value;
+    select.replaceChildren(...options.map(([value, label]) => h("option", { value }, label)));
+    if (options.some(([value]) => value === picked)) select.value = picked;
+  };
+  const refresh = () => {
+    const depts = state.depts.map((d) => [d.name, d.name]);
+    fill(inviteDept, [["", "no department"], ...depts]);
+    fill(where, depts);
+    fill(who, state.members.filter((m) => !m.removed && m.role !== "pinner").map((m) => [m.id, m.name]));
+  };
+  const el = h("section", { class: "card" },
     h("h2", {}, "Admin"),
     h("div", { class: "row" }, inviteDept, invite), out,
     h("div", { class: "row" }, deptName, create),
     h("div", { class: "row" }, who, where,
       h("button", { onclick: move("/v1/depts/add") }, "Add to department"),
       h("button", { onclick: move("/v1/depts/remove") }, "Remove from department")));
+  return { el, refresh };
 }
 
 // --- Feed ------------------------------------------------------------------
@@ -233,7 +255,17 @@ async function feedPage(dept) {
     }
   }).observe(sentinel);
   page.on = (e) => { if (e.type === "feed_changed" && e.dept === deptId) quietly(load); };
-  show(h("h1", {}, dept), h("div", { class: "compose" }, text, h("div", { class: "row" }, send)), list, sentinel);
+  // Mention helpers: a button per department member inserts "@Name ".
+  const people = state.depts.find((d) => d.name === dept)?.members.filter((m) => m.id !== me()) ?? [];
+  const mention = (name) => {
+    const at = text.selectionStart ?? text.value.length;
+    text.value = `${text.value.slice(0, at)}@${name} ${text.value.slice(at)}`;
+    text.focus();
+  };
+  const mentions = people.length
+    ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
+    : null;
+  show(h("h1", {}, dept), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, mentions)), list, sentinel);
   await load();
 }
 

@@ -283,6 +283,24 @@ pub(super) async fn upload(
 }
 
 #[derive(Deserialize)]
+pub(super) struct QrBody {
+    text: String,
+}
+
+/// `text` as a QR code (SVG), for an invite a phone can scan. Made here so
+/// that no script from elsewhere is needed, and the token never sits in a
+/// URL.
+pub(super) async fn qr(Json(b): Json<QrBody>) -> ApiResult {
+    let code = qrcode::QrCode::with_error_correction_level(b.text.as_bytes(), qrcode::EcLevel::L)
+        .map_err(|e| NodeError::BadRequest(format!("cannot make a QR code of that: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .build();
+    ok(json!({ "svg": svg }))
+}
+
+#[derive(Deserialize)]
 pub(super) struct FetchBody {
     id: String,
 }
