@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::bin::*;
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -193,6 +193,39 @@ where
     }
 }
 
+/// Picks the option labelled `label` of the select `css`.
+async fn pick(b: &Client, css: &str, label: &str) {
+    for option in b
+        .find_all(Locator::Css(&format!("{css} option")))
+        .await
+        .unwrap()
+    {
+        if option.text().await.unwrap() == label {
+            option.click().await.unwrap();
+            return;
+        }
+    }
+    panic!("{css} has no option {label}");
+}
+
+/// Shares `file` through the files page's file input.
+async fn upload(b: &Client, file: &Path) {
+    b.find(Locator::Css("#upload"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+}
+
+/// Waits until the open files page lists `name` (live, no reload).
+async fn until_listed(b: &Client, name: &str) {
+    eventually(&format!("the files page lists {name}"), || async {
+        texts(b, "#files td a").await.iter().any(|t| t == name)
+    })
+    .await;
+}
+
 /// Presses and releases each key of `keys` (WebDriver key codes allowed).
 async fn press(b: &Client, keys: &str) {
     use fantoccini::actions::{InputSource, KeyAction, KeyActions};
@@ -289,6 +322,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     let ab = Browser::open(kind, dir.path(), "ada").await;
     let bb = Browser::open(kind, dir.path(), "bob").await;
     let ada_url = log_in(&ab, &ada).await;
+    let bob_url = log_in(&bb, &bob).await;
     // The admin's invite, as text and as a QR code.
     ab.find(Locator::Css("#invite"))
         .await
@@ -307,7 +341,72 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     })
     .await;
     ab.screenshot("workspace").await;
-    let bob_url = log_in(&bb, &bob).await;
+
+    // The admin makes a department and moves Bob into it; Bob's app shows
+    // it without a reload.
+    ab.find(Locator::Css("#new-dept"))
+        .await
+        .unwrap()
+        .send_keys("Design")
+        .await
+        .unwrap();
+    ab.find(Locator::Css("#create-dept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("the department can be picked", || async {
+        texts(&ab, "#where option")
+            .await
+            .iter()
+            .any(|t| t == "Design")
+    })
+    .await;
+    pick(&ab, "#who", "Bob").await;
+    pick(&ab, "#where", "Design").await;
+    ab.find(Locator::Css("#add-to-dept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("Bob's app lists Design, live", || async {
+        texts(&bb, "nav a").await.iter().any(|t| t == "Design")
+    })
+    .await;
+
+    // A direct message from Bob appears in Ada's open conversation.
+    let ada_id = json(&ada, &["status", "--json"])["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_id = json(&bob, &["status", "--json"])["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ab.goto(&format!("{ada_url}/#/dms/{bob_id}")).await.unwrap();
+    bb.goto(&format!("{bob_url}/#/dms/{ada_id}")).await.unwrap();
+    bb.find(Locator::Css("#dm-text"))
+        .await
+        .unwrap()
+        .send_keys("just between us")
+        .await
+        .unwrap();
+    bb.find(Locator::Css("#dm-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually("Ada sees Bob's message, live", || async {
+        texts(&ab, "#messages .body")
+            .await
+            .iter()
+            .any(|t| t == "just between us")
+    })
+    .await;
+    ab.screenshot("dms").await;
     eventually("Bob's app lists him in Research", || async {
         texts(&bb, "nav a").await.iter().any(|t| t == "Research")
     })
@@ -393,8 +492,18 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
             .any(|t| t == "typed with the keyboard alone")
     })
     .await;
+    // Phone-sized: the navigation folds behind the menu button.
     bb.set_window_size(390, 844).await.unwrap();
+    let nav = bb.find(Locator::Css("nav")).await.unwrap();
+    let menu = bb.find(Locator::Css("#menu")).await.unwrap();
+    assert!(menu.is_displayed().await.unwrap() && !nav.is_displayed().await.unwrap());
     bb.screenshot("feed-phone").await;
+    menu.click().await.unwrap();
+    assert!(
+        nav.is_displayed().await.unwrap(),
+        "the menu opens the navigation"
+    );
+    menu.click().await.unwrap();
     bb.set_window_size(1280, 900).await.unwrap();
 
     // Ada uploads a file; Bob's list shows it live and it downloads
@@ -417,19 +526,8 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
             .is_empty()
     })
     .await;
-    ab.find(Locator::Css("#upload"))
-        .await
-        .unwrap()
-        .send_keys(file.to_str().unwrap())
-        .await
-        .unwrap();
-    eventually("Bob's list shows the file, live", || async {
-        texts(&bb, "#files td a")
-            .await
-            .iter()
-            .any(|t| t == "roadmap.pdf")
-    })
-    .await;
+    upload(&ab, &file).await;
+    until_listed(&bb, "roadmap.pdf").await;
     bb.screenshot("files").await;
     // Bob clicks it: the browser saves it in its download directory.
     bb.find(Locator::Css("#files td a"))
@@ -452,19 +550,8 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     // cannot have it.
     let later = dir.path().join("later.txt");
     std::fs::write(&later, b"only Ada has this").unwrap();
-    ab.find(Locator::Css("#upload"))
-        .await
-        .unwrap()
-        .send_keys(later.to_str().unwrap())
-        .await
-        .unwrap();
-    eventually("Bob's list shows the second file", || async {
-        texts(&bb, "#files td a")
-            .await
-            .iter()
-            .any(|t| t == "later.txt")
-    })
-    .await;
+    upload(&ab, &later).await;
+    until_listed(&bb, "later.txt").await;
     ada_daemon.kill9();
     for link in bb.find_all(Locator::Css("#files td a")).await.unwrap() {
         if link.text().await.unwrap() == "later.txt" {
@@ -481,7 +568,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     bb.screenshot("files-unreachable").await;
 
     // The other pages render.
-    for (page, name) in [("#/dms", "dms"), ("#/pins", "pins")] {
+    for (page, name) in [("#/pins", "pins")] {
         bb.goto(&format!("{bob_url}/{page}")).await.unwrap();
         eventually(&format!("the {name} page"), || async {
             !texts(&bb, "h1").await.is_empty()
@@ -498,9 +585,7 @@ async fn without_a_session_the_app_shows_the_way_in_and_the_api_refuses(kind: Ki
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
     let _d = daemon(&home);
-    let api: Value =
-        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
-    let base = format!("http://{}", api["addr"].as_str().unwrap());
+    let base = format!("http://{}", api_addr(&home));
     let b = Browser::open(kind, dir.path(), "anon").await;
     b.goto(&base).await.unwrap();
     eventually("the app says how to log in", || async {

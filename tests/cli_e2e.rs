@@ -158,8 +158,6 @@ fn the_api_refuses_requests_without_the_token() {
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
     let _d = daemon(&home);
-    let api: Value =
-        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -174,7 +172,7 @@ fn the_api_refuses_requests_without_the_token() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let addr = api["addr"].as_str().unwrap();
+    let addr = &api_addr(&home);
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     use std::io::{Read, Write};
     write!(
@@ -402,9 +400,7 @@ fn the_web_app_needs_a_session_a_csrf_token_and_its_own_host() {
     ok(&home, &["init", "--name", "Ada"]);
     let _d = daemon(&home);
     ok(&home, &["workspace", "create", "Acme"]);
-    let api: Value =
-        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
-    let addr = api["addr"].as_str().unwrap();
+    let addr = &api_addr(&home);
 
     // The app's shell is public, and every answer carries a strict CSP.
     let page = http(addr, &format!("GET / HTTP/1.1\r\nHost: {addr}"), "");

@@ -191,14 +191,14 @@ function adminTools() {
       h("code", { id: "invite-text" }, i.token),
       h("img", { id: "invite-qr", alt: "The invite as a QR code", src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(qr.svg)}` }));
   }) }, "Create invite");
-  const deptName = h("input", { "aria-label": "New department's name", placeholder: "New department" });
-  const create = h("button", { onclick: () => act(async () => {
+  const deptName = h("input", { id: "new-dept", "aria-label": "New department's name", placeholder: "New department" });
+  const create = h("button", { id: "create-dept", onclick: () => act(async () => {
     await api("/v1/depts", { method: "POST", body: { name: deptName.value } });
     deptName.value = "";
     await loadWorkspace();
   }) }, "Create");
-  const who = h("select", { "aria-label": "Member" });
-  const where = h("select", { "aria-label": "Department" });
+  const who = h("select", { id: "who", "aria-label": "Member" });
+  const where = h("select", { id: "where", "aria-label": "Department" });
   const move = (path) => () => act(async () => {
     await api(path, { method: "POST", body: { member: who.value, dept: where.value } });
     await loadWorkspace();
@@ -220,8 +220,8 @@ function adminTools() {
     h("div", { class: "row" }, inviteDept, invite), out,
     h("div", { class: "row" }, deptName, create),
     h("div", { class: "row" }, who, where,
-      h("button", { onclick: move("/v1/depts/add") }, "Add to department"),
-      h("button", { onclick: move("/v1/depts/remove") }, "Remove from department")));
+      h("button", { id: "add-to-dept", onclick: move("/v1/depts/add") }, "Add to department"),
+      h("button", { id: "remove-from-dept", onclick: move("/v1/depts/remove") }, "Remove from department")));
   return { el, refresh };
 }
 
@@ -346,8 +346,8 @@ async function dmsPage(member) {
       h("div", { class: "meta" }, nameOf(p.author), " · ", when(p.created_at)),
       h("div", { class: "body" }, p.deleted ? "deleted" : p.body))));
   };
-  const text = h("textarea", { "aria-label": `Message ${nameOf(member)}` });
-  const send = h("button", { class: "primary", onclick: () => act(async () => {
+  const text = h("textarea", { id: "dm-text", "aria-label": `Message ${nameOf(member)}` });
+  const send = h("button", { id: "dm-send", class: "primary", onclick: () => act(async () => {
     await api("/v1/dms", { method: "POST", body: { member, text: text.value } });
     text.value = "";
     await load();

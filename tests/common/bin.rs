@@ -94,6 +94,16 @@ pub fn json(home: &Path, args: &[&str]) -> Value {
     LOCAL.json(home, args)
 }
 
+/// Where the daemon of `home` serves its API and web app (from api.json).
+pub fn api_addr(home: &Path) -> String {
+    let api: Value = serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap())
+        .expect("api.json is JSON");
+    api["addr"]
+        .as_str()
+        .expect("api.json names an address")
+        .to_owned()
+}
+
 /// A daemon's flags for loopback with mDNS off.
 pub const LOOPBACK_ARGS: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
 
