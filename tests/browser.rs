@@ -193,6 +193,34 @@ where
     }
 }
 
+/// Clicks the element `css` matches.
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css` matches.
+async fn type_into(b: &Client, css: &str, text: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Waits until an element `css` matches shows exactly `text`.
+async fn until_shows(b: &Client, css: &str, text: &str, what: &str) {
+    eventually(what, || async {
+        texts(b, css).await.iter().any(|t| t == text)
+    })
+    .await;
+}
+
 /// Picks the option labelled `label` of the select `css`.
 async fn pick(b: &Client, css: &str, label: &str) {
     for option in b
@@ -210,12 +238,7 @@ async fn pick(b: &Client, css: &str, label: &str) {
 
 /// Shares `file` through the files page's file input.
 async fn upload(b: &Client, file: &Path) {
-    b.find(Locator::Css("#upload"))
-        .await
-        .unwrap()
-        .send_keys(file.to_str().unwrap())
-        .await
-        .unwrap();
+    type_into(b, "#upload", file.to_str().unwrap()).await;
 }
 
 /// Waits until the open files page lists `name` (live, no reload).
@@ -324,12 +347,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     let ada_url = log_in(&ab, &ada).await;
     let bob_url = log_in(&bb, &bob).await;
     // The admin's invite, as text and as a QR code.
-    ab.find(Locator::Css("#invite"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&ab, "#invite").await;
     eventually("the invite shows as text and QR code", || async {
         let text = texts(&ab, "#invite-text").await;
         text.iter().any(|t| t.starts_with("mw1-"))
@@ -344,37 +362,19 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
 
     // The admin makes a department and moves Bob into it; Bob's app shows
     // it without a reload.
-    ab.find(Locator::Css("#new-dept"))
-        .await
-        .unwrap()
-        .send_keys("Design")
-        .await
-        .unwrap();
-    ab.find(Locator::Css("#create-dept"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    eventually("the department can be picked", || async {
-        texts(&ab, "#where option")
-            .await
-            .iter()
-            .any(|t| t == "Design")
-    })
+    type_into(&ab, "#new-dept", "Design").await;
+    click(&ab, "#create-dept").await;
+    until_shows(
+        &ab,
+        "#where option",
+        "Design",
+        "the department can be picked",
+    )
     .await;
     pick(&ab, "#who", "Bob").await;
     pick(&ab, "#where", "Design").await;
-    ab.find(Locator::Css("#add-to-dept"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    eventually("Bob's app lists Design, live", || async {
-        texts(&bb, "nav a").await.iter().any(|t| t == "Design")
-    })
-    .await;
+    click(&ab, "#add-to-dept").await;
+    until_shows(&bb, "nav a", "Design", "Bob's app lists Design, live").await;
 
     // A direct message from Bob appears in Ada's open conversation.
     let ada_id = json(&ada, &["status", "--json"])["member_id"]
@@ -387,30 +387,17 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         .to_owned();
     ab.goto(&format!("{ada_url}/#/dms/{bob_id}")).await.unwrap();
     bb.goto(&format!("{bob_url}/#/dms/{ada_id}")).await.unwrap();
-    bb.find(Locator::Css("#dm-text"))
-        .await
-        .unwrap()
-        .send_keys("just between us")
-        .await
-        .unwrap();
-    bb.find(Locator::Css("#dm-send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    eventually("Ada sees Bob's message, live", || async {
-        texts(&ab, "#messages .body")
-            .await
-            .iter()
-            .any(|t| t == "just between us")
-    })
+    type_into(&bb, "#dm-text", "just between us").await;
+    click(&bb, "#dm-send").await;
+    until_shows(
+        &ab,
+        "#messages .body",
+        "just between us",
+        "Ada sees Bob's message, live",
+    )
     .await;
     ab.screenshot("dms").await;
-    eventually("Bob's app lists him in Research", || async {
-        texts(&bb, "nav a").await.iter().any(|t| t == "Research")
-    })
-    .await;
+    until_shows(&bb, "nav a", "Research", "Bob's app lists him in Research").await;
 
     // Ada posts; Bob's open feed shows it without a reload.
     ab.goto(&format!("{ada_url}/#/feed/Research"))
@@ -427,26 +414,16 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     })
     .await;
     // The mention button puts "@Bob " in; Ada types the rest.
-    ab.find(Locator::Css("button.mention"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&ab, "button.mention").await;
     let compose = ab.find(Locator::Css("#compose")).await.unwrap();
     compose.send_keys("hello from Ada's browser").await.unwrap();
-    ab.find(Locator::Css("#send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    eventually("Bob sees Ada's post, live", || async {
-        texts(&bb, "#threads .body")
-            .await
-            .iter()
-            .any(|t| t == "@Bob hello from Ada's browser")
-    })
+    click(&ab, "#send").await;
+    until_shows(
+        &bb,
+        "#threads .body",
+        "@Bob hello from Ada's browser",
+        "Bob sees Ada's post, live",
+    )
     .await;
     let mentions = json(&bob, &["feed", "--mentions", "--json"]);
     assert!(
@@ -458,16 +435,8 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     let xss = "<img src=x onerror=alert(1)>";
     let compose = ab.find(Locator::Css("#compose")).await.unwrap();
     compose.send_keys(xss).await.unwrap();
-    ab.find(Locator::Css("#send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    eventually("Bob sees the markup as text", || async {
-        texts(&bb, "#threads .body").await.iter().any(|t| t == xss)
-    })
-    .await;
+    click(&ab, "#send").await;
+    until_shows(&bb, "#threads .body", xss, "Bob sees the markup as text").await;
     for b in [&ab, &bb] {
         assert!(
             b.find_all(Locator::Css("#threads img"))
@@ -485,12 +454,12 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     press(&bb, "typed with the keyboard alone").await;
     tab_to(&bb, "send").await;
     press(&bb, "\u{E007}").await;
-    eventually("Ada sees the post Bob typed with the keyboard", || async {
-        texts(&ab, "#threads .body")
-            .await
-            .iter()
-            .any(|t| t == "typed with the keyboard alone")
-    })
+    until_shows(
+        &ab,
+        "#threads .body",
+        "typed with the keyboard alone",
+        "Ada sees the post Bob typed with the keyboard",
+    )
     .await;
     // Phone-sized: the navigation folds behind the menu button.
     bb.set_window_size(390, 844).await.unwrap();
@@ -530,12 +499,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     until_listed(&bb, "roadmap.pdf").await;
     bb.screenshot("files").await;
     // Bob clicks it: the browser saves it in its download directory.
-    bb.find(Locator::Css("#files td a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&bb, "#files td a").await;
     let saved = downloads(dir.path(), "bob").join("roadmap.pdf");
     eventually("Bob's browser has saved the file", || async {
         std::fs::metadata(&saved).is_ok_and(|m| m.len() == bytes.len() as u64)
@@ -588,10 +552,7 @@ async fn without_a_session_the_app_shows_the_way_in_and_the_api_refuses(kind: Ki
     let base = format!("http://{}", api_addr(&home));
     let b = Browser::open(kind, dir.path(), "anon").await;
     b.goto(&base).await.unwrap();
-    eventually("the app says how to log in", || async {
-        texts(&b, "h1").await.iter().any(|t| t == "Not logged in")
-    })
-    .await;
+    until_shows(&b, "h1", "Not logged in", "the app says how to log in").await;
     let status = b
         .execute_async(
             "const [done] = arguments; fetch('/v1/status').then((r) => done(r.status));",
