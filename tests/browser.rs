@@ -312,7 +312,14 @@ async fn log_in(b: &Client, home: &Path) -> String {
         texts(b, "#ws").await.iter().any(|t| t == "Acme")
     })
     .await;
-    base.as_str().trim_end_matches('/').to_owned()
+    // The session token went from the address bar into the tab's storage.
+    let now = b.current_url().await.unwrap();
+    assert_eq!(
+        now.fragment(),
+        None,
+        "the token is not left in the address bar"
+    );
+    base.origin().ascii_serialization()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -394,7 +394,7 @@ fn http(addr: &str, head: &str, body: &str) -> String {
 }
 
 #[test]
-fn the_web_app_needs_a_session_a_csrf_token_and_its_own_host() {
+fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
@@ -452,15 +452,53 @@ fn the_web_app_needs_a_session_a_csrf_token_and_its_own_host() {
     let again = http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), "");
     assert!(again.starts_with("HTTP/1.1 401"), "{again}");
 
-    // With the session: reads work; writes need the CSRF token.
-    let session = http(
+    // The redirect hands the page the session's token, in the fragment.
+    let token = login
+        .lines()
+        .find_map(|l| l.strip_prefix("location: /#session="))
+        .or_else(|| {
+            login
+                .lines()
+                .find_map(|l| l.strip_prefix("Location: /#session="))
+        })
+        .expect("the token in the redirect's fragment")
+        .trim()
+        .to_owned();
+
+    // The cookie alone opens nothing, not even a read: any server on this
+    // host may have been sent it. The token alone opens nothing either.
+    let read = |extra: &str| {
+        http(
+            addr,
+            &format!("GET /v1/status HTTP/1.1\r\nHost: {addr}{extra}"),
+            "",
+        )
+    };
+    let cookie_only = read(&format!("\r\nCookie: {cookie}"));
+    assert!(cookie_only.starts_with("HTTP/1.1 403"), "{cookie_only}");
+    let token_only = read(&format!("\r\nX-Session-Token: {token}"));
+    assert!(token_only.starts_with("HTTP/1.1 401"), "{token_only}");
+    let both = read(&format!("\r\nCookie: {cookie}\r\nX-Session-Token: {token}"));
+    assert!(both.starts_with("HTTP/1.1 200"), "{both}");
+    // Where a browser cannot set a header (event stream, download link),
+    // the token may ride in the query of a GET — never of a write.
+    let in_query = http(
         addr,
-        &format!("GET /v1/session HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}"),
+        &format!("GET /v1/status?session={token} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}"),
         "",
     );
-    assert!(session.starts_with("HTTP/1.1 200"), "{session}");
-    let csrf: Value = serde_json::from_str(session.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    let csrf = csrf["csrf"].as_str().unwrap();
+    assert!(in_query.starts_with("HTTP/1.1 200"), "{in_query}");
+    let write_in_query = http(
+        addr,
+        &format!(
+            "POST /v1/depts?session={token} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/json"
+        ),
+        r#"{"name":"Research"}"#,
+    );
+    assert!(
+        write_in_query.starts_with("HTTP/1.1 403"),
+        "{write_in_query}"
+    );
     let create = |extra: &str| {
         http(
             addr,
@@ -472,15 +510,15 @@ fn the_web_app_needs_a_session_a_csrf_token_and_its_own_host() {
     };
     let forged = create("");
     assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
-    let wrong = create("\r\nX-CSRF-Token: 00");
+    let wrong = create("\r\nX-Session-Token: 00");
     assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
-    let made = create(&format!("\r\nX-CSRF-Token: {csrf}"));
+    let made = create(&format!("\r\nX-Session-Token: {token}"));
     assert!(made.starts_with("HTTP/1.1 200"), "{made}");
     // A browser session cannot mint more sessions.
     let mint = http(
         addr,
         &format!(
-            "POST /v1/login-links HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}"
+            "POST /v1/login-links HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-Session-Token: {token}"
         ),
         "",
     );

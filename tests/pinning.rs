@@ -307,7 +307,12 @@ async fn the_policy_keeps_72_hours_and_pinners_stay_out_of_departments() {
 
     // Retention below 72 h, or a replica target out of range, is refused;
     // so is a policy set by a non-admin.
-    for (retention, replicas) in [(Some(71 * HOUR), None), (None, Some(0)), (None, Some(17))] {
+    for (retention, replicas) in [
+        (Some(71 * HOUR), None),
+        (Some(11 * 365 * 24 * HOUR), None),
+        (None, Some(0)),
+        (None, Some(17)),
+    ] {
         assert!(matches!(
             ada.set_policy(retention, replicas).await,
             Err(NodeError::BadRequest(_))

@@ -57,6 +57,7 @@ pub async fn serve(
         token: token.clone(),
         pid: std::process::id(),
     })?;
+    web::sweep(&node);
     let web = Sessions::new(node.clone(), addr.port());
     let app = router(node, token.clone(), web.clone());
     let task = tokio::spawn(async move {
@@ -78,7 +79,6 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/login/{code}", get(web::login))
         .with_state(sessions.clone());
     let browser = Router::new()
-        .route("/v1/session", get(web::session))
         .route("/v1/login-links", post(web::new_login_link))
         .with_state(sessions.clone());
     let node_routes = Router::new()
@@ -151,6 +151,12 @@ struct ApiError(NodeError);
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         Self(e)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        Self(NodeError::from(e))
     }
 }
 

@@ -2,7 +2,7 @@
 // anywhere but this node. Everything a user wrote becomes text nodes,
 // never markup (see `h`).
 
-const state = { csrf: null, status: null, members: [], depts: [], online: new Set() };
+const state = { token: null, status: null, members: [], depts: [], online: new Set() };
 let page = { name: null, refresh: null, on: () => {} };
 
 // --- DOM -----------------------------------------------------------------
@@ -54,7 +54,7 @@ async function api(path, { method = "GET", body } = {}) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  if (method !== "GET") init.headers["x-csrf-token"] = state.csrf;
+  init.headers["x-session-token"] = state.token;
   let res;
   try {
     res = await fetch(path, init);
@@ -142,7 +142,7 @@ function route() {
 }
 
 function listen() {
-  const events = new EventSource("/v1/events");
+  const events = new EventSource(`/v1/events?session=${state.token}`);
   events.onopen = () => banner("");
   events.onerror = () => banner("Lost the connection to the daemon; retrying…");
   events.onmessage = async (m) => {
@@ -370,7 +370,7 @@ async function filesPage(dept) {
     status.textContent = `Sharing ${file.name}…`;
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/v1/web/upload?dept=${encodeURIComponent(dept)}&name=${encodeURIComponent(file.name)}`);
-    xhr.setRequestHeader("x-csrf-token", state.csrf);
+    xhr.setRequestHeader("x-session-token", state.token);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
     xhr.onload = () => {
       bar.hidden = true;
@@ -416,7 +416,7 @@ async function filesPage(dept) {
 // A link that first makes sure some reachable peer has the file (showing
 // why not, if none does), then lets the browser download it.
 function downloadLink(f) {
-  const href = `/v1/web/download/${encodeURIComponent(f.id)}`;
+  const href = `/v1/web/download/${encodeURIComponent(f.id)}?session=${state.token}`;
   let ready = false;
   const a = h("a", { href, download: f.name }, f.name);
   a.addEventListener("click", (e) => {
@@ -469,14 +469,15 @@ async function start() {
     const open = document.getElementById("nav").classList.toggle("open");
     e.currentTarget.setAttribute("aria-expanded", String(open));
   });
-  let res;
-  try {
-    res = await fetch("/v1/session", { credentials: "same-origin" });
-  } catch {
-    return banner("The Meshwork daemon is not answering. Is it running? (meshwork daemon)");
+  // The login link's redirect hands over the session token in the
+  // fragment: keep it for this tab, and take it out of the address bar.
+  const handed = location.hash.match(/^#session=([0-9a-f]+)$/);
+  if (handed) {
+    sessionStorage.setItem("session", handed[1]);
+    history.replaceState(null, "", location.pathname);
   }
-  if (res.status === 401) return loggedOut();
-  state.csrf = (await res.json()).csrf;
+  state.token = sessionStorage.getItem("session");
+  if (!state.token) return loggedOut();
   await act(loadWorkspace);
   listen();
   window.addEventListener("hashchange", route);

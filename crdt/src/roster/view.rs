@@ -185,6 +185,8 @@ pub struct PinPolicy {
 impl PinPolicy {
     /// The promise's floor: 72 hours.
     pub const MIN_RETENTION_MS: Millis = 72 * 3600 * 1000;
+    /// The longest retention: ten years (deadlines stay far from overflow).
+    pub const MAX_RETENTION_MS: Millis = 3650 * 24 * 3600 * 1000;
     /// The most replicas a policy may ask for.
     pub const MAX_REPLICAS: u32 = 16;
 
@@ -193,6 +195,12 @@ impl PinPolicy {
         if self.retention_ms < Self::MIN_RETENTION_MS {
             return Err(format!(
                 "retention must be at least 72h (asked for {} ms)",
+                self.retention_ms
+            ));
+        }
+        if self.retention_ms > Self::MAX_RETENTION_MS {
+            return Err(format!(
+                "retention must be at most ten years (asked for {} ms)",
                 self.retention_ms
             ));
         }

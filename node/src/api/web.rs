@@ -4,9 +4,13 @@
 //!
 //! A browser logs in through a one-time link (`meshwork open`): redeeming it
 //! sets an HttpOnly, SameSite=Strict session cookie, so the bearer token
-//! never appears in a URL. A session's state-changing requests must also
-//! carry its CSRF token in `x-csrf-token`, which only this origin's scripts
-//! can read (`GET /v1/session`). Every answer carries a strict Content
+//! never appears in a URL, and hands the page the session's token in the
+//! redirect's fragment (which the app moves into its sessionStorage and out
+//! of the address bar). Every request of a session carries both: the cookie,
+//! and the token in `x-session-token` (or, where a browser cannot set a
+//! header — the event stream, a download link — in `?session=`). The token
+//! stops cross-site requests (CSRF), and also anything else on this host
+//! that receives the cookie: browsers send a 127.0.0.1 cookie to every port. Every answer carries a strict Content
 //! Security Policy; requests whose Host is not this loopback address are
 //! refused (DNS rebinding).
 
@@ -45,7 +49,7 @@ pub struct Sessions {
     node: Node,
     /// Unredeemed login codes and when they expire (node clock).
     logins: Mutex<HashMap<String, i64>>,
-    /// Session id → its CSRF token.
+    /// Session id (the cookie) → its token (the page's).
     sessions: Mutex<HashMap<String, String>>,
 }
 
@@ -76,7 +80,7 @@ impl Sessions {
         format!("meshwork_{}", self.port)
     }
 
-    /// The CSRF token of the session the request's cookie names, if any.
+    /// The token of the session the request's cookie names, if any.
     fn session(&self, headers: &HeaderMap) -> Option<String> {
         let name = self.cookie_name();
         let id = headers
@@ -98,7 +102,7 @@ fn random_hex() -> String {
 }
 
 /// Who may call an API route: the bearer token (the CLI), or a browser
-/// session — with its CSRF token on anything but a read.
+/// session — its cookie and its token together.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Caller {
     Bearer,
@@ -125,18 +129,29 @@ pub(super) fn caller(
             ))
         };
     }
-    let Some(csrf) = sessions.session(headers) else {
+    let Some(expected) = sessions.session(headers) else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "not logged in: a bearer token, or a browser session from `meshwork open`",
         ));
     };
-    let reads = [Method::GET, Method::HEAD].contains(req.method());
-    let presented = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    let in_query = || {
+        req.uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|kv| kv.strip_prefix("session="))
+    };
+    let presented = match headers.get("x-session-token").and_then(|v| v.to_str().ok()) {
+        Some(t) => Some(t),
+        None if req.method() == Method::GET => in_query(),
+        None => None,
+    };
     match presented {
-        _ if reads => Ok(Caller::Session),
-        Some(t) if super::constant_time_eq(t.as_bytes(), csrf.as_bytes()) => Ok(Caller::Session),
-        _ => Err((StatusCode::FORBIDDEN, "missing or wrong x-csrf-token")),
+        Some(t) if super::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+            Ok(Caller::Session)
+        }
+        _ => Err((StatusCode::FORBIDDEN, "missing or wrong session token")),
     }
 }
 
@@ -199,7 +214,9 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-/// Redeems a login link: a new session, its cookie, and on to the app.
+/// Redeems a login link: a new session, its cookie, and on to the app
+/// with the session's token in the fragment (never sent to a server, and
+/// taken out of the address bar by the app).
 pub(super) async fn login(
     State(sessions): State<Arc<Sessions>>,
     Path(code): Path<String>,
@@ -216,13 +233,13 @@ pub(super) async fn login(
         )
             .into_response();
     }
-    let id = random_hex();
-    lock(&sessions.sessions).insert(id.clone(), random_hex());
+    let (id, token) = (random_hex(), random_hex());
+    lock(&sessions.sessions).insert(id.clone(), token.clone());
     let cookie = format!(
         "{}={id}; HttpOnly; SameSite=Strict; Path=/",
         sessions.cookie_name()
     );
-    let mut res = Redirect::to("/").into_response();
+    let mut res = Redirect::to(&format!("/#session={token}")).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -240,17 +257,6 @@ pub(super) async fn new_login_link(
     }
 }
 
-/// The session's CSRF token, for the app's scripts.
-pub(super) async fn session(
-    State(sessions): State<Arc<Sessions>>,
-    headers: HeaderMap,
-) -> ApiResult {
-    match sessions.session(&headers) {
-        Some(csrf) => ok(json!({ "csrf": csrf })),
-        None => Err(NodeError::Forbidden("no browser session".into()).into()),
-    }
-}
-
 #[derive(Deserialize)]
 pub(super) struct UploadQuery {
     dept: String,
@@ -264,22 +270,16 @@ pub(super) async fn upload(
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> ApiResult {
-    let tmp = scratch(&node)?;
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        let mut chunks = body.into_data_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk =
-                chunk.map_err(|e| NodeError::BadRequest(format!("upload interrupted: {e}")))?;
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        drop(file);
-        node.share(&q.dept, &tmp, Some(&q.name), None).await
+    let tmp = Scratch::new(&node)?;
+    let mut file = tokio::fs::File::create(&tmp.0).await?;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| NodeError::BadRequest(format!("upload interrupted: {e}")))?;
+        file.write_all(&chunk).await?;
     }
-    .await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    ok(result?)
+    file.flush().await?;
+    drop(file);
+    ok(node.share(&q.dept, &tmp.0, Some(&q.name), None).await?)
 }
 
 #[derive(Deserialize)]
@@ -319,17 +319,13 @@ pub(super) async fn download(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, info) = node.file(&id)?;
-    let tmp = scratch(&node)?;
-    let fetched = node.get(&id, &tmp, None).await;
-    // Open, then unlink: the bytes go to the browser and nowhere else.
-    let file = match fetched {
-        Ok(path) => {
-            let file = tokio::fs::File::open(&path).await;
-            let _ = tokio::fs::remove_file(&path).await;
-            file.map_err(NodeError::from)?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let tmp = Scratch::new(&node)?;
+    node.get(&id, &tmp.0, None).await?;
+    // Opened here, unlinked when `tmp` drops at the end of this handler:
+    // the bytes go to the browser and nowhere else.
+    let file = tokio::fs::File::open(&tmp.0)
+        .await
+        .map_err(NodeError::from)?;
     let stream = futures::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -348,9 +344,15 @@ pub(super) async fn download(
     );
     let mut res = Body::from_stream(stream).into_response();
     let h = res.headers_mut();
+    // Always an attachment of opaque bytes: an uploader's media type must
+    // never make this origin render (or run) a file.
     for (name, value) in [
-        (header::CONTENT_TYPE, info.entry.media_type.as_str()),
+        (header::CONTENT_TYPE, "application/octet-stream"),
         (header::CONTENT_DISPOSITION, disposition.as_str()),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ),
     ] {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
@@ -360,16 +362,44 @@ pub(super) async fn download(
     Ok(res)
 }
 
-/// A fresh path under the home's `tmp/` (created 0700).
-fn scratch(node: &Node) -> Result<std::path::PathBuf, NodeError> {
-    let dir = node.home().root().join("tmp");
-    std::fs::create_dir_all(&dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+/// A fresh path under the home's `tmp/` (0700) for an upload's or a
+/// download's plaintext, removed when this is dropped — on success, on
+/// error, and when the browser goes away mid-request and the handler is
+/// dropped. What a crash leaves is removed by [`sweep`] at the next start.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(node: &Node) -> Result<Self, NodeError> {
+        let dir = scratch_dir(node);
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Self(dir.join(random_hex())))
     }
-    Ok(dir.join(random_hex()))
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn scratch_dir(node: &Node) -> std::path::PathBuf {
+    node.home().root().join("tmp")
+}
+
+/// Removes what earlier runs left in the home's `tmp/`.
+pub(super) fn sweep(node: &Node) {
+    for entry in std::fs::read_dir(scratch_dir(node))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_file(entry.path());
+    }
 }
 
 /// RFC 5987 encoding of a file name for Content-Disposition (every byte

@@ -198,7 +198,8 @@ impl Node {
                 .get(&r.blob)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            if r.until + SKEW_MARGIN_MS < now && commits.iter().all(|c| c.until < now) {
+            if r.until.saturating_add(SKEW_MARGIN_MS) < now && commits.iter().all(|c| c.until < now)
+            {
                 continue;
             }
             let pinners: Vec<PinnerInfo> = commits
@@ -228,7 +229,7 @@ impl Node {
                 meets_target: replicas >= k as usize,
                 here: local
                     .get(&r.blob)
-                    .is_some_and(|u| *u + SKEW_MARGIN_MS >= now),
+                    .is_some_and(|u| u.saturating_add(SKEW_MARGIN_MS) >= now),
             });
         }
         let nodes = self
@@ -257,6 +258,9 @@ impl Node {
     /// Keeps file `id` on this node until `for_` from now (fetching it
     /// first if need be), and says so in the pin ledger.
     pub async fn pin(&self, id: &str, for_: Duration) -> Result<PinInfo, NodeError> {
+        // Not while a pass runs: its collection must not delete what this
+        // pins, nor release the commitment this writes.
+        let _no_pass = self.pin_pass.lock().await;
         let (_, info) = self.file(id)?;
         let hash: BlobHash = info
             .entry
@@ -282,6 +286,7 @@ impl Node {
     /// Stops keeping file `id` on this node (it is deleted once its
     /// deadline has passed and no other pin keeps it).
     pub async fn unpin(&self, id: &str) -> Result<(), NodeError> {
+        let _no_pass = self.pin_pass.lock().await;
         let (_, info) = self.file(id)?;
         let blob = info.entry.blob;
         let committed = self
@@ -319,11 +324,26 @@ impl Node {
         // Bytes committed (what a pin node reports), and bytes taken on in
         // this pass whether or not their fetch succeeds (what its quota
         // decisions count).
-        let mut used = 0u64;
-        let mut taken = 0u64;
+        let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
+        let kept = |r: &PinRequest| {
+            ledger
+                .commits
+                .get(&r.blob)
+                .is_some_and(|cs| cs.iter().any(|c| c.member == me && c.until >= r.until))
+        };
+        // What this node keeps already counts against its quota before any
+        // new request does, whatever order the requests come in.
+        let mut used: u64 = ledger
+            .requests
+            .iter()
+            .filter(live)
+            .filter(|r| kept(r))
+            .map(|r| r.size)
+            .sum();
+        let mut taken = used;
         let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
-        for r in ledger.requests.iter() {
-            if r.until + SKEW_MARGIN_MS < now {
+        for r in ledger.requests.iter().filter(live) {
+            if kept(r) {
                 continue;
             }
             let theirs = ledger
@@ -331,11 +351,6 @@ impl Node {
                 .get(&r.blob)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            if theirs.iter().any(|c| c.member == me && c.until >= r.until) {
-                used += r.size;
-                taken += r.size;
-                continue;
-            }
             let take = match pin_node {
                 Some(cfg) if taken.saturating_add(r.size) > cfg.quota => {
                     warn!(
@@ -528,7 +543,9 @@ impl Node {
         commits
             .iter()
             .filter(|c| Some(&c.member) != except)
-            .filter(|c| c.until + SKEW_MARGIN_MS >= now && roster.is_active(&c.member))
+            .filter(|c| {
+                c.until.saturating_add(SKEW_MARGIN_MS) >= now && roster.is_active(&c.member)
+            })
             .filter(|c| c.member == me || !self.lost(&c.member, now))
             .count()
     }
@@ -584,12 +601,17 @@ impl Node {
                 (None, None) => return false, // nothing says when: keep it
                 (l, r) => l.copied().unwrap_or(0).max(r.map_or(0, |r| r.until)),
             };
-            deadline + SKEW_MARGIN_MS < now
+            deadline.saturating_add(SKEW_MARGIN_MS) < now
         };
+        // Complete blobs, and downloads that never finished.
         let blobs = self.shared.blobs.clone();
-        let here = tokio::task::spawn_blocking(move || blobs.list())
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        let here = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+            let mut all = blobs.list()?;
+            all.extend(blobs.list_partial()?);
+            Ok(all)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))??;
         let mut released = Vec::new();
         for hash in here {
             let blob = hash.to_hex();
@@ -607,14 +629,14 @@ impl Node {
         }
         // Commitments and local pins whose time is over, blob here or not.
         for (blob, until) in &local {
-            if until + SKEW_MARGIN_MS < now {
+            if until.saturating_add(SKEW_MARGIN_MS) < now {
                 self.shared.store.unpin(blob)?;
             }
         }
         for (blob, commits) in ledger.commits.iter() {
             if commits
                 .iter()
-                .any(|c| c.member == me && c.until + SKEW_MARGIN_MS < now)
+                .any(|c| c.member == me && c.until.saturating_add(SKEW_MARGIN_MS) < now)
             {
                 released.push(blob.clone());
             }
