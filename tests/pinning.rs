@@ -12,6 +12,7 @@ use common::*;
 use meshwork::node::crdt::roster::Role;
 use meshwork::node::{
     Clock, ManualClock, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
+    VOLUNTEER_STAGGER_MS,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -340,4 +341,46 @@ async fn the_policy_keeps_72_hours_and_pinners_stay_out_of_departments() {
         ada.add_pinner("not-a-peer-id", None).await,
         Err(NodeError::BadRequest(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_first_in_rank_does_not_volunteer_the_next_steps_in_a_stagger_later() {
+    let (clock, ada, bob, cleo, _dave) = research().await;
+    let pia = pin_node(&ada, "Pia", &clock, 1 << 30).await;
+    let work = tempfile::tempdir().unwrap();
+    let (_id, blob, _) = bob_shares(&bob, work.path(), MIB).await;
+    until("Pia sees the request", || async {
+        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
+    })
+    .await;
+    assert_eq!(
+        pia.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()]
+    );
+    until_pinners(&ada, &blob, 1).await;
+    until_pinners(&cleo, &blob, 1).await;
+
+    // One replica is missing; Ada and Cleo are the candidates (Bob shared
+    // it). The first in rank — by the same rendezvous hash the nodes use —
+    // never runs a pass here, as if it ran `--no-volunteer`.
+    let rank = |n: &TestNode| {
+        let mut h = blake3::Hasher::new();
+        h.update(blob.as_bytes());
+        h.update(n.member_id().as_bytes());
+        *h.finalize().as_bytes()
+    };
+    let second = if rank(&ada) < rank(&cleo) {
+        &cleo
+    } else {
+        &ada
+    };
+    assert!(second.reconcile_pins().await.unwrap().committed.is_empty());
+    clock.advance(Duration::from_millis(VOLUNTEER_STAGGER_MS as u64 / 2));
+    assert!(second.reconcile_pins().await.unwrap().committed.is_empty());
+    clock.advance(Duration::from_millis(VOLUNTEER_STAGGER_MS as u64 / 2));
+    assert_eq!(
+        second.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()],
+        "a stagger after it first saw the gap, the next in rank steps in"
+    );
 }

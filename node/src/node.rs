@@ -22,7 +22,7 @@ pub use feed::Thread;
 pub use files::{FileInfo, Progress};
 pub use pins::{
     PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,
-    SKEW_MARGIN_MS,
+    SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
 
 use crate::home::Home;
@@ -146,6 +146,9 @@ pub struct Node {
     /// Held by a pin reconcile pass: passes never overlap.
     pin_pass: Arc<Mutex<()>>,
     ledger_cache: Arc<std::sync::Mutex<Option<pins::LedgerCache>>>,
+    /// When this node first saw each blob below its replica target.
+    below_target_since:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, meshwork_crdt::Millis>>>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -175,6 +178,7 @@ impl Node {
             net: Arc::new(Mutex::new(None)),
             pin_pass: Arc::new(Mutex::new(())),
             ledger_cache: Arc::default(),
+            below_target_since: Arc::default(),
             pin_keeper: Arc::default(),
         };
         if let Some(meta) = meta {

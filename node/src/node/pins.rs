@@ -9,7 +9,9 @@
 //!   request, within its quota, and reports its quota use;
 //! - a member of the request's department volunteers while fewer than k
 //!   pinners hold the blob — the ones picked by rendezvous hashing among
-//!   the department's members in sight, so that not all of them do;
+//!   the department's members in sight, so that not all of them do (and the
+//!   next in rank steps in, a [`VOLUNTEER_STAGGER_MS`] later, should those
+//!   not);
 //! - a pinner out of sight for [`LOST_AFTER_MS`] counts as lost, so its
 //!   commitments no longer count and someone takes over;
 //! - blobs past their deadline (plus [`SKEW_MARGIN_MS`]) that no local pin
@@ -38,6 +40,11 @@ use crate::{NodeError, NodeEvent};
 /// A pinner out of this node's sight for this long counts as lost: its
 /// commitments stop counting towards the replica target.
 pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
+
+/// How long a member ranked just after the ones who should volunteer for a
+/// blob below its replica target waits for them before stepping in itself
+/// (the next one waits twice as long, and so on).
+pub const VOLUNTEER_STAGGER_MS: Millis = 2 * 60 * 1000;
 
 /// How long past a deadline a blob is still kept, and its pinners still
 /// count: clocks of different nodes may disagree by up to this much without
@@ -505,9 +512,15 @@ impl Node {
             return false;
         }
         let counting = self.counting(roster, commits, now, Some(&me));
+        let mut below_since = self
+            .below_target_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if counting >= k {
+            below_since.remove(&r.blob);
             return false;
         }
+        let since = *below_since.entry(r.blob.clone()).or_insert(now);
         let committed: HashSet<MemberId> = commits.iter().map(|c| c.member).collect();
         let mut candidates: Vec<(blake3::Hash, MemberId)> = dept
             .members
@@ -527,7 +540,15 @@ impl Node {
             })
             .collect();
         candidates.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        candidates.iter().take(k - counting).any(|(_, m)| *m == me)
+        let Some(rank) = candidates.iter().position(|(_, m)| *m == me) else {
+            return false;
+        };
+        // The first `missing` in rank volunteer at once. Should they not
+        // (they run `--no-volunteer`, or cannot fetch), each next one steps
+        // in one stagger later than the one before it.
+        let missing = k - counting;
+        let late = (rank + 1).saturating_sub(missing) as Millis;
+        now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
     }
 
     /// How many commitments count: unexpired, by an active member, not
