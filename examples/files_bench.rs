@@ -156,6 +156,9 @@ async fn office(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Node>> {
             let mut cfg = NodeConfig::new(&home);
             cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
             cfg.net.mdns = false;
+            // Measure transfers alone: no node volunteers to pin the file
+            // (which would fetch it from the same holder meanwhile).
+            cfg.auto_pin = false;
             anyhow::Ok(Node::start(cfg).await?)
         }
     };
