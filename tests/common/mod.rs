@@ -187,14 +187,17 @@ pub fn raw_swarm<B: libp2p::swarm::NetworkBehaviour>(
 ) -> libp2p::Swarm<B> {
     use libp2p::core::upgrade::Version;
     use libp2p::Transport;
-    let psk = meshwork::node::net::psk(&secret);
+    let prologue = meshwork::node::net::network_key(&secret);
     libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(|key| {
             libp2p::tcp::tokio::Transport::new(libp2p::tcp::Config::default())
-                .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
                 .upgrade(Version::V1Lazy)
-                .authenticate(libp2p::noise::Config::new(key).unwrap())
+                .authenticate(
+                    libp2p::noise::Config::new(key)
+                        .unwrap()
+                        .with_prologue(prologue),
+                )
                 .multiplex(libp2p::yamux::Config::default())
         })
         .unwrap()

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
 pub(crate) use event_loop::{peer_id, EventLoop};
 pub use libp2p::Multiaddr;
-pub use transport::psk;
+pub use transport::network_key;
 
 /// The gossipsub topic on which a workspace's roster changes travel.
 pub fn roster_topic(workspace: &[u8; 32]) -> String {

@@ -1,18 +1,20 @@
-//! Builds the swarm: TCP, then the workspace's pre-shared key (libp2p pnet:
-//! outsiders cannot finish a handshake), then noise and yamux.
+//! Builds the swarm: TCP, then noise — whose handshake hashes in the
+//! workspace's network key as its prologue, so that a node without the key
+//! cannot finish it — then yamux.
 
 use std::time::Duration;
 
 use libp2p::core::upgrade::Version;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::{identity::Keypair, noise, tcp, yamux, Swarm, Transport};
 
 use super::behaviour::Behaviour;
 use crate::NodeError;
 
-/// The pre-shared network key of a workspace, derived from its secret.
-pub fn psk(secret: &[u8; 32]) -> PreSharedKey {
-    PreSharedKey::new(blake3::derive_key("meshwork pnet key v1", secret))
+/// The network key of a workspace, derived from its secret: the prologue
+/// of every noise handshake between its nodes. Both ends must hash in the
+/// same prologue, or the handshake's authenticated messages fail.
+pub fn network_key(secret: &[u8; 32]) -> Vec<u8> {
+    blake3::derive_key("meshwork network key v1", secret).to_vec()
 }
 
 pub(crate) fn build_swarm(
@@ -20,16 +22,17 @@ pub(crate) fn build_swarm(
     secret: &[u8; 32],
     mdns: bool,
 ) -> Result<Swarm<Behaviour>, NodeError> {
-    let psk = psk(secret);
+    let prologue = network_key(secret);
     let err = |e: String| NodeError::Internal(format!("cannot start networking: {e}"));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(|key| {
             type BoxError = Box<dyn std::error::Error + Send + Sync>;
-            let noise = noise::Config::new(key).map_err(|e| Box::new(e) as BoxError)?;
+            let noise = noise::Config::new(key)
+                .map_err(|e| Box::new(e) as BoxError)?
+                .with_prologue(prologue);
             Ok::<_, BoxError>(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
