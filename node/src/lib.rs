@@ -3,10 +3,9 @@
 //! A [`Node`] owns this device's identity (its [`Home`]), a sled [`Store`],
 //! and — once it belongs to a workspace — a libp2p swarm run by one event
 //! loop. Nodes of a workspace share its network key (the noise handshake's
-//! prologue), admit
-//! only roster members and invite holders, gossip signed roster changes with
-//! gossipsub (validated before forwarding) and catch up with automerge's
-//! sync protocol over request-response.
+//! prologue), admit only roster members and invite holders, gossip signed
+//! roster changes with gossipsub (validated before forwarding) and catch up
+//! with automerge's sync protocol over request-response.
 //!
 //! - [`node`]: the [`Node`] handle and its operations;
 //! - [`net`]: behaviour, transport and the event loop;
