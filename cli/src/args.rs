@@ -31,7 +31,8 @@ pub(crate) enum Command {
     /// Run the node in the foreground until Ctrl-C or SIGTERM.
     Daemon(DaemonArgs),
     /// Start here: create an identity and a workspace if there are none, run
-    /// the node, and print its addresses, a fresh invite and a login link to its web app.
+    /// the node, and print its addresses, a fresh invite and a login link
+    /// to its web app.
     Up(DaemonArgs),
     /// Workspace commands.
     #[command(subcommand)]
