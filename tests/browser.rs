@@ -547,6 +547,12 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         .await;
         bb.screenshot(name).await;
     }
+    // Bob logs out: the app shows the way back in, and a reload does not
+    // bring the session back.
+    click(&bb, "#logout").await;
+    until_shows(&bb, "h1", "Not logged in", "Bob is logged out").await;
+    bb.refresh().await.unwrap();
+    until_shows(&bb, "h1", "Not logged in", "Bob stays logged out").await;
     ab.close().await;
     bb.close().await;
 }

@@ -523,4 +523,15 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
         "",
     );
     assert!(mint.starts_with("HTTP/1.1 403"), "{mint}");
+    // Logging out ends the session: its cookie and token open nothing.
+    let out = http(
+        addr,
+        &format!(
+            "POST /v1/web/logout HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-Session-Token: {token}"
+        ),
+        "",
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let after = read(&format!("\r\nCookie: {cookie}\r\nX-Session-Token: {token}"));
+    assert!(after.starts_with("HTTP/1.1 401"), "{after}");
 }

@@ -80,6 +80,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .with_state(sessions.clone());
     let browser = Router::new()
         .route("/v1/login-links", post(web::new_login_link))
+        .route("/v1/web/logout", post(web::logout))
         .with_state(sessions.clone());
     let node_routes = Router::new()
         .route("/v1/status", get(status))

@@ -88,6 +88,8 @@ async function quietly(fn) {
 }
 
 function loggedOut() {
+  sessionStorage.removeItem("session");
+  document.getElementById("logout").hidden = true;
   document.getElementById("nav").replaceChildren();
   show(
     h("h1", {}, "Not logged in"),
@@ -478,6 +480,12 @@ async function start() {
   }
   state.token = sessionStorage.getItem("session");
   if (!state.token) return loggedOut();
+  const logout = document.getElementById("logout");
+  logout.hidden = false;
+  logout.addEventListener("click", () => act(async () => {
+    await api("/v1/web/logout", { method: "POST" });
+    loggedOut();
+  }));
   await act(loadWorkspace);
   listen();
   window.addEventListener("hashchange", route);

@@ -80,16 +80,22 @@ impl Sessions {
         format!("meshwork_{}", self.port)
     }
 
-    /// The token of the session the request's cookie names, if any.
-    fn session(&self, headers: &HeaderMap) -> Option<String> {
+    /// The session id the request's cookie carries, if any.
+    fn session_id(&self, headers: &HeaderMap) -> Option<String> {
         let name = self.cookie_name();
-        let id = headers
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(&name)?.strip_prefix('='))?;
-        lock(&self.sessions).get(id).cloned()
+            .find_map(|c| c.trim().strip_prefix(&name)?.strip_prefix('='))
+            .map(str::to_owned)
+    }
+
+    /// The token of the session the request's cookie names, if any.
+    fn session(&self, headers: &HeaderMap) -> Option<String> {
+        let id = self.session_id(headers)?;
+        lock(&self.sessions).get(&id).cloned()
     }
 }
 
@@ -255,6 +261,14 @@ pub(super) async fn new_login_link(
         Some(Caller::Bearer) => ok(json!({ "url": sessions.login_link() })),
         _ => Err(NodeError::Forbidden("a browser session cannot make login links".into()).into()),
     }
+}
+
+/// Ends the calling browser session (its cookie and token stop working).
+pub(super) async fn logout(State(sessions): State<Arc<Sessions>>, headers: HeaderMap) -> ApiResult {
+    if let Some(id) = sessions.session_id(&headers) {
+        lock(&sessions.sessions).remove(&id);
+    }
+    ok(json!({ "logged_out": true }))
 }
 
 #[derive(Deserialize)]
