@@ -517,6 +517,27 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         "the download differs from the upload"
     );
 
+    // A file larger than Ada's disk can take (sparse: it costs nothing) is
+    // refused before its bytes are sent, and her app says why.
+    let huge = dir.path().join("archive.iso");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(fs2::available_space(dir.path()).unwrap() + (8 << 30))
+        .unwrap();
+    upload(&ab, &huge).await;
+    eventually("Ada's app says the file is too large", || async {
+        texts(&ab, "#banner")
+            .await
+            .iter()
+            .any(|t| t.contains("\"archive.iso\"") && t.contains("too large"))
+    })
+    .await;
+    ab.screenshot("files-too-large").await;
+    assert!(!texts(&ab, "#files td a")
+        .await
+        .iter()
+        .any(|t| t == "archive.iso"));
+
     // A second file, then Ada's daemon is gone: Bob's click says why he
     // cannot have it.
     let later = dir.path().join("later.txt");

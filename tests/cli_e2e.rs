@@ -379,6 +379,20 @@ fn a_pin_node_serves_a_file_after_its_uploader_was_killed() {
 
 /// One raw HTTP/1.1 exchange with the daemon's API: the answer's head and
 /// body as text.
+/// Every file under `dir`, at any depth.
+fn leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(leftovers(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
 fn http(addr: &str, head: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -514,6 +528,44 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
     let made = create(&format!("\r\nX-Session-Token: {token}"));
     assert!(made.starts_with("HTTP/1.1 200"), "{made}");
+    // An upload must declare its length, and one cut short (the browser
+    // went away) shares nothing and leaves nothing behind.
+    ok(&home, &["dept", "add", "Ada", "Research"]);
+    let upload = format!(
+        "POST /v1/web/upload?dept=Research&name=cut.txt HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-Session-Token: {token}"
+    );
+    let chunked = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "{upload}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp
+    };
+    assert!(chunked.starts_with("HTTP/1.1 400"), "{chunked}");
+    assert!(chunked.contains("Content-Length"), "{chunked}");
+    let cut = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "{upload}\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        s.write_all(&[b'x'; 200_000]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        String::from_utf8_lossy(&resp).into_owned()
+    };
+    assert!(cut.starts_with("HTTP/1.1 400"), "{cut}");
+    assert!(cut.contains("upload interrupted"), "{cut}");
+    until("the daemon has dropped the cut upload", || {
+        json(&home, &["files", "Research", "--json"])
+            .as_array()
+            .is_some_and(|files| files.is_empty())
+            && leftovers(&home.join("blobs")).is_empty()
+    });
     // A browser session cannot mint more sessions.
     let mint = http(
         addr,

@@ -150,6 +150,66 @@ async fn bad_paths_and_ids_get_clear_errors() {
     assert_eq!(std::fs::read(&out).unwrap(), b"");
 }
 
+/// A node whose disk has no room to spare (its reserve is larger than any
+/// disk) refuses to share, fetch or download at once, naming the sizes, and
+/// writes nothing: no blob, no partial, no destination, no library record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
+    let (clock, ada, _) = office(&[]).await;
+    let full = spawn_with("Bob", &clock, |cfg| cfg.min_free = 1 << 60).await;
+    full.join(&invite(&ada, None).await).await.unwrap();
+    ada.dept_create("Research").await.unwrap();
+    for who in ["Ada", "Bob"] {
+        ada.dept_add(who, "Research").await.unwrap();
+    }
+    until_roster(&full, "Bob is in Research", |r| {
+        r.resolve_dept("Research")
+            .is_ok_and(|d| d.members.len() == 2)
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let file = write_file(work.path(), "report.pdf", &content(300_000, 7));
+
+    let refused = full.share("Research", &file, None, None).await;
+    let Err(NodeError::NoSpace(why)) = refused else {
+        panic!("sharing on a full disk: {refused:?}")
+    };
+    assert!(
+        why.contains("\"report.pdf\" (293.0 KiB) is too large"),
+        "{why}"
+    );
+    assert!(why.contains("--min-free"), "{why}");
+    assert!(full.files("Research").unwrap().is_empty());
+    // The web app's question before an upload gets the same answer.
+    assert!(matches!(
+        full.check_share("Research", "report.pdf", 300_000),
+        Err(NodeError::NoSpace(_))
+    ));
+
+    let id = ada
+        .share("Research", &file, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Bob's library lists it", || async {
+        full.files("Research").is_ok_and(|fs| fs.len() == 1)
+    })
+    .await;
+    let dest = work.path().join("copy.pdf");
+    let refused = full.get(&id, &dest, None).await;
+    assert!(
+        matches!(&refused, Err(NodeError::NoSpace(m)) if m.contains("downloading \"report.pdf\"")),
+        "{refused:?}"
+    );
+    assert!(matches!(full.fetch(&id).await, Err(NodeError::NoSpace(_))));
+    assert!(!dest.exists());
+    let blobs = meshwork_blobs::BlobStore::open(full.home().blobs()).unwrap();
+    assert!(blobs.list().unwrap().is_empty());
+    assert!(blobs.list_partial().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     let (clock, _ada, bob, cleo, _dave) = research().await;

@@ -2,7 +2,7 @@
 //! manual clocks: a pin node keeps a file after its uploader left and never
 //! holds its plaintext; a lost pinner's replica is taken over; bytes are
 //! collected past the deadline unless a local pin keeps them; a pin node at
-//! its quota refuses and others pick the work up.
+//! its quota (or with no disk to spare) refuses and others pick the work up.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use meshwork::node::crdt::roster::Role;
 use meshwork::node::{
-    Clock, ManualClock, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
+    Clock, ManualClock, NodeConfig, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
     VOLUNTEER_STAGGER_MS,
 };
 
@@ -21,8 +21,20 @@ const MIB: usize = 1024 * 1024;
 /// A pin node named `name` with `quota` bytes on `clock`, admitted by
 /// `admin`.
 async fn pin_node(admin: &TestNode, name: &str, clock: &ManualClock, quota: u64) -> TestNode {
+    pin_node_with(admin, name, clock, quota, |_| {}).await
+}
+
+/// Likewise, with `tweak` applied to its configuration.
+async fn pin_node_with(
+    admin: &TestNode,
+    name: &str,
+    clock: &ManualClock,
+    quota: u64,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     let node = spawn_with(name, clock, |cfg| {
         cfg.pin = Some(PinNodeConfig { quota });
+        tweak(cfg);
     })
     .await;
     let (member, token) = admin
@@ -284,6 +296,18 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     let node = view.nodes.iter().find(|n| n.name == "Pia").unwrap();
     assert_eq!((node.quota, node.used, node.refused), (MIB as u64, 0, 1));
     assert_eq!(pin_of(&view, &blob).replicas, 0);
+
+    // However large its quota, a pin node whose disk has nothing to spare
+    // beyond its reserve refuses too.
+    let pim = pin_node_with(&ada, "Pim", &clock, 1 << 40, |cfg| cfg.min_free = 1 << 60).await;
+    until("Pim sees the request", || async {
+        pim.pins().unwrap().pins.iter().any(|p| p.blob == blob)
+    })
+    .await;
+    let done = pim.reconcile_pins().await.unwrap();
+    assert!(done.committed.is_empty());
+    assert_eq!(done.refused, vec![blob.clone()]);
+    assert!(!stored(&pim, &blob), "a refused blob is not fetched");
 
     // k = 2 and no pinner: both department members besides the uploader
     // volunteer.

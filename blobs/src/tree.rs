@@ -89,6 +89,12 @@ pub fn encoded_piece_len(size: u64, index: u64) -> Option<u64> {
     Some(len)
 }
 
+/// The bytes a complete blob of `size` bytes takes in the store: its data
+/// and its outboard (what a node must have room for before it takes one).
+pub fn stored_size(size: u64) -> u64 {
+    size.saturating_add(tree(size).outboard_size())
+}
+
 pub(crate) fn tree(size: u64) -> BaoTree {
     BaoTree::new(size, BLOCK_SIZE)
 }

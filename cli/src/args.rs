@@ -245,6 +245,11 @@ pub(crate) struct DaemonArgs {
     /// pins and says so.
     #[arg(long, value_name = "SIZE", requires = "pin", default_value = "100G", value_parser = crate::size::parse)]
     pub pin_quota: u64,
+    /// Disk space this node always leaves free (on the file system of its
+    /// home): it refuses to share, fetch or keep a file that would eat
+    /// into it, and says so.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = crate::size::parse)]
+    pub min_free: u64,
     /// Do not volunteer this node's disk to keep colleagues' files when
     /// too few pinners hold them (your own `meshwork pin`s still hold).
     #[arg(long, conflicts_with = "pin")]

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
+use meshwork_node::disk::human_size;
 use meshwork_node::Home;
 use serde_json::{json, Value};
 
@@ -590,21 +591,6 @@ fn pin_until(pin: &Value) -> i64 {
 fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut size = n as f64;
-    let mut unit = 0;
-    while size >= 1024.0 && unit + 1 < UNITS.len() {
-        size /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{size:.1} {}", UNITS[unit])
-    }
 }
 
 /// A file of one of my departments, by id: (department name, record).

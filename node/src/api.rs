@@ -57,7 +57,6 @@ pub async fn serve(
         token: token.clone(),
         pid: std::process::id(),
     })?;
-    web::sweep(&node);
     let web = Sessions::new(node.clone(), addr.port());
     let app = router(node, token.clone(), web.clone());
     let task = tokio::spawn(async move {
@@ -111,6 +110,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/members/add-pinner", post(add_pinner))
         .route("/v1/workspace/policy", post(set_policy))
         .route("/v1/web/upload", post(web::upload))
+        .route("/v1/web/upload/check", post(web::upload_check))
         .route("/v1/web/fetch", post(web::fetch))
         .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
@@ -169,6 +169,7 @@ impl IntoResponse for ApiError {
             NodeError::Conflict(_) => StatusCode::CONFLICT,
             NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
             NodeError::Unreachable(_) => StatusCode::GATEWAY_TIMEOUT,
+            NodeError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({"error": self.0.to_string()}))).into_response()

@@ -18,6 +18,9 @@ pub enum NodeError {
     /// No peer could be reached in time.
     #[error("{0}")]
     Unreachable(String),
+    /// What was asked needs more disk than this node has to spare.
+    #[error("{0}")]
+    NoSpace(String),
     /// A fault of this node: disk, database, a bug.
     #[error("{0}")]
     Internal(String),
@@ -44,6 +47,7 @@ impl From<meshwork_blobs::BlobError> for NodeError {
         match e {
             meshwork_blobs::BlobError::NotFound(_) => NodeError::NotFound(e.to_string()),
             meshwork_blobs::BlobError::Input(_) => NodeError::BadRequest(e.to_string()),
+            _ if e.is_disk_full() => NodeError::NoSpace(e.to_string()),
             _ => NodeError::Internal(e.to_string()),
         }
     }

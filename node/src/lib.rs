@@ -17,6 +17,7 @@
 mod admission;
 pub mod api;
 pub mod clock;
+pub mod disk;
 mod error;
 pub mod home;
 pub mod net;

@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Volunteer to keep files of this member's departments while fewer
     /// than the workspace's replica target of pinners hold them.
     pub volunteer: bool,
+    /// Bytes of disk this node leaves free: it refuses to share, fetch or
+    /// keep a file that would eat into them.
+    pub min_free: u64,
 }
 
 impl NodeConfig {
@@ -64,6 +67,7 @@ impl NodeConfig {
             pin: None,
             auto_pin: true,
             volunteer: true,
+            min_free: crate::disk::DEFAULT_MIN_FREE,
         }
     }
 }

@@ -367,7 +367,13 @@ async function filesPage(dept) {
   const bar = h("progress", { max: 1, value: 0, hidden: true });
   const status = h("p", { class: "muted", "aria-live": "polite" });
   const input = h("input", { type: "file", id: "upload", "aria-label": "Share a file" });
-  const upload = (file) => {
+  // Asks first whether the node will take the file (a department of mine,
+  // room on its disk), so that a file too large fails before its bytes go.
+  const upload = (file) => act(async () => {
+    await api("/v1/web/upload/check", { method: "POST", body: { dept, name: file.name, size: file.size } });
+    send(file);
+  });
+  const send = (file) => {
     bar.hidden = false;
     status.textContent = `Sharing ${file.name}…`;
     const xhr = new XMLHttpRequest();

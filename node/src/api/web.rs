@@ -15,6 +15,7 @@
 //! refused (DNS rebinding).
 
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -26,7 +27,7 @@ use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{ok, ApiError, ApiResult};
 use crate::{Node, NodeError};
@@ -277,23 +278,46 @@ pub(super) struct UploadQuery {
     name: String,
 }
 
-/// Shares the request's body as a file named `name`: written to a private
-/// temporary file in the home, sealed into the blob store, then removed.
+#[derive(Deserialize)]
+pub(super) struct UploadCheck {
+    dept: String,
+    name: String,
+    size: u64,
+}
+
+/// Whether an upload would be taken, asked before its bytes are sent: a
+/// file too large for the disk is refused here, at once, rather than after
+/// the browser has sent all of it.
+pub(super) async fn upload_check(
+    State(node): State<Node>,
+    Json(b): Json<UploadCheck>,
+) -> ApiResult {
+    node.check_share(&b.dept, &b.name, b.size)?;
+    ok(json!({ "ok": true }))
+}
+
+/// Shares the request's body as a file named `name`, sealing it as it
+/// arrives: the plaintext is never written to disk. The body's length must
+/// be declared; one that ends early is an interrupted upload, and nothing
+/// is shared.
 pub(super) async fn upload(
     State(node): State<Node>,
     Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let tmp = Scratch::new(&node)?;
-    let mut file = tokio::fs::File::create(&tmp.0).await?;
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| NodeError::BadRequest(format!("upload interrupted: {e}")))?;
-        file.write_all(&chunk).await?;
-    }
-    file.flush().await?;
-    drop(file);
-    ok(node.share(&q.dept, &tmp.0, Some(&q.name), None).await?)
+    let size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| NodeError::BadRequest("an upload must declare its Content-Length".into()))?;
+    let chunks = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(|e| io::Error::other(format!("upload interrupted: {e}"))));
+    let plaintext = SyncIoBridge::new(StreamReader::new(chunks)).take(size);
+    ok(node
+        .share_from(&q.dept, &q.name, plaintext, size, None)
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -326,37 +350,20 @@ pub(super) async fn fetch(State(node): State<Node>, Json(b): Json<FetchBody>) ->
     ok(json!({ "id": b.id }))
 }
 
-/// Fetches file `id` (from this node's store or its peers) and sends its
-/// plaintext as an attachment.
+/// Sends file `id`'s plaintext as an attachment, decrypted from this
+/// node's store as it goes out (fetched from its peers first if need be).
 pub(super) async fn download(
     State(node): State<Node>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, info) = node.file(&id)?;
-    let tmp = Scratch::new(&node)?;
-    node.get(&id, &tmp.0, None).await?;
-    // Opened here, unlinked when `tmp` drops at the end of this handler:
-    // the bytes go to the browser and nowhere else.
-    let file = tokio::fs::File::open(&tmp.0)
-        .await
-        .map_err(NodeError::from)?;
-    let stream = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
+    let (info, plaintext) = node.read_file(&id).await?;
     let disposition = format!(
         "attachment; filename*=UTF-8''{}",
         percent_encode(&info.entry.name)
     );
-    let mut res = Body::from_stream(stream).into_response();
+    // An error mid-way ends the stream with it, and the connection is cut
+    // short of the Content-Length: the browser marks the download failed.
+    let mut res = Body::from_stream(plaintext.map(|piece| piece.map(Bytes::from))).into_response();
     let h = res.headers_mut();
     // Always an attachment of opaque bytes: an uploader's media type must
     // never make this origin render (or run) a file.
@@ -374,46 +381,6 @@ pub(super) async fn download(
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.entry.size));
     Ok(res)
-}
-
-/// A fresh path under the home's `tmp/` (0700) for an upload's or a
-/// download's plaintext, removed when this is dropped — on success, on
-/// error, and when the browser goes away mid-request and the handler is
-/// dropped. What a crash leaves is removed by [`sweep`] at the next start.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(node: &Node) -> Result<Self, NodeError> {
-        let dir = scratch_dir(node);
-        std::fs::create_dir_all(&dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        Ok(Self(dir.join(random_hex())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn scratch_dir(node: &Node) -> std::path::PathBuf {
-    node.home().root().join("tmp")
-}
-
-/// Removes what earlier runs left in the home's `tmp/`.
-pub(super) fn sweep(node: &Node) {
-    for entry in std::fs::read_dir(scratch_dir(node))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let _ = std::fs::remove_file(entry.path());
-    }
 }
 
 /// RFC 5987 encoding of a file name for Content-Disposition (every byte

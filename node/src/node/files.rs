@@ -10,17 +10,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::Stream;
 use meshwork_blobs::{BlobHash, FileKey};
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::{FileEntry, Library, MAX_NAME};
 use meshwork_crdt::pins::PinRequest;
-use meshwork_crdt::roster::Roster;
+use meshwork_crdt::roster::{Department, Roster};
 use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
 
 use super::Node;
+use crate::disk::{self, human_size};
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -62,6 +64,16 @@ impl Node {
                     NodeError::BadRequest(format!("{} names no file", path.display()))
                 })?,
         };
+        let (file, size) = open_for_share(path)?;
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        self.share_from(dept, &name, reader, size, progress).await
+    }
+
+    /// Whether `size` bytes named `name` may be shared into department
+    /// `dept` (a name) by this node now: a good name, a department of mine,
+    /// and room for the ciphertext. Returns the department. The web app
+    /// asks this before it sends a file's bytes.
+    pub fn check_share(&self, dept: &str, name: &str, size: u64) -> Result<Department, NodeError> {
         if name.trim().is_empty() || name.len() > MAX_NAME {
             return Err(NodeError::BadRequest(format!(
                 "a file name is 1 to {MAX_NAME} bytes; give another with --name"
@@ -71,11 +83,40 @@ impl Node {
         let dept = self
             .shared
             .with_ws(|ws| super::feed::my_dept(&ws.roster_view(), &me, dept))?;
-        let (file, size) = open_for_share(path)?;
+        let sealed = meshwork_blobs::ciphertext_size(size);
+        if sealed > meshwork_blobs::MAX_BLOB_SIZE {
+            return Err(NodeError::NoSpace(format!(
+                "{name:?} ({}) is too large: Meshwork shares files up to {}",
+                human_size(size),
+                human_size(meshwork_blobs::MAX_BLOB_SIZE)
+            )));
+        }
+        disk::ensure_room(
+            self.shared.blobs.dir(),
+            meshwork_blobs::stored_size(sealed),
+            self.cfg.min_free,
+            &format!("sharing {name:?} ({})", human_size(size)),
+        )?;
+        Ok(dept)
+    }
+
+    /// Shares the `size` bytes that `plaintext` yields into department
+    /// `dept` (a name) as `name`, sealing them as they are read: the
+    /// plaintext is never written anywhere.
+    pub async fn share_from(
+        &self,
+        dept: &str,
+        name: &str,
+        plaintext: impl std::io::Read + Send + 'static,
+        size: u64,
+        progress: Option<Progress>,
+    ) -> Result<FileInfo, NodeError> {
+        let dept = self.check_share(dept, name, size)?;
+        let me = self.member_id();
         let blobs = self.shared.blobs.clone();
         let sealed = tokio::task::spawn_blocking(move || {
             let reader = Counting {
-                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                inner: plaintext,
                 done: 0,
                 total: size,
                 progress,
@@ -84,17 +125,26 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
+        if sealed.plaintext_size != size {
+            let blobs = self.shared.blobs.clone();
+            let hash = sealed.hash;
+            let _ = tokio::task::spawn_blocking(move || blobs.delete(&hash)).await;
+            return Err(NodeError::Conflict(format!(
+                "{name:?} changed while it was being shared ({size} bytes expected, {} read); share it again",
+                sealed.plaintext_size
+            )));
+        }
         let shared_at = self.shared.clock.now();
         let id = meshwork_crdt::library::file_id(&me, rand::random());
         let key = encode_key(&sealed.key)?;
         let blob = sealed.hash.to_hex();
-        let media_type = mime_guess::from_path(&name)
+        let media_type = mime_guess::from_path(name)
             .first_or_octet_stream()
             .essence_str()
             .to_owned();
         let record = NewFile {
             id: &id,
-            name: &name,
+            name,
             size: sealed.plaintext_size,
             media_type: &media_type,
             blob: &blob,
@@ -167,14 +217,19 @@ impl Node {
         info: &FileInfo,
         progress: Option<Progress>,
     ) -> Result<BlobHash, NodeError> {
-        let hash: BlobHash = info.entry.blob.parse().map_err(|_| {
-            NodeError::Internal(format!("file {} names a malformed blob", info.entry.id))
-        })?;
-        let blobs = self.shared.blobs.clone();
-        let have = tokio::task::spawn_blocking(move || blobs.has(&hash))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??;
-        if !have {
+        let hash = blob_hash(info)?;
+        let needed = self.fetch_needs(hash, info.entry.blob_size).await?;
+        if needed > 0 {
+            disk::ensure_room(
+                self.shared.blobs.dir(),
+                needed,
+                self.cfg.min_free,
+                &format!(
+                    "fetching {:?} ({})",
+                    info.entry.name,
+                    human_size(info.entry.size)
+                ),
+            )?;
             let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
             self.download(
                 &format!("{:?}", info.entry.name),
@@ -186,6 +241,22 @@ impl Node {
             .await?;
         }
         Ok(hash)
+    }
+
+    /// The bytes a fetch of blob `hash` (of `size` bytes) still has to
+    /// write here: none once it is here, less what a stopped fetch has.
+    async fn fetch_needs(&self, hash: BlobHash, size: u64) -> Result<u64, NodeError> {
+        let blobs = self.shared.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            if blobs.has(&hash)? {
+                return Ok(0);
+            }
+            let present = blobs.progress(&hash)?.map_or(0, |p| p.present);
+            Ok(meshwork_blobs::stored_size(size)
+                .saturating_sub(present.saturating_mul(meshwork_blobs::PIECE_SIZE)))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?
     }
 
     /// Fetches file `id` into `dest` (which must not exist yet): from this
@@ -206,6 +277,7 @@ impl Node {
         }
         let (dept, info) = self.file(id)?;
         let key = decode_key(&info.entry.key)?;
+        self.ensure_room_for(&info, dest).await?;
         let hash = self.ensure_blob(&info, progress.clone()).await?;
         let blobs = self.shared.blobs.clone();
         let dest = dest.to_path_buf();
@@ -215,16 +287,98 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Internal(e.to_string()))??;
-        // Only a blob that opened is one this node can vouch for holding.
-        if !info.entry.holders.contains(&self.member_id()) {
-            let me = self.member_id();
-            self.change_library(&dept, |tx| write::hold(tx, id, me, true))
-                .await?;
-        }
+        self.vouch_for(&dept, &info).await?;
         if let Some(p) = progress {
             p(info.entry.blob_size, info.entry.blob_size);
         }
         Ok(dest)
+    }
+
+    /// File `id`'s plaintext as a stream of pieces (fetching its blob first
+    /// if it is not here), decrypted as the stream is read: nothing is
+    /// written to disk. Every piece is authenticated before it is sent; an
+    /// error ends the stream with that error, so a reader that checks for
+    /// one never takes a prefix for the file.
+    pub async fn read_file(
+        &self,
+        id: &str,
+    ) -> Result<(FileInfo, impl Stream<Item = std::io::Result<Vec<u8>>>), NodeError> {
+        let (dept, info) = self.file(id)?;
+        let key = decode_key(&info.entry.key)?;
+        let hash = self.ensure_blob(&info, None).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let blobs = self.shared.blobs.clone();
+        let node = self.clone();
+        let file = info.clone();
+        tokio::spawn(async move {
+            let errors = tx.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut out = std::io::BufWriter::with_capacity(READ_PIECE, ChannelWriter(tx));
+                meshwork_blobs::open(&blobs, &hash, &key, &mut out)
+            })
+            .await;
+            match opened {
+                Ok(Ok(_)) => {
+                    if let Err(e) = node.vouch_for(&dept, &file).await {
+                        tracing::warn!(
+                            "cannot record that this node holds {:?}: {e}",
+                            file.entry.id
+                        );
+                    }
+                }
+                Ok(Err(e)) => {
+                    let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;
+                }
+                Err(e) => {
+                    let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|piece| (piece, rx))
+        });
+        Ok((info, stream))
+    }
+
+    /// Records that this node holds `info`'s blob, once it has opened it:
+    /// only such a blob is one it can vouch for.
+    async fn vouch_for(&self, dept: &str, info: &FileInfo) -> Result<(), NodeError> {
+        let me = self.member_id();
+        if info.entry.holders.contains(&me) {
+            return Ok(());
+        }
+        let id = info.entry.id.clone();
+        self.change_library(dept, |tx| write::hold(tx, &id, me, true))
+            .await
+    }
+
+    /// Fails unless `info`'s file fits at `dest`, with the blob still to
+    /// fetch if it shares the disk of the blob store (and then with the
+    /// node's reserve kept free).
+    async fn ensure_room_for(&self, info: &FileInfo, dest: &Path) -> Result<(), NodeError> {
+        let blobs_dir = self.shared.blobs.dir();
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let what = format!(
+            "downloading {:?} ({}) to {}",
+            info.entry.name,
+            human_size(info.entry.size),
+            dir.display()
+        );
+        if disk::same_file_system(dir, blobs_dir) {
+            let hash = blob_hash(info)?;
+            let fetch = self.fetch_needs(hash, info.entry.blob_size).await?;
+            disk::ensure_room(
+                dir,
+                info.entry.size.saturating_add(fetch),
+                self.cfg.min_free,
+                &what,
+            )
+        } else {
+            disk::ensure_room(dir, info.entry.size, 0, &what)
+        }
     }
 
     /// Records a change in a department's library, durably, and offers it
@@ -292,6 +446,13 @@ fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
     Ok((file, meta.len()))
 }
 
+fn blob_hash(info: &FileInfo) -> Result<BlobHash, NodeError> {
+    info.entry
+        .blob
+        .parse()
+        .map_err(|_| NodeError::Internal(format!("file {} names a malformed blob", info.entry.id)))
+}
+
 fn encode_key(key: &FileKey) -> Result<String, NodeError> {
     Ok(hex::encode(postcard::to_stdvec(key)?))
 }
@@ -301,6 +462,26 @@ fn decode_key(hex_key: &str) -> Result<FileKey, NodeError> {
         .ok()
         .and_then(|b| postcard::from_bytes(&b).ok())
         .ok_or_else(|| NodeError::Internal("the library holds a malformed file key".into()))
+}
+
+/// Bytes in a piece of [`Node::read_file`]'s stream.
+const READ_PIECE: usize = 256 * 1024;
+
+/// A blocking writer into a channel: each write is one piece of a stream.
+/// Writes fail once the stream's reader has gone, which stops the writer.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.blocking_send(Ok(buf.to_vec())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader has gone")
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A reader that reports how much of the file it has read.

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use std::time::Duration;
 
 use libp2p::PeerId;
-use meshwork_blobs::BlobHash;
+use meshwork_blobs::{stored_size, BlobHash};
 use meshwork_crdt::automerge::ChangeHash;
 use meshwork_crdt::library::{self, Library};
 use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
@@ -34,6 +34,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use super::Node;
+use crate::disk;
 use crate::wire::DocRef;
 use crate::{NodeError, NodeEvent};
 
@@ -348,6 +349,9 @@ impl Node {
             .map(|r| r.size)
             .sum();
         let mut taken = used;
+        // And none may eat into the disk's reserve: bytes new ones take.
+        let room = disk::room(self.shared.blobs.dir(), self.cfg.min_free)?;
+        let mut fresh: u64 = 0;
         let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
         for r in ledger.requests.iter().filter(live) {
             if kept(r) {
@@ -375,8 +379,25 @@ impl Node {
                     self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
                 }
             };
+            let take = take
+                && {
+                    let fits = fresh.saturating_add(stored_size(r.size)) <= room;
+                    if !fits && pin_node.is_some() {
+                        warn!(
+                            blob = %r.blob,
+                            size = r.size,
+                            room,
+                            "not enough disk to pin this blob (daemon --min-free keeps the rest free); other nodes will take it"
+                        );
+                        done.refused.push(r.blob.clone());
+                    } else if !fits {
+                        debug!(blob = %r.blob, size = r.size, room, "no disk to spare for this blob");
+                    }
+                    fits
+                };
             if take {
                 taken += r.size;
+                fresh = fresh.saturating_add(stored_size(r.size));
                 wanted.push((r.clone(), sources_for_pin(r, theirs, files.get(&r.blob))));
             }
         }
