@@ -3,9 +3,10 @@
 //! daemons: a post typed in one browser appears in the other without a
 //! reload; a post that is an XSS attempt shows as text and runs nothing; a
 //! file uploaded in one browser is listed in the other and its download
-//! link saves it byte-identical; with nobody online holding a file, the page
-//! says so; without a session the app shows the way in and the API answers
-//! 401. Screenshots of each page go to `target/tmp/screenshots/`.
+//! link saves it byte-identical; a file too large for the node's disk is
+//! refused before it is sent; with nobody online holding a file, or the
+//! daemon gone, the page says so; without a session the app shows the way
+//! in and the API answers 401. Screenshots of each page go to `target/tmp/screenshots/`.
 //!
 //! Needs Debian's `chromium`, `chromium-driver` and `firefox-esr`, and
 //! `geckodriver` (crates.io): `.ci/run` installs them and runs this suite
@@ -558,6 +559,14 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     })
     .await;
     bb.screenshot("files-unreachable").await;
+    // And Ada's app, whose daemon that was, says so.
+    eventually("Ada's app says her daemon is gone", || async {
+        texts(&ab, "#banner")
+            .await
+            .iter()
+            .any(|t| t.contains("connection to the daemon"))
+    })
+    .await;
 
     // The other pages render.
     for (page, name) in [("#/pins", "pins")] {

@@ -23,7 +23,7 @@ use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
 mod web;
-pub use web::Sessions;
+pub use web::{Sessions, SESSION_IDLE_MS};
 
 /// A running control API.
 pub struct ApiServer {

@@ -39,6 +39,10 @@ const APP_CSS: &str = include_str!("../../web/app.css");
 /// How long a login link can be redeemed.
 const LOGIN_LINK_MS: i64 = 2 * 60 * 1000;
 
+/// How long a browser session lives without a request (node clock): a tab
+/// left open and unused overnight needs `meshwork open` again.
+pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
+
 /// What every answer carries: nothing but this origin's own scripts,
 /// styles and connections; no framing, no plugins, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -50,8 +54,15 @@ pub struct Sessions {
     node: Node,
     /// Unredeemed login codes and when they expire (node clock).
     logins: Mutex<HashMap<String, i64>>,
-    /// Session id (the cookie) → its token (the page's).
-    sessions: Mutex<HashMap<String, String>>,
+    /// Session id (the cookie) → the session.
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    /// The page's token, which every request must present with the cookie.
+    token: String,
+    /// When the session last made a request (node clock).
+    last_used: i64,
 }
 
 impl Sessions {
@@ -93,10 +104,24 @@ impl Sessions {
             .map(str::to_owned)
     }
 
-    /// The token of the session the request's cookie names, if any.
-    fn session(&self, headers: &HeaderMap) -> Option<String> {
+    /// The id and token of the live session the request's cookie names,
+    /// if any; sessions idle for longer than [`SESSION_IDLE_MS`] end here.
+    fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
         let id = self.session_id(headers)?;
-        lock(&self.sessions).get(&id).cloned()
+        let now = self.node.now();
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS);
+        let token = sessions.get(&id)?.token.clone();
+        Some((id, token))
+    }
+
+    /// Marks session `id` as used now: called only once its token matched,
+    /// so that requests which merely carry the cookie keep nothing alive.
+    fn touch(&self, id: &str) {
+        let now = self.node.now();
+        if let Some(s) = lock(&self.sessions).get_mut(id) {
+            s.last_used = now;
+        }
     }
 }
 
@@ -136,7 +161,7 @@ pub(super) fn caller(
             ))
         };
     }
-    let Some(expected) = sessions.session(headers) else {
+    let Some((id, expected)) = sessions.session(headers) else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "not logged in: a bearer token, or a browser session from `meshwork open`",
@@ -156,6 +181,7 @@ pub(super) fn caller(
     };
     match presented {
         Some(t) if super::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+            sessions.touch(&id);
             Ok(Caller::Session)
         }
         _ => Err((StatusCode::FORBIDDEN, "missing or wrong session token")),
@@ -241,7 +267,13 @@ pub(super) async fn login(
             .into_response();
     }
     let (id, token) = (random_hex(), random_hex());
-    lock(&sessions.sessions).insert(id.clone(), token.clone());
+    lock(&sessions.sessions).insert(
+        id.clone(),
+        Session {
+            token: token.clone(),
+            last_used: now,
+        },
+    );
     let cookie = format!(
         "{}={id}; HttpOnly; SameSite=Strict; Path=/",
         sessions.cookie_name()
