@@ -273,6 +273,14 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
     let printed = ok(&h2, &["get", id, "-o", out.to_str().unwrap()]);
     assert_eq!(printed.trim(), out.to_str().unwrap());
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Status counts the ciphertext Bob now keeps, and his disk's reserve.
+    let disk = &json(&h2, &["status", "--json"])["disk"];
+    assert!(
+        disk["blobs"].as_u64().unwrap() > bytes.len() as u64,
+        "{disk}"
+    );
+    assert_eq!(disk["min_free"], 1u64 << 30);
+    assert!(ok(&h2, &["status"]).contains("(keeping 1.0 GiB free)"));
 
     // Wrong input: clear errors, non-zero exit, nothing written.
     for (home, args, says) in [

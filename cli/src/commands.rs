@@ -481,6 +481,15 @@ fn status_text(s: &Value) -> String {
     for a in s["listen_addrs"].as_array().into_iter().flatten() {
         out += &format!("listening on {}\n", a.as_str().unwrap_or("?"));
     }
+    if let Some(d) = s["disk"].as_object() {
+        let size = |k: &str| human_size(d[k].as_u64().unwrap_or(0));
+        out += &format!(
+            "disk: {} free (keeping {} free), files {}\n",
+            size("free"),
+            size("min_free"),
+            size("blobs")
+        );
+    }
     out += &format!(
         "{} peer(s) connected",
         s["peers"].as_array().map_or(0, Vec::len)

@@ -36,7 +36,7 @@ pub use libp2p::Multiaddr;
 pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
 pub use node::{
-    FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig, PinsView, Progress,
-    Status, LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
+    DiskStatus, FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig,
+    PinsView, Progress, Status, LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
 pub use store::Store;

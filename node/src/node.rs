@@ -109,6 +109,19 @@ pub struct Status {
     pub listen_addrs: Vec<String>,
     /// Connected peers.
     pub peers: Vec<PeerInfo>,
+    /// This node's disk, if it could be measured.
+    pub disk: Option<DiskStatus>,
+}
+
+/// The disk of this node's home.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiskStatus {
+    /// Bytes free on the file system of the home.
+    pub free: u64,
+    /// Bytes the node leaves free (`daemon --min-free`).
+    pub min_free: u64,
+    /// Bytes its blob store holds: files shared, fetched and kept for others.
+    pub blobs: u64,
 }
 
 /// The workspace part of [`Status`].
@@ -416,7 +429,22 @@ impl Node {
                 .map(|a| a.to_string())
                 .collect(),
             peers: self.peers().await,
+            disk: self.disk_status().await.ok(),
         }
+    }
+
+    async fn disk_status(&self) -> Result<DiskStatus, NodeError> {
+        let blobs = self.shared.blobs.clone();
+        let min_free = self.cfg.min_free;
+        tokio::task::spawn_blocking(move || {
+            Ok(DiskStatus {
+                free: crate::disk::available(blobs.dir())?,
+                min_free,
+                blobs: blobs.total_bytes()?,
+            })
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?
     }
 
     /// The workspace part of [`Status`].
