@@ -151,7 +151,7 @@ async fn bad_paths_and_ids_get_clear_errors() {
 }
 
 /// A node whose disk has no room to spare (its reserve is larger than any
-/// disk) refuses to share, fetch or download at once, naming the sizes, and
+/// disk) refuses to share, fetch, download or pin at once, naming the sizes, and
 /// writes nothing: no blob, no partial, no destination, no library record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
@@ -203,6 +203,11 @@ async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
         "{refused:?}"
     );
     assert!(matches!(full.fetch(&id).await, Err(NodeError::NoSpace(_))));
+    assert!(matches!(
+        full.pin(&id, std::time::Duration::from_secs(7 * 86_400))
+            .await,
+        Err(NodeError::NoSpace(_))
+    ));
     assert!(!dest.exists());
     let blobs = meshwork_blobs::BlobStore::open(full.home().blobs()).unwrap();
     assert!(blobs.list().unwrap().is_empty());

@@ -212,7 +212,7 @@ impl Node {
     }
 
     /// The blob of `info`, fetched first unless it is here.
-    async fn ensure_blob(
+    pub(super) async fn ensure_blob(
         &self,
         info: &FileInfo,
         progress: Option<Progress>,
@@ -345,6 +345,13 @@ impl Node {
     async fn vouch_for(&self, dept: &str, info: &FileInfo) -> Result<(), NodeError> {
         let me = self.member_id();
         if info.entry.holders.contains(&me) {
+            return Ok(());
+        }
+        // Not while a pin pass runs, and only if the blob is still here: a
+        // pass that collected it meanwhile (its deadline passed) withdrew
+        // this node as a holder, and this must not put it back.
+        let _no_pass = self.pin_pass.lock().await;
+        if !self.have(blob_hash(info)?).await? {
             return Ok(());
         }
         let id = info.entry.id.clone();

@@ -270,16 +270,7 @@ impl Node {
         // pins, nor release the commitment this writes.
         let _no_pass = self.pin_pass.lock().await;
         let (_, info) = self.file(id)?;
-        let hash: BlobHash = info
-            .entry
-            .blob
-            .parse()
-            .map_err(|_| NodeError::Internal(format!("file {id} names a malformed blob")))?;
-        if !self.have(hash).await? {
-            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
-            self.download(&info.entry.name, hash, info.entry.blob_size, &sources, None)
-                .await?;
-        }
+        self.ensure_blob(&info, None).await?;
         let ms = Millis::try_from(for_.as_millis()).unwrap_or(Millis::MAX);
         let until = self
             .shared
@@ -743,7 +734,8 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(format!("no pin request for blob {blob}")))
     }
 
-    async fn have(&self, hash: BlobHash) -> Result<bool, NodeError> {
+    /// Whether blob `hash` is complete in this node's store.
+    pub(super) async fn have(&self, hash: BlobHash) -> Result<bool, NodeError> {
         let blobs = self.shared.blobs.clone();
         Ok(tokio::task::spawn_blocking(move || blobs.has(&hash))
             .await
