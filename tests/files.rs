@@ -13,9 +13,11 @@ use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, StreamProtocol, Swarm};
+use meshwork::node::disk::DEFAULT_MIN_FREE;
 use meshwork::node::net::BLOB_PROTOCOL;
 use meshwork::node::wire::{BlobRequest, BlobResponse};
 use meshwork::node::{Home, NodeError};
+use meshwork_blobs::{ciphertext_size, stored_size};
 
 /// A progress callback that, at the first piece fetched, stops `node` and
 /// waits until it has stopped (so the fetch cannot finish meanwhile), and the
@@ -150,27 +152,21 @@ async fn bad_paths_and_ids_get_clear_errors() {
     assert_eq!(std::fs::read(&out).unwrap(), b"");
 }
 
-/// A node whose disk has no room to spare (its reserve is larger than any
-/// disk) refuses to share, fetch, download or pin at once, naming the sizes, and
-/// writes nothing: no blob, no partial, no destination, no library record.
+/// With one byte too few free beyond its reserve, a node refuses to share,
+/// fetch, download or pin at once, naming the sizes, and writes nothing: no
+/// blob, no partial, no destination, no library record. With exactly
+/// enough, each goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
-    let (clock, ada, _) = office(&[]).await;
-    let full = spawn_with("Bob", &clock, |cfg| cfg.min_free = 1 << 60).await;
-    full.join(&invite(&ada, None).await).await.unwrap();
-    ada.dept_create("Research").await.unwrap();
-    for who in ["Ada", "Bob"] {
-        ada.dept_add(who, "Research").await.unwrap();
-    }
-    until_roster(&full, "Bob is in Research", |r| {
-        r.resolve_dept("Research")
-            .is_ok_and(|d| d.members.len() == 2)
-    })
-    .await;
+    let (_clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
-    let file = write_file(work.path(), "report.pdf", &content(300_000, 7));
+    let size = 300_000;
+    let bytes = content(size, 7);
+    let file = write_file(work.path(), "report.pdf", &bytes);
+    let blob = stored_size(ciphertext_size(size as u64));
 
-    let refused = full.share("Research", &file, None, None).await;
+    bob.set_free(blob + DEFAULT_MIN_FREE - 1);
+    let refused = bob.share("Research", &file, None, None).await;
     let Err(NodeError::NoSpace(why)) = refused else {
         panic!("sharing on a full disk: {refused:?}")
     };
@@ -179,12 +175,16 @@ async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
         "{why}"
     );
     assert!(why.contains("--min-free"), "{why}");
-    assert!(full.files("Research").unwrap().is_empty());
+    assert!(bob.files("Research").unwrap().is_empty());
     // The web app's question before an upload gets the same answer.
     assert!(matches!(
-        full.check_share("Research", "report.pdf", 300_000),
+        bob.check_share("Research", "report.pdf", size as u64),
         Err(NodeError::NoSpace(_))
     ));
+    assert!(no_blobs(&bob));
+    bob.set_free(blob + DEFAULT_MIN_FREE);
+    bob.check_share("Research", "report.pdf", size as u64)
+        .unwrap();
 
     let id = ada
         .share("Research", &file, None, None)
@@ -192,27 +192,104 @@ async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
         .unwrap()
         .entry
         .id;
-    until("Bob's library lists it", || async {
-        full.files("Research").is_ok_and(|fs| fs.len() == 1)
-    })
-    .await;
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    // Fetching needs room for the blob; downloading to the same disk, for
+    // the plaintext too.
     let dest = work.path().join("copy.pdf");
-    let refused = full.get(&id, &dest, None).await;
+    cleo.set_free(blob + DEFAULT_MIN_FREE - 1);
+    let refused = cleo.get(&id, &dest, None).await;
     assert!(
         matches!(&refused, Err(NodeError::NoSpace(m)) if m.contains("downloading \"report.pdf\"")),
         "{refused:?}"
     );
-    assert!(matches!(full.fetch(&id).await, Err(NodeError::NoSpace(_))));
+    assert!(matches!(cleo.fetch(&id).await, Err(NodeError::NoSpace(_))));
+    let week = std::time::Duration::from_secs(7 * 86_400);
     assert!(matches!(
-        full.pin(&id, std::time::Duration::from_secs(7 * 86_400))
-            .await,
+        cleo.pin(&id, week).await,
         Err(NodeError::NoSpace(_))
     ));
     assert!(!dest.exists());
-    let blobs = meshwork_blobs::BlobStore::open(full.home().blobs()).unwrap();
-    assert!(blobs.list().unwrap().is_empty());
-    assert!(blobs.list_partial().unwrap().is_empty());
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 1);
+    assert!(no_blobs(&cleo));
+    cleo.set_free(blob + DEFAULT_MIN_FREE);
+    cleo.fetch(&id).await.unwrap();
+    // The blob is here: the download needs room for the plaintext alone.
+    cleo.set_free(size as u64 + DEFAULT_MIN_FREE - 1);
+    assert!(matches!(
+        cleo.get(&id, &dest, None).await,
+        Err(NodeError::NoSpace(_))
+    ));
+    cleo.set_free(size as u64 + DEFAULT_MIN_FREE);
+    cleo.get(&id, &dest, None).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+    // And pinning what is here needs nothing more.
+    cleo.set_free(0);
+    cleo.pin(&id, week).await.unwrap();
+}
+
+/// A share whose caller goes away while its bytes are still being read
+/// (a browser closed mid-upload, a CLI interrupted) stops, and leaves no
+/// blob, no unfinished import and no record behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_dropped_midway_leaves_nothing_behind() {
+    let (_clock, _ada, bob, _cleo, _dave) = research().await;
+    let (feed, bytes) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+    let reader = ChannelReader {
+        rx: bytes,
+        buf: Vec::new(),
+    };
+    let started = Arc::new(tokio::sync::Notify::new());
+    let told = started.clone();
+    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+        if done > 0 {
+            told.notify_one();
+        }
+    });
+    let node = bob.node.clone();
+    let share = tokio::spawn(async move {
+        node.share_from("Research", "big.bin", reader, 10 << 20, Some(progress))
+            .await
+    });
+    feed.send(vec![1; 256 * 1024]).unwrap();
+    started.notified().await;
+    share.abort();
+    assert!(share.await.unwrap_err().is_cancelled());
+    // The reader is blocked on its next bytes; once they come, it finds
+    // the share cancelled.
+    let _ = feed.send(vec![2; 256 * 1024]);
+    let partial = bob.home().blobs().join("partial");
+    until("the import is removed", || async {
+        std::fs::read_dir(&partial).unwrap().count() == 0
+    })
+    .await;
+    assert!(no_blobs(&bob));
+    assert!(bob.files("Research").unwrap().is_empty());
+}
+
+/// A reader of the byte runs sent to `rx`; ends when the sender goes.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(bytes) => self.buf = bytes,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        Ok(n)
+    }
+}
+
+/// No blob, complete or partial, in `node`'s store.
+fn no_blobs(node: &TestNode) -> bool {
+    let blobs = meshwork_blobs::BlobStore::open(node.home().blobs()).unwrap();
+    blobs.list().unwrap().is_empty() && blobs.list_partial().unwrap().is_empty()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

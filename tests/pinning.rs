@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use meshwork::node::crdt::roster::Role;
+use meshwork::node::disk::DEFAULT_MIN_FREE;
 use meshwork::node::{
-    Clock, ManualClock, NodeConfig, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
+    Clock, ManualClock, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
     VOLUNTEER_STAGGER_MS,
 };
 
@@ -21,20 +22,8 @@ const MIB: usize = 1024 * 1024;
 /// A pin node named `name` with `quota` bytes on `clock`, admitted by
 /// `admin`.
 async fn pin_node(admin: &TestNode, name: &str, clock: &ManualClock, quota: u64) -> TestNode {
-    pin_node_with(admin, name, clock, quota, |_| {}).await
-}
-
-/// Likewise, with `tweak` applied to its configuration.
-async fn pin_node_with(
-    admin: &TestNode,
-    name: &str,
-    clock: &ManualClock,
-    quota: u64,
-    tweak: impl FnOnce(&mut NodeConfig),
-) -> TestNode {
     let node = spawn_with(name, clock, |cfg| {
         cfg.pin = Some(PinNodeConfig { quota });
-        tweak(cfg);
     })
     .await;
     let (member, token) = admin
@@ -275,7 +264,7 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     let (clock, ada, bob, cleo, _dave) = research().await;
     let pia = pin_node(&ada, "Pia", &clock, MIB as u64).await;
     let work = tempfile::tempdir().unwrap();
-    let (_id, blob, _) = bob_shares(&bob, work.path(), 3 * MIB).await;
+    let (id, blob, _) = bob_shares(&bob, work.path(), 3 * MIB).await;
     until("Pia sees the request", || async {
         pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
     })
@@ -299,7 +288,8 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
 
     // However large its quota, a pin node whose disk has nothing to spare
     // beyond its reserve refuses too.
-    let pim = pin_node_with(&ada, "Pim", &clock, 1 << 40, |cfg| cfg.min_free = 1 << 60).await;
+    let pim = pin_node(&ada, "Pim", &clock, 1 << 40).await;
+    pim.set_free(DEFAULT_MIN_FREE + (2 * MIB) as u64);
     until("Pim sees the request", || async {
         pim.pins().unwrap().pins.iter().any(|p| p.blob == blob)
     })
@@ -310,7 +300,15 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     assert!(!stored(&pim, &blob), "a refused blob is not fetched");
 
     // k = 2 and no pinner: both department members besides the uploader
-    // volunteer.
+    // volunteer — Cleo even with no disk to spare, since she fetched the
+    // file already — and Ada only once she has room.
+    cleo.get(&id, &work.path().join("cleo.bin"), None)
+        .await
+        .unwrap();
+    cleo.set_free(0);
+    ada.set_free(0);
+    assert!(ada.reconcile_pins().await.unwrap().committed.is_empty());
+    ada.set_free(PLENTY);
     assert_eq!(
         ada.reconcile_pins().await.unwrap().committed,
         vec![blob.clone()]

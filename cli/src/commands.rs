@@ -575,7 +575,10 @@ fn pins_text(view: &Value) -> String {
                 human_size(n["used"].as_u64().unwrap_or(0)),
                 human_size(n["quota"].as_u64().unwrap_or(0)),
                 if n["full"].as_bool() == Some(true) {
-                    format!("  QUOTA FULL: refused {} request(s)", n["refused"])
+                    format!(
+                        "  FULL (quota or disk): refused {} request(s)",
+                        n["refused"]
+                    )
                 } else {
                     String::new()
                 }

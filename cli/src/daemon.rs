@@ -40,7 +40,7 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     cfg.net.peers = parse_addrs(&args.peers, "--peer")?;
     cfg.net.mdns = !args.no_mdns;
     cfg.volunteer = !args.no_volunteer;
-    cfg.min_free = args.min_free;
+    cfg.disk = meshwork_node::disk::Disk::system(args.min_free);
     if args.pin {
         cfg.pin = Some(meshwork_node::node::PinNodeConfig {
             quota: args.pin_quota,

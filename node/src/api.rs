@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::Stream;
 use meshwork_crdt::roster::Role;
 use serde::Deserialize;
@@ -57,6 +57,9 @@ pub async fn serve(
         token: token.clone(),
         pid: std::process::id(),
     })?;
+    // Earlier versions staged browser uploads and downloads in plaintext
+    // under `HOME/tmp/`; a crash could leave some there. Nothing uses it now.
+    let _ = std::fs::remove_dir_all(node.home().root().join("tmp"));
     let web = Sessions::new(node.clone(), addr.port());
     let app = router(node, token.clone(), web.clone());
     let task = tokio::spawn(async move {
@@ -135,6 +138,10 @@ async fn require_auth(
 ) -> Response {
     match web::caller(&token, &sessions, &req) {
         Ok(caller) => {
+            if let web::Caller::Session(id) = &caller {
+                let live = web::LiveSession::new(sessions.clone(), id.clone());
+                req.extensions_mut().insert(live);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
@@ -531,19 +538,38 @@ where
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].
-async fn events(State(node): State<Node>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let stream = futures::stream::unfold(node.events(), |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    let data = serde_json::to_string(&event).unwrap_or_default();
-                    return Some((Ok(SseEvent::default().data(data)), rx));
+/// The node's events as they happen; a browser session's stream ends when
+/// the session does.
+async fn events(
+    State(node): State<Node>,
+    session: Option<Extension<web::LiveSession>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let session = session.map(|Extension(s)| s);
+    let stream =
+        futures::stream::unfold((node.events(), session), |(mut rx, session)| async move {
+            let watched = session.clone();
+            let ended = async move {
+                match watched {
+                    Some(s) => s.ended().await,
+                    None => std::future::pending().await,
                 }
-                // A slow listener missed some: carry on with what comes next.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            tokio::pin!(ended);
+            loop {
+                let event = tokio::select! {
+                    event = rx.recv() => event,
+                    () = &mut ended => return None,
+                };
+                match event {
+                    Ok(event) => {
+                        let data = serde_json::to_string(&event).unwrap_or_default();
+                        return Some((Ok(SseEvent::default().data(data)), (rx, session)));
+                    }
+                    // A slow listener missed some: carry on with what comes next.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
             }
-        }
-    });
+        });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

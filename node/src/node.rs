@@ -2,6 +2,7 @@
 //! Reads come from the roster under the shared lock; writes become signed
 //! changes that are stored durably, then gossiped.
 
+use crate::disk::Disk;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +52,9 @@ pub struct NodeConfig {
     /// Volunteer to keep files of this member's departments while fewer
     /// than the workspace's replica target of pinners hold them.
     pub volunteer: bool,
-    /// Bytes of disk this node leaves free: it refuses to share, fetch or
-    /// keep a file that would eat into them.
-    pub min_free: u64,
+    /// How this node measures its disk, and the reserve it keeps free: it
+    /// refuses to share, fetch or keep a file that would eat into it.
+    pub disk: Disk,
 }
 
 impl NodeConfig {
@@ -67,7 +68,7 @@ impl NodeConfig {
             pin: None,
             auto_pin: true,
             volunteer: true,
-            min_free: crate::disk::DEFAULT_MIN_FREE,
+            disk: Disk::system(crate::disk::DEFAULT_MIN_FREE),
         }
     }
 }
@@ -435,11 +436,11 @@ impl Node {
 
     async fn disk_status(&self) -> Result<DiskStatus, NodeError> {
         let blobs = self.shared.blobs.clone();
-        let min_free = self.cfg.min_free;
+        let disk = self.cfg.disk.clone();
         tokio::task::spawn_blocking(move || {
             Ok(DiskStatus {
-                free: crate::disk::available(blobs.dir())?,
-                min_free,
+                free: disk.available(blobs.dir())?,
+                min_free: disk.min_free,
                 blobs: blobs.total_bytes()?,
             })
         })

@@ -463,7 +463,7 @@ async function pinsPage() {
           h("td", {}, p.pinners.map((x) => x.name + (x.lost ? " (lost)" : "")).join(", ") || "none"))))),
       h("h2", {}, "Pin nodes"),
       v.nodes.length
-        ? h("ul", {}, v.nodes.map((n) => h("li", { class: n.full ? "bad" : "" }, `${n.name}: ${size(n.used)} of ${size(n.quota)}${n.full ? " — quota full" : ""}`)))
+        ? h("ul", {}, v.nodes.map((n) => h("li", { class: n.full ? "bad" : "" }, `${n.name}: ${size(n.used)} of ${size(n.quota)}${n.full ? " — full (quota or disk)" : ""}`)))
         : h("p", { class: "muted" }, "No pin node has reported yet."));
   };
   page.on = (e) => { if (e.type === "pins_changed") quietly(load); };

@@ -4,9 +4,12 @@
 pub mod bin;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use meshwork::node::crdt::roster::{Role, Roster};
+use meshwork::node::disk::{Disk, DEFAULT_MIN_FREE};
 use meshwork::node::{Home, InviteSpec, ManualClock, Node, NodeConfig};
 use tempfile::TempDir;
 
@@ -16,6 +19,19 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct TestNode {
     pub node: Node,
     pub dir: TempDir,
+    /// The bytes its disk reports free: plenty unless a test says otherwise.
+    pub free: Arc<AtomicU64>,
+}
+
+/// What a test node's disk reports free unless the test sets it: tests
+/// never depend on this machine's free space.
+pub const PLENTY: u64 = 1 << 50;
+
+impl TestNode {
+    /// Makes this node's disk report `bytes` free from now on.
+    pub fn set_free(&self, bytes: u64) {
+        self.free.store(bytes, Ordering::SeqCst);
+    }
 }
 
 impl std::ops::Deref for TestNode {
@@ -25,8 +41,13 @@ impl std::ops::Deref for TestNode {
     }
 }
 
-pub fn config(dir: &TempDir, clock: &ManualClock) -> NodeConfig {
+pub fn config(dir: &TempDir, clock: &ManualClock, free: &Arc<AtomicU64>) -> NodeConfig {
     let mut cfg = NodeConfig::new(dir.path());
+    let free = free.clone();
+    cfg.disk = Disk::measured_by(
+        Arc::new(move |_: &std::path::Path| Ok(free.load(Ordering::SeqCst))),
+        DEFAULT_MIN_FREE,
+    );
     cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.net.mdns = false;
     cfg.net.probation = Duration::from_millis(500);
@@ -52,15 +73,16 @@ pub async fn spawn_with(
 ) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     Home::new(dir.path()).init(name).unwrap();
-    let mut cfg = config(&dir, clock);
+    let free = Arc::new(AtomicU64::new(PLENTY));
+    let mut cfg = config(&dir, clock, &free);
     tweak(&mut cfg);
     let node = Node::start(cfg).await.unwrap();
-    TestNode { node, dir }
+    TestNode { node, dir, free }
 }
 
 /// Stops a node and releases its home.
 pub async fn stop(t: TestNode) -> TempDir {
-    let TestNode { node, dir } = t;
+    let TestNode { node, dir, .. } = t;
     node.shutdown().await;
     drop(node);
     dir
@@ -68,10 +90,11 @@ pub async fn stop(t: TestNode) -> TempDir {
 
 /// Restarts a stopped node on its old home.
 pub async fn restart(dir: TempDir, clock: &ManualClock, peers: Vec<String>) -> TestNode {
-    let mut cfg = config(&dir, clock);
+    let free = Arc::new(AtomicU64::new(PLENTY));
+    let mut cfg = config(&dir, clock, &free);
     cfg.net.peers = peers.iter().map(|p| p.parse().unwrap()).collect();
     let node = Node::start(cfg).await.unwrap();
-    TestNode { node, dir }
+    TestNode { node, dir, free }
 }
 
 pub async fn invite(by: &Node, dept: Option<&str>) -> String {

@@ -56,6 +56,8 @@ pub struct Sessions {
     logins: Mutex<HashMap<String, i64>>,
     /// Session id (the cookie) → the session.
     sessions: Mutex<HashMap<String, Session>>,
+    /// Told whenever sessions end, so that their event streams end too.
+    ended: tokio::sync::Notify,
 }
 
 struct Session {
@@ -72,6 +74,7 @@ impl Sessions {
             node,
             logins: Mutex::default(),
             sessions: Mutex::default(),
+            ended: tokio::sync::Notify::new(),
         })
     }
 
@@ -110,9 +113,27 @@ impl Sessions {
         let id = self.session_id(headers)?;
         let now = self.node.now();
         let mut sessions = lock(&self.sessions);
+        let before = sessions.len();
         sessions.retain(|_, s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS);
+        if sessions.len() < before {
+            self.ended.notify_waiters();
+        }
         let token = sessions.get(&id)?.token.clone();
         Some((id, token))
+    }
+
+    /// Whether session `id` is still live (not ended, not idle too long).
+    fn is_live(&self, id: &str) -> bool {
+        let now = self.node.now();
+        lock(&self.sessions)
+            .get(id)
+            .is_some_and(|s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS)
+    }
+
+    /// Ends session `id`.
+    fn end(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+        self.ended.notify_waiters();
     }
 
     /// Marks session `id` as used now: called only once its token matched,
@@ -135,10 +156,39 @@ fn random_hex() -> String {
 
 /// Who may call an API route: the bearer token (the CLI), or a browser
 /// session — its cookie and its token together.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) enum Caller {
     Bearer,
-    Session,
+    Session(String),
+}
+
+/// A browser session that made a request, for what outlives the request
+/// (an event stream): it ends when the session does.
+#[derive(Clone)]
+pub(super) struct LiveSession {
+    sessions: Arc<Sessions>,
+    id: String,
+}
+
+impl LiveSession {
+    pub(super) fn new(sessions: Arc<Sessions>, id: String) -> Self {
+        Self { sessions, id }
+    }
+
+    /// Resolves once the session has ended (logout, or idle too long, as
+    /// the next request to look finds).
+    pub(super) async fn ended(&self) {
+        loop {
+            let notified = self.sessions.ended.notified();
+            tokio::pin!(notified);
+            // Listening before looking: an end between the two is not missed.
+            notified.as_mut().enable();
+            if !self.sessions.is_live(&self.id) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 pub(super) fn caller(
@@ -182,7 +232,7 @@ pub(super) fn caller(
     match presented {
         Some(t) if super::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
             sessions.touch(&id);
-            Ok(Caller::Session)
+            Ok(Caller::Session(id))
         }
         _ => Err((StatusCode::FORBIDDEN, "missing or wrong session token")),
     }
@@ -299,7 +349,7 @@ pub(super) async fn new_login_link(
 /// Ends the calling browser session (its cookie and token stop working).
 pub(super) async fn logout(State(sessions): State<Arc<Sessions>>, headers: HeaderMap) -> ApiResult {
     if let Some(id) = sessions.session_id(&headers) {
-        lock(&sessions.sessions).remove(&id);
+        sessions.end(&id);
     }
     ok(json!({ "logged_out": true }))
 }

@@ -8,6 +8,7 @@
 //! blob into the destination only once it is complete and verified.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::Stream;
@@ -76,7 +77,7 @@ impl Node {
     pub fn check_share(&self, dept: &str, name: &str, size: u64) -> Result<Department, NodeError> {
         if name.trim().is_empty() || name.len() > MAX_NAME {
             return Err(NodeError::BadRequest(format!(
-                "a file name is 1 to {MAX_NAME} bytes; give another with --name"
+                "a file name is 1 to {MAX_NAME} bytes; rename the file (with `meshwork share`: --name)"
             )));
         }
         let me = self.member_id();
@@ -85,16 +86,16 @@ impl Node {
             .with_ws(|ws| super::feed::my_dept(&ws.roster_view(), &me, dept))?;
         let sealed = meshwork_blobs::ciphertext_size(size);
         if sealed > meshwork_blobs::MAX_BLOB_SIZE {
-            return Err(NodeError::NoSpace(format!(
+            return Err(NodeError::BadRequest(format!(
                 "{name:?} ({}) is too large: Meshwork shares files up to {}",
                 human_size(size),
                 human_size(meshwork_blobs::MAX_BLOB_SIZE)
             )));
         }
-        disk::ensure_room(
+        self.cfg.disk.ensure_room(
             self.shared.blobs.dir(),
             meshwork_blobs::stored_size(sealed),
-            self.cfg.min_free,
+            true,
             &format!("sharing {name:?} ({})", human_size(size)),
         )?;
         Ok(dept)
@@ -112,6 +113,32 @@ impl Node {
         progress: Option<Progress>,
     ) -> Result<FileInfo, NodeError> {
         let dept = self.check_share(dept, name, size)?;
+        // Sealing and recording run as a task of their own, so that a
+        // caller who goes away (a browser closed, a CLI interrupted) never
+        // leaves a blob without a record: while the bytes are being read,
+        // its going stops the reading and the unfinished blob is removed;
+        // once they are all sealed, the share completes.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_if_dropped = StopOnDrop(stop.clone());
+        let node = self.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            node.seal_and_record(dept, &name, plaintext, size, progress, stop)
+                .await
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("sharing stopped: {e}")))?
+    }
+
+    async fn seal_and_record(
+        &self,
+        dept: Department,
+        name: &str,
+        plaintext: impl std::io::Read + Send + 'static,
+        size: u64,
+        progress: Option<Progress>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<FileInfo, NodeError> {
         let me = self.member_id();
         let blobs = self.shared.blobs.clone();
         let sealed = tokio::task::spawn_blocking(move || {
@@ -120,6 +147,7 @@ impl Node {
                 done: 0,
                 total: size,
                 progress,
+                stop,
             };
             meshwork_blobs::seal(&blobs, reader)
         })
@@ -220,10 +248,10 @@ impl Node {
         let hash = blob_hash(info)?;
         let needed = self.fetch_needs(hash, info.entry.blob_size).await?;
         if needed > 0 {
-            disk::ensure_room(
+            self.cfg.disk.ensure_room(
                 self.shared.blobs.dir(),
                 needed,
-                self.cfg.min_free,
+                true,
                 &format!(
                     "fetching {:?} ({})",
                     info.entry.name,
@@ -245,7 +273,7 @@ impl Node {
 
     /// The bytes a fetch of blob `hash` (of `size` bytes) still has to
     /// write here: none once it is here, less what a stopped fetch has.
-    async fn fetch_needs(&self, hash: BlobHash, size: u64) -> Result<u64, NodeError> {
+    pub(super) async fn fetch_needs(&self, hash: BlobHash, size: u64) -> Result<u64, NodeError> {
         let blobs = self.shared.blobs.clone();
         tokio::task::spawn_blocking(move || {
             if blobs.has(&hash)? {
@@ -304,6 +332,15 @@ impl Node {
         id: &str,
     ) -> Result<(FileInfo, impl Stream<Item = std::io::Result<Vec<u8>>>), NodeError> {
         let (dept, info) = self.file(id)?;
+        // The record's size is what a reader is promised (a download's
+        // Content-Length); the blob's size, bound into its hash, is what
+        // it gets. A record where they disagree is refused.
+        if meshwork_blobs::plaintext_size(info.entry.blob_size) != Some(info.entry.size) {
+            return Err(NodeError::Conflict(format!(
+                "the library's record of {:?} is inconsistent: its size does not match its blob's",
+                info.entry.name
+            )));
+        }
         let key = decode_key(&info.entry.key)?;
         let hash = self.ensure_blob(&info, None).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -314,7 +351,12 @@ impl Node {
             let errors = tx.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 let mut out = std::io::BufWriter::with_capacity(READ_PIECE, ChannelWriter(tx));
-                meshwork_blobs::open(&blobs, &hash, &key, &mut out)
+                let opened = meshwork_blobs::open(&blobs, &hash, &key, &mut out);
+                if opened.is_err() {
+                    // Drop what is buffered rather than send it.
+                    let _ = out.into_parts();
+                }
+                opened
             })
             .await;
             match opened {
@@ -377,14 +419,13 @@ impl Node {
         if disk::same_file_system(dir, blobs_dir) {
             let hash = blob_hash(info)?;
             let fetch = self.fetch_needs(hash, info.entry.blob_size).await?;
-            disk::ensure_room(
-                dir,
-                info.entry.size.saturating_add(fetch),
-                self.cfg.min_free,
-                &what,
-            )
+            self.cfg
+                .disk
+                .ensure_room(dir, info.entry.size.saturating_add(fetch), true, &what)
         } else {
-            disk::ensure_room(dir, info.entry.size, 0, &what)
+            self.cfg
+                .disk
+                .ensure_room(dir, info.entry.size, false, &what)
         }
     }
 
@@ -491,16 +532,30 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
-/// A reader that reports how much of the file it has read.
+/// Sets its flag when dropped: tells a task that its caller has gone.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A reader that reports how much of the file it has read, and fails once
+/// `stop` is set.
 struct Counting<R> {
     inner: R,
     done: u64,
     total: u64,
     progress: Option<Progress>,
+    stop: Arc<AtomicBool>,
 }
 
 impl<R: std::io::Read> std::io::Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the share was cancelled"));
+        }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if let Some(p) = &self.progress {

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use std::time::Duration;
 
 use libp2p::PeerId;
-use meshwork_blobs::{stored_size, BlobHash};
+use meshwork_blobs::BlobHash;
 use meshwork_crdt::automerge::ChangeHash;
 use meshwork_crdt::library::{self, Library};
 use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
@@ -34,7 +34,6 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use super::Node;
-use crate::disk;
 use crate::wire::DocRef;
 use crate::{NodeError, NodeEvent};
 
@@ -341,7 +340,7 @@ impl Node {
             .sum();
         let mut taken = used;
         // And none may eat into the disk's reserve: bytes new ones take.
-        let room = disk::room(self.shared.blobs.dir(), self.cfg.min_free)?;
+        let room = self.cfg.disk.room(self.shared.blobs.dir())?;
         let mut fresh: u64 = 0;
         let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
         for r in ledger.requests.iter().filter(live) {
@@ -370,25 +369,27 @@ impl Node {
                     self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
                 }
             };
-            let take = take
-                && {
-                    let fits = fresh.saturating_add(stored_size(r.size)) <= room;
-                    if !fits && pin_node.is_some() {
-                        warn!(
-                            blob = %r.blob,
-                            size = r.size,
-                            room,
-                            "not enough disk to pin this blob (daemon --min-free keeps the rest free); other nodes will take it"
-                        );
-                        done.refused.push(r.blob.clone());
-                    } else if !fits {
-                        debug!(blob = %r.blob, size = r.size, room, "no disk to spare for this blob");
-                    }
-                    fits
-                };
-            if take {
+            // What is here already (fetched by `get`, or before a crash
+            // cut a pass short) needs no room.
+            let needs = match (take, r.blob.parse::<BlobHash>()) {
+                (true, Ok(hash)) => self.fetch_needs(hash, r.size).await?,
+                _ => 0,
+            };
+            let fits = fresh.saturating_add(needs) <= room;
+            if take && !fits && pin_node.is_some() {
+                warn!(
+                    blob = %r.blob,
+                    size = r.size,
+                    room,
+                    "not enough disk to pin this blob (daemon --min-free keeps the rest free); other nodes will take it"
+                );
+                done.refused.push(r.blob.clone());
+            } else if take && !fits {
+                debug!(blob = %r.blob, size = r.size, room, "no disk to spare for this blob");
+            }
+            if take && fits {
                 taken += r.size;
-                fresh = fresh.saturating_add(stored_size(r.size));
+                fresh = fresh.saturating_add(needs);
                 wanted.push((r.clone(), sources_for_pin(r, theirs, files.get(&r.blob))));
             }
         }

@@ -1,0 +1,235 @@
+//! The web app's routes on a node's real control API, over raw HTTP, with
+//! the node's clock moved by hand: a session ends after `SESSION_IDLE_MS`
+//! without a request, each request with its token keeps it alive, a
+//! request that only carries its cookie does not, and a login link expires
+//! unredeemed; a session's event stream ends with it; a download whose blob
+//! turns out corrupt is cut short, never passed off as the whole file.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use meshwork::node::api::{self, SESSION_IDLE_MS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 request over a fresh connection; the whole answer.
+async fn http(addr: &str, head: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("{head}\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// Sends `head` (a GET) and returns the connection once the answer's
+/// head has been read, with that head.
+async fn open_stream(addr: &str, head: &str) -> (tokio::net::TcpStream, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "the answer ended early"
+        );
+        got.push(byte[0]);
+    }
+    (s, String::from_utf8(got).unwrap())
+}
+
+/// Reads what is left of a connection, failing the test if it does not end.
+async fn rest(mut s: tokio::net::TcpStream) -> Vec<u8> {
+    let mut body = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut body))
+        .await
+        .expect("the connection ends")
+        .ok();
+    body
+}
+
+/// A browser session: its cookie and its token.
+async fn log_in(addr: &str, link: String) -> (String, String) {
+    let path = &link[format!("http://{addr}").len()..];
+    let login = http(addr, &format!("GET {path} HTTP/1.1")).await;
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = header(&login, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = header(&login, "location")
+        .strip_prefix("/#session=")
+        .unwrap()
+        .to_owned();
+    (cookie, token)
+}
+
+/// The value of header `name` (lower case) in an answer.
+fn header<'a>(answer: &'a str, name: &str) -> &'a str {
+    answer
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_after_twelve_idle_hours_and_a_login_link_after_two_minutes() {
+    let (clock, ada, _) = office(&[]).await;
+    let (server, _task) = api::serve(
+        ada.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr.to_string();
+    let path = |link: String| link[format!("http://{addr}").len()..].to_owned();
+
+    // A link not redeemed within two minutes is refused.
+    let stale = path(server.web.login_link());
+    clock.advance(Duration::from_secs(121));
+    let refused = http(&addr, &format!("GET {stale} HTTP/1.1")).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    let login = http(
+        &addr,
+        &format!("GET {} HTTP/1.1", path(server.web.login_link())),
+    )
+    .await;
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = header(&login, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let token = header(&login, "location")
+        .strip_prefix("/#session=")
+        .unwrap()
+        .to_owned();
+    let status = |token: &str| {
+        let head =
+            format!("GET /v1/status HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}");
+        let addr = addr.clone();
+        async move { http(&addr, &head).await }
+    };
+    let idle = Duration::from_millis(SESSION_IDLE_MS as u64);
+
+    // Used just before it would end, it lives another twelve hours.
+    clock.advance(idle - Duration::from_secs(60));
+    let used = status(&token).await;
+    assert!(used.starts_with("HTTP/1.1 200"), "{used}");
+    clock.advance(idle - Duration::from_secs(60));
+    let used = status(&token).await;
+    assert!(used.starts_with("HTTP/1.1 200"), "{used}");
+
+    // A request with the cookie and a wrong token (what a page elsewhere
+    // could send) is refused and keeps nothing alive.
+    clock.advance(idle / 2);
+    let forged = status("00").await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    clock.advance(idle / 2 + Duration::from_millis(1));
+    let ended = status(&token).await;
+    assert!(ended.starts_with("HTTP/1.1 401"), "{ended}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_event_stream_ends_at_logout_and_when_it_expires() {
+    let (clock, ada, _) = office(&[]).await;
+    let (server, _task) = api::serve(
+        ada.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr.to_string();
+
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let follow = format!("GET /v1/events?session={token} HTTP/1.1\r\nCookie: {cookie}");
+    let (events, head) = open_stream(&addr, &follow).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let out = http(
+        &addr,
+        &format!("POST /v1/web/logout HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}"),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    rest(events).await;
+
+    // Idle too long: the next request to look ends it, and its stream.
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let follow = format!("GET /v1/events?session={token} HTTP/1.1\r\nCookie: {cookie}");
+    let (events, head) = open_stream(&addr, &follow).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    clock.advance(Duration::from_millis(SESSION_IDLE_MS as u64 + 1));
+    let late = http(
+        &addr,
+        &format!("GET /v1/status HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}"),
+    )
+    .await;
+    assert!(late.starts_with("HTTP/1.1 401"), "{late}");
+    rest(events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_whose_blob_is_corrupt_is_cut_short() {
+    let (_clock, ada, _) = office(&[]).await;
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Ada", "Research").await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(3 << 20, 11);
+    let shared = ada
+        .share(
+            "Research",
+            &write_file(work.path(), "plan.bin", &bytes),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let (server, _task) = api::serve(
+        ada.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr.to_string();
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let download = format!(
+        "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
+        shared.entry.id
+    );
+
+    // Whole, it comes whole.
+    let (s, head) = open_stream(&addr, &download).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-length"), bytes.len().to_string());
+    assert!(rest(s).await == bytes, "the download differs from the file");
+
+    // One byte flipped on disk, past the middle: the answer stops short of
+    // its Content-Length (a browser marks such a download failed), and
+    // what came is a true prefix.
+    let blob = ada.home().blobs().join(&shared.entry.blob);
+    let mut stored = std::fs::read(&blob).unwrap();
+    let at = stored.len() * 5 / 6;
+    stored[at] ^= 1;
+    std::fs::write(&blob, &stored).unwrap();
+    let (s, head) = open_stream(&addr, &download).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body = rest(s).await;
+    assert!(body.len() < bytes.len(), "{} bytes came", body.len());
+    assert!(
+        bytes.starts_with(&body),
+        "what came is not a prefix of the file"
+    );
+}
