@@ -113,6 +113,16 @@ async fn a_pin_node_keeps_a_file_for_72_hours_after_its_uploader_left_and_then_l
         std::str::from_utf8(MARKER).unwrap()
     ));
     assert!(!on_disk(pia.dir.path(), "payroll-secret"));
+    // A pass with nothing new changes nothing; should the blob vanish
+    // from Pia's disk, her next pass fetches it again (Bob still has it).
+    assert!(pia.reconcile_pins().await.unwrap().committed.is_empty());
+    std::fs::remove_file(pia.home().blobs().join(&blob)).unwrap();
+    assert!(!stored(&pia, &blob));
+    assert_eq!(
+        pia.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()]
+    );
+    assert!(stored(&pia, &blob));
     // Pia sees no department content.
     assert!(matches!(
         pia.files("Research"),

@@ -323,12 +323,17 @@ impl Node {
         // this pass whether or not their fetch succeeds (what its quota
         // decisions count).
         let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
-        let kept = |r: &PinRequest| {
+        let (complete, partial) = self.stored_blobs().await?;
+        let here: HashSet<String> = complete.iter().map(BlobHash::to_hex).collect();
+        let committed = |r: &PinRequest| {
             ledger
                 .commits
                 .get(&r.blob)
                 .is_some_and(|cs| cs.iter().any(|c| c.member == me && c.until >= r.until))
         };
+        // Kept: committed to, and still here. A committed blob that has
+        // gone (a disk replaced, a file deleted) is fetched again.
+        let kept = |r: &PinRequest| committed(r) && here.contains(&r.blob);
         // What this node keeps already counts against its quota before any
         // new request does, whatever order the requests come in.
         let mut used: u64 = ledger
@@ -346,6 +351,9 @@ impl Node {
         for r in ledger.requests.iter().filter(live) {
             if kept(r) {
                 continue;
+            }
+            if committed(r) {
+                warn!(blob = %r.blob, "a blob this node committed to is missing here: fetching it again");
             }
             let theirs = ledger
                 .commits
@@ -421,7 +429,10 @@ impl Node {
             }
         }
         drop(fetches);
-        let released = self.collect(&ledger, &files, now, &mut done).await?;
+        let stored = complete.into_iter().chain(partial).collect();
+        let released = self
+            .collect(&ledger, &files, stored, now, &mut done)
+            .await?;
         let report = pin_node
             .map(|cfg| (cfg.quota, used, done.refused.len() as u64))
             .filter(|&(quota, used, refused)| {
@@ -620,6 +631,7 @@ impl Node {
         &self,
         ledger: &Ledger,
         files: &HashMap<String, MyFile>,
+        here: Vec<BlobHash>,
         now: Millis,
         done: &mut Reconciled,
     ) -> Result<Vec<String>, NodeError> {
@@ -637,15 +649,7 @@ impl Node {
             };
             deadline.saturating_add(SKEW_MARGIN_MS) < now
         };
-        // Complete blobs, and downloads that never finished.
-        let blobs = self.shared.blobs.clone();
-        let here = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-            let mut all = blobs.list()?;
-            all.extend(blobs.list_partial()?);
-            Ok(all)
-        })
-        .await
-        .map_err(|e| NodeError::Internal(e.to_string()))??;
+        // `here`: complete blobs, and downloads that never finished.
         let mut released = Vec::new();
         for hash in here {
             let blob = hash.to_hex();
@@ -733,6 +737,17 @@ impl Node {
             .into_iter()
             .find(|p| p.blob == blob)
             .ok_or_else(|| NodeError::NotFound(format!("no pin request for blob {blob}")))
+    }
+
+    /// The blobs in this node's store: complete ones, and downloads that
+    /// never finished.
+    async fn stored_blobs(&self) -> Result<(Vec<BlobHash>, Vec<BlobHash>), NodeError> {
+        let blobs = self.shared.blobs.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+            Ok((blobs.list()?, blobs.list_partial()?))
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))?
     }
 
     /// Whether blob `hash` is complete in this node's store.
