@@ -12,7 +12,7 @@ use common::*;
 use meshwork::node::crdt::roster::Role;
 use meshwork::node::disk::DEFAULT_MIN_FREE;
 use meshwork::node::{
-    Clock, ManualClock, NodeError, PinInfo, PinNodeConfig, PinsView, LOST_AFTER_MS,
+    Clock, ManualClock, NodeError, PinInfo, PinNodeConfig, PinsView, AUDIT_EVERY_MS, LOST_AFTER_MS,
     VOLUNTEER_STAGGER_MS,
 };
 
@@ -415,4 +415,84 @@ async fn when_the_first_in_rank_does_not_volunteer_the_next_steps_in_a_stagger_l
         vec![blob.clone()],
         "a stagger after it first saw the gap, the next in rank steps in"
     );
+}
+
+/// A pinner that no longer has a blob it committed to fails a member's
+/// audit and stops counting there, so the member steps in; once the pinner
+/// has the blob again, the next audit counts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinner_that_lost_a_blob_fails_its_audit_and_a_member_steps_in() {
+    let (clock, ada, bob, cleo, _dave) = research().await;
+    ada.set_policy(None, Some(1)).await.unwrap();
+    until_roster(&cleo, "one replica is the target", |r| {
+        r.policy.replicas == 1
+    })
+    .await;
+    let pia = pin_node(&ada, "Pia", &clock, 1 << 30).await;
+    let work = tempfile::tempdir().unwrap();
+    let (_id, blob, _) = bob_shares(&bob, work.path(), MIB).await;
+    until("Pia sees the request", || async {
+        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
+    })
+    .await;
+    assert_eq!(
+        pia.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()]
+    );
+    until_pinners(&cleo, &blob, 1).await;
+    let audited = |done: &meshwork::node::Reconciled| -> Vec<(String, bool)> {
+        done.audits
+            .iter()
+            .map(|a| (a.blob.clone(), a.pinner == pia.member_id() && a.passed))
+            .collect()
+    };
+
+    // Pia holds it: Cleo's audit passes and, with k = 1, she keeps nothing.
+    let done = cleo.reconcile_pins().await.unwrap();
+    assert_eq!(audited(&done), vec![(blob.clone(), true)]);
+    assert!(done.committed.is_empty());
+
+    // Until the next round is due, Cleo's passes audit nothing.
+    assert!(cleo.reconcile_pins().await.unwrap().audits.is_empty());
+
+    // Pia loses it, and runs no pass that would notice.
+    std::fs::remove_file(pia.home().blobs().join(&blob)).unwrap();
+    clock.advance(Duration::from_millis(AUDIT_EVERY_MS as u64));
+    let done = cleo.reconcile_pins().await.unwrap();
+    assert_eq!(audited(&done), vec![(blob.clone(), false)]);
+    let view = cleo.pins().unwrap();
+    let pin = pin_of(&view, &blob);
+    let of_pia = |pin: &PinInfo| {
+        pin.pinners
+            .iter()
+            .find(|p| p.member_id == pia.member_id())
+            .unwrap()
+            .failed_audit
+    };
+    assert!(of_pia(pin));
+    assert_eq!(pin.replicas, usize::from(!done.committed.is_empty()));
+    // Cleo steps in: at once if she ranks first among the volunteers, a
+    // stagger later if Ada does (Ada has not audited Pia, so she still
+    // counts her and stays put).
+    let mut committed = done.committed;
+    if committed.is_empty() {
+        clock.advance(Duration::from_millis(VOLUNTEER_STAGGER_MS as u64));
+        committed = cleo.reconcile_pins().await.unwrap().committed;
+    }
+    assert_eq!(committed, vec![blob.clone()]);
+    assert!(stored(&cleo, &blob));
+
+    // Pia's own pass finds the blob gone and fetches it again; Cleo's next
+    // audit counts her again.
+    assert_eq!(
+        pia.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()]
+    );
+    clock.advance(Duration::from_millis(AUDIT_EVERY_MS as u64));
+    let done = cleo.reconcile_pins().await.unwrap();
+    assert_eq!(audited(&done), vec![(blob.clone(), true)]);
+    let view = cleo.pins().unwrap();
+    let pin = pin_of(&view, &blob);
+    assert!(!of_pia(pin));
+    assert_eq!(pin.replicas, 2);
 }

@@ -139,6 +139,18 @@ impl VerifiedPiece {
     }
 }
 
+/// Whether `encoded` is piece `index` of the blob `hash` of `size` bytes,
+/// proof and all — for a node that checks a peer holds a blob without
+/// storing what it sends.
+pub fn check_piece(
+    hash: &BlobHash,
+    size: u64,
+    index: u64,
+    encoded: &[u8],
+) -> Result<(), PieceError> {
+    verify_piece(*hash, size, index, encoded).map(drop)
+}
+
 /// Checks the encoding of piece `index` against the blob's hash and size,
 /// before anything touches the disk. The length is checked first and exactly,
 /// so a hostile encoding can cost at most one piece's worth of hashing.

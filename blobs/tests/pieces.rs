@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use common::{bytes, rng, TestStore};
 use meshwork_blobs::{
-    encoded_piece_len, open, piece_count, piece_range, BlobError, BlobHash, BlobStore, PieceError,
-    PieceStatus, Progress, SealedBlob, MAX_BLOB_SIZE, PIECE_SIZE,
+    check_piece, encoded_piece_len, open, piece_count, piece_range, BlobError, BlobHash, BlobStore,
+    PieceError, PieceStatus, Progress, SealedBlob, MAX_BLOB_SIZE, PIECE_SIZE,
 };
 use rand::seq::SliceRandom;
 
@@ -526,4 +526,28 @@ fn hashes_from_the_network_are_only_hex_names() {
         t.store.list_partial().unwrap().is_empty(),
         "a refused piece starts nothing"
     );
+}
+
+#[test]
+fn a_piece_can_be_checked_without_storing_it() {
+    let (a, sealed, _) = source("check_piece", 41, 3 * PIECE_SIZE as usize + 5);
+    let (hash, size) = (sealed.hash, sealed.size);
+    for index in 0..piece_count(size) {
+        let piece = a.store.read_piece(&hash, index).unwrap();
+        check_piece(&hash, size, index, piece.as_bytes()).unwrap();
+    }
+    let good = a.store.read_piece(&hash, 1).unwrap().into_bytes();
+    // The wrong piece, a flipped byte of data or of proof, a short one: no.
+    assert!(check_piece(&hash, size, 2, &good).is_err());
+    for at in [0, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        assert!(
+            check_piece(&hash, size, 1, &bad).is_err(),
+            "flipped at {at}"
+        );
+    }
+    assert!(check_piece(&hash, size, 1, &good[..good.len() - 1]).is_err());
+    let other = a.seal(&vec![7u8; 3 * PIECE_SIZE as usize + 5]);
+    assert!(check_piece(&other.hash, size, 1, &good).is_err());
 }

@@ -538,12 +538,14 @@ fn pins_text(view: &Value) -> String {
             .into_iter()
             .flatten()
             .map(|x| {
-                let lost = if x["lost"].as_bool() == Some(true) {
+                let state = if x["lost"].as_bool() == Some(true) {
                     " (lost)"
+                } else if x["failed_audit"].as_bool() == Some(true) {
+                    " (failed audit)"
                 } else {
                     ""
                 };
-                format!("{}{lost}", x["name"].as_str().unwrap_or("?"))
+                format!("{}{state}", x["name"].as_str().unwrap_or("?"))
             })
             .collect();
         format!(

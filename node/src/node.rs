@@ -13,12 +13,14 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::info;
 
+mod audit;
 mod download;
 mod feed;
 mod files;
 mod pins;
 mod roster;
 
+pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
 pub use feed::Thread;
 pub use files::{FileInfo, Progress};
 pub use pins::{
@@ -167,6 +169,8 @@ pub struct Node {
     /// When this node first saw each blob below its replica target.
     below_target_since:
         Arc<std::sync::Mutex<std::collections::HashMap<String, meshwork_crdt::Millis>>>,
+    /// What this node's audits of pinners found.
+    audits: Arc<audit::Audits>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -197,6 +201,7 @@ impl Node {
             pin_pass: Arc::new(Mutex::new(())),
             ledger_cache: Arc::default(),
             below_target_since: Arc::default(),
+            audits: Arc::default(),
             pin_keeper: Arc::default(),
         };
         if let Some(meta) = meta {

@@ -460,7 +460,7 @@ async function pinsPage() {
           h("td", {}, size(p.size)),
           h("td", {}, when(p.until)),
           h("td", { class: p.meets_target ? "" : "bad" }, `${p.replicas}/${p.target}`),
-          h("td", {}, p.pinners.map((x) => x.name + (x.lost ? " (lost)" : "")).join(", ") || "none"))))),
+          h("td", {}, p.pinners.map((x) => x.name + (x.lost ? " (lost)" : x.failed_audit ? " (failed audit)" : "")).join(", ") || "none"))))),
       h("h2", {}, "Pin nodes"),
       v.nodes.length
         ? h("ul", {}, v.nodes.map((n) => h("li", { class: n.full ? "bad" : "" }, `${n.name}: ${size(n.used)} of ${size(n.quota)}${n.full ? " — full (quota or disk)" : ""}`)))

@@ -102,6 +102,8 @@ pub struct PinnerInfo {
     pub until: Millis,
     /// Out of sight for longer than [`LOST_AFTER_MS`].
     pub lost: bool,
+    /// Its last audit by this node failed: it did not have the blob.
+    pub failed_audit: bool,
 }
 
 /// A pin node's quota, as it reported it.
@@ -143,6 +145,8 @@ pub struct Reconciled {
     pub failed: Vec<String>,
     /// Blobs past their deadline that were deleted.
     pub collected: Vec<String>,
+    /// What this pass's audits of other pinners found.
+    pub audits: Vec<super::audit::AuditResult>,
 }
 
 /// A file in one of my departments' libraries.
@@ -165,10 +169,10 @@ fn sources_for_pin(r: &PinRequest, commits: &[Commitment], file: Option<&MyFile>
 }
 
 /// A snapshot of what a pass decides on, read under the workspace lock.
-struct Ledger {
-    roster: Roster,
-    requests: Arc<[PinRequest]>,
-    commits: Arc<HashMap<String, Vec<Commitment>>>,
+pub(super) struct Ledger {
+    pub(super) roster: Roster,
+    pub(super) requests: Arc<[PinRequest]>,
+    pub(super) commits: Arc<HashMap<String, Vec<Commitment>>>,
     reported: Option<pins::PinNodeReport>,
 }
 
@@ -216,9 +220,10 @@ impl Node {
                     name: name(&c.member),
                     until: c.until,
                     lost: c.member != me && self.lost(&c.member, now),
+                    failed_audit: self.failed_audit(&c.member, &r.blob),
                 })
                 .collect();
-            let replicas = self.counting(&ledger.roster, commits, now, None);
+            let replicas = self.counting(&ledger.roster, &r.blob, commits, now, None);
             let file = files.get(&r.blob);
             out.push(PinInfo {
                 blob: r.blob.clone(),
@@ -318,10 +323,12 @@ impl Node {
         let files = self.my_files_by_blob()?;
         let k = ledger.roster.policy.replicas as usize;
         let pin_node = self.cfg.pin;
-        let mut done = Reconciled::default();
-        // Bytes committed (what a pin node reports), and bytes taken on in
-        // this pass whether or not their fetch succeeds (what its quota
-        // decisions count).
+        // Audits first: a pinner found not to hold a blob does not count in
+        // what this pass decides.
+        let mut done = Reconciled {
+            audits: self.audit_pinners(&ledger, now).await,
+            ..Reconciled::default()
+        };
         let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
         let (complete, partial) = self.stored_blobs().await?;
         let here: HashSet<String> = complete.iter().map(BlobHash::to_hex).collect();
@@ -334,8 +341,11 @@ impl Node {
         // Kept: committed to, and still here. A committed blob that has
         // gone (a disk replaced, a file deleted) is fetched again.
         let kept = |r: &PinRequest| committed(r) && here.contains(&r.blob);
-        // What this node keeps already counts against its quota before any
-        // new request does, whatever order the requests come in.
+        // Bytes committed (what a pin node reports), and bytes taken on in
+        // this pass whether or not their fetch succeeds (what its quota
+        // decisions count). What this node keeps already counts against
+        // its quota before any new request does, whatever order the
+        // requests come in.
         let mut used: u64 = ledger
             .requests
             .iter()
@@ -535,7 +545,7 @@ impl Node {
         if me == r.by || !dept.members.contains(&me) {
             return false;
         }
-        let counting = self.counting(roster, commits, now, Some(&me));
+        let counting = self.counting(roster, &r.blob, commits, now, Some(&me));
         let mut below_since = self
             .below_target_since
             .lock()
@@ -575,11 +585,12 @@ impl Node {
         now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
     }
 
-    /// How many commitments count: unexpired, by an active member, not
-    /// lost (`except` left out).
+    /// How many commitments of `blob` count: unexpired, by an active
+    /// member, not lost, not failing its audit here (`except` left out).
     fn counting(
         &self,
         roster: &Roster,
+        blob: &str,
         commits: &[Commitment],
         now: Millis,
         except: Option<&MemberId>,
@@ -592,12 +603,13 @@ impl Node {
                 c.until.saturating_add(SKEW_MARGIN_MS) >= now && roster.is_active(&c.member)
             })
             .filter(|c| c.member == me || !self.lost(&c.member, now))
+            .filter(|c| !self.failed_audit(&c.member, blob))
             .count()
     }
 
     /// Whether `member` has been out of this node's sight for longer than
     /// [`LOST_AFTER_MS`].
-    fn lost(&self, member: &MemberId, now: Millis) -> bool {
+    pub(super) fn lost(&self, member: &MemberId, now: Millis) -> bool {
         let Some(peer) = self.shared.peer_of(member) else {
             return true;
         };
