@@ -331,6 +331,16 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     until_pinners(&ada, &blob, 2).await;
     assert!(pin_of(&ada.pins().unwrap(), &blob).meets_target);
     assert!(stored(&ada, &blob) && stored(&cleo, &blob));
+
+    // A member keeps her promise too: should the blob vanish from Cleo's
+    // disk, her next pass fetches it again, target met or not.
+    std::fs::remove_file(cleo.home().blobs().join(&blob)).unwrap();
+    cleo.set_free(PLENTY);
+    assert_eq!(
+        cleo.reconcile_pins().await.unwrap().committed,
+        vec![blob.clone()]
+    );
+    assert!(stored(&cleo, &blob));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,12 @@
 //! every [`AUDIT_EVERY_MS`], with its pass) a member asks a pinner of its
 //! departments' files — picked at random among the commitments of pinners
 //! in sight — for a random piece of a blob it committed to, and checks it
-//! against the blob's hash (without storing it). A pinner that says it does not have the blob, or sends a piece
-//! that does not verify, stops counting as a pinner of that blob on this
-//! node, exactly as a lost one does: others step in. A later audit that
-//! finds the blob there again restores it.
+//! against the blob's hash (without storing it). A pinner that says it
+//! does not have the blob, sends a piece that does not verify, or leaves
+//! [`UNANSWERED_LIMIT`] audits in a row refused or unanswered while
+//! connected, stops counting as a pinner of that blob on this node, exactly
+//! as a lost one does: others step in. The next round re-checks one failed
+//! verdict first, and restores the pinner once it holds the blob again.
 //!
 //! Each member runs its own audits and trusts only them: a verdict is
 //! never written to the ledger, where a hostile member could forge one.
@@ -17,9 +19,12 @@
 //! The load on a pinner must not grow with a department: in one of more
 //! than [`AUDITORS_PER_DEPT`] members, each member audits its files only
 //! in that fraction of its rounds. A department of 1,000 then costs its
-//! pinners about 50 × 2 pieces (25 MiB) every 5 minutes, whatever its size.
+//! pinners about 50 × 2 pieces (25 MiB) every 5 minutes, whatever its size
+//! — per department: a pin node that keeps the files of 20 departments
+//! serves about 20 times that.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use meshwork_blobs::{check_piece, piece_count, BlobHash};
 use meshwork_crdt::pins::PinRequest;
@@ -27,7 +32,7 @@ use meshwork_crdt::{MemberId, Millis};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::pins::{Ledger, SKEW_MARGIN_MS};
 use super::Node;
@@ -36,17 +41,26 @@ use crate::wire::{BlobRequest, BlobResponse};
 
 /// The least time between two rounds of audits on one node (node clock).
 pub const AUDIT_EVERY_MS: Millis = 5 * 60 * 1000;
-/// Commitments a round audits at most.
+/// Commitments a round audits at most: one that failed before, if any
+/// (so that a verdict is re-checked soon), and the rest at random.
 pub const AUDITS_PER_ROUND: usize = 2;
 /// About how many of a department's members audit its pinners per round
 /// interval (see the module doc).
 pub const AUDITORS_PER_DEPT: usize = 50;
+/// How long an audit waits for its piece.
+pub const AUDIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Audits in a row a connected pinner may leave unanswered (refused, timed
+/// out) before that counts as failing: once may be a roster that has not
+/// reached it yet, or a busy disk.
+pub const UNANSWERED_LIMIT: u8 = 2;
 
 /// What this node's audits have found, and when it last ran a round.
 #[derive(Default)]
 pub(super) struct AuditBook {
-    /// Pinners whose last audit of a blob failed, as (pinner, blob).
-    failed: HashSet<(MemberId, String)>,
+    /// Blob → pinners whose last audit of it failed.
+    failed: HashMap<String, HashSet<MemberId>>,
+    /// Pinner → audits in a row it left unanswered while connected.
+    unanswered: HashMap<MemberId, u8>,
     last_round: Option<Millis>,
 }
 
@@ -63,9 +77,20 @@ pub struct AuditResult {
     pub passed: bool,
 }
 
+/// How an audit's question was answered.
+enum Answer {
+    /// A piece that verified.
+    Holds,
+    /// "Not here", or a piece that does not verify.
+    Lacks(String),
+    /// A refusal, or no answer in time, from a connected pinner.
+    Unanswered(String),
+}
+
 impl Node {
     /// A round of audits, if one is due: up to [`AUDITS_PER_ROUND`]
     /// commitments of others on live requests of this member's departments.
+    /// Runs without the pass lock, each audit bounded by [`AUDIT_TIMEOUT`].
     pub(super) async fn audit_pinners(&self, ledger: &Ledger, now: Millis) -> Vec<AuditResult> {
         let audits = self
             .pick_audits(ledger, now)
@@ -86,9 +111,10 @@ impl Node {
     }
 
     /// The commitments this round audits: none if the last round was less
-    /// than [`AUDIT_EVERY_MS`] ago.
+    /// than [`AUDIT_EVERY_MS`] ago. Forgets verdicts on commitments that
+    /// have ended.
     fn pick_audits<'a>(&self, ledger: &'a Ledger, now: Millis) -> Vec<(MemberId, &'a PinRequest)> {
-        {
+        let failed_before = {
             let mut book = self.audit_book();
             if book
                 .last_round
@@ -97,7 +123,17 @@ impl Node {
                 return Vec::new();
             }
             book.last_round = Some(now);
-        }
+            book.failed.retain(|blob, pinners| {
+                let commits = ledger.commits.get(blob).map(Vec::as_slice).unwrap_or(&[]);
+                pinners.retain(|p| {
+                    commits
+                        .iter()
+                        .any(|c| c.member == *p && c.until.saturating_add(SKEW_MARGIN_MS) >= now)
+                });
+                !pinners.is_empty()
+            });
+            book.failed.clone()
+        };
         let me = self.member_id();
         let mut rng = rand::thread_rng();
         // Each department's files take part in this round with a chance
@@ -116,27 +152,78 @@ impl Node {
         // Not near a deadline: a pinner whose clock runs ahead may rightly
         // have collected the blob already.
         let auditable = |until: Millis| until.saturating_sub(SKEW_MARGIN_MS) > now;
-        let mut candidates: Vec<(MemberId, &PinRequest)> = Vec::new();
+        let (mut again, mut fresh): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
         for r in ledger
             .requests
             .iter()
             .filter(|r| auditable(r.until) && in_round.contains(r.dept.as_str()))
         {
             for c in ledger.commits.get(&r.blob).into_iter().flatten() {
-                if c.member != me && auditable(c.until) && !self.lost(&c.member, now) {
-                    candidates.push((c.member, r));
+                if c.member == me || !auditable(c.until) || !self.connected(&c.member) {
+                    continue;
                 }
+                let before = failed_before
+                    .get(&r.blob)
+                    .is_some_and(|p| p.contains(&c.member));
+                if before { &mut again } else { &mut fresh }.push((c.member, r));
             }
         }
-        candidates
-            .choose_multiple(&mut rng, AUDITS_PER_ROUND)
-            .copied()
-            .collect()
+        let mut picked: Vec<(MemberId, &PinRequest)> =
+            again.choose(&mut rng).copied().into_iter().collect();
+        picked.extend(
+            fresh
+                .choose_multiple(&mut rng, AUDITS_PER_ROUND - picked.len())
+                .copied(),
+        );
+        picked
     }
 
-    /// Asks `pinner` for a random piece of `r`'s blob: Some(verdict), or
-    /// None when nothing could be learnt (not connected, no answer).
+    /// Whether `member`'s device is connected to this node now.
+    fn connected(&self, member: &MemberId) -> bool {
+        self.shared
+            .peer_of(member)
+            .is_some_and(|peer| self.shared.presence(|p| p.connected(&peer)))
+    }
+
+    /// Asks `pinner` for a random piece of `r`'s blob and records the
+    /// verdict: Some(passed), or None when nothing could be learnt yet.
     async fn audit(&self, pinner: MemberId, r: &PinRequest) -> Option<bool> {
+        let answer = self.ask(pinner, r).await?;
+        let mut book = self.audit_book();
+        let why = match answer {
+            Answer::Holds => {
+                book.unanswered.remove(&pinner);
+                let was_failed = book
+                    .failed
+                    .get_mut(&r.blob)
+                    .is_some_and(|p| p.remove(&pinner));
+                if was_failed {
+                    info!(%pinner, blob = %r.blob, "a pinner that failed an audit holds the blob again");
+                }
+                return Some(true);
+            }
+            Answer::Lacks(why) => why,
+            Answer::Unanswered(why) => {
+                let strikes = book.unanswered.entry(pinner).or_default();
+                *strikes = strikes.saturating_add(1);
+                if *strikes < UNANSWERED_LIMIT {
+                    debug!(%pinner, blob = %r.blob, "an audit went unanswered ({why})");
+                    return None;
+                }
+                format!("{why}, {strikes} audits in a row")
+            }
+        };
+        warn!(%pinner, blob = %r.blob, "pinner failed an audit ({why}): it no longer counts for this blob here");
+        book.failed
+            .entry(r.blob.clone())
+            .or_default()
+            .insert(pinner);
+        Some(false)
+    }
+
+    /// Sends the audit's question; None when it could not be asked or the
+    /// pinner is not connected.
+    async fn ask(&self, pinner: MemberId, r: &PinRequest) -> Option<Answer> {
         let hash: BlobHash = r.blob.parse().ok()?;
         let peer = self.shared.peer_of(&pinner)?;
         let workspace = self.shared.with_ws(|ws| Ok(ws.meta.id)).ok()?;
@@ -149,49 +236,39 @@ impl Node {
             piece,
         };
         net.send(Command::FetchPiece(peer, request, tx)).await;
-        let failure = match rx.await {
-            Ok(Ok(BlobResponse::Piece(bytes))) => {
+        let answer = match tokio::time::timeout(AUDIT_TIMEOUT, rx).await {
+            Err(_) => Answer::Unanswered("no answer in time".into()),
+            Ok(Ok(Ok(BlobResponse::Piece(bytes)))) => {
                 let size = r.size;
                 let checked =
                     tokio::task::spawn_blocking(move || check_piece(&hash, size, piece, &bytes))
                         .await
                         .ok()?;
                 match checked {
-                    Ok(()) => None,
+                    Ok(()) => Answer::Holds,
                     Err(e) => {
                         let why = format!(
                             "sent piece {piece} of a blob it pins that does not verify: {e}"
                         );
                         net.send(Command::Penalise(peer, why.clone())).await;
-                        Some(why)
+                        Answer::Lacks(why)
                     }
                 }
             }
-            Ok(Ok(BlobResponse::NotHere)) => Some("says it does not have it".to_owned()),
-            // Refusals and transport errors prove nothing about its disk.
-            Ok(Ok(BlobResponse::Refused(_))) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(Ok(BlobResponse::NotHere))) => Answer::Lacks("says it does not have it".into()),
+            Ok(Ok(Ok(BlobResponse::Refused(why)))) => Answer::Unanswered(format!("refused: {why}")),
+            // Not connected, or the connection went: presence judges that.
+            Ok(Ok(Err(_))) | Ok(Err(_)) => return None,
         };
-        let failed = &mut self.audit_book().failed;
-        match failure {
-            None => {
-                if failed.remove(&(pinner, r.blob.clone())) {
-                    info!(%pinner, blob = %r.blob, "a pinner that failed an audit holds the blob again");
-                }
-                Some(true)
-            }
-            Some(why) => {
-                warn!(%pinner, blob = %r.blob, "pinner failed an audit ({why}): it no longer counts for this blob here");
-                failed.insert((pinner, r.blob.clone()));
-                Some(false)
-            }
-        }
+        Some(answer)
     }
 
     /// Whether `pinner`'s last audit of `blob` on this node failed.
     pub(super) fn failed_audit(&self, pinner: &MemberId, blob: &str) -> bool {
         self.audit_book()
             .failed
-            .contains(&(*pinner, blob.to_owned()))
+            .get(blob)
+            .is_some_and(|p| p.contains(pinner))
     }
 
     fn audit_book(&self) -> std::sync::MutexGuard<'_, AuditBook> {

@@ -316,6 +316,12 @@ impl Node {
     /// One pass of what this node owes the pinning promise (see the module
     /// doc). Passes never overlap.
     pub async fn reconcile_pins(&self) -> Result<Reconciled, NodeError> {
+        // Audits first, and outside the pass lock (they wait on the
+        // network): a pinner found not to hold a blob does not count in
+        // what this pass decides.
+        let audits = self
+            .audit_pinners(&self.ledger()?, self.shared.clock.now())
+            .await;
         let _one_at_a_time = self.pin_pass.lock().await;
         let now = self.shared.clock.now();
         let me = self.member_id();
@@ -323,10 +329,8 @@ impl Node {
         let files = self.my_files_by_blob()?;
         let k = ledger.roster.policy.replicas as usize;
         let pin_node = self.cfg.pin;
-        // Audits first: a pinner found not to hold a blob does not count in
-        // what this pass decides.
         let mut done = Reconciled {
-            audits: self.audit_pinners(&ledger, now).await,
+            audits,
             ..Reconciled::default()
         };
         let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
@@ -383,6 +387,8 @@ impl Node {
                     false
                 }
                 Some(_) => true,
+                // A promise this node made stands, whatever the ranking.
+                None if committed(r) => true,
                 None => {
                     self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
                 }

@@ -9,7 +9,7 @@
 
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
-use meshwork_blobs::BlobHash;
+use meshwork_blobs::{BlobError, BlobHash};
 use meshwork_crdt::library::Library;
 use meshwork_crdt::pins::Pins;
 use meshwork_crdt::roster::Role;
@@ -53,11 +53,21 @@ impl EventLoop {
                 tokio::task::spawn_blocking(move || blobs.read_piece(&hash, request.piece)).await;
             let response = match piece {
                 Ok(Ok(p)) => BlobResponse::Piece(p.into_bytes()),
-                Ok(Err(e)) => {
+                // Not here, or not here intact (auditors count on this).
+                Ok(Err(
+                    e @ (BlobError::NotFound(_)
+                    | BlobError::NoSuchPiece { .. }
+                    | BlobError::Corrupt { .. }),
+                )) => {
                     debug!(%peer, "cannot serve a piece: {e}");
                     BlobResponse::NotHere
                 }
-                Err(_) => BlobResponse::NotHere,
+                // A disk that cannot be read just now is no proof either way.
+                Ok(Err(e)) => {
+                    warn!(%peer, "cannot read a piece to serve: {e}");
+                    BlobResponse::Refused("this node cannot read that blob just now".into())
+                }
+                Err(_) => BlobResponse::Refused("this node is stopping".into()),
             };
             let _ = tx
                 .send(Command::Respond(PendingResponse::Blob(channel, response)))
