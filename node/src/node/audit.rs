@@ -66,6 +66,43 @@ pub(super) struct AuditBook {
 
 pub(super) type Audits = std::sync::Mutex<AuditBook>;
 
+impl AuditBook {
+    /// Records what `pinner` answered about `blob`: Some(passed), or None
+    /// while an unanswered audit is not yet a verdict.
+    fn record(&mut self, pinner: MemberId, blob: &str, answer: Answer) -> Option<bool> {
+        let why = match answer {
+            Answer::Holds => {
+                self.unanswered.remove(&pinner);
+                let was_failed = self.failed.get_mut(blob).is_some_and(|p| p.remove(&pinner));
+                if was_failed {
+                    info!(%pinner, blob, "a pinner that failed an audit holds the blob again");
+                }
+                return Some(true);
+            }
+            Answer::Lacks(why) => why,
+            Answer::Unanswered(why) => {
+                let strikes = self.unanswered.entry(pinner).or_default();
+                *strikes = strikes.saturating_add(1);
+                if *strikes < UNANSWERED_LIMIT {
+                    debug!(%pinner, blob, "an audit went unanswered ({why})");
+                    return None;
+                }
+                format!("{why}, {strikes} audits in a row")
+            }
+        };
+        warn!(%pinner, blob, "pinner failed an audit ({why}): it no longer counts for this blob here");
+        self.failed
+            .entry(blob.to_owned())
+            .or_default()
+            .insert(pinner);
+        Some(false)
+    }
+
+    fn has_failed(&self, pinner: &MemberId, blob: &str) -> bool {
+        self.failed.get(blob).is_some_and(|p| p.contains(pinner))
+    }
+}
+
 /// What one audit found.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AuditResult {
@@ -189,36 +226,7 @@ impl Node {
     /// verdict: Some(passed), or None when nothing could be learnt yet.
     async fn audit(&self, pinner: MemberId, r: &PinRequest) -> Option<bool> {
         let answer = self.ask(pinner, r).await?;
-        let mut book = self.audit_book();
-        let why = match answer {
-            Answer::Holds => {
-                book.unanswered.remove(&pinner);
-                let was_failed = book
-                    .failed
-                    .get_mut(&r.blob)
-                    .is_some_and(|p| p.remove(&pinner));
-                if was_failed {
-                    info!(%pinner, blob = %r.blob, "a pinner that failed an audit holds the blob again");
-                }
-                return Some(true);
-            }
-            Answer::Lacks(why) => why,
-            Answer::Unanswered(why) => {
-                let strikes = book.unanswered.entry(pinner).or_default();
-                *strikes = strikes.saturating_add(1);
-                if *strikes < UNANSWERED_LIMIT {
-                    debug!(%pinner, blob = %r.blob, "an audit went unanswered ({why})");
-                    return None;
-                }
-                format!("{why}, {strikes} audits in a row")
-            }
-        };
-        warn!(%pinner, blob = %r.blob, "pinner failed an audit ({why}): it no longer counts for this blob here");
-        book.failed
-            .entry(r.blob.clone())
-            .or_default()
-            .insert(pinner);
-        Some(false)
+        self.audit_book().record(pinner, &r.blob, answer)
     }
 
     /// Sends the audit's question; None when it could not be asked or the
@@ -265,15 +273,53 @@ impl Node {
 
     /// Whether `pinner`'s last audit of `blob` on this node failed.
     pub(super) fn failed_audit(&self, pinner: &MemberId, blob: &str) -> bool {
-        self.audit_book()
-            .failed
-            .get(blob)
-            .is_some_and(|p| p.contains(pinner))
+        self.audit_book().has_failed(pinner, blob)
     }
 
     fn audit_book(&self) -> std::sync::MutexGuard<'_, AuditBook> {
         self.audits
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(n: u8) -> MemberId {
+        MemberId::from_bytes(&[n; 32]).unwrap()
+    }
+
+    #[test]
+    fn verdicts_fail_at_once_or_after_unanswered_strikes_and_clear_on_a_pass() {
+        let mut book = AuditBook::default();
+        let (pia, pete) = (member(1), member(2));
+        assert_eq!(
+            book.record(pia, "b1", Answer::Lacks("not here".into())),
+            Some(false)
+        );
+        assert!(book.has_failed(&pia, "b1") && !book.has_failed(&pia, "b2"));
+        assert_eq!(book.record(pia, "b1", Answer::Holds), Some(true));
+        assert!(!book.has_failed(&pia, "b1"));
+
+        // Once unanswered is no verdict; twice in a row is, for that blob.
+        assert_eq!(
+            book.record(pete, "b1", Answer::Unanswered("refused".into())),
+            None
+        );
+        assert!(!book.has_failed(&pete, "b1"));
+        assert_eq!(
+            book.record(pete, "b2", Answer::Unanswered("timeout".into())),
+            Some(false)
+        );
+        assert!(book.has_failed(&pete, "b2") && !book.has_failed(&pete, "b1"));
+        // A pass in between starts the count again.
+        assert_eq!(book.record(pete, "b2", Answer::Holds), Some(true));
+        assert_eq!(
+            book.record(pete, "b3", Answer::Unanswered("refused".into())),
+            None
+        );
+        assert!(!book.has_failed(&pete, "b3"));
     }
 }
