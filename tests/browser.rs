@@ -395,6 +395,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         .to_owned();
     ab.goto(&format!("{ada_url}/#/dms/{bob_id}")).await.unwrap();
     bb.goto(&format!("{bob_url}/#/dms/{ada_id}")).await.unwrap();
+    until_shows(&ab, "#dm-presence", "Bob is online.", "Ada sees Bob online").await;
     type_into(&bb, "#dm-text", "just between us").await;
     click(&bb, "#dm-send").await;
     until_shows(
@@ -559,6 +560,15 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     })
     .await;
     bb.screenshot("files-unreachable").await;
+    // Bob's conversation with Ada says she is offline now.
+    bb.goto(&format!("{bob_url}/#/dms/{ada_id}")).await.unwrap();
+    until_shows(
+        &bb,
+        "#dm-presence",
+        "Ada is offline: your messages reach them when you are both online.",
+        "Bob sees Ada offline",
+    )
+    .await;
     // And Ada's app, whose daemon that was, says so.
     eventually("Ada's app says her daemon is gone", || async {
         texts(&ab, "#banner")

@@ -354,8 +354,20 @@ async function dmsPage(member) {
     text.value = "";
     await load();
   }) }, "Send");
-  page.on = (e) => { if (e.type === "feed_changed") quietly(load); };
-  show(h("h1", {}, nameOf(member)), box, h("div", { class: "compose" }, text, h("div", { class: "row" }, send)));
+  // Whether they can receive now: messages to someone offline wait on
+  // this node (and reach them when both are online).
+  const presence = h("p", { id: "dm-presence", class: "muted", "aria-live": "polite" });
+  const showPresence = () => {
+    presence.textContent = state.online.has(member)
+      ? `${nameOf(member)} is online.`
+      : `${nameOf(member)} is offline: your messages reach them when you are both online.`;
+  };
+  showPresence();
+  page.on = (e) => {
+    if (e.type === "feed_changed") quietly(load);
+    if (e.type.startsWith("peer_")) showPresence();
+  };
+  show(h("h1", {}, nameOf(member)), presence, box, h("div", { class: "compose" }, text, h("div", { class: "row" }, send)));
   await load();
 }
 
