@@ -359,21 +359,23 @@ impl Node {
                 opened
             })
             .await;
-            match opened {
-                Ok(Ok(_)) => {
-                    if let Err(e) = node.vouch_for(&dept, &file).await {
-                        tracing::warn!(
-                            "cannot record that this node holds {:?}: {e}",
-                            file.entry.id
-                        );
-                    }
-                }
-                Ok(Err(e)) => {
-                    let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;
-                }
-                Err(e) => {
-                    let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;
-                }
+            let failure = match opened {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failure {
+                let _ = errors.send(Err(std::io::Error::other(why))).await;
+                return;
+            }
+            // The stream ends here, before the holder is recorded (which
+            // may wait for a pin pass).
+            drop(errors);
+            if let Err(e) = node.vouch_for(&dept, &file).await {
+                tracing::warn!(
+                    "cannot record that this node holds {:?}: {e}",
+                    file.entry.id
+                );
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
