@@ -39,8 +39,9 @@ const APP_CSS: &str = include_str!("../../web/app.css");
 /// How long a login link can be redeemed.
 const LOGIN_LINK_MS: i64 = 2 * 60 * 1000;
 
-/// How long a browser session lives without a request (node clock): a tab
-/// left open and unused overnight needs `meshwork open` again.
+/// How long a browser session lives without a request (node clock): after a
+/// tab was closed, or a laptop slept, for that long, `meshwork open` again.
+/// (An open tab's live refreshes are requests.)
 pub const SESSION_IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// What every answer carries: nothing but this origin's own scripts,
