@@ -4,8 +4,8 @@
 //! lost blobs without its noticing, or one that lies, would be counted as
 //! a replica while it cannot serve one. So now and then (a round at most
 //! every [`AUDIT_EVERY_MS`], with its pass) a member asks a pinner of its
-//! departments' files — picked at random among the commitments of pinners
-//! in sight — for a random piece of a blob it committed to, and checks it
+//! departments' files — picked at random among the commitments of
+//! connected pinners — for a random piece of a blob it committed to, and checks it
 //! against the blob's hash (without storing it). A pinner that says it
 //! does not have the blob, sends a piece that does not verify, or leaves
 //! [`UNANSWERED_LIMIT`] audits in a row refused or unanswered while
