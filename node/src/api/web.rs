@@ -10,9 +10,9 @@
 //! and the token in `x-session-token` (or, where a browser cannot set a
 //! header — the event stream, a download link — in `?session=`). The token
 //! stops cross-site requests (CSRF), and also anything else on this host
-//! that receives the cookie: browsers send a 127.0.0.1 cookie to every port. Every answer carries a strict Content
-//! Security Policy; requests whose Host is not this loopback address are
-//! refused (DNS rebinding).
+//! that receives the cookie: browsers send a 127.0.0.1 cookie to every
+//! port. Every answer carries a strict Content Security Policy; requests
+//! whose Host is not this loopback address are refused (DNS rebinding).
 
 use std::collections::HashMap;
 use std::io::{self, Read};

@@ -5,8 +5,8 @@
 //! a replica while it cannot serve one. So now and then (a round at most
 //! every [`AUDIT_EVERY_MS`], with its pass) a member asks a pinner of its
 //! departments' files — picked at random among the commitments of
-//! connected pinners — for a random piece of a blob it committed to, and checks it
-//! against the blob's hash (without storing it). A pinner that says it
+//! connected pinners — for a random piece of a blob it committed to, and
+//! checks it against the blob's hash (without storing it). A pinner that says it
 //! does not have the blob, sends a piece that does not verify, or leaves
 //! [`UNANSWERED_LIMIT`] audits in a row refused or unanswered while
 //! connected, stops counting as a pinner of that blob on this node, exactly
