@@ -1,6 +1,7 @@
 //! The web app each node serves on loopback: its assets (embedded at build
-//! time), browser sessions, and the two routes a browser needs that the CLI
-//! does not (upload a file's bytes, download a file's bytes).
+//! time), browser sessions, and the routes a browser needs that the CLI
+//! does not: a file's bytes up (asked about first) and down, streamed and
+//! never written in plaintext, and QR codes.
 //!
 //! A browser logs in through a one-time link (`meshwork open`): redeeming it
 //! sets an HttpOnly, SameSite=Strict session cookie, so the bearer token
