@@ -117,6 +117,26 @@ impl NetHandle {
         let _ = self.tx.send(cmd).await;
     }
 
+    /// Asks `peer` for piece `piece` of blob `hash`; the answer comes on
+    /// the returned channel (an error if the peer is not connected or the
+    /// request fails).
+    pub(crate) async fn fetch_piece(
+        &self,
+        peer: PeerId,
+        workspace: [u8; 32],
+        hash: &meshwork_blobs::BlobHash,
+        piece: u64,
+    ) -> oneshot::Receiver<Result<crate::wire::BlobResponse, String>> {
+        let (tx, rx) = oneshot::channel();
+        let request = crate::wire::BlobRequest {
+            workspace,
+            hash: *hash.as_bytes(),
+            piece,
+        };
+        self.send(Command::FetchPiece(peer, request, tx)).await;
+        rx
+    }
+
     pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,

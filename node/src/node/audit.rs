@@ -31,13 +31,12 @@ use meshwork_crdt::pins::PinRequest;
 use meshwork_crdt::{MemberId, Millis};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::pins::{Ledger, SKEW_MARGIN_MS};
 use super::Node;
 use crate::net::Command;
-use crate::wire::{BlobRequest, BlobResponse};
+use crate::wire::BlobResponse;
 
 /// The least time between two rounds of audits on one node (node clock).
 pub const AUDIT_EVERY_MS: Millis = 5 * 60 * 1000;
@@ -237,13 +236,7 @@ impl Node {
         let workspace = self.shared.with_ws(|ws| Ok(ws.meta.id)).ok()?;
         let piece = rand::random::<u64>() % piece_count(r.size);
         let net = self.net().await?;
-        let (tx, rx) = oneshot::channel();
-        let request = BlobRequest {
-            workspace,
-            hash: *hash.as_bytes(),
-            piece,
-        };
-        net.send(Command::FetchPiece(peer, request, tx)).await;
+        let rx = net.fetch_piece(peer, workspace, &hash, piece).await;
         let answer = match tokio::time::timeout(AUDIT_TIMEOUT, rx).await {
             Err(_) => Answer::Unanswered("no answer in time".into()),
             Ok(Ok(Ok(BlobResponse::Piece(bytes)))) => {

@@ -22,7 +22,7 @@ use meshwork_crdt::MemberId;
 use super::files::Progress;
 use super::Node;
 use crate::net::Command;
-use crate::wire::{BlobRequest, BlobResponse};
+use crate::wire::BlobResponse;
 use crate::NodeError;
 
 /// Requests in flight per provider.
@@ -96,13 +96,7 @@ impl Node {
                     break;
                 };
                 *load.entry(peer).or_default() += 1;
-                let (tx, rx) = oneshot::channel();
-                let request = BlobRequest {
-                    workspace,
-                    hash: *hash.as_bytes(),
-                    piece,
-                };
-                net.send(Command::FetchPiece(peer, request, tx)).await;
+                let rx = net.fetch_piece(peer, workspace, &hash, piece).await;
                 running.push(fetch(rx, blobs.clone(), hash, size, peer, piece));
             }
             let Some((peer, piece, outcome)) = running.next().await else {
