@@ -402,14 +402,20 @@ fn leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn http(addr: &str, head: &str, body: &str) -> String {
+    http_raw(
+        addr,
+        &format!(
+            "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Sends `request` as it is, over a fresh connection; the whole answer.
+fn http_raw(addr: &str, request: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     resp
@@ -542,14 +548,10 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     let upload = format!(
         "POST /v1/web/upload?dept=Research&name=cut.txt HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nX-Session-Token: {token}"
     );
-    let chunked = {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(s, "{upload}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        resp
-    };
+    let chunked = http_raw(
+        addr,
+        &format!("{upload}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    );
     assert!(chunked.starts_with("HTTP/1.1 400"), "{chunked}");
     assert!(chunked.contains("Content-Length"), "{chunked}");
     let cut = {

@@ -36,6 +36,14 @@ async fn pin_node(admin: &TestNode, name: &str, clock: &ManualClock, quota: u64)
     node
 }
 
+/// Waits until `node`'s ledger lists a pin request for `blob`.
+async fn until_requested(node: &TestNode, blob: &str) {
+    until(&format!("{} sees the request", node.name()), || async {
+        node.pins().unwrap().pins.iter().any(|p| p.blob == blob)
+    })
+    .await;
+}
+
 /// Waits until `node`'s ledger lists `blob` with `pinners` pinners.
 async fn until_pinners(node: &TestNode, blob: &str, pinners: usize) {
     until(
@@ -89,10 +97,7 @@ async fn a_pin_node_keeps_a_file_for_72_hours_after_its_uploader_left_and_then_l
 
     // Pia sees the request (hash, size, deadline — not the file), fetches
     // and commits.
-    until("Pia sees the request", || async {
-        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
-    })
-    .await;
+    until_requested(&pia, &blob).await;
     let view = pia.pins().unwrap();
     let seen = pin_of(&view, &blob);
     assert_eq!(
@@ -275,10 +280,7 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     let pia = pin_node(&ada, "Pia", &clock, MIB as u64).await;
     let work = tempfile::tempdir().unwrap();
     let (id, blob, _) = bob_shares(&bob, work.path(), 3 * MIB).await;
-    until("Pia sees the request", || async {
-        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
-    })
-    .await;
+    until_requested(&pia, &blob).await;
     let done = pia.reconcile_pins().await.unwrap();
     assert!(done.committed.is_empty());
     assert_eq!(done.refused, vec![blob.clone()]);
@@ -300,10 +302,7 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
     // beyond its reserve refuses too.
     let pim = pin_node(&ada, "Pim", &clock, 1 << 40).await;
     pim.set_free(DEFAULT_MIN_FREE + (2 * MIB) as u64);
-    until("Pim sees the request", || async {
-        pim.pins().unwrap().pins.iter().any(|p| p.blob == blob)
-    })
-    .await;
+    until_requested(&pim, &blob).await;
     let done = pim.reconcile_pins().await.unwrap();
     assert!(done.committed.is_empty());
     assert_eq!(done.refused, vec![blob.clone()]);
@@ -391,10 +390,7 @@ async fn when_the_first_in_rank_does_not_volunteer_the_next_steps_in_a_stagger_l
     let pia = pin_node(&ada, "Pia", &clock, 1 << 30).await;
     let work = tempfile::tempdir().unwrap();
     let (_id, blob, _) = bob_shares(&bob, work.path(), MIB).await;
-    until("Pia sees the request", || async {
-        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
-    })
-    .await;
+    until_requested(&pia, &blob).await;
     assert_eq!(
         pia.reconcile_pins().await.unwrap().committed,
         vec![blob.clone()]
@@ -441,10 +437,7 @@ async fn a_pinner_that_lost_a_blob_fails_its_audit_and_a_member_steps_in() {
     let pia = pin_node(&ada, "Pia", &clock, 1 << 30).await;
     let work = tempfile::tempdir().unwrap();
     let (_id, blob, _) = bob_shares(&bob, work.path(), MIB).await;
-    until("Pia sees the request", || async {
-        pia.pins().unwrap().pins.iter().any(|p| p.blob == blob)
-    })
-    .await;
+    until_requested(&pia, &blob).await;
     assert_eq!(
         pia.reconcile_pins().await.unwrap().committed,
         vec![blob.clone()]

@@ -53,6 +53,20 @@ async fn rest(mut s: tokio::net::TcpStream) -> Vec<u8> {
     body
 }
 
+/// `node`'s control API on a free loopback port, serving until the test
+/// ends; and its address.
+async fn serve(node: &TestNode) -> (api::ApiServer, String) {
+    let (server, _task) = api::serve(
+        node.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let addr = server.addr.to_string();
+    (server, addr)
+}
+
 /// A browser session: its cookie and its token.
 async fn log_in(addr: &str, link: String) -> (String, String) {
     let path = &link[format!("http://{addr}").len()..];
@@ -84,14 +98,7 @@ fn header<'a>(answer: &'a str, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_after_twelve_idle_hours_and_a_login_link_after_two_minutes() {
     let (clock, ada, _) = office(&[]).await;
-    let (server, _task) = api::serve(
-        ada.node.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let addr = server.addr.to_string();
+    let (server, addr) = serve(&ada).await;
     let path = |link: String| link[format!("http://{addr}").len()..].to_owned();
 
     // A link not redeemed within two minutes is refused.
@@ -100,21 +107,7 @@ async fn a_session_ends_after_twelve_idle_hours_and_a_login_link_after_two_minut
     let refused = http(&addr, &format!("GET {stale} HTTP/1.1")).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 
-    let login = http(
-        &addr,
-        &format!("GET {} HTTP/1.1", path(server.web.login_link())),
-    )
-    .await;
-    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
-    let cookie = header(&login, "set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let token = header(&login, "location")
-        .strip_prefix("/#session=")
-        .unwrap()
-        .to_owned();
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
     let status = |token: &str| {
         let head =
             format!("GET /v1/status HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}");
@@ -144,14 +137,7 @@ async fn a_session_ends_after_twelve_idle_hours_and_a_login_link_after_two_minut
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sessions_event_stream_ends_at_logout_and_when_it_expires() {
     let (clock, ada, _) = office(&[]).await;
-    let (server, _task) = api::serve(
-        ada.node.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let addr = server.addr.to_string();
+    let (server, addr) = serve(&ada).await;
 
     let (cookie, token) = log_in(&addr, server.web.login_link()).await;
     let follow = format!("GET /v1/events?session={token} HTTP/1.1\r\nCookie: {cookie}");
@@ -196,14 +182,7 @@ async fn a_download_whose_blob_is_corrupt_is_cut_short() {
         )
         .await
         .unwrap();
-    let (server, _task) = api::serve(
-        ada.node.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let addr = server.addr.to_string();
+    let (server, addr) = serve(&ada).await;
     let (cookie, token) = log_in(&addr, server.web.login_link()).await;
     let download = format!(
         "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
