@@ -33,6 +33,31 @@ pub use view::{Feed, Post, Thread};
 /// The longest post body, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// A new post's id: the first 8 bytes of its author's key, then 8 random
+/// bytes, in hex. The rules hold every post to its author's prefix (as file
+/// ids are held to their uploader's), so no member can create, concurrently
+/// from an older state, a post under an id another member uses, and have
+/// automerge's conflict rule pick theirs.
+pub fn post_id(author: &crate::MemberId, nonce: [u8; 8]) -> String {
+    format!(
+        "{}{}",
+        hex::encode(&author.as_bytes()[..8]),
+        hex::encode(nonce)
+    )
+}
+
+/// Whether `id` is a post id of `author`'s: their key's 16-hex prefix, then
+/// 1 to 48 characters of `[0-9a-z_-]` ([`post_id`] makes 16 random hex).
+pub(crate) fn is_post_id_of(id: &str, author: &crate::MemberId) -> bool {
+    let prefix = &author.to_string()[..16];
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=48).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-' || b == b'_')
+    })
+}
+
 /// The id of the direct conversation between two members: the same whichever
 /// of them asks.
 pub fn direct_id(a: &crate::MemberId, b: &crate::MemberId) -> String {

@@ -5,6 +5,8 @@
 //! argument (`now`, milliseconds since the Unix epoch), so every rule can be
 //! tested and simulated without sockets.
 //!
+//! - [`cite`]: the roster heads a department document's change was written
+//!   under, and [`RosterAt`], the roster every such change is judged by.
 //! - [`identity`]: device keys, member ids and change signatures.
 //! - [`signed`]: [`SignedDoc`], an automerge document that only accepts signed,
 //!   authorized changes, and the sync protocol over it.
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cite;
 pub mod feed;
 mod genesis;
 pub mod identity;
@@ -28,6 +31,7 @@ pub mod roster;
 pub mod signed;
 
 pub use automerge;
+pub use cite::{RosterAt, RosterBook};
 pub use identity::{MemberId, Signer};
 pub use signed::{Ingest, Rejection, SignedChange, SignedDoc, SyncPayload};
 

@@ -19,7 +19,7 @@ pub(crate) mod view;
 pub mod write;
 
 pub use cache::RosterCache;
-pub(crate) use rules::authorize;
+pub(crate) use rules::{authorize, touched_paths};
 pub use view::{
     check_name as check_display_name, Department, Invite, Member, PinPolicy, Role, Roster,
     RosterError,

@@ -13,6 +13,7 @@ use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 
+use crate::cite::{self, RosterAt};
 use crate::feed::FeedRules;
 use crate::library::LibraryRules;
 use crate::pins::PinsRules;
@@ -32,19 +33,6 @@ pub enum Rules {
     Library(LibraryRules),
     /// The workspace's pin ledger, judged against a roster.
     Pins(PinsRules),
-}
-
-impl Rules {
-    /// The roster a department document is judged against, to bring up to
-    /// date; `None` for the roster itself.
-    pub fn roster_mut(&mut self) -> Option<&mut crate::roster::Roster> {
-        match self {
-            Rules::Roster { .. } => None,
-            Rules::Feed(r) => Some(&mut r.roster),
-            Rules::Library(r) => Some(&mut r.roster),
-            Rules::Pins(r) => Some(&mut r.roster),
-        }
-    }
 }
 
 /// A change as it travels and is stored: automerge's bytes and the author's
@@ -105,6 +93,10 @@ pub struct Ingest {
     /// Changes kept out because their dependencies are not here yet: ask
     /// the sender for a sync.
     pub missing_deps: usize,
+    /// Changes kept out because the roster heads they cite are not here
+    /// yet: ask the sender for a roster sync. They are tried again with
+    /// every later batch, and by [`SignedDoc::retry`].
+    pub waiting_for_roster: usize,
 }
 
 /// Errors of local operations on a document.
@@ -213,29 +205,19 @@ impl SignedDoc {
 
     /// A department's feed: its deterministic genesis, then the changes
     /// this node stored earlier (not checked again: see [`Self::load`]).
-    pub fn feed(
-        dept: &str,
-        roster: crate::roster::Roster,
-        stored: Vec<SignedChange>,
-    ) -> Result<Self, DocError> {
-        Self::feed_like(dept, None, roster, stored)
+    pub fn feed(dept: &str, stored: Vec<SignedChange>) -> Result<Self, DocError> {
+        Self::feed_like(dept, None, stored)
     }
 
     /// The direct conversation between `a` and `b`: a feed that only those
     /// two write and read.
-    pub fn direct(
-        a: MemberId,
-        b: MemberId,
-        roster: crate::roster::Roster,
-        stored: Vec<SignedChange>,
-    ) -> Result<Self, DocError> {
-        Self::feed_like(&feed::direct_id(&a, &b), Some([a, b]), roster, stored)
+    pub fn direct(a: MemberId, b: MemberId, stored: Vec<SignedChange>) -> Result<Self, DocError> {
+        Self::feed_like(&feed::direct_id(&a, &b), Some([a, b]), stored)
     }
 
     fn feed_like(
         id: &str,
         pair: Option<[MemberId; 2]>,
-        roster: crate::roster::Roster,
         stored: Vec<SignedChange>,
     ) -> Result<Self, DocError> {
         let doc = feed::genesis(id)?;
@@ -243,7 +225,6 @@ impl SignedDoc {
         let rules = Rules::Feed(FeedRules {
             dept: id.to_owned(),
             genesis,
-            roster,
             pair,
         });
         Self::load_onto(doc, rules, stored)
@@ -251,37 +232,22 @@ impl SignedDoc {
 
     /// A department's library: its deterministic genesis, then the changes
     /// this node stored earlier (not checked again: see [`Self::load`]).
-    pub fn library(
-        dept: &str,
-        roster: crate::roster::Roster,
-        stored: Vec<SignedChange>,
-    ) -> Result<Self, DocError> {
+    pub fn library(dept: &str, stored: Vec<SignedChange>) -> Result<Self, DocError> {
         let rules = Rules::Library(LibraryRules {
             dept: dept.to_owned(),
-            roster,
         });
         Self::load_onto(library::genesis(dept)?, rules, stored)
     }
 
     /// The workspace's pin ledger (`workspace`: its id in hex), then the
     /// changes this node stored earlier.
-    pub fn pins(
-        workspace: &str,
-        roster: crate::roster::Roster,
-        stored: Vec<SignedChange>,
-    ) -> Result<Self, DocError> {
-        let rules = Rules::Pins(PinsRules { roster });
-        Self::load_onto(pins::genesis(workspace)?, rules, stored)
+    pub fn pins(workspace: &str, stored: Vec<SignedChange>) -> Result<Self, DocError> {
+        Self::load_onto(pins::genesis(workspace)?, Rules::Pins(PinsRules), stored)
     }
 
     /// The rules this document obeys.
     pub fn rules(&self) -> &Rules {
         &self.rules
-    }
-
-    /// The rules, to update what they judge against (a feed's roster).
-    pub fn rules_mut(&mut self) -> &mut Rules {
-        &mut self.rules
     }
 
     /// The automerge document, for reading.
@@ -304,9 +270,10 @@ impl SignedDoc {
         })
     }
 
-    /// Makes a local change: `edit` writes through the transaction, the
-    /// change is signed by `signer`, and checked by the same rules every
-    /// peer will apply. Returns `None` if `edit` wrote nothing.
+    /// Makes a local change to the roster: `edit` writes through the
+    /// transaction, the change is signed by `signer`, and checked by the
+    /// same rules every peer will apply. Returns `None` if `edit` wrote
+    /// nothing. (Department documents use [`Self::change_under`].)
     pub fn change<F>(
         &mut self,
         signer: &Signer,
@@ -316,11 +283,48 @@ impl SignedDoc {
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     {
+        self.change_with(signer, now, None, edit)
+    }
+
+    /// Makes a local change to a department document (feed, conversation,
+    /// library, pin ledger): like [`Self::change`], and the change cites the
+    /// roster heads `roster` holds now.
+    pub fn change_under<F>(
+        &mut self,
+        roster: &mut RosterAt<'_>,
+        signer: &Signer,
+        now: Millis,
+        edit: F,
+    ) -> Result<Option<SignedChange>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+    {
+        self.change_with(signer, now, Some(roster), edit)
+    }
+
+    fn change_with<F>(
+        &mut self,
+        signer: &Signer,
+        now: Millis,
+        mut roster: Option<&mut RosterAt<'_>>,
+        edit: F,
+    ) -> Result<Option<SignedChange>, DocError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+    {
         let before = self.doc.get_heads();
         self.doc.set_actor(actor(signer));
+        let message = roster.as_ref().map(|r| cite::message(&r.heads()));
+        let options = |_: &_| {
+            let options = CommitOptions::default().with_time(now / 1000);
+            match &message {
+                Some(m) => options.with_message(m.clone()),
+                None => options,
+            }
+        };
         let Some(hash) = self
             .doc
-            .transact_with(|_| CommitOptions::default().with_time(now / 1000), edit)
+            .transact_with(options, edit)
             .map_err(|f| f.error)?
             .hash
         else {
@@ -330,7 +334,12 @@ impl SignedDoc {
             .doc
             .get_change_by_hash(&hash)
             .ok_or(AutomergeError::Fail)?;
-        if let Err(reason) = self.authorize(&change, signer.id()) {
+        let verdict = match self.authorize(&change, signer.id(), roster.as_deref_mut()) {
+            Judged::Allowed => None,
+            Judged::Denied(reason) => Some(reason),
+            Judged::Waiting => Some("the roster it cites is not here".into()),
+        };
+        if let Some(reason) = verdict {
             self.rollback(&before, Vec::new())?;
             return Err(Rejection::Unauthorized {
                 hash: hash.to_string(),
@@ -341,9 +350,41 @@ impl SignedDoc {
         Ok(Some(self.sign(signer, hash)?))
     }
 
-    /// Takes changes from a peer: keeps those that are signed and allowed,
-    /// refuses the rest, and holds back those whose dependencies are missing.
+    /// Takes roster changes from a peer: keeps those that are signed and
+    /// allowed, refuses the rest, and holds back those whose dependencies
+    /// are missing. (Department documents use [`Self::ingest_under`].)
     pub fn ingest(&mut self, incoming: Vec<SignedChange>) -> Ingest {
+        self.ingest_with(incoming, None)
+    }
+
+    /// Takes changes of a department document from a peer, each judged
+    /// against the roster at the heads it cites; one whose heads are not in
+    /// `roster` yet waits for them.
+    pub fn ingest_under(
+        &mut self,
+        roster: &mut RosterAt<'_>,
+        incoming: Vec<SignedChange>,
+    ) -> Ingest {
+        self.ingest_with(incoming, Some(roster))
+    }
+
+    /// Tries again the changes held back for missing dependencies or roster
+    /// heads: call it when the roster has moved.
+    pub fn retry(&mut self, roster: &mut RosterAt<'_>) -> Ingest {
+        self.ingest_with(Vec::new(), Some(roster))
+    }
+
+    /// Whether changes are held back, waiting for their dependencies or for
+    /// the roster heads they cite.
+    pub fn has_held_back(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn ingest_with(
+        &mut self,
+        incoming: Vec<SignedChange>,
+        roster: Option<&mut RosterAt<'_>>,
+    ) -> Ingest {
         let mut report = Ingest::default();
         let mut changes = Vec::new();
         let mut sigs = HashMap::new();
@@ -358,7 +399,7 @@ impl SignedDoc {
                 Err(e) => report.rejected.push(Rejection::Malformed(e.to_string())),
             }
         }
-        self.ingest_changes(changes, &sigs, &mut report);
+        self.ingest_changes(changes, &sigs, roster, &mut report);
         report
     }
 
@@ -415,12 +456,32 @@ impl SignedDoc {
         missing
     }
 
-    /// Receives a sync message: its changes go through the same checks as
-    /// gossip, and only then does the sync state learn of them.
+    /// Receives a roster sync message: its changes go through the same
+    /// checks as gossip, and only then does the sync state learn of them.
     pub fn receive_sync(
         &mut self,
         state: &mut sync::State,
         payload: SyncPayload,
+    ) -> Result<Ingest, DocError> {
+        self.receive_sync_with(state, payload, None)
+    }
+
+    /// Receives a sync message of a department document, its changes
+    /// judged as [`Self::ingest_under`] judges them.
+    pub fn receive_sync_under(
+        &mut self,
+        roster: &mut RosterAt<'_>,
+        state: &mut sync::State,
+        payload: SyncPayload,
+    ) -> Result<Ingest, DocError> {
+        self.receive_sync_with(state, payload, Some(roster))
+    }
+
+    fn receive_sync_with(
+        &mut self,
+        state: &mut sync::State,
+        payload: SyncPayload,
+        roster: Option<&mut RosterAt<'_>>,
     ) -> Result<Ingest, DocError> {
         let mut message = sync::Message::decode(&payload.message)
             .map_err(|e| DocError::BadSync(e.to_string()))?;
@@ -441,7 +502,7 @@ impl SignedDoc {
                 Err(e) => report.rejected.push(e),
             }
         }
-        self.ingest_changes(changes, &sigs, &mut report);
+        self.ingest_changes(changes, &sigs, roster, &mut report);
         message.changes = sync::ChunkList::empty();
         self.doc.receive_sync_message(state, message)?;
         Ok(report)
@@ -451,6 +512,7 @@ impl SignedDoc {
         &mut self,
         changes: Vec<Change>,
         sigs: &HashMap<ChangeHash, [u8; 64]>,
+        mut roster: Option<&mut RosterAt<'_>>,
         report: &mut Ingest,
     ) {
         let before = self.doc.get_heads();
@@ -466,11 +528,7 @@ impl SignedDoc {
         let (ordered, waiting) = causal_order(&self.doc, changes);
         report.missing_deps = waiting.len();
         for change in waiting {
-            if self.pending.len() < MAX_PENDING {
-                let hash = change.hash();
-                self.pending
-                    .insert(hash, (change, sigs.get(&hash).copied()));
-            }
+            self.hold_back(change, sigs);
         }
         if ordered.is_empty() {
             return;
@@ -482,17 +540,28 @@ impl SignedDoc {
         let signed = signed_by_author(&ordered, sigs);
         let mut accepted = Vec::with_capacity(ordered.len());
         let mut rejected_hashes = HashSet::new();
+        let mut held_hashes = HashSet::new();
         for change in ordered {
             let hash = change.hash();
-            match self.check(&change, &signed, &rejected_hashes) {
-                Ok(sig) => accepted.push((change, sig)),
+            if change.deps().iter().any(|d| held_hashes.contains(d)) {
+                held_hashes.insert(hash);
+                self.hold_back(change, sigs);
+                continue;
+            }
+            match self.check(&change, &signed, &rejected_hashes, roster.as_deref_mut()) {
+                Ok(Some(sig)) => accepted.push((change, sig)),
+                Ok(None) => {
+                    held_hashes.insert(hash);
+                    report.waiting_for_roster += 1;
+                    self.hold_back(change, sigs);
+                }
                 Err(r) => {
                     rejected_hashes.insert(hash);
                     report.rejected.push(r);
                 }
             }
         }
-        if !rejected_hashes.is_empty() {
+        if !(rejected_hashes.is_empty() && held_hashes.is_empty()) {
             let keep = accepted.iter().map(|(c, _)| c.clone()).collect();
             if let Err(e) = self.rollback(&before, keep) {
                 report.rejected.push(Rejection::Malformed(e.to_string()));
@@ -508,12 +577,24 @@ impl SignedDoc {
         }
     }
 
+    /// Keeps a change that cannot be judged yet, to try with later batches.
+    fn hold_back(&mut self, change: Change, sigs: &HashMap<ChangeHash, [u8; 64]>) {
+        if self.pending.len() < MAX_PENDING {
+            let hash = change.hash();
+            self.pending
+                .insert(hash, (change, sigs.get(&hash).copied()));
+        }
+    }
+
+    /// `Ok(Some(signature))` to keep the change, `Ok(None)` while the roster
+    /// heads it cites are not here, `Err` to refuse it.
     fn check(
         &self,
         change: &Change,
         signed: &HashMap<ChangeHash, Signed>,
         rejected: &HashSet<ChangeHash>,
-    ) -> Result<[u8; 64], Rejection> {
+        roster: Option<&mut RosterAt<'_>>,
+    ) -> Result<Option<[u8; 64]>, Rejection> {
         let hash = change.hash();
         if change.deps().iter().any(|d| rejected.contains(d)) {
             return Err(Rejection::DependsOnRejected(hash.to_string()));
@@ -523,21 +604,67 @@ impl SignedDoc {
             Some(Signed::Forged) => return Err(Rejection::BadSignature(hash.to_string())),
             Some(Signed::By(author, sig)) => (*author, *sig),
         };
-        self.authorize(change, author)
-            .map_err(|reason| Rejection::Unauthorized {
+        match self.authorize(change, author, roster) {
+            Judged::Allowed => Ok(Some(sig)),
+            Judged::Waiting => Ok(None),
+            Judged::Denied(reason) => Err(Rejection::Unauthorized {
                 hash: hash.to_string(),
                 reason,
-            })?;
-        Ok(sig)
+            }),
+        }
     }
 
-    fn authorize(&self, change: &Change, author: MemberId) -> Result<(), String> {
-        match &self.rules {
-            Rules::Roster { workspace } => roster::authorize(&self.doc, change, author, workspace),
-            Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules),
-            Rules::Library(rules) => library::authorize(&self.doc, change, author, rules),
-            Rules::Pins(rules) => pins::authorize(&self.doc, change, author, rules),
+    /// The verdict on `change`, applied to the document, by `author`. A
+    /// department document's change is judged against the roster at the
+    /// heads it cites (`roster` reads them); see [`crate::cite`].
+    fn authorize(
+        &self,
+        change: &Change,
+        author: MemberId,
+        roster: Option<&mut RosterAt<'_>>,
+    ) -> Judged {
+        if let Rules::Roster { workspace } = &self.rules {
+            return roster::authorize(&self.doc, change, author, workspace).into();
         }
+        let Some(roster) = roster else {
+            return Judged::Denied("a department document judged without a roster".into());
+        };
+        let (judged_by, legacy) = match cite::cited(change) {
+            Err(reason) => return Judged::Denied(reason),
+            Ok(Some(heads)) => match roster.at(&heads) {
+                Some(r) => (r, false),
+                None => return Judged::Waiting,
+            },
+            Ok(None) => {
+                // Written before citations: allowed only where no citing
+                // change precedes it (checked on its direct dependencies,
+                // which were themselves held to this rule).
+                if change.deps().iter().any(|d| self.cites(d)) {
+                    return Judged::Denied(
+                        "a change without a roster citation after one with".into(),
+                    );
+                }
+                (roster.ever(), true)
+            }
+        };
+        let judged = Judging {
+            roster: &judged_by,
+            legacy,
+        };
+        match &self.rules {
+            Rules::Roster { .. } => Err("the roster is judged above".into()),
+            Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules, judged),
+            Rules::Library(rules) => library::authorize(&self.doc, change, author, rules, judged),
+            Rules::Pins(_) => pins::authorize(&self.doc, change, author, judged),
+        }
+        .into()
+    }
+
+    /// Whether the change `hash` of this document cites a roster.
+    fn cites(&self, hash: &ChangeHash) -> bool {
+        self.doc
+            .get_change_meta_by_hash(hash)
+            .is_some_and(|c| c.message.is_some())
     }
 
     /// Forgets everything since `heads`, then re-applies `keep`.
@@ -553,6 +680,34 @@ impl SignedDoc {
         self.signatures.insert(hash, sig);
         self.signed_change(&hash)
             .ok_or(DocError::Automerge(AutomergeError::Fail))
+    }
+}
+
+/// What a department document's rules judge a change against.
+#[derive(Clone, Copy)]
+pub(crate) struct Judging<'a> {
+    /// The roster at the heads the change cites (or, for a legacy change,
+    /// [`RosterAt::ever`]).
+    pub roster: &'a crate::roster::Roster,
+    /// A change written before citations: rules added with them (post ids
+    /// bound to their author) do not apply.
+    pub legacy: bool,
+}
+
+/// A rule's verdict.
+enum Judged {
+    Allowed,
+    Denied(String),
+    /// The roster heads the change cites are not here yet.
+    Waiting,
+}
+
+impl From<Result<(), String>> for Judged {
+    fn from(r: Result<(), String>) -> Self {
+        match r {
+            Ok(()) => Judged::Allowed,
+            Err(reason) => Judged::Denied(reason),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use automerge::transaction::Transactable;
 use automerge::ReadDoc;
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::Library;
-use meshwork_crdt::roster::{write as roster_write, Role, Roster};
+use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
 
 const T0: i64 = 1_700_000_000_000;
@@ -18,7 +18,7 @@ fn signer(n: u8) -> Signer {
 }
 
 /// Ada (admin) with Bob and Cleo in "Research" (d1); Dave outside it.
-fn roster() -> Roster {
+fn roster() -> SignedDoc {
     let ada = signer(1);
     let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
     doc.change(&ada, T0, |tx| {
@@ -32,11 +32,11 @@ fn roster() -> Roster {
         Ok(())
     })
     .unwrap();
-    Roster::read(doc.doc())
+    doc
 }
 
-fn library() -> SignedDoc {
-    SignedDoc::library("d1", roster(), vec![]).unwrap()
+fn library() -> common::Dept {
+    common::Dept::new(SignedDoc::library("d1", vec![]).unwrap(), roster())
 }
 
 fn file<'a>(id: &'a str, name: &'a str, uploader: MemberId) -> NewFile<'a> {
@@ -58,14 +58,14 @@ fn fid(who: &Signer, n: u8) -> String {
     meshwork_crdt::library::file_id(&who.id(), [n; 8])
 }
 
-fn share(doc: &mut SignedDoc, who: &Signer, id: &str) -> SignedChange {
+fn share(doc: &mut common::Dept, who: &Signer, id: &str) -> SignedChange {
     let me = who.id();
     doc.change(who, T0, |tx| write::share(tx, &file(id, "report.pdf", me)))
         .unwrap()
         .unwrap()
 }
 
-fn refused(doc: &mut SignedDoc, change: SignedChange) {
+fn refused(doc: &mut common::Dept, change: SignedChange) {
     let got = doc.ingest(vec![change]);
     assert!(
         got.accepted.is_empty(),
@@ -112,13 +112,13 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     let shared = share(&mut b, &bob, &f1);
     let mut c = library();
     c.ingest(vec![shared]);
-    let files = |d: &SignedDoc| d.doc().get(automerge::ROOT, "files").unwrap().unwrap().1;
+    let files = |d: &common::Dept| d.doc().get(automerge::ROOT, "files").unwrap().unwrap().1;
 
     // Signed by Cleo, naming Bob as the uploader.
     let bob_id = bob.id();
     refused(
         &mut c,
-        common::forge(&b, &cleo, &cleo, |tx| {
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
             write::share(tx, &file(&fid(&bob, 2), "x", bob_id)).unwrap()
         }),
     );
@@ -126,7 +126,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     let dave_id = dave.id();
     refused(
         &mut c,
-        common::forge(&b, &dave, &dave, |tx| {
+        common::forge_cited(&b, &dave, &dave, |tx| {
             write::share(tx, &file(&fid(&dave, 3), "x", dave_id)).unwrap()
         }),
     );
@@ -134,7 +134,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     let fs = files(&b);
     refused(
         &mut c,
-        common::forge(&b, &cleo, &cleo, |tx| {
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
             let (_, obj) = tx.get(&fs, f1.as_str()).unwrap().unwrap();
             tx.put(&obj, "blob", "evil").unwrap();
         }),
@@ -145,7 +145,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     for state in [&b, &before_bob] {
         refused(
             &mut c,
-            common::forge(state, &cleo, &cleo, |tx| {
+            common::forge_cited(state, &cleo, &cleo, |tx| {
                 write::share(tx, &file(&f1, "again", cleo_id)).unwrap()
             }),
         );
@@ -153,7 +153,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     // Cleo adds Bob... as a holder of something; Bob's own claim is his.
     refused(
         &mut c,
-        common::forge(&b, &cleo, &cleo, |tx| {
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
             write::hold(tx, &f1, bob_id, false).unwrap()
         }),
     );
@@ -161,7 +161,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     for name in ["", &"n".repeat(256)] {
         refused(
             &mut c,
-            common::forge(&b, &cleo, &cleo, |tx| {
+            common::forge_cited(&b, &cleo, &cleo, |tx| {
                 write::share(tx, &file(&fid(&cleo, 4), name, cleo_id)).unwrap()
             }),
         );

@@ -6,7 +6,7 @@
 mod common;
 
 use meshwork_crdt::pins::{write, Commitment, PinRequest, Pins};
-use meshwork_crdt::roster::{write as roster_write, Role, Roster};
+use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
 
 const T0: i64 = 1_700_000_000_000;
@@ -17,7 +17,7 @@ fn signer(n: u8) -> Signer {
 }
 
 /// Ada (admin) and Bob in "Research" (d1); Pia a pinner; Eve removed.
-fn roster() -> Roster {
+fn roster() -> SignedDoc {
     let ada = signer(1);
     let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
     doc.change(&ada, T0, |tx| {
@@ -32,11 +32,11 @@ fn roster() -> Roster {
         Ok(())
     })
     .unwrap();
-    Roster::read(doc.doc())
+    doc
 }
 
-fn ledger() -> SignedDoc {
-    SignedDoc::pins("ws", roster(), vec![]).unwrap()
+fn ledger() -> common::Dept {
+    common::Dept::new(SignedDoc::pins("ws", vec![]).unwrap(), roster())
 }
 
 fn blob(n: u8) -> String {
@@ -53,7 +53,7 @@ fn request(n: u8, by: &Signer, dept: &str) -> PinRequest {
     }
 }
 
-fn refused(doc: &mut SignedDoc, change: SignedChange) {
+fn refused(doc: &mut common::Dept, change: SignedChange) {
     let got = doc.ingest(vec![change]);
     assert!(got.accepted.is_empty(), "accepted a forbidden change");
     assert!(
@@ -117,48 +117,48 @@ fn forged_requests_commitments_and_reports_are_refused() {
     // A request in Bob's name, signed by Pia.
     refused(
         &mut c,
-        common::forge(&b, &pia, &pia, |tx| {
+        common::forge_cited(&b, &pia, &pia, |tx| {
             write::request(tx, &request(2, &bob, "d1")).unwrap()
         }),
     );
     // Pia (in no department) requests for Research.
     refused(
         &mut c,
-        common::forge(&b, &pia, &pia, |tx| {
+        common::forge_cited(&b, &pia, &pia, |tx| {
             write::request(tx, &request(3, &pia, "d1")).unwrap()
         }),
     );
     // Ada rewrites Bob's request (a later deadline), or requests it again.
     refused(
         &mut c,
-        common::forge(&b, &ada, &ada, |tx| {
+        common::forge_cited(&b, &ada, &ada, |tx| {
             write::request(tx, &request(1, &ada, "d1")).unwrap()
         }),
     );
     // Pia commits in Bob's name, or reports Bob's quota.
     refused(
         &mut c,
-        common::forge(&b, &pia, &pia, |tx| {
+        common::forge_cited(&b, &pia, &pia, |tx| {
             write::commit(tx, &blob(1), &bob.id(), T0).unwrap()
         }),
     );
     refused(
         &mut c,
-        common::forge(&b, &pia, &pia, |tx| {
+        common::forge_cited(&b, &pia, &pia, |tx| {
             write::report(tx, &bob.id(), 1, 1, 1).unwrap()
         }),
     );
     // A removed member commits.
     refused(
         &mut c,
-        common::forge(&b, &eve, &eve, |tx| {
+        common::forge_cited(&b, &eve, &eve, |tx| {
             write::commit(tx, &blob(1), &eve.id(), T0).unwrap()
         }),
     );
     // A request that is not a blob hash.
     refused(
         &mut c,
-        common::forge(&b, &bob, &bob, |tx| {
+        common::forge_cited(&b, &bob, &bob, |tx| {
             let mut r = request(4, &bob, "d1");
             r.blob = "not-a-hash".into();
             write::request(tx, &r).unwrap()

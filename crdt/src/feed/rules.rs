@@ -1,10 +1,10 @@
 //! Who may write what in a department's feed. A change is judged by its own
 //! operations against the feed at its dependencies, and against the roster
-//! the judging node holds (the feed and the roster are separate documents:
-//! membership is checked against the roster as this node knows it).
+//! at the heads it cites ([`crate::cite`]): the same verdict on every node.
 //!
 //! - Only active members of the department write in its feed.
-//! - A new post's author is its signer; nobody else's name goes on it.
+//! - A new post's author is its signer; nobody else's name goes on it, and
+//!   its id carries the signer's prefix ([`super::post_id`]).
 //! - Only the author edits a post; the author or an admin deletes it, and
 //!   deletion leaves a tombstone without the text.
 //! - A member adds or takes back only their own reactions.
@@ -17,7 +17,7 @@ use automerge::{Automerge, Change, ChangeHash, ObjType, ScalarValue};
 
 use super::MAX_BODY;
 use crate::read::{object_path, View};
-use crate::roster::Roster;
+use crate::signed::Judging;
 use crate::MemberId;
 
 /// The rules of one department's feed.
@@ -27,8 +27,6 @@ pub struct FeedRules {
     pub dept: String,
     /// The deterministic genesis change's hash: the feed's document id.
     pub genesis: ChangeHash,
-    /// The roster membership is judged against.
-    pub roster: Roster,
     /// For a direct conversation: its two members (instead of a department).
     pub pair: Option<[MemberId; 2]>,
 }
@@ -38,24 +36,25 @@ pub(crate) fn authorize(
     change: &Change,
     author: MemberId,
     rules: &FeedRules,
+    judging: Judging<'_>,
 ) -> Result<(), String> {
+    let roster = judging.roster;
     if change.deps().is_empty() {
         return Err("a feed change without dependencies that is not the feed's genesis".into());
     }
     let belongs = match &rules.pair {
         Some(pair) => pair.contains(&author),
-        None => rules
-            .roster
+        None => roster
             .dept(&rules.dept)
             .is_some_and(|d| d.members.contains(&author)),
     };
-    if !(belongs && rules.roster.is_active(&author)) {
+    if !(belongs && roster.is_active(&author)) {
         return Err(format!(
             "{} is not a member of this conversation",
             author.short()
         ));
     }
-    let is_admin = rules.roster.is_admin(&author);
+    let is_admin = roster.is_admin(&author);
     let me = author.to_string();
     let before = View::at(doc, change.deps());
     let after_heads = [change.hash()];
@@ -100,6 +99,9 @@ pub(crate) fn authorize(
             (["posts"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
                 if post_author(before, id).is_some() {
                     return Err(format!("post {id} already exists"));
+                }
+                if !(judging.legacy || super::is_post_id_of(id, &author)) {
+                    return Err(format!("post id {id} is not one of {}'s", author.short()));
                 }
                 created.insert(id.to_owned());
             }

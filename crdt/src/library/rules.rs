@@ -1,6 +1,6 @@
 //! Who may write what in a department's library. Judged like a feed change:
 //! by its own operations, against the library at its dependencies and the
-//! roster the judging node holds.
+//! roster at the heads it cites ([`crate::cite`]).
 //!
 //! - Only active members of the department write in its library.
 //! - A new file's uploader is its signer, its id carries the signer's prefix
@@ -15,7 +15,7 @@ use automerge::{Automerge, Change, ObjType};
 
 use super::MAX_NAME;
 use crate::read::{object_path, View};
-use crate::roster::Roster;
+use crate::signed::Judging;
 use crate::MemberId;
 
 /// The rules of one department's library.
@@ -23,8 +23,6 @@ use crate::MemberId;
 pub struct LibraryRules {
     /// The department (roster id).
     pub dept: String,
-    /// The roster membership is judged against.
-    pub roster: Roster,
 }
 
 const FIELDS: [&str; 9] = [
@@ -44,15 +42,16 @@ pub(crate) fn authorize(
     change: &Change,
     author: MemberId,
     rules: &LibraryRules,
+    judging: Judging<'_>,
 ) -> Result<(), String> {
+    let roster = judging.roster;
     if change.deps().is_empty() {
         return Err("a library change without dependencies that is not its genesis".into());
     }
-    let member = rules
-        .roster
+    let member = roster
         .dept(&rules.dept)
         .is_some_and(|d| d.members.contains(&author));
-    if !(member && rules.roster.is_active(&author)) {
+    if !(member && roster.is_active(&author)) {
         return Err(format!(
             "{} is not a member of this department",
             author.short()

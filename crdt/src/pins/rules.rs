@@ -1,6 +1,6 @@
 //! Who may write what in the pin ledger. Judged by a change's own
-//! operations, against the ledger at its dependencies and the roster the
-//! judging node holds.
+//! operations, against the ledger at its dependencies and the roster at the
+//! heads it cites ([`crate::cite`]).
 //!
 //! - Only active members write.
 //! - A new request names a blob (64 hex digits) not requested before, its
@@ -16,15 +16,13 @@ use automerge::{Automerge, Change, ObjType};
 
 use super::is_blob_hex;
 use crate::read::{object_path, View};
-use crate::roster::Roster;
+use crate::signed::Judging;
 use crate::MemberId;
 
-/// The rules of a workspace's pin ledger.
+/// The rules of a workspace's pin ledger (all of them in this module: the
+/// ledger needs no parameters of its own).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PinsRules {
-    /// The roster membership is judged against.
-    pub roster: Roster,
-}
+pub struct PinsRules;
 
 const REQUEST_FIELDS: [&str; 4] = ["dept", "size", "until", "by"];
 const REPORT_FIELDS: [&str; 3] = ["quota", "used", "refused"];
@@ -33,12 +31,13 @@ pub(crate) fn authorize(
     doc: &Automerge,
     change: &Change,
     author: MemberId,
-    rules: &PinsRules,
+    judging: Judging<'_>,
 ) -> Result<(), String> {
+    let roster = judging.roster;
     if change.deps().is_empty() {
         return Err("a pin ledger change without dependencies that is not its genesis".into());
     }
-    if !rules.roster.is_active(&author) {
+    if !roster.is_active(&author) {
         return Err(format!(
             "{} is not a member of the workspace",
             author.short()
@@ -91,8 +90,7 @@ pub(crate) fn authorize(
             ));
         }
         let dept = after.str(&obj, "dept").unwrap_or_default();
-        if !rules
-            .roster
+        if !roster
             .dept(&dept)
             .is_some_and(|d| d.members.contains(&author))
         {

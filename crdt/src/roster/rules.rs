@@ -200,7 +200,7 @@ fn check_capacity(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String
 /// operation, read from the change itself (its operations' objects are
 /// located in `doc`, where the change is applied). This costs the size of the
 /// change, where a document diff would cost the size of the document.
-pub(super) fn touched_paths(doc: &Automerge, change: &Change) -> Result<Vec<Vec<String>>, String> {
+pub(crate) fn touched_paths(doc: &Automerge, change: &Change) -> Result<Vec<Vec<String>>, String> {
     let mut objects: HashMap<String, Vec<String>> = HashMap::new();
     let mut touched = Vec::new();
     for op in change.decode().operations {
