@@ -21,9 +21,9 @@ use libp2p::multiaddr::Protocol;
 use meshwork::crdt::automerge::sync::{self, SyncDoc};
 use meshwork::crdt::automerge::{Automerge, AutomergeError, ReadDoc, ROOT};
 use meshwork::crdt::feed::write::{self, NewPost};
-use meshwork::crdt::feed::Feed;
-use meshwork::crdt::roster::{write as roster_write, Role, Roster};
-use meshwork::crdt::{SignedDoc, Signer};
+use meshwork::crdt::feed::{post_id, Feed};
+use meshwork::crdt::roster::{write as roster_write, Role};
+use meshwork::crdt::{RosterAt, RosterBook, SignedDoc, Signer};
 use meshwork::node::{Home, InviteSpec, Node, NodeConfig, NodeEvent};
 use tokio::sync::mpsc;
 
@@ -327,15 +327,17 @@ fn plain_sync(doc: &mut Automerge) -> anyhow::Result<(Duration, Automerge)> {
 fn big_feed(posts: usize) -> anyhow::Result<()> {
     let authors: Vec<Signer> = (1..=20u8).map(|i| Signer::from_secret([i; 32])).collect();
     let roster = roster_of(&authors)?;
-    let mut feed = SignedDoc::feed("d1", roster.clone(), vec![])?;
+    let mut book = RosterBook::new();
+    let mut feed = SignedDoc::feed("d1", vec![])?;
     let t = Instant::now();
     let mut tail = Duration::ZERO;
     for k in 0..posts {
         let s = &authors[k % authors.len()];
-        let id = format!("{k:012x}");
+        let id = post_id(&s.id(), (k as u64).to_be_bytes());
         let body = format!("{k}: {BODY}");
         let started = Instant::now();
-        feed.change(s, k as i64, |tx| {
+        let mut at = RosterAt::new(roster.doc(), &mut book);
+        feed.change_under(&mut at, s, k as i64, |tx| {
             write::post(tx, &new_post(s, &id, &body, k))
         })?;
         if k + 1000 >= posts {
@@ -354,17 +356,20 @@ fn big_feed(posts: usize) -> anyhow::Result<()> {
 
     // A fresh member: automerge sync between the two, every change checked.
     let t = Instant::now();
-    let mut fresh = SignedDoc::feed("d1", roster, vec![])?;
+    let mut fresh = SignedDoc::feed("d1", vec![])?;
+    let mut fresh_book = RosterBook::new();
     let (mut s1, mut s2) = (sync::State::new(), sync::State::new());
     loop {
         let a = feed.generate_sync(&mut s1);
         if let Some(m) = a.clone() {
-            let report = fresh.receive_sync(&mut s2, m)?;
+            let mut at = RosterAt::new(roster.doc(), &mut fresh_book);
+            let report = fresh.receive_sync_under(&mut at, &mut s2, m)?;
             anyhow::ensure!(report.rejected.is_empty());
         }
         let b = fresh.generate_sync(&mut s2);
         if let Some(m) = b.clone() {
-            feed.receive_sync(&mut s1, m)?;
+            let mut at = RosterAt::new(roster.doc(), &mut book);
+            feed.receive_sync_under(&mut at, &mut s1, m)?;
         }
         if a.is_none() && b.is_none() {
             break;
@@ -423,11 +428,15 @@ fn memory_of(which: &str, posts: usize) -> anyhow::Result<()> {
     let before = rss_kib();
     let kept: Box<dyn std::any::Any> = if which == "ours" {
         let authors: Vec<Signer> = (1..=20u8).map(|i| Signer::from_secret([i; 32])).collect();
-        let mut feed = SignedDoc::feed("d1", roster_of(&authors)?, vec![])?;
+        let roster = roster_of(&authors)?;
+        let mut book = RosterBook::new();
+        let mut feed = SignedDoc::feed("d1", vec![])?;
         for k in 0..posts {
             let s = &authors[k % authors.len()];
-            let (id, body) = (format!("{k:012x}"), format!("{k}: {BODY}"));
-            feed.change(s, k as i64, |tx| {
+            let id = post_id(&s.id(), (k as u64).to_be_bytes());
+            let body = format!("{k}: {BODY}");
+            let mut at = RosterAt::new(roster.doc(), &mut book);
+            feed.change_under(&mut at, s, k as i64, |tx| {
                 write::post(tx, &new_post(s, &id, &body, k))
             })?;
         }
@@ -522,7 +531,7 @@ fn new_post<'a>(s: &Signer, id: &'a str, body: &'a str, k: usize) -> NewPost<'a>
     }
 }
 
-fn roster_of(authors: &[Signer]) -> anyhow::Result<Roster> {
+fn roster_of(authors: &[Signer]) -> anyhow::Result<SignedDoc> {
     let admin = &authors[0];
     let (mut doc, _) = SignedDoc::create_roster(admin, "Bench", "Member 0", 0)?;
     doc.change(admin, 0, |tx| {
@@ -535,7 +544,7 @@ fn roster_of(authors: &[Signer]) -> anyhow::Result<Roster> {
         }
         Ok(())
     })?;
-    Ok(Roster::read(doc.doc()))
+    Ok(doc)
 }
 
 fn ms(d: Duration) -> f64 {

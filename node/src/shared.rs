@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use libp2p::PeerId;
 use meshwork_blobs::BlobStore;
 use meshwork_crdt::automerge::sync;
+use meshwork_crdt::automerge::transaction::Transaction;
+use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
-    automerge::ChangeHash, Ingest, MemberId, Millis, SignedChange, SignedDoc, SyncPayload,
+    automerge::ChangeHash, Ingest, MemberId, Millis, RosterAt, RosterBook, SignedChange, SignedDoc,
+    SyncPayload,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -77,8 +80,8 @@ pub(crate) struct Workspace {
     pub roster: SignedDoc,
     /// Feeds, conversations and libraries, loaded on first use.
     docs: HashMap<DocRef, SignedDoc>,
-    /// The roster heads each document's rules were last given a roster at.
-    judged_at: HashMap<DocRef, Vec<ChangeHash>>,
+    /// Typed rosters at the heads department documents' changes cite.
+    book: RosterBook,
     pub sync: HashMap<(PeerId, Side, DocRef), sync::State>,
     /// The typed roster, kept current by re-reading what changes touch.
     cache: RosterCache,
@@ -90,14 +93,13 @@ impl Workspace {
             meta,
             roster,
             docs: HashMap::new(),
-            judged_at: HashMap::new(),
+            book: RosterBook::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
         }
     }
 
-    /// A document of this workspace. A feed is loaded from `store` on first
-    /// use, and always judged against the current roster.
+    /// A document of this workspace, loaded from `store` on first use.
     pub(crate) fn doc_mut(
         &mut self,
         doc: &DocRef,
@@ -106,42 +108,73 @@ impl Workspace {
         if *doc == DocRef::Roster {
             return Ok(&mut self.roster);
         }
-        let heads = self.roster.heads();
-        let stale = self.judged_at.get(doc) != Some(&heads);
         if !self.docs.contains_key(doc) {
             let stored = store.changes(&doc.store_key(&self.meta.id))?;
-            let roster = self.roster_view();
             let loaded = match doc {
                 DocRef::Direct(_) => {
                     let [a, b] = doc.pair().ok_or_else(|| {
                         NodeError::BadRequest("not a direct conversation id".into())
                     })?;
-                    SignedDoc::direct(a, b, roster, stored)?
+                    SignedDoc::direct(a, b, stored)?
                 }
-                DocRef::Library(id) => SignedDoc::library(id, roster, stored)?,
-                DocRef::Pins => SignedDoc::pins(&hex::encode(self.meta.id), roster, stored)?,
-                DocRef::Feed(id) => SignedDoc::feed(id, roster, stored)?,
+                DocRef::Library(id) => SignedDoc::library(id, stored)?,
+                DocRef::Pins => SignedDoc::pins(&hex::encode(self.meta.id), stored)?,
+                DocRef::Feed(id) => SignedDoc::feed(id, stored)?,
                 DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
             };
             self.docs.insert(doc.clone(), loaded);
-        } else if stale {
-            // The roster moved: the document is judged against the new one.
-            // (A 1,000-member roster is not copied on every sync step.)
-            let roster = self.roster_view();
-            if let Some(r) = self
-                .docs
-                .get_mut(doc)
-                .and_then(|d| d.rules_mut().roster_mut())
-            {
-                *r = roster;
-            }
-        }
-        if stale {
-            self.judged_at.insert(doc.clone(), heads);
         }
         self.docs
             .get_mut(doc)
             .ok_or_else(|| NodeError::Internal("document vanished".into()))
+    }
+
+    /// A department document (loaded on first use) and the roster its
+    /// changes are judged by: what a local change or a peer's changes need.
+    fn judged(
+        &mut self,
+        doc: &DocRef,
+        store: &Store,
+    ) -> Result<(&mut SignedDoc, RosterAt<'_>), NodeError> {
+        self.doc_mut(doc, store)?;
+        let signed = self
+            .docs
+            .get_mut(doc)
+            .ok_or_else(|| NodeError::Internal("document vanished".into()))?;
+        Ok((signed, RosterAt::new(self.roster.doc(), &mut self.book)))
+    }
+
+    /// Makes a local change to a department document (feed, conversation,
+    /// library, pin ledger), citing the roster as this node holds it.
+    pub(crate) fn change_doc(
+        &mut self,
+        doc: &DocRef,
+        store: &Store,
+        signer: &meshwork_crdt::Signer,
+        now: Millis,
+        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+    ) -> Result<Option<SignedChange>, NodeError> {
+        if *doc == DocRef::Roster {
+            return Ok(self.roster.change(signer, now, edit)?);
+        }
+        let (signed, mut roster) = self.judged(doc, store)?;
+        Ok(signed.change_under(&mut roster, signer, now, edit)?)
+    }
+
+    /// Changes of department documents that waited for roster heads now
+    /// here (or for dependencies), tried again: call after the roster moved.
+    pub(crate) fn retry_held_back(&mut self) -> Vec<(DocRef, Ingest)> {
+        let mut out = Vec::new();
+        for (doc, signed) in &mut self.docs {
+            if signed.has_held_back() {
+                let mut roster = RosterAt::new(self.roster.doc(), &mut self.book);
+                let report = signed.retry(&mut roster);
+                if !(report.accepted.is_empty() && report.rejected.is_empty()) {
+                    out.push((doc.clone(), report));
+                }
+            }
+        }
+        out
     }
 
     /// Whether `a` and `b` may exchange `doc`: both active members, and for
@@ -207,12 +240,20 @@ impl Workspace {
             .sync
             .remove(&(peer, side, doc.clone()))
             .unwrap_or_default();
-        let signed = self.doc_mut(doc, store)?;
-        let report = match received {
-            Some(p) => signed.receive_sync(&mut state, p)?,
-            None => Ingest::default(),
+        let (report, next) = if *doc == DocRef::Roster {
+            let report = match received {
+                Some(p) => self.roster.receive_sync(&mut state, p)?,
+                None => Ingest::default(),
+            };
+            (report, self.roster.generate_sync(&mut state))
+        } else {
+            let (signed, mut roster) = self.judged(doc, store)?;
+            let report = match received {
+                Some(p) => signed.receive_sync_under(&mut roster, &mut state, p)?,
+                None => Ingest::default(),
+            };
+            (report, signed.generate_sync(&mut state))
         };
-        let next = signed.generate_sync(&mut state);
         self.sync.insert((peer, side, doc.clone()), state);
         Ok((report, next))
     }

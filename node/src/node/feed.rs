@@ -54,7 +54,7 @@ impl Node {
         reply_to: Option<&str>,
     ) -> Result<Post, NodeError> {
         check_body(text)?;
-        let id = hex::encode(rand::random::<[u8; 8]>());
+        let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
         let me = self.member_id();
         let now = self.shared.clock.now();
         let (dept_id, mentions) = self.shared.with_ws(|ws| {
@@ -120,7 +120,7 @@ impl Node {
                 "that is you; name a colleague".into(),
             ));
         }
-        let id = hex::encode(rand::random::<[u8; 8]>());
+        let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
         let now = self.shared.clock.now();
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
         let message = NewPost {
@@ -305,9 +305,8 @@ impl Node {
         let store = self.shared.store.clone();
         let (planned, change, workspace) = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
-            let feed_doc = ws.doc_mut(&doc, &store)?;
-            let planned = plan(&roster, &Feed::new(feed_doc.doc()))?;
-            let change = feed_doc.change(signer, now, |tx| apply(tx, &planned))?;
+            let planned = plan(&roster, &Feed::new(ws.doc_mut(&doc, &store)?.doc()))?;
+            let change = ws.change_doc(&doc, &store, signer, now, |tx| apply(tx, &planned))?;
             Ok((planned, change, ws.meta.id))
         })?;
         self.offer_change(workspace, doc, change).await?;

@@ -443,7 +443,7 @@ impl Node {
         let store = self.shared.store.clone();
         let doc = DocRef::Library(dept_id.to_owned());
         let (change, workspace) = self.shared.with_ws(|ws| {
-            let change = ws.doc_mut(&doc, &store)?.change(signer, now, apply)?;
+            let change = ws.change_doc(&doc, &store, signer, now, apply)?;
             Ok((change, ws.meta.id))
         })?;
         self.offer_change(workspace, doc, change).await

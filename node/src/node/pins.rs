@@ -844,9 +844,7 @@ impl Node {
         let now = self.shared.clock.now();
         let store = self.shared.store.clone();
         let (change, workspace) = self.shared.with_ws(|ws| {
-            let change = ws
-                .doc_mut(&DocRef::Pins, &store)?
-                .change(signer, now, apply)?;
+            let change = ws.change_doc(&DocRef::Pins, &store, signer, now, apply)?;
             Ok((change, ws.meta.id))
         })?;
         self.offer_change(workspace, DocRef::Pins, change).await

@@ -72,6 +72,39 @@ impl EventLoop {
         });
         if *doc == DocRef::Roster {
             self.refresh_members();
+            self.retry_held_back();
+        }
+    }
+
+    /// The roster moved: department changes that waited for the roster
+    /// heads they cite are judged now, stored and offered on.
+    fn retry_held_back(&mut self) {
+        let retried = self
+            .shared
+            .with_ws(|ws| Ok(ws.retry_held_back()))
+            .unwrap_or_default();
+        for (doc, report) in retried {
+            if let Some(first) = report.rejected.first() {
+                warn!(
+                    ?doc,
+                    "refused {} held-back change(s): {first}",
+                    report.rejected.len()
+                );
+            }
+            let arrived = !report.accepted.is_empty();
+            self.record(&doc, report);
+            if arrived {
+                self.offer(&doc, Vec::new());
+            }
+        }
+    }
+
+    /// Changes from `peer` wait for roster heads this node lacks: ask that
+    /// peer, who has them, for the roster.
+    fn fetch_cited_roster(&mut self, peer: PeerId, report: &Ingest) {
+        if report.waiting_for_roster > 0 {
+            debug!(%peer, "{} change(s) wait for the roster they cite", report.waiting_for_roster);
+            self.start_sync(peer, DocRef::Roster);
         }
     }
 
@@ -267,6 +300,7 @@ impl EventLoop {
                     self.covered.insert((peer, doc.clone()), covered);
                 }
                 self.penalise_if_rejected(peer, &report);
+                self.fetch_cited_roster(peer, &report);
                 let arrived = !report.accepted.is_empty();
                 self.record(&doc, report);
                 if arrived {
@@ -326,6 +360,7 @@ impl EventLoop {
             }
         };
         let refused = self.penalise_if_rejected(peer, &report);
+        self.fetch_cited_roster(peer, &report);
         let arrived = !report.accepted.is_empty();
         self.record(&doc, report);
         if arrived {
