@@ -306,7 +306,7 @@ impl SignedDoc {
         &mut self,
         signer: &Signer,
         now: Millis,
-        mut roster: Option<&mut RosterAt<'_>>,
+        roster: Option<&mut RosterAt<'_>>,
         edit: F,
     ) -> Result<Option<SignedChange>, DocError>
     where
@@ -334,7 +334,7 @@ impl SignedDoc {
             .doc
             .get_change_by_hash(&hash)
             .ok_or(AutomergeError::Fail)?;
-        let verdict = match self.authorize(&change, signer.id(), roster.as_deref_mut()) {
+        let verdict = match self.authorize(&change, signer.id(), roster) {
             Judged::Allowed => None,
             Judged::Denied(reason) => Some(reason),
             Judged::Waiting => Some("the roster it cites is not here".into()),
