@@ -617,7 +617,7 @@ impl World {
                     return;
                 };
                 let change = self.nodes[n].change(&doc, |tx| {
-                    if k % 3 == 0 {
+                    if k.is_multiple_of(3) {
                         feed_write::delete(tx, &p)
                     } else {
                         feed_write::edit(tx, &p, &format!("edit {k}"), T0)
