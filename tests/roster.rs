@@ -104,6 +104,57 @@ async fn nodes_that_were_apart_converge_when_they_reconnect() {
     assert_eq!(ada.roster().unwrap(), bob.roster().unwrap());
 }
 
+/// Issue 14: two admins apart each create "Ops". After the heal, the bare
+/// name is refused with both ids on both nodes; labels tell them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_name_created_apart_is_refused_then_told_apart_by_id() {
+    let (clock, ada, mut others) = office(&["Bob"]).await;
+    ada.promote("Bob").await.unwrap();
+    let bob = others.pop().unwrap();
+    until_roster(&bob, "Bob is admin", |r| r.is_admin(&bob.member_id())).await;
+
+    let bob_dir = stop(bob).await;
+    let east = ada.dept_create("Ops").await.unwrap();
+    let ada_dir = stop(ada).await;
+    let bob = restart(bob_dir, &clock, vec![]).await;
+    let west = bob.dept_create("Ops").await.unwrap();
+    let ada = restart(ada_dir, &clock, vec![addr(&bob).await]).await;
+    for n in [&ada, &bob] {
+        until_roster(n, "both Ops", |r| r.depts.len() == 2).await;
+    }
+    let roster = ada.roster().unwrap();
+    assert_eq!(roster, bob.roster().unwrap());
+
+    for n in [&ada, &bob] {
+        let err = n.dept_add("Bob", "Ops").await.unwrap_err();
+        assert!(matches!(err, NodeError::BadRequest(_)), "{err}");
+        let said = err.to_string();
+        assert!(said.contains(&east.id) && said.contains(&west.id), "{said}");
+        assert!(n.members(Some("Ops")).is_err());
+    }
+    // Refused locally: a third "Ops", or renaming one to the other's name.
+    let label = roster.dept_label(&east.id).unwrap();
+    assert_ne!(label, "Ops");
+    for err in [
+        ada.dept_create("Ops").await.unwrap_err(),
+        ada.dept_rename(&label, "Ops").await.unwrap_err(),
+    ] {
+        assert!(matches!(err, NodeError::Conflict(_)), "{err}");
+    }
+    // By label (as `dept list` shows it), or by id.
+    ada.dept_add("Ada", &label).await.unwrap();
+    ada.post(&label, "east side", None).await.unwrap();
+    let threads = ada.feed(&east.id, 10, None).unwrap();
+    assert_eq!(threads[0].dept, label);
+    // Renaming one ends the clash.
+    ada.dept_rename(&label, "Ops East").await.unwrap();
+    until_roster(&bob, "the rename", |r| {
+        r.resolve_dept("Ops").is_ok_and(|d| d.id == west.id)
+            && r.resolve_dept("Ops East").is_ok_and(|d| d.id == east.id)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_finds_its_workspace_from_its_peer_book() {
     let (clock, ada, mut others) = office(&["Bob"]).await;

@@ -137,7 +137,7 @@ pub(crate) enum Command {
     /// Share a file with a department: encrypted on this machine, fetched by
     /// colleagues from whoever holds it. Prints the file id.
     Share {
-        /// The department (name or id).
+        /// The department (name, id, or the start of its id).
         dept: String,
         /// The file.
         path: PathBuf,
@@ -148,7 +148,7 @@ pub(crate) enum Command {
     /// A department's files: name, size, type, uploader, shared at,
     /// available until, how many peers hold it.
     Files {
-        /// The department (name or id).
+        /// The department (name, id, or the start of its id).
         dept: String,
         /// Print JSON.
         #[arg(long)]
@@ -295,7 +295,7 @@ pub(crate) enum DeptCmd {
     },
     /// Rename a department.
     Rename {
-        /// Current name.
+        /// Current name (or id, or label: `Ops (3f2a)`).
         old: String,
         /// New name.
         new: String,
@@ -314,7 +314,8 @@ pub(crate) enum DeptCmd {
         /// Department name.
         dept: String,
     },
-    /// List departments.
+    /// List departments; a name that two departments share (created apart,
+    /// during a partition) shows with the start of each id: `Ops (3f2a)`.
     List {
         /// Print JSON.
         #[arg(long)]

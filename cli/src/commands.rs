@@ -341,7 +341,7 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
                 table(ds, |d| {
                     format!(
                         "{:<24} {} members",
-                        d["name"].as_str().unwrap_or("?"),
+                        d["label"].as_str().or(d["name"].as_str()).unwrap_or("?"),
                         d["members"].as_array().map_or(0, Vec::len)
                     )
                 })
@@ -607,14 +607,15 @@ fn when(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// A file of one of my departments, by id: (department name, record).
+/// A file of one of my departments, by id: (department id, record).
 fn find_file(client: &Client, id: &str) -> Result<(String, Value)> {
     let depts = client.get("/v1/depts")?;
     for d in depts.as_array().into_iter().flatten() {
-        let Some(name) = d["name"].as_str() else {
+        // By id: a name may be shared by departments created apart.
+        let Some(dept) = d["id"].as_str() else {
             continue;
         };
-        let Ok(files) = client.get(&format!("/v1/files?dept={}", urlencode(name))) else {
+        let Ok(files) = client.get(&format!("/v1/files?dept={}", urlencode(dept))) else {
             continue;
         };
         if let Some(f) = files
@@ -623,7 +624,7 @@ fn find_file(client: &Client, id: &str) -> Result<(String, Value)> {
             .flatten()
             .find(|f| f["id"] == id)
         {
-            return Ok((name.to_owned(), f.clone()));
+            return Ok((dept.to_owned(), f.clone()));
         }
     }
     bail!("no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them")

@@ -22,7 +22,7 @@ pub use cache::RosterCache;
 pub(crate) use rules::{authorize, touched_paths};
 pub use view::{
     check_name as check_display_name, Department, Invite, Member, PinPolicy, Role, Roster,
-    RosterError,
+    RosterError, MIN_DEPT_PREFIX,
 };
 
 /// The most members a department may hold.

@@ -7,7 +7,7 @@ use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, ReadDoc, ROOT};
 use common::forge;
-use meshwork_crdt::roster::{write, Invite, Role, Roster, RosterError, DEPT_CAPACITY};
+use meshwork_crdt::roster::{write, Invite, Role, Roster, RosterCache, RosterError, DEPT_CAPACITY};
 use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
 
 const T0: i64 = 1_700_000_000_000;
@@ -401,4 +401,77 @@ fn a_policy_keeps_the_72_hour_floor_and_a_pinner_stays_out_of_departments() {
         roster.check_dept_add(&roster.depts[0], pinner),
         Err(RosterError::PinnerInDept("Bob".into()))
     );
+}
+
+/// Two admins apart each create "Ops": after the heal both departments
+/// exist, every copy refuses the bare name with both ids, and shows and
+/// resolves them the same way.
+#[test]
+fn departments_created_apart_with_one_name_are_told_apart_alike() {
+    let (ada, bob) = (signer(1), signer(2));
+    let (mut east, mut west) = workspace(&ada);
+    let promoted = add_member(&mut east, &ada, &bob, Role::Admin);
+    assert_eq!(west.ingest(vec![promoted]).accepted.len(), 1);
+    let mut east_cache = RosterCache::default();
+    east_cache.get(&east);
+
+    // The partition: each side checks the name against what it sees.
+    let (a, b) = ("9c01ffee12345678", "3f2a91c04d5e6f70");
+    for (doc, admin, id) in [(&mut east, &ada, a), (&mut west, &bob, b)] {
+        Roster::read(doc.doc()).check_new_dept_name("Ops").unwrap();
+        doc.change(admin, T0, |tx| write::create_dept(tx, id, "Ops"))
+            .unwrap()
+            .unwrap();
+    }
+    // Still apart: each side refuses a second "Ops" of its own.
+    assert_eq!(
+        Roster::read(east.doc()).check_new_dept_name("Ops"),
+        Err(RosterError::DeptExists("Ops".into()))
+    );
+
+    // The heal, both ways.
+    assert!(sync_pair(&east, &mut west).is_empty());
+    assert!(sync_pair(&west, &mut east).is_empty());
+    assert_eq!(east.heads(), west.heads());
+
+    let rosters = [
+        Roster::read(east.doc()),
+        Roster::read(west.doc()),
+        east_cache.get(&east).clone(),
+    ];
+    for r in &rosters {
+        assert_eq!(r, &rosters[0]);
+        assert_eq!(
+            r.resolve_dept("Ops"),
+            Err(RosterError::AmbiguousDept {
+                name: "Ops".into(),
+                ids: vec![b.into(), a.into()],
+            })
+        );
+        let labels: Vec<(&str, String)> = r
+            .dept_labels()
+            .into_iter()
+            .map(|(d, l)| (d.id.as_str(), l))
+            .collect();
+        assert_eq!(
+            labels,
+            [(b, "Ops (3f2a)".to_owned()), (a, "Ops (9c01)".to_owned())]
+        );
+        assert_eq!(r.resolve_dept("Ops (9c01)").unwrap().id, a);
+        assert_eq!(r.resolve_dept("3f2a").unwrap().id, b);
+        assert_eq!(r.resolve_dept(a).unwrap().id, a);
+        assert!(matches!(
+            r.resolve_dept("Ops East"),
+            Err(RosterError::UnknownDept { .. })
+        ));
+    }
+
+    // Renaming one ends the clash; its id, and so its feed, stay.
+    east.change(&ada, T0, |tx| write::rename_dept(tx, a, "Ops East"))
+        .unwrap()
+        .unwrap();
+    let r = east_cache.get(&east);
+    assert_eq!(r.resolve_dept("Ops").unwrap().id, b);
+    assert_eq!(r.resolve_dept("Ops East").unwrap().id, a);
+    assert_eq!(r.dept_label(b).as_deref(), Some("Ops"));
 }

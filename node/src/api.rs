@@ -247,12 +247,15 @@ async fn join(State(node): State<Node>, Json(b): Json<JoinBody>) -> ApiResult {
 async fn depts(State(node): State<Node>) -> ApiResult {
     let roster = node.roster()?;
     let depts: Vec<Value> = roster
-        .depts
-        .iter()
-        .map(|d| {
+        .dept_labels()
+        .into_iter()
+        .map(|(d, label)| {
             json!({
                 "id": d.id,
                 "name": d.name,
+                // What to show: the name, with the start of the id when
+                // another department has the same name ("Ops (3f2a)").
+                "label": label,
                 "members": d.members.iter().map(|m| json!({
                     "id": m,
                     "name": roster.member(m).map(|m| m.name.as_str()).unwrap_or("?"),

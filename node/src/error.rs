@@ -77,6 +77,9 @@ impl From<meshwork_crdt::roster::RosterError> for NodeError {
         match e {
             R::NotAdmin => NodeError::Forbidden(e.to_string()),
             R::UnknownMember(_) | R::UnknownDept { .. } => NodeError::NotFound(e.to_string()),
+            R::AmbiguousMember { .. } | R::AmbiguousDept { .. } => {
+                NodeError::BadRequest(e.to_string())
+            }
             R::DeptExists(_) | R::DeptFull(_) | R::AlreadyInDept { .. } | R::Removed(_) => {
                 NodeError::Conflict(e.to_string())
             }

@@ -45,6 +45,12 @@ const nameOf = (id) => state.members.find((m) => m.id === id)?.name ?? id.slice(
 const me = () => state.status?.member_id;
 const isAdmin = () => state.status?.workspace?.role === "admin";
 const myDepts = () => state.depts.filter((d) => d.members.some((m) => m.id === me()));
+// A department as a person sees it: its name, with the start of its id when
+// two departments (created apart) share the name, "Ops (3f2a)".
+const deptLabel = (d) => d.label ?? d.name;
+// In a page's address: the name while it is unambiguous, else the id.
+const deptKey = (d) => (deptLabel(d) === d.name ? d.name : d.id);
+const findDept = (key) => state.depts.find((d) => d.id === key) ?? state.depts.find((d) => d.name === key);
 
 // --- API -----------------------------------------------------------------
 
@@ -123,9 +129,9 @@ function nav() {
   const items = [
     link("#/", "Workspace"),
     h("h2", {}, "Feeds"),
-    depts.length ? depts.map((d) => link(`#/feed/${encodeURIComponent(d.name)}`, d.name)) : h("p", { class: "muted" }, "No department yet"),
+    depts.length ? depts.map((d) => link(`#/feed/${encodeURIComponent(deptKey(d))}`, deptLabel(d))) : h("p", { class: "muted" }, "No department yet"),
     h("h2", {}, "Files"),
-    depts.map((d) => link(`#/files/${encodeURIComponent(d.name)}`, d.name)),
+    depts.map((d) => link(`#/files/${encodeURIComponent(deptKey(d))}`, deptLabel(d))),
     h("h2", {}, "More"),
     link("#/dms", "Direct messages"),
     link("#/pins", "Pins"),
@@ -171,7 +177,7 @@ async function workspacePage() {
       h("tbody", {}, state.members.filter((m) => !m.removed).map((m) => h("tr", {},
         h("td", { class: state.online.has(m.id) ? "online" : "offline" }, m.name),
         h("td", {}, m.role),
-        h("td", {}, state.depts.filter((d) => d.members.some((x) => x.id === m.id)).map((d) => d.name).join(", ")),
+        h("td", {}, state.depts.filter((d) => d.members.some((x) => x.id === m.id)).map(deptLabel).join(", ")),
       ))));
     admin?.refresh();
   };
@@ -212,7 +218,7 @@ function adminTools() {
     if (options.some(([value]) => value === picked)) select.value = picked;
   };
   const refresh = () => {
-    const depts = state.depts.map((d) => [d.name, d.name]);
+    const depts = state.depts.map((d) => [d.id, deptLabel(d)]);
     fill(inviteDept, [["", "no department"], ...depts]);
     fill(where, depts);
     fill(who, state.members.filter((m) => !m.removed && m.role !== "pinner").map((m) => [m.id, m.name]));
@@ -231,12 +237,16 @@ function adminTools() {
 
 const PAGE = 20;
 
-async function feedPage(dept) {
-  const deptId = state.depts.find((d) => d.name === dept)?.id;
+async function feedPage(key) {
+  // The API is asked by id: a name may be shared by departments created apart.
+  const found = findDept(key);
+  const deptId = found?.id;
+  const dept = deptId ?? key;
+  const title = found ? deptLabel(found) : key;
   let limit = PAGE;
   let more = true;
   const list = h("div", { id: "threads" });
-  const text = h("textarea", { id: "compose", "aria-label": `Write to ${dept}`, placeholder: `Write to ${dept} — @Name mentions someone` });
+  const text = h("textarea", { id: "compose", "aria-label": `Write to ${title}`, placeholder: `Write to ${title} — @Name mentions someone` });
   const send = h("button", { class: "primary", id: "send", onclick: () => act(async () => {
     if (!text.value.trim()) return;
     await api("/v1/posts", { method: "POST", body: { dept, text: text.value } });
@@ -258,7 +268,7 @@ async function feedPage(dept) {
   }).observe(sentinel);
   page.on = (e) => { if (e.type === "feed_changed" && e.dept === deptId) quietly(load); };
   // Mention helpers: a button per department member inserts "@Name ".
-  const people = state.depts.find((d) => d.name === dept)?.members.filter((m) => m.id !== me()) ?? [];
+  const people = found?.members.filter((m) => m.id !== me()) ?? [];
   const mention = (name) => {
     const at = text.selectionStart ?? text.value.length;
     text.value = `${text.value.slice(0, at)}@${name} ${text.value.slice(at)}`;
@@ -267,7 +277,7 @@ async function feedPage(dept) {
   const mentions = people.length
     ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
     : null;
-  show(h("h1", {}, dept), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, mentions)), list, sentinel);
+  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, mentions)), list, sentinel);
   await load();
 }
 
@@ -373,8 +383,11 @@ async function dmsPage(member) {
 
 // --- Files -----------------------------------------------------------------
 
-async function filesPage(dept) {
-  const deptId = state.depts.find((d) => d.name === dept)?.id;
+async function filesPage(key) {
+  const found = findDept(key);
+  const deptId = found?.id;
+  const dept = deptId ?? key;
+  const title = found ? deptLabel(found) : key;
   const table = h("table", { id: "files" });
   const bar = h("progress", { max: 1, value: 0, hidden: true });
   const status = h("p", { class: "muted", "aria-live": "polite" });
@@ -429,7 +442,7 @@ async function filesPage(dept) {
     if (!files.length) table.append(h("caption", {}, "No files yet."));
   };
   page.on = (e) => { if (e.type === "library_changed" && e.dept === deptId) quietly(load); };
-  show(h("h1", {}, `Files — ${dept}`), drop, bar, status, table);
+  show(h("h1", {}, `Files — ${title}`), drop, bar, status, table);
   await load();
 }
 

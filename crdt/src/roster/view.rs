@@ -1,5 +1,7 @@
 //! The typed view of a roster document.
 
+use std::collections::HashMap;
+
 use automerge::{hydrate, Automerge, ChangeHash, ObjId, ReadDoc};
 use serde::{Deserialize, Serialize};
 
@@ -62,13 +64,19 @@ pub struct Member {
 /// A department: a named group of at most [`DEPT_CAPACITY`] members.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Department {
-    /// Stable id; renaming keeps it.
+    /// Stable id; renaming keeps it. The id is the department's identity.
     pub id: String,
-    /// Display name, unique within the workspace.
+    /// Display name: a label, not an identity. A node refuses to create or
+    /// rename a department to a name it already sees, but two admins apart
+    /// (a partition) can each create "Ops"; see [`Roster::dept_labels`].
     pub name: String,
     /// Its members, sorted.
     pub members: Vec<MemberId>,
 }
+
+/// The fewest characters of a department id that name it (when no other id
+/// starts with them); also the shortest suffix a label shows.
+pub const MIN_DEPT_PREFIX: usize = 4;
 
 /// An invite an admin issued. Only the hash of its secret is in the roster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,13 +118,26 @@ pub enum RosterError {
         /// The ids it could mean.
         ids: Vec<String>,
     },
-    /// No department has this name.
+    /// No department has this name, id or id prefix.
     #[error("no department {name:?}; departments: {known:?}")]
     UnknownDept {
         /// The name asked for.
         name: String,
-        /// The names that exist.
+        /// The departments that exist, as [`Roster::dept_labels`] shows them.
         known: Vec<String>,
+    },
+    /// Several departments share the name (created apart, during a
+    /// partition), or share the id prefix.
+    #[error(
+        "{name:?} could mean {} departments, with ids {}; name one by its id instead, or by enough of its start to be unique (at least {MIN_DEPT_PREFIX} characters), as `meshwork dept list` shows it",
+        ids.len(),
+        ids.join(", ")
+    )]
+    AmbiguousDept {
+        /// The name (or id prefix) asked for.
+        name: String,
+        /// The ids it could mean, sorted.
+        ids: Vec<String>,
     },
     /// The name is taken.
     #[error("a department named {0:?} already exists")]
@@ -310,15 +331,101 @@ impl Roster {
         }
     }
 
-    /// Finds a department by name (or by id).
-    pub fn resolve_dept(&self, name: &str) -> Result<&Department, RosterError> {
+    /// Finds a department, trying in turn, so that every node resolves a
+    /// query the same way given the same roster:
+    ///
+    /// 1. its exact id;
+    /// 2. its name — an error naming the ids if several departments have it
+    ///    ([`RosterError::AmbiguousDept`]), never the first of them;
+    /// 3. its label as [`Roster::dept_labels`] shows it, `Ops (3f2a)`: the
+    ///    name and a prefix of the id;
+    /// 4. a prefix of its id, at least [`MIN_DEPT_PREFIX`] characters long,
+    ///    that no other department's id starts with.
+    pub fn resolve_dept(&self, query: &str) -> Result<&Department, RosterError> {
+        if let Some(d) = self.dept(query) {
+            return Ok(d);
+        }
+        let named: Vec<&Department> = self.depts.iter().filter(|d| d.name == query).collect();
+        if let Some(found) = one_of(query, named) {
+            return found;
+        }
+        if let Some((name, prefix)) = query
+            .strip_suffix(')')
+            .and_then(|q| q.rsplit_once(" ("))
+            .filter(|(_, prefix)| !prefix.is_empty())
+        {
+            let labelled: Vec<&Department> = self
+                .depts
+                .iter()
+                .filter(|d| d.name == name && d.id.starts_with(prefix))
+                .collect();
+            if let Some(found) = one_of(query, labelled) {
+                return found;
+            }
+        }
+        if query.chars().count() >= MIN_DEPT_PREFIX {
+            let prefixed: Vec<&Department> = self
+                .depts
+                .iter()
+                .filter(|d| d.id.starts_with(query))
+                .collect();
+            if let Some(found) = one_of(query, prefixed) {
+                return found;
+            }
+        }
+        Err(RosterError::UnknownDept {
+            name: query.to_owned(),
+            known: self.dept_labels().into_iter().map(|(_, l)| l).collect(),
+        })
+    }
+
+    /// Every department with the label a person sees, in roster order (by
+    /// name, then id). The label is the name; when several departments have
+    /// that name (created apart, during a partition), each also shows the
+    /// shortest prefix of its id, at least [`MIN_DEPT_PREFIX`] characters,
+    /// that no other department's id starts with: `Ops (3f2a)`, `Ops (9c01)`.
+    /// Every node shows the same labels for the same roster, and
+    /// [`Roster::resolve_dept`] accepts a label, or its id prefix alone.
+    pub fn dept_labels(&self) -> Vec<(&Department, String)> {
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for d in &self.depts {
+            *uses.entry(d.name.as_str()).or_default() += 1;
+        }
         self.depts
             .iter()
-            .find(|d| d.name == name || d.id == name)
-            .ok_or_else(|| RosterError::UnknownDept {
-                name: name.to_owned(),
-                known: self.depts.iter().map(|d| d.name.clone()).collect(),
+            .map(|d| (d, self.label(d, uses[d.name.as_str()] > 1)))
+            .collect()
+    }
+
+    /// The label of the department with this id (see [`Roster::dept_labels`]).
+    pub fn dept_label(&self, id: &str) -> Option<String> {
+        let d = self.dept(id)?;
+        let clashes = self.depts.iter().filter(|o| o.name == d.name).count() > 1;
+        Some(self.label(d, clashes))
+    }
+
+    fn label(&self, d: &Department, clashes: bool) -> String {
+        if clashes {
+            format!("{} ({})", d.name, self.short_dept_id(&d.id))
+        } else {
+            d.name.clone()
+        }
+    }
+
+    /// The shortest prefix of `id`, at least [`MIN_DEPT_PREFIX`] characters,
+    /// that no other department's id starts with; the whole id if none is.
+    fn short_dept_id<'a>(&self, id: &'a str) -> &'a str {
+        id.char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .skip(MIN_DEPT_PREFIX - 1)
+            .map(|end| &id[..end])
+            .find(|prefix| {
+                !self
+                    .depts
+                    .iter()
+                    .any(|o| o.id != id && o.id.starts_with(prefix))
             })
+            .unwrap_or(id)
     }
 
     /// The department with this id.
@@ -355,6 +462,26 @@ impl Roster {
             return Err(RosterError::DeptExists(name.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// The one department among `found`; an ambiguity error if several; `None`
+/// if none, to try the next way of naming one.
+fn one_of<'a>(
+    query: &str,
+    found: Vec<&'a Department>,
+) -> Option<Result<&'a Department, RosterError>> {
+    match found.as_slice() {
+        [] => None,
+        [one] => Some(Ok(one)),
+        many => {
+            let mut ids: Vec<String> = many.iter().map(|d| d.id.clone()).collect();
+            ids.sort();
+            Some(Err(RosterError::AmbiguousDept {
+                name: query.to_owned(),
+                ids,
+            }))
+        }
     }
 }
 
@@ -500,4 +627,132 @@ fn read_invite(v: View<'_>, invites: &ObjId, key: &str) -> Option<Invite> {
         created_by: v.str(&obj, "created_by")?.parse().ok()?,
         redeemed_by: v.str(&obj, "redeemed_by").and_then(|s| s.parse().ok()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roster(depts: &[(&str, &str)]) -> Roster {
+        let mut r = Roster {
+            depts: depts
+                .iter()
+                .map(|(id, name)| Department {
+                    id: (*id).to_owned(),
+                    name: (*name).to_owned(),
+                    members: Vec::new(),
+                })
+                .collect(),
+            ..Roster::default()
+        };
+        r.depts
+            .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        r
+    }
+
+    fn labels(r: &Roster) -> Vec<String> {
+        r.dept_labels().into_iter().map(|(_, l)| l).collect()
+    }
+
+    #[test]
+    fn a_unique_name_is_its_own_label_and_resolves() {
+        let r = roster(&[("3f2a91c0", "Ops"), ("77aa0011", "Sales")]);
+        assert_eq!(labels(&r), ["Ops", "Sales"]);
+        assert_eq!(r.resolve_dept("Ops").unwrap().id, "3f2a91c0");
+        assert_eq!(r.dept_label("77aa0011").as_deref(), Some("Sales"));
+        assert_eq!(r.dept_label("nope"), None);
+    }
+
+    #[test]
+    fn a_clashing_name_is_refused_with_both_ids() {
+        let r = roster(&[
+            ("9c01ffee", "Ops"),
+            ("3f2a91c0", "Ops"),
+            ("77aa0011", "Sales"),
+        ]);
+        let err = r.resolve_dept("Ops").unwrap_err();
+        assert_eq!(
+            err,
+            RosterError::AmbiguousDept {
+                name: "Ops".into(),
+                ids: vec!["3f2a91c0".into(), "9c01ffee".into()],
+            }
+        );
+        let said = err.to_string();
+        assert!(said.contains("3f2a91c0, 9c01ffee"), "{said}");
+        assert!(said.contains("by its id instead"), "{said}");
+    }
+
+    #[test]
+    fn an_id_a_prefix_or_a_label_picks_one() {
+        let r = roster(&[("9c01ffee", "Ops"), ("3f2a91c0", "Ops")]);
+        assert_eq!(r.resolve_dept("9c01ffee").unwrap().id, "9c01ffee");
+        assert_eq!(r.resolve_dept("3f2a").unwrap().id, "3f2a91c0");
+        assert_eq!(r.resolve_dept("3f2a91").unwrap().id, "3f2a91c0");
+        assert_eq!(r.resolve_dept("Ops (9c01)").unwrap().id, "9c01ffee");
+        assert_eq!(r.resolve_dept("Ops (9c01ffee)").unwrap().id, "9c01ffee");
+        // Too short to be a prefix, or the wrong name in a label.
+        assert!(matches!(
+            r.resolve_dept("3f2"),
+            Err(RosterError::UnknownDept { .. })
+        ));
+        assert!(matches!(
+            r.resolve_dept("Sales (9c01)"),
+            Err(RosterError::UnknownDept { .. })
+        ));
+    }
+
+    #[test]
+    fn a_shared_prefix_is_ambiguous_and_an_unknown_name_lists_labels() {
+        let r = roster(&[
+            ("abcd0001", "Ops"),
+            ("abcd0002", "Ops"),
+            ("ffff0000", "Sales"),
+        ]);
+        assert!(matches!(
+            r.resolve_dept("abcd"),
+            Err(RosterError::AmbiguousDept { ids, .. }) if ids.len() == 2
+        ));
+        assert_eq!(
+            r.resolve_dept("Nope").unwrap_err(),
+            RosterError::UnknownDept {
+                name: "Nope".into(),
+                known: vec![
+                    "Ops (abcd0001)".into(),
+                    "Ops (abcd0002)".into(),
+                    "Sales".into()
+                ],
+            }
+        );
+    }
+
+    #[test]
+    fn labels_show_the_shortest_unique_prefix_sorted_by_name_then_id() {
+        // The suffix grows past 4 characters only when another id shares them;
+        // ids shorter than that show whole.
+        let r = roster(&[
+            ("9c01ffee", "Ops"),
+            ("3f2a91c0", "Ops"),
+            ("3f2a77", "Legal"),
+            ("d1", "Ops"),
+        ]);
+        assert_eq!(
+            labels(&r),
+            ["Legal", "Ops (3f2a9)", "Ops (9c01)", "Ops (d1)"]
+        );
+        for (d, label) in r.dept_labels() {
+            assert_eq!(r.dept_label(&d.id).as_deref(), Some(label.as_str()));
+            assert_eq!(r.resolve_dept(&label).unwrap().id, d.id, "{label}");
+        }
+    }
+
+    #[test]
+    fn a_new_name_must_not_clash() {
+        let r = roster(&[("3f2a91c0", "Ops")]);
+        assert_eq!(
+            r.check_new_dept_name("Ops"),
+            Err(RosterError::DeptExists("Ops".into()))
+        );
+        assert!(r.check_new_dept_name("Ops East").is_ok());
+    }
 }

@@ -20,7 +20,7 @@ use crate::NodeError;
 /// A top-level post and its replies, as `meshwork feed` shows them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Thread {
-    /// The department it is in.
+    /// The department it is in, as [`Roster::dept_labels`] shows it.
     pub dept: String,
     /// The post.
     #[serde(flatten)]
@@ -94,6 +94,7 @@ impl Node {
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let dept = my_dept(&roster, &me, dept)?;
+            let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
             let doc = ws.doc_mut(&DocRef::Feed(dept.id.clone()), &store)?;
             let page = Feed::new(doc.doc())
                 .threads(limit, before)
@@ -101,7 +102,7 @@ impl Node {
             Ok(page
                 .into_iter()
                 .map(|(post, replies)| Thread {
-                    dept: dept.name.clone(),
+                    dept: label.clone(),
                     author_name: name_of(&roster, &post.author),
                     replies,
                     post,
@@ -174,7 +175,11 @@ impl Node {
         let mut found: Vec<Thread> = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let mut found = Vec::new();
-            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+            for (d, label) in roster
+                .dept_labels()
+                .into_iter()
+                .filter(|(d, _)| d.members.contains(&me))
+            {
                 // Newest first in each feed: the `limit` newest of all are
                 // among the `limit` newest of each.
                 let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
@@ -183,7 +188,7 @@ impl Node {
                         .filter(|p| p.mentions.contains(&me) && !p.deleted)
                         .take(limit)
                         .map(|p| Thread {
-                            dept: d.name.clone(),
+                            dept: label.clone(),
                             author_name: name_of(&roster, &p.author),
                             replies: Vec::new(),
                             post: p,
@@ -334,19 +339,20 @@ impl Node {
     }
 }
 
-/// A department I belong to, by name; a clear error otherwise.
+/// A department I belong to, by name, label or id ([`Roster::resolve_dept`]);
+/// a clear error otherwise.
 pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
     let dept = roster.resolve_dept(name)?;
     if !dept.members.contains(me) {
-        let mine: Vec<&str> = roster
-            .depts
-            .iter()
-            .filter(|d| d.members.contains(me))
-            .map(|d| d.name.as_str())
+        let mine: Vec<String> = roster
+            .dept_labels()
+            .into_iter()
+            .filter(|(d, _)| d.members.contains(me))
+            .map(|(_, label)| label)
             .collect();
         return Err(NodeError::Forbidden(format!(
             "you are not in department {:?}; your departments: {mine:?}",
-            dept.name
+            roster.dept_label(&dept.id).unwrap_or_default()
         )));
     }
     Ok(dept.clone())

@@ -36,7 +36,7 @@ pub struct FileInfo {
     /// The library's record.
     #[serde(flatten)]
     pub entry: FileEntry,
-    /// The department's name.
+    /// The department, as [`Roster::dept_labels`] shows it.
     pub dept: String,
     /// The uploader's display name.
     pub uploader_name: String,
@@ -204,11 +204,12 @@ impl Node {
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let dept = super::feed::my_dept(&roster, &me, dept)?;
+            let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
             let doc = ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?;
             Ok(Library::new(doc.doc())
                 .files()
                 .into_iter()
-                .map(|entry| info(&roster, &dept.name, entry))
+                .map(|entry| info(&roster, &label, entry))
                 .collect())
         })
     }
@@ -222,7 +223,8 @@ impl Node {
             for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
                 let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
                 if let Some(entry) = Library::new(doc.doc()).file(id) {
-                    return Ok((d.id.clone(), info(&roster, &d.name, entry)));
+                    let label = roster.dept_label(&d.id).unwrap_or_default();
+                    return Ok((d.id.clone(), info(&roster, &label, entry)));
                 }
             }
             Err(NodeError::NotFound(format!(

@@ -73,7 +73,8 @@ pub struct PinInfo {
     pub file_id: Option<String>,
     /// The file's name, likewise.
     pub name: Option<String>,
-    /// The department's name.
+    /// The department, as [`Roster::dept_labels`] shows it (its id if
+    /// the roster no longer has it).
     pub dept: String,
     /// Size in bytes.
     pub size: u64,
@@ -231,8 +232,8 @@ impl Node {
                 name: file.map(|f| f.name.clone()),
                 dept: ledger
                     .roster
-                    .dept(&r.dept)
-                    .map_or_else(|| r.dept.clone(), |d| d.name.clone()),
+                    .dept_label(&r.dept)
+                    .unwrap_or_else(|| r.dept.clone()),
                 size: r.size,
                 until: r.until,
                 pinners,
