@@ -27,6 +27,15 @@ use crate::shared::Shared;
 use crate::wire::JoinRequest;
 use crate::NodeError;
 
+/// How often a node pings each connection. A ping and its answer are a few
+/// dozen bytes.
+pub const PING_INTERVAL: Duration = Duration::from_secs(3);
+
+/// How long a ping may wait for its answer. Long enough for a live but
+/// loaded slow link: a ping queues behind what the connection is sending,
+/// and a full 4 MB TCP send buffer takes 8 s to drain at 4 Mbit/s.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Networking settings.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -41,6 +50,10 @@ pub struct NetConfig {
     pub probation: Duration,
     /// How often to run sync with every connected member.
     pub sync_interval: Duration,
+    /// How often to ping each connection ([`PING_INTERVAL`]).
+    pub ping_interval: Duration,
+    /// How long a ping may wait for its answer ([`PING_TIMEOUT`]).
+    pub ping_timeout: Duration,
 }
 
 impl Default for NetConfig {
@@ -51,6 +64,8 @@ impl Default for NetConfig {
             mdns: true,
             probation: Duration::from_secs(10),
             sync_interval: Duration::from_secs(30),
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
         }
     }
 }
@@ -98,7 +113,7 @@ impl NetHandle {
         secret: [u8; 32],
         workspace: [u8; 32],
     ) -> Result<Self, NodeError> {
-        let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, cfg.mdns)?;
+        let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, &cfg)?;
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let event_loop = EventLoop::new(swarm, shared, cfg, workspace, rx, tx.clone(), ready_tx)?;
