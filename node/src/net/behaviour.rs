@@ -69,6 +69,8 @@ impl Behaviour {
                 "/meshwork/1.0.0".into(),
                 key.public(),
             )),
+            // A failed ping closes nothing by itself: the event loop closes
+            // the connection (`PING_INTERVAL` states the bound).
             ping: ping::Behaviour::new(
                 ping::Config::new()
                     .with_interval(cfg.ping_interval)

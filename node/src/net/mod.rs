@@ -27,13 +27,25 @@ use crate::shared::Shared;
 use crate::wire::JoinRequest;
 use crate::NodeError;
 
-/// How often a node pings each connection. A ping and its answer are a few
-/// dozen bytes.
+/// How often a node pings each connection: how a dead link (a cable pulled,
+/// a laptop asleep — no FIN ever arrives, and an idle TCP connection stays
+/// ESTABLISHED for good) is noticed. A ping and its answer are a few dozen
+/// bytes.
+///
+/// **The bound.** A peer that stops answering is dropped — its connection
+/// closed, so it leaves `peers`, presence counts it absent and its sync
+/// sessions end — within `2 × interval + timeout + 10 s` = 26 s at these
+/// defaults (23 s at the earliest). libp2p's ping handler keeps the first
+/// failed ping to itself and pings again an interval later on a new stream,
+/// whose negotiation gives up after libp2p's fixed 10 s: that failure is
+/// reported, and the event loop closes the connection on it
+/// (`docs/architecture.md`, Network).
 pub const PING_INTERVAL: Duration = Duration::from_secs(3);
 
 /// How long a ping may wait for its answer. Long enough for a live but
 /// loaded slow link: a ping queues behind what the connection is sending,
-/// and a full 4 MB TCP send buffer takes 8 s to drain at 4 Mbit/s.
+/// and a full 4 MB TCP send buffer takes 8 s to drain at 4 Mbit/s. The
+/// bound it gives is stated at [`PING_INTERVAL`].
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Networking settings.
