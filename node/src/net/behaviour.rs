@@ -9,6 +9,7 @@ use libp2p::{
     StreamProtocol,
 };
 
+use super::NetConfig;
 use crate::wire::{
     BlobRequest, BlobResponse, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
 };
@@ -35,7 +36,7 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, mdns: bool) -> Result<Self, String> {
+    pub(crate) fn new(key: &Keypair, cfg: &NetConfig) -> Result<Self, String> {
         let peer_id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -52,7 +53,7 @@ impl Behaviour {
             gossip_config,
         )
         .map_err(|e| e.to_string())?;
-        let mdns = if mdns {
+        let mdns = if cfg.mdns {
             Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
                     .map_err(|e| e.to_string())?,
@@ -68,7 +69,13 @@ impl Behaviour {
                 "/meshwork/1.0.0".into(),
                 key.public(),
             )),
-            ping: ping::Behaviour::default(),
+            // A failed ping closes nothing by itself: the event loop closes
+            // the connection (`PING_INTERVAL` states the bound).
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(cfg.ping_interval)
+                    .with_timeout(cfg.ping_timeout),
+            ),
             mdns: mdns.into(),
             gossipsub,
             sync: request_response::cbor::Behaviour::new(

@@ -24,6 +24,7 @@ use crate::NodeError;
 
 mod blobs;
 mod join;
+mod liveness;
 mod membership;
 mod replication;
 
@@ -352,6 +353,7 @@ impl EventLoop {
                 self.peer_addrs.insert(peer_id, info.listen_addrs);
                 self.remember(peer_id);
             }
+            BehaviourEvent::Ping(event) => self.on_ping(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) {

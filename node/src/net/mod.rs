@@ -27,6 +27,27 @@ use crate::shared::Shared;
 use crate::wire::JoinRequest;
 use crate::NodeError;
 
+/// How often a node pings each connection: how a dead link (a cable pulled,
+/// a laptop asleep — no FIN ever arrives, and an idle TCP connection stays
+/// ESTABLISHED for good) is noticed. A ping and its answer are a few dozen
+/// bytes.
+///
+/// **The bound.** A peer that stops answering is dropped — its connection
+/// closed, so it leaves `peers`, presence counts it absent and its sync
+/// sessions end — within `2 × interval + timeout + 10 s` = 26 s at these
+/// defaults (23 s at the earliest). libp2p's ping handler keeps the first
+/// failed ping to itself and pings again an interval later on a new stream,
+/// whose negotiation gives up after libp2p's fixed 10 s: that failure is
+/// reported, and the event loop closes the connection on it
+/// (`docs/architecture.md`, Network).
+pub const PING_INTERVAL: Duration = Duration::from_secs(3);
+
+/// How long a ping may wait for its answer. Long enough for a live but
+/// loaded slow link: a ping queues behind what the connection is sending,
+/// and a full 4 MB TCP send buffer takes 8 s to drain at 4 Mbit/s. The
+/// bound it gives is stated at [`PING_INTERVAL`].
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Networking settings.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -41,6 +62,10 @@ pub struct NetConfig {
     pub probation: Duration,
     /// How often to run sync with every connected member.
     pub sync_interval: Duration,
+    /// How often to ping each connection ([`PING_INTERVAL`]).
+    pub ping_interval: Duration,
+    /// How long a ping may wait for its answer ([`PING_TIMEOUT`]).
+    pub ping_timeout: Duration,
 }
 
 impl Default for NetConfig {
@@ -51,6 +76,8 @@ impl Default for NetConfig {
             mdns: true,
             probation: Duration::from_secs(10),
             sync_interval: Duration::from_secs(30),
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
         }
     }
 }
@@ -98,7 +125,7 @@ impl NetHandle {
         secret: [u8; 32],
         workspace: [u8; 32],
     ) -> Result<Self, NodeError> {
-        let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, cfg.mdns)?;
+        let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, &cfg)?;
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let event_loop = EventLoop::new(swarm, shared, cfg, workspace, rx, tx.clone(), ready_tx)?;

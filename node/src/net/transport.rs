@@ -8,6 +8,7 @@ use libp2p::core::upgrade::Version;
 use libp2p::{identity::Keypair, noise, tcp, yamux, Swarm, Transport};
 
 use super::behaviour::Behaviour;
+use super::NetConfig;
 use crate::NodeError;
 
 /// The network key of a workspace, derived from its secret: the prologue
@@ -20,7 +21,7 @@ pub fn network_key(secret: &[u8; 32]) -> Vec<u8> {
 pub(crate) fn build_swarm(
     key: Keypair,
     secret: &[u8; 32],
-    mdns: bool,
+    cfg: &NetConfig,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let prologue = network_key(secret);
     let err = |e: String| NodeError::Internal(format!("cannot start networking: {e}"));
@@ -40,7 +41,7 @@ pub(crate) fn build_swarm(
             )
         })
         .map_err(|e| err(e.to_string()))?
-        .with_behaviour(|key| Behaviour::new(key, mdns).map_err(Into::into))
+        .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Into::into))
         .map_err(|e| err(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
