@@ -283,7 +283,7 @@ async fn a_key_holder_without_a_valid_invite_is_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_member_is_disconnected_and_refused() {
+async fn a_removed_member_is_disconnected_and_learns_it_was_removed() {
     let (_clock, ada, others) = office(&["Bob", "Cleo"]).await;
     let [bob, cleo] = &others[..] else {
         unreachable!()
@@ -299,8 +299,18 @@ async fn a_removed_member_is_disconnected_and_refused() {
         !connected(&ada, bob).await && !connected(cleo, bob).await
     })
     .await;
-    // Bob tries again: the connection is refused.
+    // Bob tries again: he is told he was removed (his own roster says so
+    // now, his status too), and takes part no more.
     bob.dial(addr(&ada).await.parse().unwrap()).await.unwrap();
+    until_roster(bob, "Bob learns he was removed", |r| {
+        r.member(&bob.member_id()).is_some_and(|m| m.removed)
+    })
+    .await;
+    let status = bob.status().await;
+    assert!(status
+        .workspace
+        .is_some_and(|w| w.removed && w.role.is_none()));
+    until("Bob disconnected", || async { !connected(&ada, bob).await }).await;
     ada.dept_create("Later").await.unwrap();
     until_roster(cleo, "Cleo sees a later change", |r| {
         r.resolve_dept("Later").is_ok()
@@ -308,4 +318,75 @@ async fn a_removed_member_is_disconnected_and_refused() {
     .await;
     assert!(!connected(&ada, bob).await);
     assert!(bob.roster().unwrap().resolve_dept("Later").is_err());
+}
+
+/// Issue 14: a member removed while away learns it on return — the roster
+/// up to the removal and nothing after — and takes part no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_while_away_learns_it_on_return() {
+    let (clock, ada, mut others) = office(&["Bob"]).await;
+    let bob = others.pop().unwrap();
+    until("Ada and Bob connected", || connected(&ada, &bob)).await;
+    let bob_dir = stop(bob).await;
+    ada.remove_member("Bob").await.unwrap();
+    ada.dept_create("After").await.unwrap();
+    let bob = restart(bob_dir, &clock, vec![addr(&ada).await]).await;
+    until_roster(&bob, "Bob learns he was removed", |r| {
+        r.member(&bob.member_id()).is_some_and(|m| m.removed)
+    })
+    .await;
+    until("Bob disconnected", || async {
+        !connected(&ada, &bob).await
+    })
+    .await;
+    let roster = bob.roster().unwrap();
+    assert!(
+        roster.resolve_dept("After").is_err(),
+        "nothing after the removal"
+    );
+    let err = bob.dept_create("Mine").await.unwrap_err();
+    assert!(matches!(err, NodeError::Forbidden(_)), "{err}");
+}
+
+/// Issue 14, the first report: history written before someone leaves a
+/// department stays valid for everyone, including members who join later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_sees_the_posts_of_a_member_who_left() {
+    let (_clock, ada, others) = office(&["Bob", "Dave"]).await;
+    let [bob, dave] = &others[..] else {
+        unreachable!()
+    };
+    ada.dept_create("Sales").await.unwrap();
+    ada.dept_add("Ada", "Sales").await.unwrap();
+    ada.dept_add("Bob", "Sales").await.unwrap();
+    until_roster(bob, "Bob in Sales", |r| {
+        r.resolve_dept("Sales")
+            .is_ok_and(|d| d.members.contains(&bob.member_id()))
+    })
+    .await;
+    ada.post("Sales", "one", None).await.unwrap();
+    until("Bob has Ada's post", || async {
+        bob.feed("Sales", 10, None).is_ok_and(|f| f.len() == 1)
+    })
+    .await;
+    bob.post("Sales", "two", None).await.unwrap();
+    until("Ada has Bob's post", || async {
+        ada.feed("Sales", 10, None).is_ok_and(|f| f.len() == 2)
+    })
+    .await;
+    ada.post("Sales", "three", None).await.unwrap();
+    ada.dept_remove("Bob", "Sales").await.unwrap();
+    ada.post("Sales", "four", None).await.unwrap();
+    ada.dept_add("Dave", "Sales").await.unwrap();
+    until("Dave sees all four posts", || async {
+        dave.feed("Sales", 10, None).is_ok_and(|f| f.len() == 4)
+    })
+    .await;
+    let bodies: Vec<String> = dave
+        .feed("Sales", 10, None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.post.body)
+        .collect();
+    assert_eq!(bodies, ["four", "three", "two", "one"]);
 }

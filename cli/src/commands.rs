@@ -464,6 +464,10 @@ fn status_text(s: &Value) -> String {
                 "workspace: {} ({} members, {} departments)\n",
                 w["name"], w["members"], w["departments"]
             );
+            if w["removed"].as_bool() == Some(true) {
+                out += "this device was removed from the workspace by an admin: \
+                        it no longer syncs, and what it holds stays as it was\n";
+            }
             for d in w["documents"].as_array().into_iter().flatten() {
                 out += &format!(
                     "  {}: {} changes, heads {}\n",

@@ -25,5 +25,22 @@ pub use view::{
     RosterError, MIN_DEPT_PREFIX,
 };
 
+/// The first change (in the document's order) that marked `member`
+/// removed: with its history, what tells a removed member's node that it
+/// was removed, and nothing written after.
+pub fn removal_of(
+    doc: &automerge::Automerge,
+    member: &crate::MemberId,
+) -> Option<automerge::ChangeHash> {
+    let id = member.to_string();
+    doc.get_changes(&[]).into_iter().find_map(|c| {
+        let paths = touched_paths(doc, &c).ok()?;
+        paths
+            .iter()
+            .any(|p| matches!(p.as_slice(), [m, who, r] if m == "members" && *who == id && r == "removed"))
+            .then(|| c.hash())
+    })
+}
+
 /// The most members a department may hold.
 pub const DEPT_CAPACITY: usize = 1000;

@@ -270,6 +270,18 @@ impl SignedDoc {
         })
     }
 
+    /// `hash` and every change it depends on, with their signatures: the
+    /// history a node needs to hold the document as it was at `hash` (a
+    /// removed member's proof of its removal, and nothing after it).
+    pub fn history_to(&self, hash: ChangeHash) -> Result<Vec<SignedChange>, DocError> {
+        let past = self.doc.fork_at(&[hash])?;
+        Ok(past
+            .get_changes(&[])
+            .iter()
+            .filter_map(|c| self.signed_change(&c.hash()))
+            .collect())
+    }
+
     /// Makes a local change to the roster: `edit` writes through the
     /// transaction, the change is signed by `signer`, and checked by the
     /// same rules every peer will apply. Returns `None` if `edit` wrote

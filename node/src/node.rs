@@ -136,6 +136,9 @@ pub struct WorkspaceStatus {
     pub name: String,
     /// This node's role, if it is an active member.
     pub role: Option<Role>,
+    /// Whether this node was removed from the workspace (it then takes
+    /// part no more).
+    pub removed: bool,
     /// Member count (active).
     pub members: usize,
     /// Department count.
@@ -462,6 +465,7 @@ impl Node {
                 id: hex::encode(ws.meta.id),
                 name: roster.name.clone(),
                 role: roster.member(&me).filter(|m| !m.removed).map(|m| m.role),
+                removed: roster.member(&me).is_some_and(|m| m.removed),
                 members: roster.active_members().count(),
                 departments: roster.depts.len(),
                 documents: vec![DocStatus {

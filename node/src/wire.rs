@@ -108,6 +108,10 @@ pub enum SyncResponse {
     Sync(Option<SyncPayload>),
     /// The responder will not sync with this peer; the text says why.
     Refused(String),
+    /// The asker was removed from the workspace: the roster changes up to
+    /// and including its removal (nothing written after), so that its node
+    /// learns it.
+    Removed(Vec<SignedChange>),
 }
 
 /// A joiner presenting its invite to any member.

@@ -5,8 +5,7 @@ use std::time::Duration;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, gossipsub, identify, identity::Keypair, mdns, ping, request_response,
-    StreamProtocol,
+    gossipsub, identify, identity::Keypair, mdns, ping, request_response, StreamProtocol,
 };
 
 use super::NetConfig;
@@ -24,8 +23,6 @@ pub const BLOB_PROTOCOL: &str = "/meshwork/blob/1";
 /// Every protocol a Meshwork node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    /// Removed members are refused at the connection level.
-    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
@@ -64,7 +61,6 @@ impl Behaviour {
         let rr_config =
             request_response::Config::default().with_request_timeout(Duration::from_secs(30));
         Ok(Self {
-            blocked: Default::default(),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/meshwork/1.0.0".into(),
                 key.public(),

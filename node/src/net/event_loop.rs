@@ -64,6 +64,11 @@ pub(crate) struct EventLoop {
     peer_ids: HashMap<MemberId, Option<PeerId>>,
     /// Whether this node is itself an active member (a joiner is not yet).
     i_am_member: bool,
+    /// This node's own roster says it was removed: it takes part no more.
+    i_was_removed: bool,
+    /// Removed members' peers: on connecting they may ask for the roster
+    /// and are told of their removal, then disconnected (probation).
+    removed: HashMap<PeerId, MemberId>,
     /// Connected non-members and when they must be gone.
     probation: HashMap<PeerId, Instant>,
     /// Addresses peers told us they listen on (identify).
@@ -123,6 +128,8 @@ impl EventLoop {
             members: HashMap::new(),
             peer_ids: HashMap::new(),
             i_am_member: false,
+            i_was_removed: false,
+            removed: HashMap::new(),
             probation: HashMap::new(),
             peer_addrs: HashMap::new(),
             sessions: HashMap::new(),

@@ -1,6 +1,8 @@
 //! Who may stay connected (members, joiners on probation, the blocked), and
 //! the peer book that finds members again.
 
+use std::collections::HashMap;
+
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_crdt::MemberId;
@@ -12,6 +14,11 @@ use crate::wire::DocRef;
 
 impl EventLoop {
     pub(super) fn on_connected(&mut self, peer: PeerId) {
+        if self.i_was_removed {
+            // A removed node takes part in nothing.
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
         if self.members.contains_key(&peer) {
             self.sync_peer(peer);
         } else if self.i_am_member {
@@ -25,13 +32,25 @@ impl EventLoop {
         self.try_join();
     }
 
-    /// Re-reads the roster: who is a member, who is blocked.
+    /// Re-reads the roster: who is a member, who was removed (and is told
+    /// so, then disconnected, if it connects).
     pub(super) fn refresh_members(&mut self) {
         let Ok(roster) = self.shared.roster() else {
             return;
         };
         let me = self.shared.identity.signer.id();
         self.i_am_member = roster.is_active(&me);
+        let was_removed = self.i_was_removed;
+        self.i_was_removed = roster.member(&me).is_some_and(|m| m.removed);
+        if self.i_was_removed && !was_removed {
+            warn!(
+                "this node was removed from the workspace: it disconnects and takes part no more"
+            );
+            let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+            for p in connected {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
+        }
         // Who may fetch which blob follows department membership.
         self.blob_grants.clear();
         let peer_ids = &mut self.peer_ids;
@@ -40,13 +59,19 @@ impl EventLoop {
             .active_members()
             .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
             .collect();
-        for removed in roster.members.iter().filter(|m| m.removed) {
-            if let Some(peer) = peer_of(&removed.id) {
-                if self.swarm.behaviour_mut().blocked.block_peer(peer) {
-                    info!(member = %removed.name, "removed from the workspace: disconnected and refused");
-                }
+        let removed: HashMap<PeerId, MemberId> = roster
+            .members
+            .iter()
+            .filter(|m| m.removed)
+            .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
+            .collect();
+        for (peer, member) in &removed {
+            if !self.removed.contains_key(peer) && self.swarm.is_connected(peer) {
+                info!(member = %member.short(), "removed from the workspace: disconnected");
+                let _ = self.swarm.disconnect_peer_id(*peer);
             }
         }
+        self.removed = removed;
         let members = &self.members;
         self.probation.retain(|p, _| !members.contains_key(p));
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -99,6 +124,9 @@ impl EventLoop {
             Ok(book) => book,
             Err(e) => return warn!("cannot read the peer book: {e}"),
         };
+        if self.i_was_removed {
+            return;
+        }
         let me = *self.swarm.local_peer_id();
         for (peer, addrs) in book {
             let Ok(peer) = PeerId::from_bytes(&peer) else {

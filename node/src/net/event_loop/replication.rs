@@ -5,8 +5,8 @@
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::OutboundRequestId;
 use libp2p::PeerId;
-use meshwork_crdt::Ingest;
-use tracing::{debug, warn};
+use meshwork_crdt::{Ingest, MemberId};
+use tracing::{debug, info, warn};
 
 use super::{EventLoop, MAX_SYNC_ROUNDS};
 use crate::shared::Side;
@@ -270,6 +270,9 @@ impl EventLoop {
             return SyncResponse::Refused("a different workspace".into());
         }
         let Some(them) = self.members.get(&peer).copied() else {
+            if let (Some(member), DocRef::Roster) = (self.removed.get(&peer), &request.doc) {
+                return self.removal_proof(peer, *member);
+            }
             return SyncResponse::Refused("not a member of this workspace".into());
         };
         let me = self.shared.identity.signer.id();
@@ -345,6 +348,11 @@ impl EventLoop {
                 self.again.remove(&(peer, doc));
                 return;
             }
+            SyncResponse::Removed(proof) => {
+                self.sessions.remove(&(peer, doc.clone()));
+                self.again.remove(&(peer, doc));
+                return self.on_removal_proof(peer, proof);
+            }
         };
         let their_silence = payload.is_none();
         let store = self.shared.store.clone();
@@ -373,6 +381,35 @@ impl EventLoop {
         }
         self.sessions.insert(key.clone(), rounds);
         self.send_sync(key.0, key.1, next, false, Vec::new());
+    }
+
+    /// What a removed member is told when it asks for the roster: the
+    /// roster up to its removal, nothing after.
+    fn removal_proof(&mut self, peer: PeerId, member: MemberId) -> SyncResponse {
+        let proof = self.shared.with_ws(|ws| {
+            let Some(removal) = meshwork_crdt::roster::removal_of(ws.roster.doc(), &member) else {
+                return Ok(Vec::new());
+            };
+            Ok(ws.roster.history_to(removal)?)
+        });
+        match proof {
+            Ok(proof) if !proof.is_empty() => {
+                info!(%peer, "a removed member asked for the roster: sent it its removal");
+                SyncResponse::Removed(proof)
+            }
+            _ => SyncResponse::Refused("not a member of this workspace".into()),
+        }
+    }
+
+    /// A peer says this node was removed, with the roster changes that did
+    /// it: they are checked like any roster change.
+    fn on_removal_proof(&mut self, peer: PeerId, proof: Vec<meshwork_crdt::SignedChange>) {
+        let report = self.shared.with_ws(|ws| Ok(ws.roster.ingest(proof)));
+        let Ok(report) = report else { return };
+        if self.penalise_if_rejected(peer, &report) {
+            return;
+        }
+        self.record(&DocRef::Roster, report);
     }
 
     /// A peer that sent refused changes loses its connection; returns
