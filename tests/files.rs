@@ -448,3 +448,116 @@ async fn a_fetch_from_two_holders_carries_on_when_one_goes() {
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
     let _ = bob_gone.await.unwrap();
 }
+
+/// Issue 15: what is not a regular file is refused at once, and a reader
+/// that yields more than it announced (a file growing, a device that never
+/// ends) is stopped one byte past its size instead of filling the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_pipes_and_endless_readers_are_refused() {
+    let (_clock, _ada, bob, _cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let zero = bob
+        .share("Research", std::path::Path::new("/dev/zero"), None, None)
+        .await;
+    assert!(
+        matches!(&zero, Err(NodeError::BadRequest(m)) if m.contains("not a regular file")),
+        "{zero:?}"
+    );
+    let fifo = work.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        // Opening a FIFO would block until a writer comes: it is refused
+        // before it is opened.
+        let piped = bob.share("Research", &fifo, None, None).await;
+        assert!(
+            matches!(&piped, Err(NodeError::BadRequest(m)) if m.contains("not a regular file")),
+            "{piped:?}"
+        );
+    }
+    let endless = bob
+        .share_from("Research", "endless", std::io::repeat(7), 1000, None)
+        .await;
+    assert!(
+        matches!(&endless, Err(NodeError::Conflict(m)) if m.contains("changed while")),
+        "{endless:?}"
+    );
+    assert!(no_blobs(&bob));
+    assert!(bob.files("Research").unwrap().is_empty());
+}
+
+/// Issue 15: a download's temporary plaintext is recorded before it is
+/// written, so one that a killed daemon left behind is removed at the next
+/// start; a finished download is readable by its owner only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_left_by_a_killed_download_is_removed_at_the_next_start() {
+    let (clock, _ada, bob, _cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let file = write_file(work.path(), "notes.txt", b"private notes");
+    let shared = bob.share("Research", &file, None, None).await.unwrap();
+    let out = work.path().join("copy.txt");
+    bob.get(&shared.entry.id, &out, None).await.unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a download is its owner's alone");
+
+    // The window a SIGKILL can hit: recorded, written, not yet removed.
+    let home = stop(bob).await;
+    let leftover = work.path().join(".copy2.txt.00000000deadbeef.part");
+    std::fs::write(&leftover, b"private notes").unwrap();
+    {
+        let store = meshwork::node::Store::open(&home.path().join("db")).unwrap();
+        store.add_part(&leftover).unwrap();
+        store.flush().await.unwrap();
+    }
+    let bob = restart(home, &clock, vec![]).await;
+    assert!(!leftover.exists(), "the leftover plaintext is gone");
+    assert!(out.exists(), "a finished download is kept");
+    drop(bob);
+}
+
+/// Issue 15: Ctrl-C on `meshwork share` (the CLI hanging up on the API
+/// while the file is being sealed) stops the share before it is published
+/// and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_whose_caller_hangs_up_is_not_published() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (_clock, _ada, bob, _cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let big = write_file(work.path(), "big.bin", &content(64 << 20, 9));
+    let (server, _task) = meshwork::node::api::serve(
+        bob.node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let body = serde_json::json!({ "dept": "Research", "path": big }).to_string();
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "POST /v1/files HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.addr,
+        server.token,
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    // Read until the first progress line, then hang up.
+    let mut lines = tokio::io::BufReader::new(s).lines();
+    loop {
+        let line = lines.next_line().await.unwrap().expect("progress comes");
+        if line.contains("\"progress\"") && !line.contains("\"done\":0") {
+            break;
+        }
+    }
+    drop(lines);
+    let partial = bob.home().blobs().join("partial");
+    until("the import is removed", || async {
+        std::fs::read_dir(&partial).unwrap().count() == 0
+    })
+    .await;
+    assert!(no_blobs(&bob), "the sealed blob was kept");
+    assert!(
+        bob.files("Research").unwrap().is_empty(),
+        "it was published"
+    );
+}

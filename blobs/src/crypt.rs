@@ -394,6 +394,15 @@ pub fn open_to_path(
     key: &FileKey,
     dest: &Path,
 ) -> Result<u64, BlobError> {
+    let temp = temp_path_for(dest)?;
+    open_to_path_via(store, hash, key, dest, &temp)
+}
+
+/// The hidden temporary file [`open_to_path`] would write `dest` through:
+/// `.NAME.<random>.part` beside it. A caller that must find leftovers after
+/// a crash (the temporary file holds plaintext) records it first and uses
+/// [`open_to_path_via`].
+pub fn temp_path_for(dest: &Path) -> Result<PathBuf, BlobError> {
     let name = dest.file_name().ok_or_else(|| {
         BlobError::io(
             "open",
@@ -405,16 +414,32 @@ pub fn open_to_path(
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
-    let temp = TempPath(dir.join(format!(
+    Ok(dir.join(format!(
         ".{}.{:016x}.part",
         name.to_string_lossy(),
         rand::random::<u64>()
-    )));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp.0)
-        .at("create", &temp.0)?;
+    )))
+}
+
+/// [`open_to_path`] through the temporary file `temp` (beside `dest`, from
+/// [`temp_path_for`]), created readable by its owner only.
+pub fn open_to_path_via(
+    store: &BlobStore,
+    hash: &BlobHash,
+    key: &FileKey,
+    dest: &Path,
+    temp: &Path,
+) -> Result<u64, BlobError> {
+    let dir = match temp.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let temp = TempPath(temp.to_owned());
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&temp.0).at("create", &temp.0)?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let plaintext = open(store, hash, key, &mut writer).map_err(|e| match e {
         BlobError::Output(e) => BlobError::io("write", dest, e),

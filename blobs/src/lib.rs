@@ -28,7 +28,10 @@ mod hash;
 pub mod store;
 pub mod tree;
 
-pub use crypt::{ciphertext_size, open, open_to_path, plaintext_size, seal, FileKey, SealedBlob};
+pub use crypt::{
+    ciphertext_size, open, open_to_path, open_to_path_via, plaintext_size, seal, temp_path_for,
+    FileKey, SealedBlob,
+};
 pub use error::{BlobError, PieceError};
 pub use hash::{BlobHash, ParseHashError};
 pub use store::{BlobStore, EncodedPiece, Import, PieceStatus, Progress};

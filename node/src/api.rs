@@ -524,9 +524,16 @@ where
         }
     });
     tokio::spawn(async move {
-        let line = match work(progress).await {
-            Ok(v) => json!({ "ok": v }),
-            Err(e) => json!({ "error": e.to_string() }),
+        // A caller that goes away (Ctrl-C, a killed CLI) drops the response
+        // body, which closes the channel: the work is dropped with it, so a
+        // share stops before it is published and a download stops (both
+        // leave nothing behind; a download resumes on the next `get`).
+        let line = tokio::select! {
+            r = work(progress) => match r {
+                Ok(v) => json!({ "ok": v }),
+                Err(e) => json!({ "error": e.to_string() }),
+            },
+            () = tx.closed() => return,
         };
         let _ = tx.send(format!("{line}\n")).await;
     });

@@ -11,7 +11,7 @@ use meshwork_crdt::roster::{Role, Roster};
 use meshwork_crdt::{MemberId, SignedDoc};
 use serde::Serialize;
 use tokio::sync::Mutex;
-use tracing::info;
+use tracing::{info, warn};
 
 mod audit;
 mod download;
@@ -184,6 +184,9 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
         let identity = cfg.home.identity()?;
         let store = Store::open(&cfg.home.db())?;
+        if let Err(e) = files::sweep_parts(&store) {
+            warn!("cannot clean up unfinished downloads: {e}");
+        }
         let ws = match store.workspace()? {
             Some(meta) => {
                 let rules = meshwork_crdt::signed::Rules::Roster {

@@ -26,6 +26,9 @@ pub struct Store {
     changes: sled::Tree,
     peers: sled::Tree,
     pins: sled::Tree,
+    /// Temporary plaintext files a `get` is writing: removed at the next
+    /// start if the daemon died before it could.
+    parts: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -59,6 +62,7 @@ impl Store {
             changes: db.open_tree("changes")?,
             peers: db.open_tree("peers")?,
             pins: db.open_tree("pins")?,
+            parts: db.open_tree("parts")?,
             db,
         })
     }
@@ -148,6 +152,33 @@ impl Store {
                 let (k, v) = kv?;
                 let blob = String::from_utf8_lossy(&k).into_owned();
                 Ok((blob, millis(&v).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    /// Records that `path` (a temporary plaintext file) is being written.
+    pub fn add_part(&self, path: &std::path::Path) -> Result<(), NodeError> {
+        self.parts
+            .insert(path.as_os_str().as_encoded_bytes(), &[])?;
+        Ok(())
+    }
+
+    /// `path` is gone (linked into place and removed, or cleaned up).
+    pub fn remove_part(&self, path: &std::path::Path) -> Result<(), NodeError> {
+        self.parts.remove(path.as_os_str().as_encoded_bytes())?;
+        Ok(())
+    }
+
+    /// Temporary files recorded and not yet known to be gone.
+    pub fn parts(&self) -> Result<Vec<std::path::PathBuf>, NodeError> {
+        self.parts
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Ok(std::path::PathBuf::from(
+                    String::from_utf8_lossy(&k).into_owned(),
+                ))
             })
             .collect()
     }

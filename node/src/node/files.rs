@@ -312,11 +312,21 @@ impl Node {
         let blobs = self.shared.blobs.clone();
         let dest = dest.to_path_buf();
         let out = dest.clone();
-        tokio::task::spawn_blocking(move || {
-            meshwork_blobs::open_to_path(&blobs, &hash, &key, &out)
+        // The temporary file holds plaintext: recorded (durably) before it
+        // exists, so that a daemon killed meanwhile removes it at its next
+        // start (`sweep_parts`).
+        let temp = meshwork_blobs::temp_path_for(&dest)?;
+        let store = &self.shared.store;
+        store.add_part(&temp)?;
+        store.flush().await?;
+        let written = temp.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            meshwork_blobs::open_to_path_via(&blobs, &hash, &key, &out, &written)
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))??;
+        .map_err(|e| NodeError::Internal(e.to_string()));
+        store.remove_part(&temp)?;
+        opened??;
         self.vouch_for(&dept, &info).await?;
         if let Some(p) = progress {
             p(info.entry.blob_size, info.entry.blob_size);
@@ -480,6 +490,22 @@ fn info(roster: &Roster, dept: &str, entry: FileEntry) -> FileInfo {
 }
 
 /// Opens a file to share, with errors that say what is wrong with the path.
+/// Removes the temporary plaintext files of `get`s a killed daemon left
+/// behind (recorded in the store before they were created).
+pub(crate) fn sweep_parts(store: &crate::store::Store) -> Result<(), NodeError> {
+    for part in store.parts()? {
+        match std::fs::remove_file(&part) {
+            Ok(()) => tracing::info!(path = %part.display(), "removed an unfinished download"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %part.display(), "cannot remove an unfinished download: {e}")
+            }
+        }
+        store.remove_part(&part)?;
+    }
+    Ok(())
+}
+
 fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
@@ -493,9 +519,25 @@ fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
             path.display()
         )));
     }
+    let not_regular = || {
+        NodeError::BadRequest(format!(
+            "{} is not a regular file (a device, pipe or socket); Meshwork shares regular files",
+            path.display()
+        ))
+    };
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
     let file = std::fs::File::open(path)
         .map_err(|e| NodeError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
-    Ok((file, meta.len()))
+    // The path may have been swapped between the two looks.
+    let opened = file
+        .metadata()
+        .map_err(|e| NodeError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
+    if !opened.is_file() {
+        return Err(not_regular());
+    }
+    Ok((file, opened.len()))
 }
 
 fn blob_hash(info: &FileInfo) -> Result<BlobHash, NodeError> {
@@ -560,7 +602,15 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
         if self.stop.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("the share was cancelled"));
         }
-        let n = self.inner.read(buf)?;
+        // Never more than one byte past the size it announced: a file that
+        // grows (or a device that never ends) is caught by the size check
+        // instead of filling the disk.
+        let room = (self.total + 1).saturating_sub(self.done);
+        let len = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..len])?;
         self.done += n as u64;
         if let Some(p) = &self.progress {
             p(self.done, self.total);
