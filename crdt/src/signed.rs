@@ -545,10 +545,16 @@ impl SignedDoc {
         if ordered.is_empty() {
             return;
         }
-        if let Err(e) = self.doc.apply_changes(ordered.clone()) {
-            report.rejected.push(Rejection::Malformed(e.to_string()));
-            return;
-        }
+        let ordered = match self.doc.apply_changes(ordered.clone()) {
+            Ok(()) => ordered,
+            Err(_) => match self.apply_one_by_one(&before, ordered, report) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    report.rejected.push(Rejection::Malformed(e.to_string()));
+                    return;
+                }
+            },
+        };
         let signed = signed_by_author(&ordered, sigs);
         let mut accepted = Vec::with_capacity(ordered.len());
         let mut rejected_hashes = HashSet::new();
@@ -587,6 +593,42 @@ impl SignedDoc {
                 signature: sig.to_vec(),
             });
         }
+    }
+
+    /// After automerge refused a batch (some change in it is not one it can
+    /// hold: a second change with an author's sequence number, say — its
+    /// author equivocated): back to `before`, then the changes one at a
+    /// time, so the refused one and what builds on it go, and the rest of
+    /// the batch is judged as usual. Returns the changes applied.
+    fn apply_one_by_one(
+        &mut self,
+        before: &[ChangeHash],
+        ordered: Vec<Change>,
+        report: &mut Ingest,
+    ) -> Result<Vec<Change>, AutomergeError> {
+        self.rollback(before, Vec::new())?;
+        let mut applied = Vec::with_capacity(ordered.len());
+        let mut refused = HashSet::new();
+        for change in ordered {
+            let hash = change.hash();
+            if change.deps().iter().any(|d| refused.contains(d)) {
+                refused.insert(hash);
+                report
+                    .rejected
+                    .push(Rejection::DependsOnRejected(hash.to_string()));
+                continue;
+            }
+            match self.doc.apply_changes([change.clone()]) {
+                Ok(()) => applied.push(change),
+                Err(e) => {
+                    refused.insert(hash);
+                    report
+                        .rejected
+                        .push(Rejection::Malformed(format!("change {hash}: {e}")));
+                }
+            }
+        }
+        Ok(applied)
     }
 
     /// Keeps a change that cannot be judged yet, to try with later batches.

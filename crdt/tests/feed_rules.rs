@@ -492,3 +492,27 @@ fn a_page_of_threads_reads_newest_first_with_replies_under_their_post() {
     assert!(feed.threads(5, Some("nope")).is_err());
     assert!(feed.threads(5, Some(&p("p0"))).unwrap().is_empty());
 }
+
+#[test]
+fn an_equivocating_author_loses_its_second_change_not_the_batch() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let b = feed();
+    // Two different changes by Bob from the same state: the same sequence
+    // number twice, which automerge cannot hold together.
+    let one = forged_post(&b, &bob, bob.id(), "one", "first version");
+    let two = forged_post(&b, &bob, bob.id(), "two", "second version");
+    let mut c = feed();
+    assert_eq!(c.ingest(vec![one]).accepted.len(), 1);
+    let honest = {
+        let mut other = feed();
+        post(&mut other, &cleo, "p1", "an honest post", None)
+    };
+    let got = c.ingest(vec![two, honest]);
+    assert_eq!(got.accepted.len(), 1, "the honest change is kept");
+    assert!(
+        matches!(got.rejected[..], [Rejection::Malformed(_)]),
+        "{:?}",
+        got.rejected
+    );
+    assert_eq!(Feed::new(c.doc()).len(), 2);
+}

@@ -104,6 +104,8 @@ struct Node {
     sync: HashMap<(usize, Doc), sync::State>,
     /// The typed roster, re-read only where changes touched it.
     cache: RosterCache,
+    /// What this node forged, per document (a hostile node's own chain).
+    forged: BTreeMap<Doc, Vec<automerge::Change>>,
 }
 
 impl Node {
@@ -118,6 +120,7 @@ impl Node {
             store: BTreeMap::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
+            forged: BTreeMap::new(),
         };
         node.store.insert(Doc::Roster, stored_roster);
         node.restart();
@@ -275,7 +278,9 @@ impl Node {
     }
 
     /// A change built by hand, citing `roster_heads`, signed with this
-    /// node's key: what a hostile node can send.
+    /// node's key: what a hostile node can send. Its forgeries form one
+    /// chain (a device that sent two changes with one sequence number
+    /// would equivocate: see the feed rule tests).
     fn forge(
         &mut self,
         doc: &Doc,
@@ -283,6 +288,8 @@ impl Node {
         edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Option<SignedChange> {
         let mut raw = self.doc(doc).doc().fork();
+        let earlier = self.forged.get(doc).cloned().unwrap_or_default();
+        raw.apply_changes(earlier).ok()?;
         raw.set_actor(ActorId::from(self.id().as_bytes().as_slice()));
         let message = meshwork_crdt::cite::message(roster_heads);
         let hash = raw
@@ -290,6 +297,10 @@ impl Node {
             .ok()?
             .hash?;
         let change = raw.get_change_by_hash(&hash)?;
+        self.forged
+            .entry(doc.clone())
+            .or_default()
+            .push(change.clone());
         Some(SignedChange {
             bytes: change.raw_bytes().to_vec(),
             signature: self.signer.sign_change(&hash.0).to_vec(),
