@@ -561,3 +561,62 @@ async fn a_share_whose_caller_hangs_up_is_not_published() {
         "it was published"
     );
 }
+
+/// Issue 15: a folder is shared as one entry and fetched as a whole tree,
+/// byte for byte, by id or by name; what it would write outside its
+/// destination, or links and devices inside it, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_is_shared_as_one_entry_and_fetched_whole() {
+    let (_clock, _ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("Q3");
+    std::fs::create_dir_all(src.join("drafts/old")).unwrap();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("report.xlsx", content(300_000, 1)),
+        ("drafts/v1.txt", b"first".to_vec()),
+        ("drafts/old/empty", Vec::new()),
+        ("notes ü.md", content(70_000, 2)),
+    ];
+    for (path, bytes) in &files {
+        std::fs::write(src.join(path), bytes).unwrap();
+    }
+    let shared = bob.share("Research", &src, None, None).await.unwrap();
+    assert_eq!(shared.entry.name, "Q3");
+    let entries = shared.entry.entries.clone().expect("a folder");
+    assert_eq!(entries.len(), 4);
+    let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(shared.entry.size, total);
+    assert_eq!(bob.files("Research").unwrap().len(), 1, "one entry");
+
+    until("Cleo sees the folder", || async {
+        cleo.files("Research").is_ok_and(|f| f.len() == 1)
+    })
+    .await;
+    let out = work.path().join("fetched");
+    // By name: only one file is called "Q3".
+    cleo.get("Q3", &out, None).await.unwrap();
+    for (path, bytes) in &files {
+        assert_eq!(&std::fs::read(out.join(path)).unwrap(), bytes, "{path}");
+    }
+    let again = cleo.get(&shared.entry.id, &out, None).await;
+    assert!(matches!(again, Err(NodeError::Conflict(_))), "{again:?}");
+    // Nothing but the tree was written beside it.
+    let beside: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(beside.iter().all(|n| !n.ends_with(".part")), "{beside:?}");
+
+    // A link inside is refused, naming it.
+    std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+    let linked = bob.share("Research", &src, Some("Q3b"), None).await;
+    assert!(
+        matches!(&linked, Err(NodeError::BadRequest(m)) if m.contains("link")),
+        "{linked:?}"
+    );
+    // The web app cannot stream a folder as one file.
+    assert!(matches!(
+        cleo.read_file(&shared.entry.id).await,
+        Err(NodeError::BadRequest(_))
+    ));
+}

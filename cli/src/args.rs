@@ -134,14 +134,16 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Share a file with a department: encrypted on this machine, fetched by
-    /// colleagues from whoever holds it. Prints the file id.
+    /// Share a file or a folder with a department: encrypted on this
+    /// machine, fetched by colleagues from whoever holds it. A folder is one
+    /// entry holding every regular file under it, with its relative path.
+    /// Prints the id. Ctrl-C before it is sealed shares nothing.
     Share {
         /// The department (name, id, or the start of its id).
         dept: String,
-        /// The file.
+        /// The file or directory.
         path: PathBuf,
-        /// The name colleagues see (default: the file's own name).
+        /// The name colleagues see (default: the file's or directory's own name).
         #[arg(long)]
         name: Option<String>,
     },
@@ -154,13 +156,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fetch a shared file from the peers that hold it; resumes where an
-    /// interrupted fetch stopped, and writes the file only once complete and
-    /// verified.
+    /// Fetch a shared file or folder from the peers that hold it; resumes
+    /// where an interrupted fetch stopped, and writes the file (or the whole
+    /// folder) only once complete and verified.
     Get {
-        /// The file id (`meshwork files DEPT` lists them).
+        /// The file's id, or its name if no other file has it (`meshwork
+        /// files DEPT` lists them).
         file_id: String,
-        /// Where to write it (default: its name, in the current directory).
+        /// Where to write it (default: its name, in the current directory);
+        /// for a folder, the directory to create.
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },

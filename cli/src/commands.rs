@@ -1,7 +1,7 @@
 //! Every command: its request to the daemon and how its answer is printed.
 //! Read commands print exactly one JSON document with `--json`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use meshwork_node::disk::human_size;
 use meshwork_node::Home;
@@ -211,10 +211,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Get { file_id, output } => {
             let client = client()?;
+            let info = find_file(&client, &file_id)?;
+            let file_id = info["id"].as_str().unwrap_or(&file_id).to_owned();
             let dest = match output {
                 Some(o) => absolute(&o)?,
                 None => {
-                    let (_, info) = find_file(&client, &file_id)?;
                     let name = info["name"].as_str().unwrap_or("download");
                     // Never let a name from the library climb out of here.
                     let name = std::path::Path::new(name)
@@ -503,12 +504,18 @@ fn status_text(s: &Value) -> String {
 
 fn files_text(files: &Value) -> String {
     table(files, |f| {
+        // A folder is one row: how many files, and their total size.
+        let kind = match f["entries"].as_array() {
+            Some(e) if e.len() == 1 => "folder, 1 file".to_owned(),
+            Some(e) => format!("folder, {} files", e.len()),
+            None => f["media_type"].as_str().unwrap_or("?").to_owned(),
+        };
         format!(
             "{}  {:<32} {:>10}  {:<24} {:<16} shared {}  until {}  {} peer(s)",
             f["id"].as_str().unwrap_or("?"),
             f["name"].as_str().unwrap_or("?"),
             human_size(f["size"].as_u64().unwrap_or(0)),
-            f["media_type"].as_str().unwrap_or("?"),
+            kind,
             f["uploader_name"].as_str().unwrap_or("?"),
             when(f["shared_at"].as_i64().unwrap_or(0)),
             when(f["available_until"].as_i64().unwrap_or(0)),
@@ -612,26 +619,9 @@ fn when(ms: i64) -> String {
 }
 
 /// A file of one of my departments, by id: (department id, record).
-fn find_file(client: &Client, id: &str) -> Result<(String, Value)> {
-    let depts = client.get("/v1/depts")?;
-    for d in depts.as_array().into_iter().flatten() {
-        // By id: a name may be shared by departments created apart.
-        let Some(dept) = d["id"].as_str() else {
-            continue;
-        };
-        let Ok(files) = client.get(&format!("/v1/files?dept={}", urlencode(dept))) else {
-            continue;
-        };
-        if let Some(f) = files
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| f["id"] == id)
-        {
-            return Ok((dept.to_owned(), f.clone()));
-        }
-    }
-    bail!("no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them")
+/// A file or folder by id, or by a name only one of them has.
+fn find_file(client: &Client, id: &str) -> Result<Value> {
+    client.get(&format!("/v1/files/find?id={}", urlencode(id)))
 }
 
 /// A path made absolute against this process's directory: the daemon has

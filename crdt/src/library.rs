@@ -4,9 +4,12 @@
 //! ```text
 //! { kind: "library", dept,
 //!   files: { <file id>: { name, size, media_type, blob, blob_size, key,
-//!                         uploader, shared_at,
+//!                         uploader, shared_at, entries?,
 //!                         holders: { <member id>: true } } } }
 //! ```
+//!
+//! A shared folder is one record and one blob: its files' bytes one after
+//! another, and `entries` ([`folder`]) lists their paths and sizes.
 //!
 //! `blob` is the hash of the file's ciphertext and `key` the key that opens
 //! it: the library travels only between the department's members, so only
@@ -16,6 +19,7 @@
 //! Like a feed, its first change is built the same way on every node from
 //! the department id alone ([`genesis`]).
 
+pub mod folder;
 mod rules;
 mod view;
 pub mod write;

@@ -50,6 +50,7 @@ fn file<'a>(id: &'a str, name: &'a str, uploader: MemberId) -> NewFile<'a> {
         key: "00ff",
         uploader,
         shared_at: T0,
+        entries: None,
     }
 }
 
@@ -171,4 +172,37 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
         (f.blob.as_str(), f.holders.as_slice()),
         ("ab12", &[bob_id][..])
     );
+}
+
+#[test]
+fn a_folder_is_one_record_and_its_paths_stay_inside_it() {
+    let bob = signer(2);
+    let b = library();
+    let mut c = library();
+    let me = bob.id();
+    let folder = |id: &str, entries: &str, size: u64| {
+        let (id, entries) = (id.to_owned(), entries.to_owned());
+        common::forge_cited(&b, &bob, &bob, move |tx| {
+            let mut f = file(&id, "Q3", me);
+            f.size = size;
+            f.entries = Some(&entries);
+            write::share(tx, &f).unwrap()
+        })
+    };
+    let good = folder(&fid(&bob, 1), "3 a.txt\n1231 sub/b.txt\n", 1234);
+    assert_eq!(c.ingest(vec![good]).accepted.len(), 1);
+    let f = Library::new(c.doc()).file(&fid(&bob, 1)).unwrap();
+    let paths: Vec<_> = f.entries.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["a.txt", "sub/b.txt"]);
+    // Hostile paths, and sizes that do not add up, are refused by every node.
+    for (n, entries) in [
+        (2, "1234 ../../.bashrc\n"),
+        (3, "1234 /etc/passwd\n"),
+        (4, "1234 a\\..\\b\n"),
+        (5, "1000 a\n"),
+    ] {
+        // Each on a fresh copy: forged from one state, two changes would
+        // share a sequence number.
+        refused(&mut library(), folder(&fid(&bob, n), entries, 1234));
+    }
 }

@@ -1036,6 +1036,7 @@ fn file<'a>(id: &'a str, blob: &'a str, uploader: MemberId) -> NewFile<'a> {
         key: "00",
         uploader,
         shared_at: T0,
+        entries: None,
     }
 }
 

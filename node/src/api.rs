@@ -107,6 +107,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/dms", get(dms).post(send_dm))
         .route("/v1/files", get(files).post(share))
         .route("/v1/files/get", post(get_file))
+        .route("/v1/files/find", get(find_file))
         .route("/v1/pins", get(pins).post(pin))
         .route("/v1/pins/remove", post(unpin))
         .route("/v1/pins/reconcile", post(reconcile_pins))
@@ -432,6 +433,16 @@ struct DeptQuery {
 
 async fn files(State(node): State<Node>, Query(q): Query<DeptQuery>) -> ApiResult {
     ok(node.files(&q.dept)?)
+}
+
+#[derive(Deserialize)]
+struct FindQuery {
+    id: String,
+}
+
+/// A file or folder by id, or by a name only one of them has.
+async fn find_file(State(node): State<Node>, Query(q): Query<FindQuery>) -> ApiResult {
+    ok(node.file(&q.id)?.1)
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@ mod audit;
 mod download;
 mod feed;
 mod files;
+mod folder;
 mod pins;
 mod roster;
 

@@ -25,7 +25,8 @@ pub struct LibraryRules {
     pub dept: String,
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
+    "entries",
     "name",
     "size",
     "media_type",
@@ -104,6 +105,15 @@ pub(crate) fn authorize(
         }
         if after.str(&file, "blob").is_none() || after.str(&file, "key").is_none() {
             return Err(format!("file {id} names no blob or no key"));
+        }
+        if let Some(text) = after.str(&file, "entries") {
+            let entries = super::folder::decode(&text).map_err(|e| format!("folder {id}: {e}"))?;
+            let size = after.int(&file, "size").and_then(|n| u64::try_from(n).ok());
+            if super::folder::total(&entries) != size {
+                return Err(format!(
+                    "folder {id}: its entries do not add up to its size"
+                ));
+            }
         }
     }
     Ok(())

@@ -30,6 +30,9 @@ pub struct FileEntry {
     pub shared_at: Millis,
     /// Members who said they keep its blob, sorted.
     pub holders: Vec<MemberId>,
+    /// For a folder: its files, in the order of their bytes in the blob.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub entries: Option<Vec<super::folder::FolderEntry>>,
 }
 
 /// A reader over a library document.
@@ -81,6 +84,10 @@ impl<'a> Library<'a> {
             uploader: s("uploader")?.parse().ok()?,
             shared_at: n("shared_at").unwrap_or(0),
             holders,
+            entries: match s("entries") {
+                Some(text) => Some(super::folder::decode(&text).ok()?),
+                None => None,
+            },
             id: id.to_owned(),
         })
     }

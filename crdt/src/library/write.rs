@@ -26,6 +26,8 @@ pub struct NewFile<'a> {
     pub uploader: MemberId,
     /// When, by the uploader's clock.
     pub shared_at: Millis,
+    /// For a folder: its entries ([`super::folder::encode`]).
+    pub entries: Option<&'a str>,
 }
 
 /// Records a shared file; its uploader holds it.
@@ -40,6 +42,9 @@ pub fn share<T: Transactable>(tx: &mut T, f: &NewFile<'_>) -> Result<(), Automer
     tx.put(&obj, "key", f.key)?;
     tx.put(&obj, "uploader", f.uploader.to_string())?;
     tx.put(&obj, "shared_at", f.shared_at)?;
+    if let Some(entries) = f.entries {
+        tx.put(&obj, "entries", entries)?;
+    }
     let holders = tx.put_object(&obj, "holders", ObjType::Map)?;
     tx.put(&holders, f.uploader.to_string(), true)
 }

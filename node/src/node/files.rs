@@ -27,6 +27,9 @@ use crate::disk::{self, human_size};
 use crate::wire::DocRef;
 use crate::NodeError;
 
+/// The media type a shared folder's record carries.
+pub const FOLDER_TYPE: &str = "inode/directory";
+
 /// Told how far a long operation has come: (bytes done, bytes in all).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -58,13 +61,23 @@ impl Node {
     ) -> Result<FileInfo, NodeError> {
         let name = match name {
             Some(n) => n.to_owned(),
-            None => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| {
-                    NodeError::BadRequest(format!("{} names no file", path.display()))
-                })?,
+            None => match path.file_name() {
+                Some(n) => n.to_string_lossy().into_owned(),
+                // `.` or `..`: a folder, named after the directory itself.
+                None if path.is_dir() => {
+                    return self.share_folder(dept, path, None, progress).await
+                }
+                None => {
+                    return Err(NodeError::BadRequest(format!(
+                        "{} names no file",
+                        path.display()
+                    )))
+                }
+            },
         };
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return self.share_folder(dept, path, Some(&name), progress).await;
+        }
         let (file, size) = open_for_share(path)?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         self.share_from(dept, &name, reader, size, progress).await
@@ -112,6 +125,20 @@ impl Node {
         size: u64,
         progress: Option<Progress>,
     ) -> Result<FileInfo, NodeError> {
+        self.share_stream(dept, name, plaintext, size, None, progress)
+            .await
+    }
+
+    /// [`Self::share_from`], for a file or (with `entries`) a folder.
+    pub(super) async fn share_stream(
+        &self,
+        dept: &str,
+        name: &str,
+        plaintext: impl std::io::Read + Send + 'static,
+        size: u64,
+        entries: Option<String>,
+        progress: Option<Progress>,
+    ) -> Result<FileInfo, NodeError> {
         let dept = self.check_share(dept, name, size)?;
         // Sealing and recording run as a task of their own, so that a
         // caller who goes away (a browser closed, a CLI interrupted) never
@@ -123,7 +150,7 @@ impl Node {
         let node = self.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
-            node.seal_and_record(dept, &name, plaintext, size, progress, stop)
+            node.seal_and_record(dept, &name, plaintext, size, entries, progress, stop)
                 .await
         })
         .await
@@ -136,6 +163,7 @@ impl Node {
         name: &str,
         plaintext: impl std::io::Read + Send + 'static,
         size: u64,
+        entries: Option<String>,
         progress: Option<Progress>,
         stop: Arc<AtomicBool>,
     ) -> Result<FileInfo, NodeError> {
@@ -166,10 +194,13 @@ impl Node {
         let id = meshwork_crdt::library::file_id(&me, rand::random());
         let key = encode_key(&sealed.key)?;
         let blob = sealed.hash.to_hex();
-        let media_type = mime_guess::from_path(name)
-            .first_or_octet_stream()
-            .essence_str()
-            .to_owned();
+        let media_type = match entries {
+            Some(_) => FOLDER_TYPE.to_owned(),
+            None => mime_guess::from_path(name)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned(),
+        };
         let record = NewFile {
             id: &id,
             name,
@@ -180,6 +211,7 @@ impl Node {
             key: &key,
             uploader: me,
             shared_at,
+            entries: entries.as_deref(),
         };
         self.change_library(&dept.id, |tx| write::share(tx, &record))
             .await?;
@@ -214,22 +246,43 @@ impl Node {
         })
     }
 
-    /// A file in one of my departments' libraries, with its department id.
+    /// A file or folder in one of my departments' libraries, by its id or
+    /// by a name only one of them has; with its department id.
     pub fn file(&self, id: &str) -> Result<(String, FileInfo), NodeError> {
         let me = self.member_id();
         let store = self.shared.store.clone();
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
+            let mut named = Vec::new();
             for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
                 let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
-                if let Some(entry) = Library::new(doc.doc()).file(id) {
-                    let label = roster.dept_label(&d.id).unwrap_or_default();
+                let library = Library::new(doc.doc());
+                let label = roster.dept_label(&d.id).unwrap_or_default();
+                if let Some(entry) = library.file(id) {
                     return Ok((d.id.clone(), info(&roster, &label, entry)));
                 }
+                named.extend(
+                    library
+                        .files()
+                        .into_iter()
+                        .filter(|f| f.name == id)
+                        .map(|f| (d.id.clone(), info(&roster, &label, f))),
+                );
             }
-            Err(NodeError::NotFound(format!(
-                "no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them"
-            )))
+            match named.len() {
+                1 => Ok(named.remove(0)),
+                0 => Err(NodeError::NotFound(format!(
+                    "no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them"
+                ))),
+                n => Err(NodeError::BadRequest(format!(
+                    "{n} files are named {id:?}: {}; use the id",
+                    named
+                        .iter()
+                        .map(|(_, f)| format!("{} (in {}, shared by {})", f.entry.id, f.dept, f.uploader_name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
         })
     }
 
@@ -309,6 +362,14 @@ impl Node {
         let key = decode_key(&info.entry.key)?;
         self.ensure_room_for(&info, dest).await?;
         let hash = self.ensure_blob(&info, progress.clone()).await?;
+        if let Some(entries) = info.entry.entries.clone() {
+            self.write_folder(&info, hash, key, entries, dest).await?;
+            self.vouch_for(&dept, &info).await?;
+            if let Some(p) = progress {
+                p(info.entry.blob_size, info.entry.blob_size);
+            }
+            return Ok(dest.to_path_buf());
+        }
         let blobs = self.shared.blobs.clone();
         let dest = dest.to_path_buf();
         let out = dest.clone();
@@ -344,6 +405,13 @@ impl Node {
         id: &str,
     ) -> Result<(FileInfo, impl Stream<Item = std::io::Result<Vec<u8>>>), NodeError> {
         let (dept, info) = self.file(id)?;
+        if info.entry.entries.is_some() {
+            return Err(NodeError::BadRequest(format!(
+                "{:?} is a folder of {} files: fetch it with `meshwork get {id} -o DIR`",
+                info.entry.name,
+                info.entry.entries.as_ref().map_or(0, Vec::len)
+            )));
+        }
         // The record's size is what a reader is promised (a download's
         // Content-Length); the blob's size, bound into its hash, is what
         // it gets. A record where they disagree is refused.
@@ -489,12 +557,16 @@ fn info(roster: &Roster, dept: &str, entry: FileEntry) -> FileInfo {
     }
 }
 
-/// Opens a file to share, with errors that say what is wrong with the path.
 /// Removes the temporary plaintext files of `get`s a killed daemon left
 /// behind (recorded in the store before they were created).
 pub(crate) fn sweep_parts(store: &crate::store::Store) -> Result<(), NodeError> {
     for part in store.parts()? {
-        match std::fs::remove_file(&part) {
+        let removed = if part.is_dir() {
+            std::fs::remove_dir_all(&part)
+        } else {
+            std::fs::remove_file(&part)
+        };
+        match removed {
             Ok(()) => tracing::info!(path = %part.display(), "removed an unfinished download"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -506,6 +578,7 @@ pub(crate) fn sweep_parts(store: &crate::store::Store) -> Result<(), NodeError> 
     Ok(())
 }
 
+/// Opens a file to share, with errors that say what is wrong with the path.
 fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {

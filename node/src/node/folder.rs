@@ -1,0 +1,418 @@
+//! Folders: a directory shared as one library record and one blob.
+//!
+//! **Decision: a folder is one blob.** Its regular files' bytes follow one
+//! another, in the order of their sorted relative paths, and the record's
+//! `entries` list each path and size (`meshwork_crdt::library::folder`). So
+//! a folder of a thousand files costs one seal, one signed record, one pin
+//! request and one transfer of one long run of pieces — not a thousand of
+//! each — and it is fetched whole: a member who wants one file of it gets
+//! the folder. Fetching writes the tree into a hidden directory beside the
+//! destination and renames it into place only once every file is written
+//! and synced: the folder appears complete or not at all.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use meshwork_blobs::{BlobHash, BlobStore, FileKey};
+use meshwork_crdt::library::folder::{self, FolderEntry};
+
+use super::files::{FileInfo, Progress};
+use super::Node;
+use crate::NodeError;
+
+impl Node {
+    /// Shares every regular file under `dir` as one folder named `name`
+    /// (default: the directory's name) into department `dept`.
+    pub(super) async fn share_folder(
+        &self,
+        dept: &str,
+        dir: &Path,
+        name: Option<&str>,
+        progress: Option<Progress>,
+    ) -> Result<FileInfo, NodeError> {
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => fs::canonicalize(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .ok_or_else(|| {
+                    NodeError::BadRequest(format!(
+                        "{} has no name to share it under; give one with --name",
+                        dir.display()
+                    ))
+                })?,
+        };
+        let root = dir.to_owned();
+        let files = tokio::task::spawn_blocking(move || scan(&root))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        let entries: Vec<FolderEntry> = files.iter().map(|(_, e)| e.clone()).collect();
+        let size = folder::total(&entries)
+            .ok_or_else(|| NodeError::BadRequest("the folder is too large".into()))?;
+        let reader = FolderReader {
+            files: files.into_iter().map(|(p, e)| (p, e.size)).collect(),
+            current: None,
+        };
+        self.share_stream(
+            dept,
+            &name,
+            reader,
+            size,
+            Some(folder::encode(&entries)),
+            progress,
+        )
+        .await
+    }
+
+    /// Writes the folder `info` (its blob here, `entries` checked) as a new
+    /// directory `dest`.
+    pub(super) async fn write_folder(
+        &self,
+        info: &FileInfo,
+        hash: BlobHash,
+        key: FileKey,
+        entries: Vec<FolderEntry>,
+        dest: &Path,
+    ) -> Result<(), NodeError> {
+        let temp = meshwork_blobs::temp_path_for(dest)?;
+        let store = &self.shared.store;
+        store.add_part(&temp)?;
+        store.flush().await?;
+        let blobs = self.shared.blobs.clone();
+        let (building, target) = (temp.clone(), dest.to_owned());
+        let name = info.entry.name.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let result = unpack(&blobs, &hash, &key, entries, &building, &target);
+            if result.is_err() {
+                let _ = fs::remove_dir_all(&building);
+            }
+            result.map_err(|e| match e {
+                NodeError::Internal(m) => NodeError::Internal(format!("writing {name:?}: {m}")),
+                other => other,
+            })
+        })
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()));
+        store.remove_part(&temp)?;
+        written?
+    }
+}
+
+/// Every regular file under `root`, sorted by relative path. Anything else
+/// (a symbolic link, a device, a pipe) is refused, naming it: a share holds
+/// what the folder holds, or nothing.
+fn scan(root: &Path) -> Result<Vec<(PathBuf, FolderEntry)>, NodeError> {
+    let mut out = Vec::new();
+    let mut dirs = vec![(root.to_owned(), String::new())];
+    while let Some((dir, prefix)) = dirs.pop() {
+        let listing = fs::read_dir(&dir)
+            .map_err(|e| NodeError::BadRequest(format!("cannot read {}: {e}", dir.display())))?;
+        for item in listing {
+            let item = item.map_err(|e| {
+                NodeError::BadRequest(format!("cannot read {}: {e}", dir.display()))
+            })?;
+            let path = item.path();
+            let name = item.file_name().into_string().map_err(|_| {
+                NodeError::BadRequest(format!("{} is not a UTF-8 name", path.display()))
+            })?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            folder::check_path(&rel).map_err(|e| {
+                NodeError::BadRequest(format!("cannot share {}: {e}", path.display()))
+            })?;
+            let meta = fs::symlink_metadata(&path).map_err(|e| {
+                NodeError::BadRequest(format!("cannot read {}: {e}", path.display()))
+            })?;
+            if meta.is_dir() {
+                dirs.push((path, rel));
+            } else if meta.is_file() {
+                out.push((
+                    path,
+                    FolderEntry {
+                        path: rel,
+                        size: meta.len(),
+                    },
+                ));
+            } else {
+                return Err(NodeError::BadRequest(format!(
+                    "{} is not a regular file or directory (a link, device or pipe); \
+                     Meshwork shares regular files",
+                    path.display()
+                )));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+    if out.len() > folder::MAX_ENTRIES {
+        return Err(NodeError::BadRequest(format!(
+            "{} holds {} files; a folder holds at most {}",
+            root.display(),
+            out.len(),
+            folder::MAX_ENTRIES
+        )));
+    }
+    let entries: Vec<FolderEntry> = out.iter().map(|(_, e)| e.clone()).collect();
+    folder::decode(&folder::encode(&entries))
+        .map_err(|e| NodeError::BadRequest(format!("cannot share {}: {e}", root.display())))?;
+    Ok(out)
+}
+
+/// The folder's bytes: each file in turn, exactly the size it was listed
+/// with; a file that shrank or grew meanwhile is an error.
+struct FolderReader {
+    files: VecDeque<(PathBuf, u64)>,
+    current: Option<Current>,
+}
+
+struct Current {
+    file: io::Take<File>,
+    path: PathBuf,
+    left: u64,
+}
+
+impl Read for FolderReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(cur) = &mut self.current else {
+                let Some((path, size)) = self.files.pop_front() else {
+                    return Ok(0);
+                };
+                let file = File::open(&path)?;
+                if !file.metadata()?.is_file() {
+                    return Err(io::Error::other(format!(
+                        "{} is no longer a regular file",
+                        path.display()
+                    )));
+                }
+                self.current = Some(Current {
+                    file: file.take(size),
+                    path,
+                    left: size,
+                });
+                continue;
+            };
+            let n = cur.file.read(buf)?;
+            if n > 0 {
+                cur.left -= n as u64;
+                return Ok(n);
+            }
+            let changed = cur.left > 0 || cur.file.get_mut().read(&mut [0u8; 1])? > 0;
+            if changed {
+                return Err(io::Error::other(format!(
+                    "{} changed while it was being shared; share the folder again",
+                    cur.path.display()
+                )));
+            }
+            self.current = None;
+        }
+    }
+}
+
+/// Decrypts the folder's blob into `building` (a new directory beside
+/// `dest`), then renames it to `dest`.
+fn unpack(
+    blobs: &BlobStore,
+    hash: &BlobHash,
+    key: &FileKey,
+    entries: Vec<FolderEntry>,
+    building: &Path,
+    dest: &Path,
+) -> Result<(), NodeError> {
+    create_private_dir(building)?;
+    let mut writer = FolderWriter {
+        root: building.to_owned(),
+        entries: entries.into(),
+        current: None,
+    };
+    meshwork_blobs::open(blobs, hash, key, &mut writer)?;
+    writer.finish()?;
+    sync_dir(building)?;
+    if dest.exists() {
+        return Err(NodeError::Conflict(format!(
+            "{} appeared while the folder was being fetched; nothing was replaced",
+            dest.display()
+        )));
+    }
+    fs::rename(building, dest).map_err(|e| {
+        NodeError::Internal(format!(
+            "cannot move the folder into {}: {e}",
+            dest.display()
+        ))
+    })?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Writes the decrypted stream as the folder's files, each created new
+/// (0600) at its checked path and synced once its last byte is written.
+struct FolderWriter {
+    root: PathBuf,
+    entries: VecDeque<FolderEntry>,
+    current: Option<(BufWriter<File>, u64)>,
+}
+
+impl FolderWriter {
+    /// Opens the next file; `false` when there is none.
+    fn next(&mut self) -> io::Result<bool> {
+        let Some(entry) = self.entries.pop_front() else {
+            return Ok(false);
+        };
+        // Checked when the record was accepted; checked again before a
+        // byte is written anywhere.
+        folder::check_path(&entry.path).map_err(io::Error::other)?;
+        let path = self.root.join(&entry.path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = BufWriter::with_capacity(1 << 20, options.open(&path)?);
+        self.current = Some((file, entry.size));
+        self.close_if_done()?;
+        Ok(true)
+    }
+
+    fn close_if_done(&mut self) -> io::Result<()> {
+        if let Some((_, 0)) = &self.current {
+            if let Some((file, _)) = self.current.take() {
+                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last byte: the files still due must be empty ones.
+    fn finish(&mut self) -> Result<(), NodeError> {
+        self.close_if_done()?;
+        if self.current.is_some() {
+            return Err(NodeError::Internal("the folder's blob ended early".into()));
+        }
+        while self.next()? {
+            if self.current.is_some() {
+                return Err(NodeError::Internal("the folder's blob ended early".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for FolderWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        while self.current.is_none() {
+            if !self.next()? {
+                return Err(io::Error::other(
+                    "the folder's blob is longer than its files",
+                ));
+            }
+        }
+        let Some((file, left)) = &mut self.current else {
+            return Ok(0);
+        };
+        let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+        file.write_all(&buf[..n])?;
+        *left -= n as u64;
+        self.close_if_done()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some((file, _)) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<(), NodeError> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|e| NodeError::Internal(format!("cannot create {}: {e}", path.display())))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), NodeError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| NodeError::Internal(format!("cannot sync {}: {e}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_splits_the_stream_into_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        fs::create_dir(&root).unwrap();
+        let entries = vec![
+            FolderEntry {
+                path: "a".into(),
+                size: 3,
+            },
+            FolderEntry {
+                path: "empty".into(),
+                size: 0,
+            },
+            FolderEntry {
+                path: "d/e/b".into(),
+                size: 4,
+            },
+            FolderEntry {
+                path: "z".into(),
+                size: 0,
+            },
+        ];
+        let mut w = FolderWriter {
+            root: root.clone(),
+            entries: entries.into(),
+            current: None,
+        };
+        for part in [&b"ab"[..], b"cde", b"fg"] {
+            w.write_all(part).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(fs::read(root.join("a")).unwrap(), b"abc");
+        assert_eq!(fs::read(root.join("d/e/b")).unwrap(), b"defg");
+        assert!(fs::read(root.join("empty")).unwrap().is_empty());
+        assert!(root.join("z").exists());
+        assert!(w.write_all(b"x").is_err(), "more bytes than files");
+    }
+
+    #[test]
+    fn a_reader_yields_the_files_in_turn_and_catches_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b"), b"22").unwrap();
+        fs::create_dir(dir.path().join("a")).unwrap();
+        fs::write(dir.path().join("a/x"), b"1").unwrap();
+        let files = scan(dir.path()).unwrap();
+        let paths: Vec<&str> = files.iter().map(|(_, e)| e.path.as_str()).collect();
+        assert_eq!(paths, ["a/x", "b"]);
+        let mut r = FolderReader {
+            files: files.iter().map(|(p, e)| (p.clone(), e.size)).collect(),
+            current: None,
+        };
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"122");
+        // A file that grew after the scan.
+        fs::write(dir.path().join("b"), b"2222").unwrap();
+        let mut r = FolderReader {
+            files: files.iter().map(|(p, e)| (p.clone(), e.size)).collect(),
+            current: None,
+        };
+        let err = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+    }
+}
