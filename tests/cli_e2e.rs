@@ -138,6 +138,84 @@ fn two_daemons_create_invite_join_and_organise() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("only its author"));
 }
 
+/// The ids of a department's feed as `home` shows it, newest first.
+fn feed_ids(home: &std::path::Path, dept: &str) -> Vec<String> {
+    json(home, &["feed", dept, "--limit", "100", "--json"])
+        .as_array()
+        .expect("a feed is a list")
+        .iter()
+        .map(|t| t["id"].as_str().expect("a post id").to_owned())
+        .collect()
+}
+
+/// Issue 14, with real processes: posts written in a department by a member
+/// who was later taken out of it stay valid for a member who joins after.
+#[test]
+fn a_newcomer_sees_every_post_of_a_department_someone_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let [alice, bob, dave] = ["alice", "bob", "dave"].map(|n| dir.path().join(n));
+    for (home, name) in [(&alice, "alice"), (&bob, "bob"), (&dave, "dave")] {
+        ok(home, &["init", "--name", name]);
+    }
+    let _da = daemon(&alice);
+    let _db = daemon(&bob);
+    let _dd = daemon(&dave);
+    ok(&alice, &["workspace", "create", "Acme"]);
+    ok(&alice, &["dept", "create", "Sales"]);
+    ok(&alice, &["dept", "add", "alice", "Sales"]);
+    let token = ok(&alice, &["invite", "--dept", "Sales"]);
+    ok(&bob, &["join", token.trim()]);
+    until("bob sees himself in Sales", || {
+        json(&bob, &["members", "--dept", "Sales", "--json"])
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "bob"))
+    });
+
+    // alice, bob, alice: each post written after seeing the one before.
+    let one = ok(&alice, &["post", "Sales", "one"]).trim().to_owned();
+    until("bob has alice's first post", || {
+        feed_ids(&bob, "Sales") == [one.clone()]
+    });
+    let two = ok(&bob, &["post", "Sales", "two"]).trim().to_owned();
+    until("alice has bob's post", || {
+        feed_ids(&alice, "Sales") == [two.clone(), one.clone()]
+    });
+    let three = ok(&alice, &["post", "Sales", "three"]).trim().to_owned();
+    ok(&alice, &["dept", "remove", "bob", "Sales"]);
+    let four = ok(&alice, &["post", "Sales", "four"]).trim().to_owned();
+    let seen_by_alice = feed_ids(&alice, "Sales");
+    assert_eq!(seen_by_alice, [four, three, two, one]);
+
+    // dave joins Sales afterwards, and sees the whole history.
+    let token = ok(&alice, &["invite", "--dept", "Sales"]);
+    ok(&dave, &["join", token.trim()]);
+    // Well within the sync interval (30 s): a newcomer is synced at once.
+    until("dave sees the four posts of Sales", || {
+        meshwork(&dave, &["feed", "Sales", "--json"])
+            .status
+            .success()
+            && feed_ids(&dave, "Sales").len() == 4
+    });
+    assert_eq!(feed_ids(&dave, "Sales"), seen_by_alice);
+    let bodies: Vec<Value> = json(&dave, &["feed", "Sales", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["body"].clone())
+        .collect();
+    assert_eq!(bodies, ["four", "three", "two", "one"]);
+    // bob is out of Sales on every node, and cannot post there any more.
+    for home in [&alice, &bob, &dave] {
+        until("bob is out of Sales", || {
+            json(home, &["members", "--dept", "Sales", "--json"])
+                .as_array()
+                .is_some_and(|m| m.iter().all(|m| m["name"] != "bob"))
+        });
+    }
+    assert!(!meshwork(&bob, &["post", "Sales", "five"]).status.success());
+    assert_eq!(feed_ids(&alice, "Sales"), seen_by_alice);
+}
+
 #[test]
 fn an_acknowledged_change_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();

@@ -131,12 +131,17 @@ impl Drop for Daemon {
 }
 
 /// Polls `cond` every 50 ms for up to 20 s.
-pub fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+pub fn until(what: &str, cond: impl FnMut() -> bool) {
+    until_within(std::time::Duration::from_secs(20), what, cond)
+}
+
+/// Polls `cond` every 50 ms for up to `timeout`.
+pub fn until_within(timeout: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
     while !cond() {
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
+            "timed out after {timeout:?} waiting for: {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -55,10 +55,24 @@ impl EventLoop {
         self.blob_grants.clear();
         let peer_ids = &mut self.peer_ids;
         let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
-        self.members = roster
+        let members: HashMap<PeerId, MemberId> = roster
             .active_members()
             .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
             .collect();
+        // A connected peer that has just become a member (a joiner just
+        // admitted, or — on the joiner — the members it is connected to) is
+        // synced at once, as on connect: otherwise the documents it shares
+        // with us (its departments' feeds) wait for the next sync interval.
+        let new_members: Vec<PeerId> = if self.i_am_member {
+            self.swarm
+                .connected_peers()
+                .filter(|p| members.contains_key(p) && !self.members.contains_key(p))
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.members = members;
         let removed: HashMap<PeerId, MemberId> = roster
             .members
             .iter()
@@ -77,6 +91,9 @@ impl EventLoop {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for p in connected {
             self.remember(p);
+        }
+        for p in new_members {
+            self.sync_peer(p);
         }
         if self.i_am_member {
             let now = Instant::now() + self.cfg.probation;
