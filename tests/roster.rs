@@ -390,3 +390,29 @@ async fn a_newcomer_sees_the_posts_of_a_member_who_left() {
         .collect();
     assert_eq!(bodies, ["four", "three", "two", "one"]);
 }
+
+/// A member added to a department while connected gets its history at
+/// once, not at the next periodic sync (the test's nodes sync every hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_to_a_department_gets_its_history_at_once() {
+    let clock = meshwork::node::ManualClock::new(T0);
+    let slow = |cfg: &mut meshwork::node::NodeConfig| {
+        cfg.net.sync_interval = Duration::from_secs(3600);
+    };
+    let ada = spawn_with("Ada", &clock, slow).await;
+    ada.create_workspace("Acme").await.unwrap();
+    let bob = spawn_with("Bob", &clock, slow).await;
+    bob.join(&invite(&ada, None).await).await.unwrap();
+    until("Ada and Bob connected", || connected(&ada, &bob)).await;
+    ada.dept_create("Sales").await.unwrap();
+    ada.dept_add("Ada", "Sales").await.unwrap();
+    ada.post("Sales", "before Bob", None).await.unwrap();
+    // A round trip through Ada's event loop: the post's push has gone (to
+    // nobody) before Bob joins the department.
+    ada.peers().await;
+    ada.dept_add("Bob", "Sales").await.unwrap();
+    until("Bob has the history", || async {
+        bob.feed("Sales", 10, None).is_ok_and(|f| f.len() == 1)
+    })
+    .await;
+}

@@ -69,6 +69,9 @@ pub(crate) struct EventLoop {
     /// Removed members' peers: on connecting they may ask for the roster
     /// and are told of their removal, then disconnected (probation).
     removed: HashMap<PeerId, MemberId>,
+    /// The documents each connected member shared with this node when last
+    /// synced in full: what a roster change adds is synced at once.
+    shared_with: HashMap<PeerId, Vec<DocRef>>,
     /// Connected non-members and when they must be gone.
     probation: HashMap<PeerId, Instant>,
     /// Addresses peers told us they listen on (identify).
@@ -130,6 +133,7 @@ impl EventLoop {
             i_am_member: false,
             i_was_removed: false,
             removed: HashMap::new(),
+            shared_with: HashMap::new(),
             probation: HashMap::new(),
             peer_addrs: HashMap::new(),
             sessions: HashMap::new(),
@@ -256,6 +260,7 @@ impl EventLoop {
                 self.sessions.retain(|(p, _), _| *p != peer_id);
                 self.again.retain(|(p, _)| *p != peer_id);
                 self.covered.retain(|(p, _), _| *p != peer_id);
+                self.shared_with.remove(&peer_id);
                 let _ = self.shared.with_ws(|ws| {
                     ws.forget_peer(&peer_id);
                     Ok(())

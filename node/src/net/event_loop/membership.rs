@@ -95,6 +95,7 @@ impl EventLoop {
         for p in new_members {
             self.sync_peer(p);
         }
+        self.sync_newly_shared();
         if self.i_am_member {
             let now = Instant::now() + self.cfg.probation;
             let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -102,6 +103,29 @@ impl EventLoop {
                 if !self.members.contains_key(&p) {
                     self.probation.entry(p).or_insert(now);
                 }
+            }
+        }
+    }
+
+    /// A connected member now shares documents it did not before (say it
+    /// was added to a department): those are synced at once, instead of at
+    /// the next sync interval.
+    fn sync_newly_shared(&mut self) {
+        if !self.i_am_member {
+            return;
+        }
+        let connected: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| self.members.contains_key(p))
+            .copied()
+            .collect();
+        for p in connected {
+            let now = self.shared_docs(&p);
+            let before = self.shared_with.insert(p, now.clone());
+            let Some(before) = before else { continue };
+            for doc in now.into_iter().filter(|d| !before.contains(d)) {
+                self.start_sync(p, doc);
             }
         }
     }

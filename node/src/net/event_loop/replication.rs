@@ -149,7 +149,7 @@ impl EventLoop {
     }
 
     /// Every document this node shares with `peer`.
-    fn shared_docs(&self, peer: &PeerId) -> Vec<DocRef> {
+    pub(super) fn shared_docs(&self, peer: &PeerId) -> Vec<DocRef> {
         let Some(them) = self.members.get(peer).copied() else {
             return Vec::new();
         };
@@ -166,7 +166,9 @@ impl EventLoop {
 
     /// Syncs every shared document with `peer`.
     pub(super) fn sync_peer(&mut self, peer: PeerId) {
-        for doc in self.shared_docs(&peer) {
+        let docs = self.shared_docs(&peer);
+        self.shared_with.insert(peer, docs.clone());
+        for doc in docs {
             self.start_sync(peer, doc);
         }
     }
