@@ -1,6 +1,7 @@
 //! The real `meshwork` binary: two daemons, two homes, driven only through
 //! the command line — create, invite, join, departments, members — and an
-//! acknowledged change surviving `kill -9`.
+//! acknowledged change surviving `kill -9`; text from the network printed
+//! with its control characters escaped.
 
 mod common;
 
@@ -596,4 +597,59 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let after = read(&format!("\r\nCookie: {cookie}\r\nX-Session-Token: {token}"));
     assert!(after.starts_with("HTTP/1.1 401"), "{after}");
+}
+
+#[test]
+fn control_characters_from_the_network_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    ok(&home, &["dept", "create", "Research"]);
+    ok(&home, &["dept", "add", "Ada", "Research"]);
+    // Retitles the terminal, then clears it.
+    let hostile = "hi \x1b]0;pwned\x07\x1b[2J\u{9b}31m\x7f there\r";
+    let id = ok(&home, &["post", "Research", hostile]);
+    ok(
+        &home,
+        &[
+            "post",
+            "Research",
+            "line one\n\tline \x1b[2J two",
+            "--reply-to",
+            id.trim(),
+        ],
+    );
+    let src = dir.path().join("plain.txt");
+    std::fs::write(&src, b"x").unwrap();
+    ok(
+        &home,
+        &[
+            "share",
+            "Research",
+            src.to_str().unwrap(),
+            "--name",
+            "a\x1b[2Jb\nc.txt",
+        ],
+    );
+
+    let feed = ok(&home, &["feed", "Research"]);
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    assert!(!raw(&feed), "{feed:?}");
+    assert!(
+        feed.contains(r"hi \u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{7f} there\r"),
+        "{feed:?}"
+    );
+    // A body keeps its line breaks and tabs.
+    assert!(feed.contains("line one\n\tline \\u{1b}[2J two"), "{feed:?}");
+    let files = ok(&home, &["files", "Research"]);
+    assert!(!raw(&files), "{files:?}");
+    // A name is one line: its line break is shown, not made.
+    assert!(files.contains(r"a\u{1b}[2Jb\nc.txt"), "{files:?}");
+    // `--json` carries the text as it is, escaped by JSON itself.
+    let json = ok(&home, &["feed", "Research", "--json"]);
+    assert!(!json.contains('\x1b'), "{json:?}");
+    let threads: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(threads[0]["body"], hostile);
 }
