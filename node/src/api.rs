@@ -417,8 +417,9 @@ struct ShareBody {
     name: Option<String>,
 }
 
-/// Shares a file, streaming progress (see [`with_progress`]).
-async fn share(State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
+/// Shares a file from a path on this machine, streaming progress (see
+/// [`with_progress`]). The CLI only: see [`web::CliOnly`].
+async fn share(_: web::CliOnly, State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
     with_progress(move |progress| async move {
         node.share(&b.dept, &b.path, b.name.as_deref(), Some(progress))
             .await
@@ -440,8 +441,9 @@ struct GetBody {
     dest: std::path::PathBuf,
 }
 
-/// Fetches a file, streaming progress (see [`with_progress`]).
-async fn get_file(State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
+/// Fetches a file to a path on this machine, streaming progress (see
+/// [`with_progress`]). The CLI only: see [`web::CliOnly`].
+async fn get_file(_: web::CliOnly, State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
     with_progress(move |progress| async move {
         node.get(&b.id, &b.dest, Some(progress))
             .await

@@ -20,7 +20,8 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -162,6 +163,30 @@ fn random_hex() -> String {
 pub(super) enum Caller {
     Bearer,
     Session(String),
+}
+
+/// A route only the command line may call: one that names paths on this
+/// machine (share a file from one, write a file to one). A browser session
+/// never may, whatever its token — a page could otherwise share
+/// `identity.key` into a department; the web app uploads and downloads
+/// through its own streaming routes.
+pub(super) struct CliOnly;
+
+impl<S: Send + Sync> FromRequestParts<S> for CliOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Bearer) => Ok(CliOnly),
+            _ => Err(NodeError::Forbidden(
+                "a browser session cannot name files on this machine: sharing from a path \
+                 or fetching to one takes the command line's bearer token \
+                 (the web app uploads and downloads through /v1/web/…)"
+                    .into(),
+            )
+            .into()),
+        }
+    }
 }
 
 /// A browser session that made a request, for what outlives the request
