@@ -3,8 +3,9 @@
 //! without a request, each request with its token keeps it alive, a
 //! request that only carries its cookie does not, and a login link expires
 //! unredeemed; a session's event stream ends with it; a download whose blob
-//! turns out corrupt is cut short, never passed off as the whole file; a
-//! browser session cannot name local paths.
+//! turns out corrupt is cut short, never passed off as the whole file,
+//! and keeps its sandboxing CSP; a browser session cannot name local
+//! paths.
 
 mod common;
 
@@ -239,6 +240,55 @@ async fn a_download_whose_blob_is_corrupt_is_cut_short() {
     assert!(
         bytes.starts_with(&body),
         "what came is not a prefix of the file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_keeps_its_sandbox_and_pages_keep_theirs() {
+    let (_clock, ada, _) = office(&[]).await;
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Ada", "Research").await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let page = "<script>alert(1)</script>";
+    let shared = ada
+        .share(
+            "Research",
+            &write_file(work.path(), "page.html", page.as_bytes()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let (server, addr) = serve(&ada).await;
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let download = format!(
+        "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
+        shared.entry.id
+    );
+    let answer = http(&addr, &download).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let csps = answer
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .count();
+    assert_eq!(csps, 1, "{answer}");
+    assert_eq!(
+        header(&answer, "content-security-policy"),
+        "sandbox; default-src 'none'",
+        "{answer}"
+    );
+    assert_eq!(header(&answer, "content-type"), "application/octet-stream");
+    assert!(answer.ends_with(page), "{answer}");
+
+    // The app's pages keep the app's policy.
+    let index = http(&addr, "GET / HTTP/1.1").await;
+    assert!(
+        header(&index, "content-security-policy")
+            .starts_with("default-src 'none'; script-src 'self'"),
+        "{index}"
     );
 }
 

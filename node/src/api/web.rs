@@ -266,7 +266,8 @@ pub(super) fn caller(
 }
 
 /// Refuses requests addressed to another host name (DNS rebinding), and
-/// puts the security headers on every answer.
+/// puts the security headers on every answer (the app's CSP on those that
+/// do not set a stricter one of their own).
 pub(super) async fn guard(
     State(sessions): State<Arc<Sessions>>,
     req: Request,
@@ -290,10 +291,9 @@ pub(super) async fn guard(
             .into_response()
     };
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A route's own, stricter policy stays: a download's `sandbox`.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
