@@ -5,7 +5,7 @@
 //! unredeemed; a session's event stream ends with it; a download whose blob
 //! turns out corrupt is cut short, never passed off as the whole file,
 //! and keeps its sandboxing CSP; a browser session cannot name local
-//! paths.
+//! paths; malformed requests are answered in JSON; the icon is public.
 
 mod common;
 
@@ -347,4 +347,48 @@ async fn a_browser_session_cannot_name_local_paths() {
     let got = http_body(&addr, &as_cli("/v1/files/get"), &get).await;
     assert!(got.contains("{\"ok\":"), "{got}");
     assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_answered_in_json_and_the_icon_is_public() {
+    let (_clock, ada, _) = office(&[]).await;
+    let (server, addr) = serve(&ada).await;
+    let bearer = format!("Authorization: Bearer {}", server.token);
+    let create =
+        |kind: &str| format!("POST /v1/depts HTTP/1.1\r\n{bearer}\r\nContent-Type: {kind}");
+
+    // Not JSON: 400. Not declared as JSON: 415. JSON of the wrong shape: 422.
+    let broken = http_body(&addr, &create("application/json"), r#"{"name":"#).await;
+    assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
+    json_error(&broken);
+    let plain = http_body(&addr, &create("text/plain"), r#"{"name":"Research"}"#).await;
+    assert!(plain.starts_with("HTTP/1.1 415"), "{plain}");
+    json_error(&plain);
+    let shape = http_body(&addr, &create("application/json"), r#"{"nom":"Research"}"#).await;
+    assert!(shape.starts_with("HTTP/1.1 422"), "{shape}");
+    assert!(json_error(&shape).contains("name"), "{shape}");
+    // A query without what it needs: 400.
+    let query = http(&addr, &format!("GET /v1/feed?limit=x HTTP/1.1\r\n{bearer}")).await;
+    assert!(query.starts_with("HTTP/1.1 400"), "{query}");
+    json_error(&query);
+    // No such route, or not with that method: JSON too.
+    let none = http(&addr, &format!("GET /v1/nope HTTP/1.1\r\n{bearer}")).await;
+    assert!(none.starts_with("HTTP/1.1 404"), "{none}");
+    json_error(&none);
+    let method = http(&addr, &format!("DELETE /v1/status HTTP/1.1\r\n{bearer}")).await;
+    assert!(method.starts_with("HTTP/1.1 405"), "{method}");
+    json_error(&method);
+
+    // The icon every page load asks for needs no session.
+    let icon = http(&addr, "GET /favicon.ico HTTP/1.1").await;
+    assert!(icon.starts_with("HTTP/1.1 200"), "{icon}");
+    assert_eq!(header(&icon, "content-type"), "image/svg+xml");
+    assert!(icon.contains("<svg"), "{icon}");
+    let port = addr.rsplit(':').next().unwrap();
+    let stale = http(
+        &addr,
+        &format!("GET /favicon.ico HTTP/1.1\r\nCookie: meshwork_{port}=gone"),
+    )
+    .await;
+    assert!(stale.starts_with("HTTP/1.1 200"), "{stale}");
 }

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use futures::Stream;
 use meshwork_crdt::roster::Role;
 use serde::Deserialize;
@@ -22,7 +22,9 @@ use tokio::sync::broadcast;
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
+mod extract;
 mod web;
+use extract::{Json, Query};
 pub use web::{Sessions, SESSION_IDLE_MS};
 
 /// A running control API.
@@ -79,10 +81,13 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/app.js", get(web::app_js))
         .route("/app.css", get(web::app_css))
         .route("/login/{code}", get(web::login))
+        .route("/favicon.ico", get(web::favicon))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(sessions.clone());
     let browser = Router::new()
         .route("/v1/login-links", post(web::new_login_link))
         .route("/v1/web/logout", post(web::logout))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(sessions.clone());
     let node_routes = Router::new()
         .route("/v1/status", get(status))
@@ -117,6 +122,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/web/fetch", post(web::fetch))
         .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(node);
     let private = node_routes
         .merge(browser)
@@ -126,6 +132,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         ));
     public
         .merge(private)
+        .fallback(extract::no_route)
         .layer(middleware::from_fn_with_state(sessions, web::guard))
 }
 

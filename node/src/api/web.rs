@@ -20,23 +20,24 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::extract::{Json, Path, Query};
 use super::{ok, ApiError, ApiResult};
 use crate::{Node, NodeError};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const ICON: &str = include_str!("../../web/icon.svg");
 
 /// How long a login link can be redeemed.
 const LOGIN_LINK_MS: i64 = 2 * 60 * 1000;
@@ -318,6 +319,12 @@ pub(super) async fn app_js() -> Response {
 
 pub(super) async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// The icon a browser asks for on every page load: public, like the app's
+/// other assets.
+pub(super) async fn favicon() -> Response {
+    asset(ICON, "image/svg+xml")
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {
