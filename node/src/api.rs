@@ -12,12 +12,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use meshwork_crdt::roster::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
@@ -38,7 +39,10 @@ pub struct ApiServer {
 }
 
 /// Binds `addr` (must be loopback), writes `api.json` into the node's home,
-/// and serves until `shutdown` resolves.
+/// and serves until `shutdown` resolves. Then it takes no new connection,
+/// ends the live event streams at once (or they would keep the server, and
+/// the daemon's stop, waiting as long as a tab stays open), and returns once
+/// the requests under way are answered.
 pub async fn serve(
     node: Node,
     addr: SocketAddr,
@@ -63,7 +67,12 @@ pub async fn serve(
     // under `HOME/tmp/`; a crash could leave some there. Nothing uses it now.
     let _ = std::fs::remove_dir_all(node.home().root().join("tmp"));
     let web = Sessions::new(node.clone(), addr.port());
-    let app = router(node, token.clone(), web.clone());
+    let stopping = Stopping(CancellationToken::new());
+    let app = router(node, token.clone(), web.clone()).layer(Extension(stopping.clone()));
+    let shutdown = async move {
+        shutdown.await;
+        stopping.0.cancel();
+    };
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -74,6 +83,11 @@ pub async fn serve(
     });
     Ok((ApiServer { addr, token, web }, task))
 }
+
+/// Cancelled when the server begins to stop: what would otherwise answer for
+/// ever (an event stream) ends then.
+#[derive(Clone)]
+struct Stopping(CancellationToken);
 
 fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Router {
     let public = Router::new()
@@ -550,38 +564,38 @@ where
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].
-/// The node's events as they happen; a browser session's stream ends when
-/// the session does.
+/// The node's events as they happen, until the server begins to stop; a
+/// browser session's stream ends sooner if the session does.
 async fn events(
     State(node): State<Node>,
+    Extension(stopping): Extension<Stopping>,
     session: Option<Extension<web::LiveSession>>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let session = session.map(|Extension(s)| s);
-    let stream =
-        futures::stream::unfold((node.events(), session), |(mut rx, session)| async move {
-            let watched = session.clone();
-            let ended = async move {
-                match watched {
-                    Some(s) => s.ended().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(ended);
-            loop {
-                let event = tokio::select! {
-                    event = rx.recv() => event,
-                    () = &mut ended => return None,
-                };
-                match event {
-                    Ok(event) => {
-                        let data = serde_json::to_string(&event).unwrap_or_default();
-                        return Some((Ok(SseEvent::default().data(data)), (rx, session)));
-                    }
-                    // A slow listener missed some: carry on with what comes next.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+    let ends = async move {
+        let session_ends = async {
+            match &session {
+                Some(s) => s.ended().await,
+                None => std::future::pending().await,
             }
-        });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+        };
+        tokio::select! {
+            () = session_ends => {}
+            () = stopping.0.cancelled() => {}
+        }
+    };
+    let events = futures::stream::unfold(node.events(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    return Some((Ok(SseEvent::default().data(data)), rx));
+                }
+                // A slow listener missed some: carry on with what comes next.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events.take_until(ends)).keep_alive(KeepAlive::default())
 }
