@@ -156,7 +156,10 @@ async fn garbage_from_a_member_is_refused_and_the_node_carries_on() {
         covered: Vec::new(),
     };
     match ask(&mut raw, ada_peer, poisoned).await {
-        None | Some(SyncResponse::Refused(_)) | Some(SyncResponse::Sync(_)) => {}
+        None
+        | Some(SyncResponse::Refused(_))
+        | Some(SyncResponse::Sync(_))
+        | Some(SyncResponse::Removed(_)) => {}
     }
     until("Ada cuts the sender off", || async {
         !ada.peers()
