@@ -1,6 +1,8 @@
 //! The real `meshwork` binary: two daemons, two homes, driven only through
 //! the command line — create, invite, join, departments, members — and an
-//! acknowledged change surviving `kill -9`.
+//! acknowledged change surviving `kill -9`; text from the network printed
+//! with its control characters escaped; SIGTERM with live event streams
+//! open (the CLI's, a web tab's) stopping the daemon promptly.
 
 mod common;
 
@@ -674,4 +676,138 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let after = read(&format!("\r\nCookie: {cookie}\r\nX-Session-Token: {token}"));
     assert!(after.starts_with("HTTP/1.1 401"), "{after}");
+}
+
+#[test]
+fn control_characters_from_the_network_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    ok(&home, &["dept", "create", "Research"]);
+    ok(&home, &["dept", "add", "Ada", "Research"]);
+    // Retitles the terminal, then clears it.
+    let hostile = "hi \x1b]0;pwned\x07\x1b[2J\u{9b}31m\x7f there\r";
+    let id = ok(&home, &["post", "Research", hostile]);
+    ok(
+        &home,
+        &[
+            "post",
+            "Research",
+            "line one\n\tline \x1b[2J two",
+            "--reply-to",
+            id.trim(),
+        ],
+    );
+    let src = dir.path().join("plain.txt");
+    std::fs::write(&src, b"x").unwrap();
+    ok(
+        &home,
+        &[
+            "share",
+            "Research",
+            src.to_str().unwrap(),
+            "--name",
+            "a\x1b[2Jb\nc.txt",
+        ],
+    );
+
+    let feed = ok(&home, &["feed", "Research"]);
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    assert!(!raw(&feed), "{feed:?}");
+    assert!(
+        feed.contains(r"hi \u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{7f} there\r"),
+        "{feed:?}"
+    );
+    // A body keeps its line breaks and tabs.
+    assert!(feed.contains("line one\n\tline \\u{1b}[2J two"), "{feed:?}");
+    let files = ok(&home, &["files", "Research"]);
+    assert!(!raw(&files), "{files:?}");
+    // A name is one line: its line break is shown, not made.
+    assert!(files.contains(r"a\u{1b}[2Jb\nc.txt"), "{files:?}");
+    // `--json` carries the text as it is, escaped by JSON itself.
+    let json = ok(&home, &["feed", "Research", "--json"]);
+    assert!(!json.contains('\x1b'), "{json:?}");
+    let threads: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(threads[0]["body"], hostile);
+}
+
+#[test]
+fn sigterm_with_an_event_stream_open_stops_the_daemon_promptly() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let mut d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    let addr = api_addr(&home);
+    let api: Value =
+        serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();
+    let token = api["token"].as_str().unwrap();
+
+    // A web tab's session (logged in as the app is).
+    let link = ok(&home, &["open", "--no-browser"]);
+    let path = link.trim().strip_prefix(&format!("http://{addr}")).unwrap();
+    let login = http(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), "");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("a cookie in {login}"))
+        .to_owned();
+    let session = login
+        .lines()
+        .find_map(|l| l.strip_prefix("location: /#session="))
+        .unwrap_or_else(|| panic!("a session token in {login}"))
+        .trim()
+        .to_owned();
+
+    // Followers of the live events — `meshwork events` with the bearer
+    // token, and the tab — their answers' heads read, the connections
+    // held open and read.
+    let follow = |auth: String| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /v1/events{auth}\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut stream = BufReader::new(s);
+        let mut status = String::new();
+        stream.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        std::thread::spawn(move || stream.lines().map_while(Result::ok).count())
+    };
+    let readers = [
+        follow(format!(" HTTP/1.1\r\nAuthorization: Bearer {token}")),
+        follow(format!("?session={session} HTTP/1.1\r\nCookie: {cookie}")),
+    ];
+
+    let asked = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(d.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let exited = loop {
+        if let Some(status) = d.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(30),
+            "the daemon still runs {:?} after SIGTERM with an event stream open",
+            asked.elapsed()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = asked.elapsed();
+    println!("stopped {took:?} after SIGTERM");
+    assert!(exited.success(), "{exited:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "stopping took {took:?}"
+    );
+    // The streams ended with the daemon: their readers are done.
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(!home.join("api.json").exists(), "api.json is cleared");
 }

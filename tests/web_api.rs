@@ -3,7 +3,9 @@
 //! without a request, each request with its token keeps it alive, a
 //! request that only carries its cookie does not, and a login link expires
 //! unredeemed; a session's event stream ends with it; a download whose blob
-//! turns out corrupt is cut short, never passed off as the whole file.
+//! turns out corrupt is cut short, never passed off as the whole file,
+//! and keeps its sandboxing CSP; a browser session cannot name local
+//! paths; malformed requests are answered in JSON; the icon is public.
 
 mod common;
 
@@ -22,6 +24,34 @@ async fn http(addr: &str, head: &str) -> String {
     let mut answer = String::new();
     s.read_to_string(&mut answer).await.unwrap();
     answer
+}
+
+/// One HTTP/1.1 request with a body over a fresh connection; the whole
+/// answer.
+async fn http_body(addr: &str, head: &str, body: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// The `{"error": …}` an answer's JSON body carries, checking that it is
+/// JSON and says so.
+fn json_error(answer: &str) -> String {
+    assert!(
+        header(answer, "content-type").starts_with("application/json"),
+        "{answer}"
+    );
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    let why = v["error"].as_str().expect("an error message").to_owned();
+    assert!(!why.is_empty(), "{answer}");
+    why
 }
 
 /// Sends `head` (a GET) and returns the connection once the answer's
@@ -211,4 +241,154 @@ async fn a_download_whose_blob_is_corrupt_is_cut_short() {
         bytes.starts_with(&body),
         "what came is not a prefix of the file"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_keeps_its_sandbox_and_pages_keep_theirs() {
+    let (_clock, ada, _) = office(&[]).await;
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Ada", "Research").await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let page = "<script>alert(1)</script>";
+    let shared = ada
+        .share(
+            "Research",
+            &write_file(work.path(), "page.html", page.as_bytes()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let (server, addr) = serve(&ada).await;
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let download = format!(
+        "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
+        shared.entry.id
+    );
+    let answer = http(&addr, &download).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let csps = answer
+        .lines()
+        .filter(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .count();
+    assert_eq!(csps, 1, "{answer}");
+    assert_eq!(
+        header(&answer, "content-security-policy"),
+        "sandbox; default-src 'none'",
+        "{answer}"
+    );
+    assert_eq!(header(&answer, "content-type"), "application/octet-stream");
+    assert!(answer.ends_with(page), "{answer}");
+
+    // The app's pages keep the app's policy.
+    let index = http(&addr, "GET / HTTP/1.1").await;
+    assert!(
+        header(&index, "content-security-policy")
+            .starts_with("default-src 'none'; script-src 'self'"),
+        "{index}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_cannot_name_local_paths() {
+    let (_clock, ada, _) = office(&[]).await;
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Ada", "Research").await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (server, addr) = serve(&ada).await;
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let as_session = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}\r\nContent-Type: application/json"
+        )
+    };
+    let key = ada.home().root().join("identity.key");
+    let share = serde_json::json!({ "dept": "Research", "path": key }).to_string();
+    let refused = http_body(&addr, &as_session("/v1/files"), &share).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(json_error(&refused).contains("bearer token"), "{refused}");
+
+    let dest = work.path().join("written-by-a-page");
+    let get = serde_json::json!({ "id": "0000000000000000", "dest": dest }).to_string();
+    let refused = http_body(&addr, &as_session("/v1/files/get"), &get).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    json_error(&refused);
+    assert!(ada.files("Research").unwrap().is_empty(), "nothing shared");
+    assert!(!dest.exists());
+
+    // What a session may do with files it still can: list them.
+    let list = http(
+        &addr,
+        &format!(
+            "GET /v1/files?dept=Research HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}"
+        ),
+    )
+    .await;
+    assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+
+    // The CLI's bearer token still shares a path and fetches to one.
+    let as_cli = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json",
+            server.token
+        )
+    };
+    let src = write_file(work.path(), "notes.txt", b"hello");
+    let share = serde_json::json!({ "dept": "Research", "path": src }).to_string();
+    let shared = http_body(&addr, &as_cli("/v1/files"), &share).await;
+    assert!(shared.starts_with("HTTP/1.1 200"), "{shared}");
+    assert!(shared.contains("{\"ok\":"), "{shared}");
+    let files = ada.files("Research").unwrap();
+    assert_eq!(files.len(), 1);
+    let get = serde_json::json!({ "id": files[0].entry.id, "dest": dest }).to_string();
+    let got = http_body(&addr, &as_cli("/v1/files/get"), &get).await;
+    assert!(got.contains("{\"ok\":"), "{got}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_answered_in_json_and_the_icon_is_public() {
+    let (_clock, ada, _) = office(&[]).await;
+    let (server, addr) = serve(&ada).await;
+    let bearer = format!("Authorization: Bearer {}", server.token);
+    let create =
+        |kind: &str| format!("POST /v1/depts HTTP/1.1\r\n{bearer}\r\nContent-Type: {kind}");
+
+    // Not JSON: 400. Not declared as JSON: 415. JSON of the wrong shape: 422.
+    let broken = http_body(&addr, &create("application/json"), r#"{"name":"#).await;
+    assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
+    json_error(&broken);
+    let plain = http_body(&addr, &create("text/plain"), r#"{"name":"Research"}"#).await;
+    assert!(plain.starts_with("HTTP/1.1 415"), "{plain}");
+    json_error(&plain);
+    let shape = http_body(&addr, &create("application/json"), r#"{"nom":"Research"}"#).await;
+    assert!(shape.starts_with("HTTP/1.1 422"), "{shape}");
+    assert!(json_error(&shape).contains("name"), "{shape}");
+    // A query without what it needs: 400.
+    let query = http(&addr, &format!("GET /v1/feed?limit=x HTTP/1.1\r\n{bearer}")).await;
+    assert!(query.starts_with("HTTP/1.1 400"), "{query}");
+    json_error(&query);
+    // No such route, or not with that method: JSON too.
+    let none = http(&addr, &format!("GET /v1/nope HTTP/1.1\r\n{bearer}")).await;
+    assert!(none.starts_with("HTTP/1.1 404"), "{none}");
+    json_error(&none);
+    let method = http(&addr, &format!("DELETE /v1/status HTTP/1.1\r\n{bearer}")).await;
+    assert!(method.starts_with("HTTP/1.1 405"), "{method}");
+    json_error(&method);
+
+    // The icon every page load asks for needs no session.
+    let icon = http(&addr, "GET /favicon.ico HTTP/1.1").await;
+    assert!(icon.starts_with("HTTP/1.1 200"), "{icon}");
+    assert_eq!(header(&icon, "content-type"), "image/svg+xml");
+    assert!(icon.contains("<svg"), "{icon}");
+    let port = addr.rsplit(':').next().unwrap();
+    let stale = http(
+        &addr,
+        &format!("GET /favicon.ico HTTP/1.1\r\nCookie: meshwork_{port}=gone"),
+    )
+    .await;
+    assert!(stale.starts_with("HTTP/1.1 200"), "{stale}");
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::args::{Cli, Command, DeptCmd, MemberCmd, PolicyKey, RoleArg, WorkspaceCmd};
 use crate::client::Client;
+use crate::safe::{self, field};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
     let home = Home::new(match cli.home {
@@ -64,8 +65,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let ws = client()?.post("/v1/workspace", json!({ "name": name }))?;
             print(json, &ws, |w| {
                 format!(
-                    "Created workspace {} ({}); you are its admin",
-                    w["name"], w["id"]
+                    "Created workspace \"{}\" ({}); you are its admin",
+                    field(&w["name"]),
+                    field(&w["id"])
                 )
             });
         }
@@ -89,7 +91,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Join { token, json } => {
             let ws = client()?.post("/v1/join", json!({ "token": token }))?;
             print(json, &ws, |w| {
-                format!("Joined workspace {} ({} members)", w["name"], w["members"])
+                format!(
+                    "Joined workspace \"{}\" ({} members)",
+                    field(&w["name"]),
+                    w["members"]
+                )
             });
         }
         Command::Dept(cmd) => dept(client()?, cmd)?,
@@ -103,16 +109,16 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 table(ms, |m| {
                     format!(
                         "{:<24} {:<7} {}",
-                        m["name"].as_str().unwrap_or("?"),
-                        m["role"].as_str().unwrap_or("?"),
-                        m["id"].as_str().unwrap_or("?")
+                        field(&m["name"]),
+                        field(&m["role"]),
+                        field(&m["id"])
                     )
                 })
             });
         }
         Command::Member(MemberCmd::Promote { member }) => {
             let m = client()?.post("/v1/members/promote", json!({ "member": member }))?;
-            println!("{} is now an admin", m["name"].as_str().unwrap_or("?"));
+            println!("{} is now an admin", field(&m["name"]));
         }
         Command::Member(MemberCmd::AddPinner {
             peer_id,
@@ -126,17 +132,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             print(json, &got, |g| {
                 format!(
                     "{} is now a pin node of this workspace. On it (its `meshwork daemon --pin` running), run:\n\n  meshwork join {}",
-                    g["member"]["name"].as_str().unwrap_or("?"),
+                    field(&g["member"]["name"]),
                     g["token"].as_str().unwrap_or_default()
                 )
             });
         }
         Command::Member(MemberCmd::Remove { member }) => {
             let m = client()?.post("/v1/members/remove", json!({ "member": member }))?;
-            println!(
-                "{} was removed from the workspace",
-                m["name"].as_str().unwrap_or("?")
-            );
+            println!("{} was removed from the workspace", field(&m["name"]));
         }
         Command::Open { no_browser } => {
             let link = client()?.post("/v1/login-links", json!({}))?;
@@ -225,14 +228,16 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     std::env::current_dir()?.join(name)
                 }
             };
-            let bar = progress_bar(&format!("fetching {}", dest.display()));
+            // The name may come from the library: shown, never obeyed.
+            let shown = dest.display().to_string();
+            let bar = progress_bar(&format!("fetching {}", safe::line(&shown)));
             let got = client.post_progress(
                 "/v1/files/get",
                 json!({ "id": file_id, "dest": dest }),
                 |done, total| bar.update(done, total),
             );
             bar.finish();
-            println!("{}", got?["path"].as_str().unwrap_or_default());
+            println!("{}", safe::line(got?["path"].as_str().unwrap_or_default()));
         }
         Command::Dms { member, json } => {
             let client = client()?;
@@ -244,9 +249,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                             let who = if p["author"] == m {
                                 m.clone()
                             } else {
-                                p["author"].as_str().unwrap_or("?")[..8].to_owned()
+                                let author = field(&p["author"]);
+                                author.get(..8).unwrap_or(&author).to_owned()
                             };
-                            format!("{who}: {}", p["body"].as_str().unwrap_or("(deleted)"))
+                            let body = p["body"].as_str().unwrap_or("(deleted)");
+                            format!("{who}: {}", safe::body(body))
                         })
                     });
                 }
@@ -256,9 +263,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                         table(cs, |c| {
                             format!(
                                 "{:<24} {} message(s), last: {}",
-                                c["name"].as_str().unwrap_or("?"),
+                                field(&c["name"]),
                                 c["messages"],
-                                c["last"]["body"].as_str().unwrap_or("")
+                                safe::line(c["last"]["body"].as_str().unwrap_or(""))
                             )
                         })
                     });
@@ -289,7 +296,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                         .or(e.get("changes"))
                         .map(|v| v.to_string())
                         .unwrap_or_default();
-                    format!("{what} {detail}")
+                    safe::line(&format!("{what} {detail}")).into_owned()
                 };
                 // A closed pipe (`| head`) ends the command quietly.
                 writeln!(std::io::stdout(), "{line}").is_ok()
@@ -301,7 +308,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 table(ps, |p| {
                     format!(
                         "{} {}",
-                        p["peer_id"].as_str().unwrap_or("?"),
+                        field(&p["peer_id"]),
                         if p["member_id"].is_null() {
                             "(not a member)"
                         } else {
@@ -342,7 +349,7 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
                 table(ds, |d| {
                     format!(
                         "{:<24} {} members",
-                        d["label"].as_str().or(d["name"].as_str()).unwrap_or("?"),
+                        safe::line(d["label"].as_str().or(d["name"].as_str()).unwrap_or("?")),
                         d["members"].as_array().map_or(0, Vec::len)
                     )
                 })
@@ -352,11 +359,13 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
     Ok(())
 }
 
+/// Prints `v` as JSON, or as `text` makes it read, with whatever control
+/// characters its fields did not escape escaped (see [`safe`]).
 fn print(json: bool, v: &Value, text: impl FnOnce(&Value) -> String) {
     if json {
         println!("{v}");
     } else {
-        println!("{}", text(v));
+        println!("{}", safe::body(&text(v)));
     }
 }
 
@@ -398,15 +407,9 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
         };
         for (id, post) in ids(&threads) {
             if printed.insert(id) {
-                let who = post["author_name"].as_str().unwrap_or("reply");
-                let body = post["body"].as_str().unwrap_or("(deleted)");
-                if writeln!(
-                    std::io::stdout(),
-                    "{who}: [{}] {body}",
-                    post["id"].as_str().unwrap_or("?")
-                )
-                .is_err()
-                {
+                let who = safe::line(post["author_name"].as_str().unwrap_or("reply"));
+                let body = safe::body(post["body"].as_str().unwrap_or("(deleted)"));
+                if writeln!(std::io::stdout(), "{who}: [{}] {body}", field(&post["id"])).is_err() {
                     return false;
                 }
             }
@@ -418,12 +421,14 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
 
 fn feed_text(threads: &Value) -> String {
     let line = |p: &Value, indent: &str| {
-        let body = p["body"].as_str().unwrap_or("(deleted)");
+        let body = safe::body(p["body"].as_str().unwrap_or("(deleted)"));
         let reactions: Vec<String> = p["reactions"]
             .as_object()
             .map(|r| {
                 r.iter()
-                    .map(|(e, who)| format!("{e}{}", who.as_array().map_or(0, Vec::len)))
+                    .map(|(e, who)| {
+                        format!("{}{}", safe::line(e), who.as_array().map_or(0, Vec::len))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -434,16 +439,12 @@ fn feed_text(threads: &Value) -> String {
         };
         format!(
             "{indent}[{}] {body}{edited} {}",
-            p["id"].as_str().unwrap_or("?"),
+            field(&p["id"]),
             reactions.join(" ")
         )
     };
     table(threads, |t| {
-        let mut out = format!(
-            "{}:\n{}",
-            t["author_name"].as_str().unwrap_or("?"),
-            line(t, "  ")
-        );
+        let mut out = format!("{}:\n{}", field(&t["author_name"]), line(t, "  "));
         for r in t["replies"].as_array().into_iter().flatten() {
             out += &format!("\n{}", line(r, "    ↳ "));
         }
@@ -454,16 +455,18 @@ fn feed_text(threads: &Value) -> String {
 fn status_text(s: &Value) -> String {
     let mut out = format!(
         "{} ({})\nmember id: {}\npeer id:   {}\n",
-        s["name"].as_str().unwrap_or("?"),
-        s["workspace"]["role"].as_str().unwrap_or("no role"),
-        s["member_id"].as_str().unwrap_or("?"),
-        s["peer_id"].as_str().unwrap_or("?"),
+        field(&s["name"]),
+        safe::line(s["workspace"]["role"].as_str().unwrap_or("no role")),
+        field(&s["member_id"]),
+        field(&s["peer_id"]),
     );
     match s["workspace"].as_object() {
         Some(w) => {
             out += &format!(
-                "workspace: {} ({} members, {} departments)\n",
-                w["name"], w["members"], w["departments"]
+                "workspace: \"{}\" ({} members, {} departments)\n",
+                field(&w["name"]),
+                w["members"],
+                w["departments"]
             );
             if w["removed"].as_bool() == Some(true) {
                 out += "this device was removed from the workspace by an admin: \
@@ -472,7 +475,7 @@ fn status_text(s: &Value) -> String {
             for d in w["documents"].as_array().into_iter().flatten() {
                 out += &format!(
                     "  {}: {} changes, heads {}\n",
-                    d["name"].as_str().unwrap_or("?"),
+                    field(&d["name"]),
                     d["changes"],
                     d["heads"]
                 );
@@ -484,7 +487,7 @@ fn status_text(s: &Value) -> String {
         }
     }
     for a in s["listen_addrs"].as_array().into_iter().flatten() {
-        out += &format!("listening on {}\n", a.as_str().unwrap_or("?"));
+        out += &format!("listening on {}\n", field(a));
     }
     if let Some(d) = s["disk"].as_object() {
         let size = |k: &str| human_size(d[k].as_u64().unwrap_or(0));
@@ -508,15 +511,15 @@ fn files_text(files: &Value) -> String {
         let kind = match f["entries"].as_array() {
             Some(e) if e.len() == 1 => "folder, 1 file".to_owned(),
             Some(e) => format!("folder, {} files", e.len()),
-            None => f["media_type"].as_str().unwrap_or("?").to_owned(),
+            None => field(&f["media_type"]),
         };
         format!(
             "{}  {:<32} {:>10}  {:<24} {:<16} shared {}  until {}  {} peer(s)",
-            f["id"].as_str().unwrap_or("?"),
-            f["name"].as_str().unwrap_or("?"),
+            field(&f["id"]),
+            field(&f["name"]),
             human_size(f["size"].as_u64().unwrap_or(0)),
             kind,
-            f["uploader_name"].as_str().unwrap_or("?"),
+            field(&f["uploader_name"]),
             when(f["shared_at"].as_i64().unwrap_or(0)),
             when(f["available_until"].as_i64().unwrap_or(0)),
             f["peers"],
@@ -538,10 +541,10 @@ fn pins_text(view: &Value) -> String {
     let mut out = format!("policy: {}\n", policy_text(policy));
     out += &table(&view["pins"], |p| {
         let what = match (p["name"].as_str(), p["file_id"].as_str()) {
-            (Some(name), Some(id)) => format!("{id}  {name}"),
+            (Some(name), Some(id)) => format!("{}  {}", safe::line(id), safe::line(name)),
             _ => {
-                let blob = p["blob"].as_str().unwrap_or("?");
-                format!("blob {}…", blob.get(..16).unwrap_or(blob))
+                let blob = field(&p["blob"]);
+                format!("blob {}…", blob.get(..16).unwrap_or(&blob))
             }
         };
         let pinners: Vec<String> = p["pinners"]
@@ -556,13 +559,13 @@ fn pins_text(view: &Value) -> String {
                 } else {
                     ""
                 };
-                format!("{}{state}", x["name"].as_str().unwrap_or("?"))
+                format!("{}{state}", field(&x["name"]))
             })
             .collect();
         format!(
             "{what}  {:>10}  {}  until {}  {}/{} replica(s){}  pinners: {}",
             human_size(p["size"].as_u64().unwrap_or(0)),
-            p["dept"].as_str().unwrap_or("?"),
+            field(&p["dept"]),
             when(p["until"].as_i64().unwrap_or(0)),
             p["replicas"],
             p["target"],
@@ -584,7 +587,7 @@ fn pins_text(view: &Value) -> String {
         for n in nodes {
             out += &format!(
                 "  {}  {} of {} used{}\n",
-                n["name"].as_str().unwrap_or("?"),
+                field(&n["name"]),
                 human_size(n["used"].as_u64().unwrap_or(0)),
                 human_size(n["quota"].as_u64().unwrap_or(0)),
                 if n["full"].as_bool() == Some(true) {

@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod daemon;
 mod duration;
+mod safe;
 mod size;
 
 use std::process::ExitCode;
@@ -21,7 +22,8 @@ pub fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may quote what a peer wrote (a department's name).
+            eprintln!("error: {}", safe::body(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -5,24 +5,27 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use futures::Stream;
+use axum::{Extension, Router};
+use futures::{Stream, StreamExt};
 use meshwork_crdt::roster::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
+mod extract;
 mod web;
+use extract::{Json, Query};
 pub use web::{Sessions, SESSION_IDLE_MS};
 
 /// A running control API.
@@ -36,7 +39,10 @@ pub struct ApiServer {
 }
 
 /// Binds `addr` (must be loopback), writes `api.json` into the node's home,
-/// and serves until `shutdown` resolves.
+/// and serves until `shutdown` resolves. Then it takes no new connection,
+/// ends the live event streams at once (or they would keep the server, and
+/// the daemon's stop, waiting as long as a tab stays open), and returns once
+/// the requests under way are answered.
 pub async fn serve(
     node: Node,
     addr: SocketAddr,
@@ -61,7 +67,12 @@ pub async fn serve(
     // under `HOME/tmp/`; a crash could leave some there. Nothing uses it now.
     let _ = std::fs::remove_dir_all(node.home().root().join("tmp"));
     let web = Sessions::new(node.clone(), addr.port());
-    let app = router(node, token.clone(), web.clone());
+    let stopping = Stopping(CancellationToken::new());
+    let app = router(node, token.clone(), web.clone()).layer(Extension(stopping.clone()));
+    let shutdown = async move {
+        shutdown.await;
+        stopping.0.cancel();
+    };
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -73,16 +84,24 @@ pub async fn serve(
     Ok((ApiServer { addr, token, web }, task))
 }
 
+/// Cancelled when the server begins to stop: what would otherwise answer for
+/// ever (an event stream) ends then.
+#[derive(Clone)]
+struct Stopping(CancellationToken);
+
 fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Router {
     let public = Router::new()
         .route("/", get(web::index))
         .route("/app.js", get(web::app_js))
         .route("/app.css", get(web::app_css))
         .route("/login/{code}", get(web::login))
+        .route("/favicon.ico", get(web::favicon))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(sessions.clone());
     let browser = Router::new()
         .route("/v1/login-links", post(web::new_login_link))
         .route("/v1/web/logout", post(web::logout))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(sessions.clone());
     let node_routes = Router::new()
         .route("/v1/status", get(status))
@@ -118,6 +137,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/web/fetch", post(web::fetch))
         .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
+        .method_not_allowed_fallback(extract::wrong_method)
         .with_state(node);
     let private = node_routes
         .merge(browser)
@@ -127,6 +147,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         ));
     public
         .merge(private)
+        .fallback(extract::no_route)
         .layer(middleware::from_fn_with_state(sessions, web::guard))
 }
 
@@ -418,8 +439,9 @@ struct ShareBody {
     name: Option<String>,
 }
 
-/// Shares a file, streaming progress (see [`with_progress`]).
-async fn share(State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
+/// Shares a file from a path on this machine, streaming progress (see
+/// [`with_progress`]). The CLI only: see [`web::CliOnly`].
+async fn share(_: web::CliOnly, State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
     with_progress(move |progress| async move {
         node.share(&b.dept, &b.path, b.name.as_deref(), Some(progress))
             .await
@@ -451,8 +473,9 @@ struct GetBody {
     dest: std::path::PathBuf,
 }
 
-/// Fetches a file, streaming progress (see [`with_progress`]).
-async fn get_file(State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
+/// Fetches a file to a path on this machine, streaming progress (see
+/// [`with_progress`]). The CLI only: see [`web::CliOnly`].
+async fn get_file(_: web::CliOnly, State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
     with_progress(move |progress| async move {
         node.get(&b.id, &b.dest, Some(progress))
             .await
@@ -559,38 +582,38 @@ where
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].
-/// The node's events as they happen; a browser session's stream ends when
-/// the session does.
+/// The node's events as they happen, until the server begins to stop; a
+/// browser session's stream ends sooner if the session does.
 async fn events(
     State(node): State<Node>,
+    Extension(stopping): Extension<Stopping>,
     session: Option<Extension<web::LiveSession>>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let session = session.map(|Extension(s)| s);
-    let stream =
-        futures::stream::unfold((node.events(), session), |(mut rx, session)| async move {
-            let watched = session.clone();
-            let ended = async move {
-                match watched {
-                    Some(s) => s.ended().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(ended);
-            loop {
-                let event = tokio::select! {
-                    event = rx.recv() => event,
-                    () = &mut ended => return None,
-                };
-                match event {
-                    Ok(event) => {
-                        let data = serde_json::to_string(&event).unwrap_or_default();
-                        return Some((Ok(SseEvent::default().data(data)), (rx, session)));
-                    }
-                    // A slow listener missed some: carry on with what comes next.
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+    let ends = async move {
+        let session_ends = async {
+            match &session {
+                Some(s) => s.ended().await,
+                None => std::future::pending().await,
             }
-        });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+        };
+        tokio::select! {
+            () = session_ends => {}
+            () = stopping.0.cancelled() => {}
+        }
+    };
+    let events = futures::stream::unfold(node.events(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    return Some((Ok(SseEvent::default().data(data)), rx));
+                }
+                // A slow listener missed some: carry on with what comes next.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events.take_until(ends)).keep_alive(KeepAlive::default())
 }

@@ -20,22 +20,24 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::extract::{Json, Path, Query};
 use super::{ok, ApiError, ApiResult};
 use crate::{Node, NodeError};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const ICON: &str = include_str!("../../web/icon.svg");
 
 /// How long a login link can be redeemed.
 const LOGIN_LINK_MS: i64 = 2 * 60 * 1000;
@@ -164,6 +166,30 @@ pub(super) enum Caller {
     Session(String),
 }
 
+/// A route only the command line may call: one that names paths on this
+/// machine (share a file from one, write a file to one). A browser session
+/// never may, whatever its token — a page could otherwise share
+/// `identity.key` into a department; the web app uploads and downloads
+/// through its own streaming routes.
+pub(super) struct CliOnly;
+
+impl<S: Send + Sync> FromRequestParts<S> for CliOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Bearer) => Ok(CliOnly),
+            _ => Err(NodeError::Forbidden(
+                "a browser session cannot name files on this machine: sharing from a path \
+                 or fetching to one takes the command line's bearer token \
+                 (the web app uploads and downloads through /v1/web/…)"
+                    .into(),
+            )
+            .into()),
+        }
+    }
+}
+
 /// A browser session that made a request, for what outlives the request
 /// (an event stream): it ends when the session does.
 #[derive(Clone)]
@@ -241,7 +267,8 @@ pub(super) fn caller(
 }
 
 /// Refuses requests addressed to another host name (DNS rebinding), and
-/// puts the security headers on every answer.
+/// puts the security headers on every answer (the app's CSP on those that
+/// do not set a stricter one of their own).
 pub(super) async fn guard(
     State(sessions): State<Arc<Sessions>>,
     req: Request,
@@ -265,10 +292,9 @@ pub(super) async fn guard(
             .into_response()
     };
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A route's own, stricter policy stays: a download's `sandbox`.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -293,6 +319,12 @@ pub(super) async fn app_js() -> Response {
 
 pub(super) async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// The icon a browser asks for on every page load: public, like the app's
+/// other assets.
+pub(super) async fn favicon() -> Response {
+    asset(ICON, "image/svg+xml")
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {
