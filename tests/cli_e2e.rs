@@ -362,6 +362,31 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
     assert_eq!(disk["min_free"], 1u64 << 30);
     assert!(ok(&h2, &["status"]).contains("(keeping 1.0 GiB free)"));
 
+    // A folder: one entry, fetched by name as a whole tree.
+    let folder = dir.path().join("Q3 docs");
+    std::fs::create_dir_all(folder.join("drafts")).unwrap();
+    std::fs::write(folder.join("plan.txt"), b"the plan").unwrap();
+    std::fs::write(folder.join("drafts/v1.txt"), &bytes[..1000]).unwrap();
+    let folder_id = ok(&h1, &["share", "Research", folder.to_str().unwrap()]);
+    until("Bob's library lists the folder", || {
+        ok(&h2, &["files", "Research"]).contains("folder, 2 files")
+    });
+    let listed = json(&h2, &["files", "Research", "--json"]);
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == folder_id.trim())
+        .unwrap();
+    assert_eq!(entry["entries"].as_array().unwrap().len(), 2, "{entry}");
+    let tree = dir.path().join("fetched docs");
+    ok(&h2, &["get", "Q3 docs", "-o", tree.to_str().unwrap()]);
+    assert_eq!(std::fs::read(tree.join("plan.txt")).unwrap(), b"the plan");
+    assert_eq!(
+        std::fs::read(tree.join("drafts/v1.txt")).unwrap(),
+        &bytes[..1000]
+    );
+
     // Wrong input: clear errors, non-zero exit, nothing written.
     for (home, args, says) in [
         (
@@ -373,8 +398,8 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
         (&h1, vec!["share", "Research", "/nonexistent/x"], "no file"),
         (
             &h1,
-            vec!["share", "Research", dir.path().to_str().unwrap()],
-            "directory",
+            vec!["share", "Research", "/dev/zero"],
+            "not a regular file",
         ),
         (
             &h1,
