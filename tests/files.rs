@@ -133,7 +133,7 @@ async fn bad_paths_and_ids_get_clear_errors() {
         .await;
     assert!(matches!(missing, Err(NodeError::BadRequest(m)) if m.contains("no file")));
     let dir = bob.share("Research", work.path(), None, None).await;
-    assert!(matches!(dir, Err(NodeError::BadRequest(m)) if m.contains("directory")));
+    assert!(matches!(dir, Err(NodeError::BadRequest(m)) if m.contains("no files")));
     let file = write_file(work.path(), "a.txt", b"hello");
     assert!(matches!(
         bob.share("Nowhere", &file, None, None).await,

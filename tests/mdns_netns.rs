@@ -6,75 +6,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::bin::{until, Host};
+use common::netns::Lan;
 use meshwork::node::wire::InviteToken;
-
-/// Two namespaces linked by a veth pair; removed on drop.
-struct Lan {
-    a: String,
-    b: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl Lan {
-    fn new() -> Option<Self> {
-        let id = std::process::id();
-        let lan = Lan {
-            a: format!("mw{id}a"),
-            b: format!("mw{id}b"),
-        };
-        let (va, vb) = (format!("mv{id}a"), format!("mv{id}b"));
-        if !ip(&["netns", "add", &lan.a]) {
-            return None;
-        }
-        let steps: Vec<Vec<&str>> = vec![
-            vec!["netns", "add", &lan.b],
-            vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
-            vec!["link", "set", &va, "netns", &lan.a],
-            vec!["link", "set", &vb, "netns", &lan.b],
-            vec!["-n", &lan.a, "addr", "add", "10.77.0.1/24", "dev", &va],
-            vec!["-n", &lan.b, "addr", "add", "10.77.0.2/24", "dev", &vb],
-            vec!["-n", &lan.a, "link", "set", &va, "up"],
-            vec!["-n", &lan.b, "link", "set", &vb, "up"],
-            vec!["-n", &lan.a, "link", "set", "lo", "up"],
-            vec!["-n", &lan.b, "link", "set", "lo", "up"],
-            vec!["-n", &lan.a, "route", "add", "224.0.0.0/4", "dev", &va],
-            vec!["-n", &lan.b, "route", "add", "224.0.0.0/4", "dev", &vb],
-        ];
-        for step in steps {
-            assert!(ip(&step), "ip {step:?} failed");
-        }
-        Some(lan)
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        ip(&["netns", "del", &self.a]);
-        ip(&["netns", "del", &self.b]);
-    }
-}
 
 #[test]
 fn a_joiner_finds_a_member_on_the_lan_by_mdns() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let lan = match is_root.then(Lan::new).flatten() {
-        Some(lan) => lan,
-        None => {
-            eprintln!("skipped: creating network namespaces needs root and iproute2");
-            return;
-        }
+    let Some(lan) = Lan::for_root("m") else {
+        return;
     };
     let (a, b) = (
         Host {

@@ -15,74 +15,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bin::{until_within, Host};
+use common::netns::Lan;
 use serde_json::Value;
-
-/// Two namespaces linked by a veth pair; removed on drop (after the
-/// daemons in them, which are declared later and so dropped first).
-struct Lan {
-    a: String,
-    b: String,
-    /// The veth end in `a`.
-    va: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 const ALICE: &str = "/ip4/10.77.0.1/tcp/4001";
 const BOB: &str = "/ip4/10.77.0.2/tcp/4001";
 const CAROL: &str = "/ip4/10.77.0.2/tcp/4002";
-
-impl Lan {
-    fn new() -> Option<Self> {
-        let id = std::process::id();
-        let lan = Lan {
-            a: format!("mw{id}pa"),
-            b: format!("mw{id}pb"),
-            va: format!("mv{id}pa"),
-        };
-        let vb = format!("mv{id}pb");
-        if !ip(&["netns", "add", &lan.a]) {
-            return None;
-        }
-        let steps: Vec<Vec<&str>> = vec![
-            vec!["netns", "add", &lan.b],
-            vec!["link", "add", &lan.va, "type", "veth", "peer", "name", &vb],
-            vec!["link", "set", &lan.va, "netns", &lan.a],
-            vec!["link", "set", &vb, "netns", &lan.b],
-            vec!["-n", &lan.a, "addr", "add", "10.77.0.1/24", "dev", &lan.va],
-            vec!["-n", &lan.b, "addr", "add", "10.77.0.2/24", "dev", &vb],
-            vec!["-n", &lan.a, "link", "set", &lan.va, "up"],
-            vec!["-n", &lan.b, "link", "set", &vb, "up"],
-            vec!["-n", &lan.a, "link", "set", "lo", "up"],
-            vec!["-n", &lan.b, "link", "set", "lo", "up"],
-        ];
-        for step in steps {
-            assert!(ip(&step), "ip {step:?} failed");
-        }
-        Some(lan)
-    }
-
-    /// Takes the link down (or up): no FIN, no RST, the packets just stop.
-    fn set_link(&self, state: &str) {
-        assert!(ip(&["-n", &self.a, "link", "set", &self.va, state]));
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        ip(&["netns", "del", &self.a]);
-        ip(&["netns", "del", &self.b]);
-    }
-}
 
 /// A daemon's node and where its commands run.
 #[derive(Clone, Copy)]
@@ -159,16 +100,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_partition_heals_and_sales_converges_with_the_posts_of_a_member_removed_meanwhile() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let lan = match is_root.then(Lan::new).flatten() {
-        Some(lan) => lan,
-        None => {
-            eprintln!("skipped: creating network namespaces needs root and iproute2");
-            return;
-        }
+    // Dropped last: after the daemons in it.
+    let Some(lan) = Lan::for_root("p") else {
+        return;
     };
     let (a, b) = (
         Host {

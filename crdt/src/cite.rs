@@ -180,14 +180,12 @@ impl RosterBook {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_citation_round_trips_sorted() {
-        let a = ChangeHash([2; 32]);
-        let b = ChangeHash([1; 32]);
+    /// A change with `message`, on a document of its own.
+    fn change_with(message: &str) -> Change {
         let mut doc = Automerge::new();
         let hash = doc
             .transact_with::<_, _, automerge::AutomergeError, _>(
-                |_| automerge::transaction::CommitOptions::default().with_message(message(&[a, b])),
+                |_| automerge::transaction::CommitOptions::default().with_message(message),
                 |tx| {
                     use automerge::transaction::Transactable;
                     tx.put(automerge::ROOT, "k", 1)?;
@@ -197,7 +195,14 @@ mod tests {
             .unwrap()
             .hash
             .unwrap();
-        let change = automerge::ReadDoc::get_change_by_hash(&doc, &hash).unwrap();
+        automerge::ReadDoc::get_change_by_hash(&doc, &hash).unwrap()
+    }
+
+    #[test]
+    fn a_citation_round_trips_sorted() {
+        let a = ChangeHash([2; 32]);
+        let b = ChangeHash([1; 32]);
+        let change = change_with(&message(&[a, b]));
         assert_eq!(cited(&change).unwrap(), Some(vec![b, a]));
     }
 
@@ -209,21 +214,7 @@ mod tests {
             "meshwork/roster zz",
             "meshwork/roster 0101",
         ] {
-            let mut doc = Automerge::new();
-            let hash = doc
-                .transact_with::<_, _, automerge::AutomergeError, _>(
-                    |_| automerge::transaction::CommitOptions::default().with_message(msg),
-                    |tx| {
-                        use automerge::transaction::Transactable;
-                        tx.put(automerge::ROOT, "k", 1)?;
-                        Ok(())
-                    },
-                )
-                .unwrap()
-                .hash
-                .unwrap();
-            let change = automerge::ReadDoc::get_change_by_hash(&doc, &hash).unwrap();
-            assert!(cited(&change).is_err(), "{msg:?} was accepted");
+            assert!(cited(&change_with(msg)).is_err(), "{msg:?} was accepted");
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod netns;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

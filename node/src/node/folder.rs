@@ -148,6 +148,12 @@ fn scan(root: &Path) -> Result<Vec<(PathBuf, FolderEntry)>, NodeError> {
         }
     }
     out.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+    if out.is_empty() {
+        return Err(NodeError::BadRequest(format!(
+            "{} holds no files: nothing to share",
+            root.display()
+        )));
+    }
     if out.len() > folder::MAX_ENTRIES {
         return Err(NodeError::BadRequest(format!(
             "{} holds {} files; a folder holds at most {}",
