@@ -149,38 +149,33 @@ impl Node {
         let _stop_if_dropped = StopOnDrop(stop.clone());
         let node = self.clone();
         let name = name.to_owned();
-        tokio::spawn(async move {
-            node.seal_and_record(dept, &name, plaintext, size, entries, progress, stop)
-                .await
-        })
-        .await
-        .map_err(|e| NodeError::Internal(format!("sharing stopped: {e}")))?
+        let reader = Counting {
+            inner: plaintext,
+            done: 0,
+            total: size,
+            progress,
+            stop,
+        };
+        tokio::spawn(async move { node.seal_and_record(dept, &name, reader, entries).await })
+            .await
+            .map_err(|e| NodeError::Internal(format!("sharing stopped: {e}")))?
     }
 
-    async fn seal_and_record(
+    /// Seals what `reader` yields (it says how much it promised) and, if
+    /// that much came, records it — a file, or with `entries` a folder.
+    async fn seal_and_record<R: std::io::Read + Send + 'static>(
         &self,
         dept: Department,
         name: &str,
-        plaintext: impl std::io::Read + Send + 'static,
-        size: u64,
+        reader: Counting<R>,
         entries: Option<String>,
-        progress: Option<Progress>,
-        stop: Arc<AtomicBool>,
     ) -> Result<FileInfo, NodeError> {
         let me = self.member_id();
         let blobs = self.shared.blobs.clone();
-        let sealed = tokio::task::spawn_blocking(move || {
-            let reader = Counting {
-                inner: plaintext,
-                done: 0,
-                total: size,
-                progress,
-                stop,
-            };
-            meshwork_blobs::seal(&blobs, reader)
-        })
-        .await
-        .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
+        let size = reader.total;
+        let sealed = tokio::task::spawn_blocking(move || meshwork_blobs::seal(&blobs, reader))
+            .await
+            .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
         if sealed.plaintext_size != size {
             let blobs = self.shared.blobs.clone();
             let hash = sealed.hash;
