@@ -79,29 +79,34 @@ impl EventLoop {
                     );
                     return;
                 }
-                if let Ok(data) = (GossipChange {
+                self.refresh_members();
+                let gossip = GossipChange {
                     workspace: self.workspace,
                     change,
-                })
-                .encode()
-                {
-                    self.publish(data);
                 }
-                self.refresh_members();
-                JoinResponse::Admitted
+                .encode()
+                .ok();
+                (JoinResponse::Admitted, gossip)
             }
-            Ok(None) => JoinResponse::Admitted,
+            Ok(None) => (JoinResponse::Admitted, None),
             Err(why) => {
                 info!(%peer, "refused a join: {why}");
-                JoinResponse::Refused(why)
+                (JoinResponse::Refused(why), None)
             }
         };
-        // Acknowledge only once the admission is durable.
+        // Announce and acknowledge only once the admission is durable:
+        // record, flush, then tell others (as every local change does).
+        let (response, gossip) = response;
         let store = self.shared.store.clone();
         let tx = self.commands_tx.clone();
         self.background.spawn(async move {
             let response = match store.flush().await {
-                Ok(()) => response,
+                Ok(()) => {
+                    if let Some(data) = gossip {
+                        let _ = tx.send(Command::Publish(data)).await;
+                    }
+                    response
+                }
                 Err(e) => JoinResponse::Refused(format!(
                     "the admitting node could not store the admission: {e}"
                 )),
