@@ -199,7 +199,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Share { dept, path, name } => {
             let path = absolute(&path)?;
-            let bar = progress_bar(&format!("sharing {}", path.display()));
+            let bar = progress_bar(&format!("sharing {}", safe::line(&short_name(&path))));
             let file = client()?.post_progress(
                 "/v1/files",
                 json!({ "dept": dept, "path": path, "name": name }),
@@ -229,12 +229,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 }
             };
             // The name may come from the library: shown, never obeyed.
-            let shown = dest.display().to_string();
+            let shown = short_name(&dest);
             let bar = progress_bar(&format!("fetching {}", safe::line(&shown)));
+            // Progress counts the encrypted blob; the bar shows the file's
+            // own size (a 50.00 MiB file, not its 50.01 MiB ciphertext).
+            let size = info["size"].as_u64().unwrap_or(0);
             let got = client.post_progress(
                 "/v1/files/get",
                 json!({ "id": file_id, "dest": dest }),
-                |done, total| bar.update(done, total),
+                |done, total| bar.update(scale(done, total, size), size),
             );
             bar.finish();
             println!("{}", safe::line(got?["path"].as_str().unwrap_or_default()));
@@ -639,7 +642,10 @@ fn progress_bar(what: &str) -> Bar {
     if !std::io::stderr().is_terminal() {
         return Bar(None);
     }
-    let bar = indicatif::ProgressBar::new(0);
+    // Hidden until the first report says how much there is: a bar of
+    // length 0 draws as full.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
@@ -655,6 +661,9 @@ struct Bar(Option<indicatif::ProgressBar>);
 impl Bar {
     fn update(&self, done: u64, total: u64) {
         if let Some(b) = &self.0 {
+            if b.is_hidden() && total > 0 {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
             b.set_length(total);
             b.set_position(done);
         }
@@ -667,6 +676,23 @@ impl Bar {
     }
 }
 
+/// A path's last component, for a progress line that fits a terminal.
+fn short_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `done` of `total` as the same share of `size`.
+fn scale(done: u64, total: u64, size: u64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    u64::try_from(u128::from(done.min(total)) * u128::from(size) / u128::from(total))
+        .unwrap_or(size)
+}
+
 /// `s` as one component of a query string.
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -676,4 +702,24 @@ fn default_home() -> Result<std::path::PathBuf> {
     directories::ProjectDirs::from("org", "Meshwork", "meshwork")
         .map(|d| d.data_dir().to_path_buf())
         .context("cannot find a data directory for this user; pass --home DIR")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_the_files_own_size_not_its_ciphertext() {
+        let (size, blob) = (50 << 20, (50 << 20) + 12_800);
+        assert_eq!(scale(blob, blob, size), size);
+        assert_eq!(scale(0, blob, size), 0);
+        assert!(scale(blob / 2, blob, size) <= size / 2);
+        assert_eq!(scale(5, 0, size), 0);
+    }
+
+    #[test]
+    fn a_progress_line_names_the_file_not_its_whole_path() {
+        let p = std::path::Path::new("/very/long/path/to/Q3 report.xlsx");
+        assert_eq!(short_name(p), "Q3 report.xlsx");
+    }
 }
