@@ -836,3 +836,44 @@ fn sigterm_with_an_event_stream_open_stops_the_daemon_promptly() {
     }
     assert!(!home.join("api.json").exists(), "api.json is cleared");
 }
+
+/// Issue 17: `up` takes your name and the workspace's; both can be changed
+/// later from the CLI, and the change reaches colleagues.
+#[test]
+fn up_names_you_and_the_workspace_and_both_can_be_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, h2) = (dir.path().join("ada"), dir.path().join("bob"));
+    let mut args = LOOPBACK_ARGS.to_vec();
+    args.extend([
+        "--name",
+        "Ada Lovelace",
+        "--workspace",
+        "Analytical Engines",
+    ]);
+    let (_a, printed) = LOCAL.up(&h1, &args);
+    assert!(
+        printed.contains("Created workspace \"Analytical Engines\""),
+        "{printed}"
+    );
+    let status = json(&h1, &["status", "--json"]);
+    assert_eq!(status["name"], "Ada Lovelace");
+    assert_eq!(status["workspace"]["name"], "Analytical Engines");
+
+    ok(&h2, &["init", "--name", "bob"]);
+    let _b = daemon(&h2);
+    let token = ok(&h1, &["invite"]);
+    ok(&h2, &["join", token.trim()]);
+    ok(&h2, &["profile", "set", "name", "Bob Babbage"]);
+    ok(&h1, &["workspace", "rename", "Difference Engines"]);
+    until("each sees the other's rename", || {
+        let members = json(&h1, &["members", "--json"]);
+        let bob_named = members
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "Bob Babbage"));
+        bob_named && json(&h2, &["status", "--json"])["workspace"]["name"] == "Difference Engines"
+    });
+    // A member is not an admin.
+    let out = meshwork(&h2, &["workspace", "rename", "Mine"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only an admin"));
+}

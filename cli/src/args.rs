@@ -33,10 +33,13 @@ pub(crate) enum Command {
     /// Start here: create an identity and a workspace if there are none, run
     /// the node, and print its addresses, a fresh invite and a login link
     /// to its web app.
-    Up(DaemonArgs),
+    Up(UpArgs),
     /// Workspace commands.
     #[command(subcommand)]
     Workspace(WorkspaceCmd),
+    /// Your profile: `meshwork profile set name "Ada Lovelace"`.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
     /// Create an invite and print its one-line token (admins only).
     Invite {
         /// Department the joiner is added to.
@@ -260,8 +263,47 @@ pub(crate) struct DaemonArgs {
     pub no_volunteer: bool,
 }
 
+/// `up`: a daemon's options, and the names to start with.
+#[derive(clap::Args, Debug)]
+pub(crate) struct UpArgs {
+    /// Your display name (default: your login name). On a home that has one
+    /// already, renames you everywhere.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The workspace's name, if `up` creates it (default: "NAME's
+    /// workspace"). On an existing workspace, renames it (admins only).
+    #[arg(long)]
+    pub workspace: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// Your own profile.
+#[derive(Subcommand, Debug)]
+pub(crate) enum ProfileCmd {
+    /// Change your profile: `name "Ada Lovelace"` renames you for everyone.
+    Set {
+        /// What to change.
+        #[arg(value_enum)]
+        key: ProfileKey,
+        /// Its new value.
+        value: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum ProfileKey {
+    /// Your display name.
+    Name,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum WorkspaceCmd {
+    /// Rename the workspace (admins only).
+    Rename {
+        /// Its new name.
+        name: String,
+    },
     /// Create a workspace; you become its first admin.
     Create {
         /// Its name.

@@ -7,7 +7,9 @@ use meshwork_node::disk::human_size;
 use meshwork_node::Home;
 use serde_json::{json, Value};
 
-use crate::args::{Cli, Command, DeptCmd, MemberCmd, PolicyKey, RoleArg, WorkspaceCmd};
+use crate::args::{
+    Cli, Command, DeptCmd, MemberCmd, PolicyKey, ProfileCmd, ProfileKey, RoleArg, WorkspaceCmd,
+};
 use crate::client::Client;
 use crate::safe::{self, field};
 
@@ -28,8 +30,25 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             );
             println!("Next: `meshwork daemon`, then `meshwork workspace create NAME` or `meshwork join TOKEN`.");
         }
-        Command::Daemon(args) => crate::daemon::run(home, args, false)?,
-        Command::Up(args) => crate::daemon::run(home, args, true)?,
+        Command::Daemon(args) => crate::daemon::run(home, args, None)?,
+        Command::Up(up) => {
+            let names = crate::daemon::UpNames {
+                name: up.name,
+                workspace: up.workspace,
+            };
+            crate::daemon::run(home, up.daemon, Some(names))?
+        }
+        Command::Profile(ProfileCmd::Set {
+            key: ProfileKey::Name,
+            value,
+        }) => {
+            client()?.post("/v1/profile/name", json!({ "name": value }))?;
+            println!("You are now {:?} for everyone", safe::line(&value));
+        }
+        Command::Workspace(WorkspaceCmd::Rename { name }) => {
+            client()?.post("/v1/workspace/name", json!({ "name": name }))?;
+            println!("The workspace is now {:?}", safe::line(&name));
+        }
         Command::Workspace(WorkspaceCmd::Set { key, value }) => {
             let body = match key {
                 PolicyKey::Retention => {

@@ -11,7 +11,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::args::DaemonArgs;
 
-pub(crate) fn run(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
+/// The names `up` starts with (see `UpArgs`).
+pub(crate) struct UpNames {
+    pub name: Option<String>,
+    pub workspace: Option<String>,
+}
+
+/// Runs the node until Ctrl-C or SIGTERM; `up` (with its names) also
+/// creates what is missing and prints how to invite and log in.
+pub(crate) fn run(home: Home, args: DaemonArgs, up: Option<UpNames>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -24,9 +32,10 @@ pub(crate) fn run(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
     runtime.block_on(serve(home, args, up))
 }
 
-async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
-    if up && !home.has_identity() {
-        let name = whoami();
+async fn serve(home: Home, args: DaemonArgs, up: Option<UpNames>) -> Result<()> {
+    let names = up.as_ref();
+    if names.is_some() && !home.has_identity() {
+        let name = names.and_then(|n| n.name.clone()).unwrap_or_else(whoami);
         home.init(&name)?;
         println!(
             "Created an identity for {name:?} in {}",
@@ -48,11 +57,8 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
         tracing::info!(quota = args.pin_quota, "running as a pin node");
     }
     let node = Node::start(cfg).await?;
-    if up && node.status().await.workspace.is_none() {
-        let ws = node
-            .create_workspace(&format!("{}'s workspace", node.name()))
-            .await?;
-        println!("Created workspace {:?}", ws.name);
+    if let Some(names) = names {
+        start_with(&node, names).await?;
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_addr = args.api.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -69,7 +75,7 @@ async fn serve(home: Home, args: DaemonArgs, up: bool) -> Result<()> {
         server.addr,
         home.root().join("api.json").display()
     );
-    if up {
+    if up.is_some() {
         print_invite(&node).await;
         let link = server.web.login_link();
         println!("web app (one-time login link): {link}");
@@ -114,6 +120,33 @@ async fn print_invite(node: &Node) {
         }
         Err(e) => println!("(no invite: {e})"),
     }
+}
+
+/// `up`'s names: a workspace created if there is none, and names that
+/// differ from those given changed (yours for everyone; the workspace's if
+/// you are an admin).
+async fn start_with(node: &Node, names: &UpNames) -> Result<()> {
+    if let Some(name) = names.name.as_deref().filter(|n| *n != node.name()) {
+        node.rename_self(name).await?;
+        println!("You are now {name:?}");
+    }
+    match node.status().await.workspace {
+        None => {
+            let name = names
+                .workspace
+                .clone()
+                .unwrap_or_else(|| format!("{}'s workspace", node.name()));
+            let ws = node.create_workspace(&name).await?;
+            println!("Created workspace {:?}", ws.name);
+        }
+        Some(ws) => {
+            if let Some(name) = names.workspace.as_deref().filter(|n| *n != ws.name) {
+                node.rename_workspace(name).await?;
+                println!("Renamed the workspace {name:?}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_addrs(raw: &[String], flag: &str) -> Result<Vec<meshwork_node::net::Multiaddr>> {

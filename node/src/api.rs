@@ -132,6 +132,8 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/pins/reconcile", post(reconcile_pins))
         .route("/v1/members/add-pinner", post(add_pinner))
         .route("/v1/workspace/policy", post(set_policy))
+        .route("/v1/workspace/name", post(rename_workspace))
+        .route("/v1/profile/name", post(rename_self))
         .route("/v1/web/upload", post(web::upload))
         .route("/v1/web/upload/check", post(web::upload_check))
         .route("/v1/web/fetch", post(web::fetch))
@@ -455,6 +457,18 @@ struct DeptQuery {
 
 async fn files(State(node): State<Node>, Query(q): Query<DeptQuery>) -> ApiResult {
     ok(node.files(&q.dept)?)
+}
+
+/// Renames this member, for everyone.
+async fn rename_self(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
+    node.rename_self(&b.name).await?;
+    ok(json!({ "name": b.name }))
+}
+
+/// Renames the workspace (admins).
+async fn rename_workspace(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
+    node.rename_workspace(&b.name).await?;
+    ok(json!({ "name": b.name }))
 }
 
 #[derive(Deserialize)]

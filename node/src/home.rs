@@ -82,6 +82,16 @@ impl Home {
         self.key_path().exists()
     }
 
+    /// Changes the display name kept in this home (what a workspace created
+    /// here calls its first member).
+    pub fn set_name(&self, name: &str) -> Result<(), NodeError> {
+        meshwork_crdt::roster::check_display_name(name)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        let profile = serde_json::to_vec_pretty(&Profile { name: name.into() })?;
+        write_private(&self.profile_path(), &profile)?;
+        Ok(())
+    }
+
     /// Creates this device's identity. Refuses to overwrite one.
     pub fn init(&self, name: &str) -> Result<Identity, NodeError> {
         meshwork_crdt::roster::check_display_name(name)

@@ -234,8 +234,18 @@ impl Node {
     }
 
     /// The display name chosen at `init`.
-    pub fn name(&self) -> &str {
-        &self.shared.identity.name
+    pub fn name(&self) -> String {
+        let me = self.member_id();
+        self.shared
+            .roster()
+            .ok()
+            .and_then(|r| r.member(&me).map(|m| m.name.clone()))
+            .unwrap_or_else(|| {
+                self.cfg
+                    .home
+                    .identity()
+                    .map_or_else(|_| self.shared.identity.name.clone(), |i| i.name)
+            })
     }
 
     async fn start_network(&self, meta: &WorkspaceMeta) -> Result<(), NodeError> {
@@ -267,7 +277,7 @@ impl Node {
         }
         let now = self.shared.clock.now();
         let (roster, genesis) =
-            SignedDoc::create_roster(&self.shared.identity.signer, name, self.name(), now)
+            SignedDoc::create_roster(&self.shared.identity.signer, name, &self.name(), now)
                 .map_err(|e| NodeError::BadRequest(e.to_string()))?;
         let meta = WorkspaceMeta {
             id: roster.heads()[0].0,

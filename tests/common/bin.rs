@@ -55,9 +55,19 @@ impl Host<'_> {
 
     /// Starts `meshwork daemon ARGS` and waits for its "ready" line.
     pub fn daemon(&self, home: &Path, args: &[&str]) -> Daemon {
+        self.until_ready(home, "daemon", args).0
+    }
+
+    /// Starts `meshwork up ARGS`, waits for its "ready" line, and returns
+    /// what it printed before it.
+    pub fn up(&self, home: &Path, args: &[&str]) -> (Daemon, String) {
+        self.until_ready(home, "up", args)
+    }
+
+    fn until_ready(&self, home: &Path, sub: &str, args: &[&str]) -> (Daemon, String) {
         let mut child = self
             .command(home)
-            .arg("daemon")
+            .arg(sub)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("MESHWORK_TEST_LOGS").is_some() {
@@ -69,12 +79,16 @@ impl Host<'_> {
             .expect("the daemon starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut printed = String::new();
         for line in lines.by_ref() {
-            if line.expect("daemon output") == "ready" {
+            let line = line.expect("daemon output");
+            if line == "ready" {
                 // Keep draining so the daemon never blocks on a full pipe.
                 std::thread::spawn(move || lines.for_each(drop));
-                return Daemon(child);
+                return (Daemon(child), printed);
             }
+            printed += &line;
+            printed.push('\n');
         }
         let _ = child.kill();
         let _ = child.wait();

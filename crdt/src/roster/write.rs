@@ -58,6 +58,11 @@ pub fn set_role<T: Transactable>(
     tx.put(&m, "role", role.as_str())
 }
 
+/// Renames the workspace.
+pub fn rename_workspace<T: Transactable>(tx: &mut T, name: &str) -> Result<(), AutomergeError> {
+    tx.put(ROOT, "name", name)
+}
+
 /// Changes a member's display name.
 pub fn set_name<T: Transactable>(
     tx: &mut T,

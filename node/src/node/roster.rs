@@ -116,6 +116,36 @@ impl Node {
         .await
     }
 
+    /// Renames this member: the roster (so every colleague sees it) and
+    /// this home's profile.
+    pub async fn rename_self(&self, name: &str) -> Result<(), NodeError> {
+        meshwork_crdt::roster::check_display_name(name)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        if self.shared.has_ws() {
+            let me = self.member_id();
+            self.change_roster(
+                false,
+                |roster| match roster.member(&me) {
+                    Some(m) if !m.removed => Ok(()),
+                    _ => Err(NodeError::Forbidden(
+                        "this device is not an active member of its workspace".into(),
+                    )),
+                },
+                |tx, ()| write::set_name(tx, me, name),
+            )
+            .await?;
+        }
+        self.cfg.home.set_name(name)
+    }
+
+    /// Renames the workspace (admins only).
+    pub async fn rename_workspace(&self, name: &str) -> Result<(), NodeError> {
+        meshwork_crdt::roster::check_display_name(name)
+            .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+        self.change_roster(true, |_| Ok(()), |tx, ()| write::rename_workspace(tx, name))
+            .await
+    }
+
     /// Renames a department.
     pub async fn dept_rename(&self, old: &str, new: &str) -> Result<(), NodeError> {
         self.change_roster(
