@@ -15,9 +15,9 @@ files_bench and cleans up. This script, for each case:
    ceiling) and reads its table;
 4. prints one table per case.
 
-Each Syncthing instance runs in a process group of its own, whose id is
-listed in WORK/pids (one a line) so the shell script's trap can end it even
-if this script dies.
+Each Syncthing instance and each files_bench runs in a process group of its
+own, whose id is listed in WORK/pids (one a line) so the shell script's trap
+can end it even if this script dies.
 """
 
 import argparse
@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ FOLDER_ID = "bench"
 FILE_SIZE = 100 * 1024  # one file of the folder case, as in files_bench
 SEED = 0x9E3779B97F4A7C15
 MASK = (1 << 64) - 1
+
+# Where each process group started here is listed for the shell script's trap.
+PIDFILE = None
 
 # No proxy, ever: every request of this script goes to 127.0.0.1 directly.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -433,8 +437,9 @@ def check_sockets(procs):
 # --------------------------------------------------------------- the cases
 
 def syncthing_run(work, src, expect_files, expect_bytes, label):
-    """Sender `src` (sendonly) → receiver (receiveonly). Returns timings."""
-    pidfile = os.path.join(work, "pids")
+    """Sender `src` (sendonly) → receiver (receiveonly), in homes under
+    `work` that are removed afterwards. Returns timings."""
+    pidfile = PIDFILE
     dst = os.path.join(work, "received")
     sender = Syncthing("sender", work, src, "sendonly", pidfile)
     receiver = Syncthing("receiver", work, dst, "receiveonly", pidfile)
@@ -461,7 +466,10 @@ def syncthing_run(work, src, expect_files, expect_bytes, label):
         log(f"{label}: sender started and scanned in {t_scanned - t_launch:.2f} s "
             f"(scanning: {scanning:.2f} s)")
 
-        # The receiver: timed from its start, and from the connection.
+        # The receiver: timed from its start, and from the connection. The
+        # disk first writes back what is still dirty (the data just made,
+        # an earlier case), as before files_bench.
+        os.sync()
         t0 = receiver.start()
         receiver.wait_api()
         receiver.check_offline_config(sender)
@@ -497,6 +505,8 @@ def syncthing_run(work, src, expect_files, expect_bytes, label):
         subprocess.run(["cmp", os.path.join(src, "source.bin"),
                         os.path.join(dst, "source.bin")], check=True)
     subprocess.run(["diff", "-rq", "-x", ".stfolder", src, dst], check=True)
+    for d in (dst, sender.home, receiver.home):
+        shutil.rmtree(d)
     return {
         "start_scan": t_scanned - t_launch,
         "scan": scanning,
@@ -507,8 +517,18 @@ def syncthing_run(work, src, expect_files, expect_bytes, label):
 
 def files_bench(binary, args, label):
     log(f"{label}: files_bench {' '.join(args)}")
-    r = subprocess.run([binary] + args, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
+    os.sync()
+    # Its scratch data under ours (the same file system), so that the
+    # caller's cleanup removes it even if files_bench is killed; its own
+    # process group, listed for the trap like Syncthing's.
+    tmp = os.path.join(os.path.dirname(PIDFILE), "files_bench.tmp")
+    os.makedirs(tmp, exist_ok=True)
+    r = subprocess.Popen([binary] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=dict(os.environ, TMPDIR=tmp),
+                         start_new_session=True)
+    with open(PIDFILE, "a") as f:
+        f.write(f"{r.pid}\n")
+    r.stdout, r.stderr = r.communicate()
     if r.returncode != 0:
         raise RuntimeError(f"files_bench failed:\n{r.stdout}\n{r.stderr}")
     rows = {}
@@ -526,6 +546,11 @@ def pick(rows, prefix):
     return hits[0]
 
 
+def median(runs):
+    """Each measure's median over the runs."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def table(title, size, lines, ceiling):
     mb = lambda t: size / t / 1e6
     out = [f"### {title}", "", "| timed | time | MB/s | vs plain TCP copy |",
@@ -535,108 +560,132 @@ def table(title, size, lines, ceiling):
     return out
 
 
-def not_timed(st, size, mw_share, mw_what):
+def footer(runs, m, size, syncthing_key, mw_what):
+    """The ratio, each run's ratio if more than one, and what was not timed."""
     mb = lambda t: size / t / 1e6
-    return (f"Not timed: Syncthing's sender scan (SHA-256 of every block) {st['scan']:.2f} s "
-            f"({mb(st['scan']):.0f} MB/s; {st['start_scan']:.2f} s with its start); "
-            f"Meshwork's share ({mw_what}) {mw_share:.2f} s ({mb(mw_share):.0f} MB/s).")
+    out = ["", f"**Meshwork ÷ Syncthing: {m[syncthing_key] / m['mw_get']:.2f}×** "
+               "(MB/s of Meshwork's get ÷ MB/s of Syncthing's receiver connected → in sync)"]
+    if len(runs) > 1:
+        out += ["", f"{len(runs)} runs, each Syncthing then files_bench; the table shows "
+                    "medians. Per run, Meshwork ÷ Syncthing: "
+                + ", ".join(f"{r[syncthing_key] / r['mw_get']:.2f}×" for r in runs)
+                + "; plain TCP copy: " + ", ".join(f"{r['ceiling']:.2f} s" for r in runs) + "."]
+    out += ["", f"Not timed: Syncthing's sender scan (SHA-256 of every block) "
+                f"{m['st_scan']:.2f} s ({mb(m['st_scan']):.0f} MB/s; {m['st_start_scan']:.2f} s "
+                f"with its start); Meshwork's share ({mw_what}) {m['mw_share']:.2f} s "
+                f"({mb(m['mw_share']):.0f} MB/s)."]
+    return out
 
 
 def case_file(args, work, version):
     size = args.mib * 2**20
-    label = f"file {args.mib} MiB"
     src = os.path.join(work, "src")
     os.makedirs(src)
     write_xorshift_file(os.path.join(src, "source.bin"), size, work)
-    st = syncthing_run(work, src, 1, size, label)
-    for d in ("src", "received", "st-sender", "st-receiver"):
-        shutil.rmtree(os.path.join(work, d))
-
-    rows, raw = files_bench(args.files_bench, ["--mib", str(args.mib), "--two-nodes"], label)
-    ceiling = pick(rows, "plain TCP copy")
-    mw_get = pick(rows, "get from one holder")
+    runs, raws = [], []
+    for i in range(args.runs):
+        label = f"file {args.mib} MiB, run {i + 1}/{args.runs}"
+        st = syncthing_run(work, src, 1, size, label)
+        rows, raw = files_bench(args.files_bench, ["--mib", str(args.mib), "--two-nodes"], label)
+        raws.append(raw)
+        runs.append({
+            "ceiling": pick(rows, "plain TCP copy"),
+            "st_conn": st["from_connected"], "st_start": st["from_start"],
+            "st_scan": st["scan"], "st_start_scan": st["start_scan"],
+            "mw_get": pick(rows, "get from one holder"),
+            "mw_transfer": pick(rows, "transfer from one holder"),
+            "mw_share": pick(rows, "share"),
+        })
+    shutil.rmtree(src)
+    m = median(runs)
     out = table(
         f"One file of {args.mib} MiB ({size:,} bytes) to a second instance on 127.0.0.1"
         f" (Syncthing {version})",
         size,
-        [("plain TCP copy: file → socket → file + fsync (ceiling, files_bench)", ceiling),
-         ("Syncthing: receiver connected → in sync, file on disk", st["from_connected"]),
-         ("Syncthing: receiver started → in sync (+ its start, TLS, index)", st["from_start"]),
-         ("Meshwork: get (transfer + decrypt, write, fsync, rename)", mw_get),
-         ("Meshwork: transfer alone (every piece verified, in the blob store)",
-          pick(rows, "transfer from one holder"))],
-        ceiling)
-    out += ["", f"**Meshwork ÷ Syncthing: {st['from_connected'] / mw_get:.2f}×** "
-                "(MB/s of Meshwork's get ÷ MB/s of Syncthing's connected → in sync)", "",
-            not_timed(st, size, pick(rows, "share"), "encrypt + hash + write the blob")]
-    return out, raw
+        [("plain TCP copy: file → socket → file + fsync (ceiling, files_bench)", m["ceiling"]),
+         ("Syncthing: receiver connected → in sync, file on disk", m["st_conn"]),
+         ("Syncthing: receiver started → in sync (+ its start, TLS, index)", m["st_start"]),
+         ("Meshwork: get (transfer + decrypt, write, fsync, rename)", m["mw_get"]),
+         ("Meshwork: transfer alone (every piece verified, in the blob store)", m["mw_transfer"])],
+        m["ceiling"])
+    out += footer(runs, m, size, "st_conn", "encrypt + hash + write the blob")
+    return out, raws
 
 
 def case_folder(args, work, version):
     n = args.files
     size = n * FILE_SIZE
-    st = {}
+    srcs = {}
     for distinct in (True, False):
-        label = f"folder {n} files ({'distinct' if distinct else 'files_bench'} bytes)"
-        src = os.path.join(work, "src")
-        os.makedirs(src)
-        write_folder(src, n, distinct)
-        st[distinct] = syncthing_run(work, src, n, size, label)
-        for d in ("src", "received", "st-sender", "st-receiver"):
-            shutil.rmtree(os.path.join(work, d))
-
-    rows, raw = files_bench(args.files_bench, ["--folder", str(n)], f"folder {n} files")
-    ceiling = pick(rows, "plain TCP copy of the tree")
-    mw_get = pick(rows, "get:")
+        srcs[distinct] = os.path.join(work, "distinct" if distinct else "files_bench")
+        os.makedirs(srcs[distinct])
+        write_folder(srcs[distinct], n, distinct)
+    runs, raws = [], []
+    for i in range(args.runs):
+        label = f"folder {n} files, run {i + 1}/{args.runs}"
+        st = syncthing_run(work, srcs[True], n, size, label + ", distinct bytes")
+        same = syncthing_run(work, srcs[False], n, size, label + ", files_bench's bytes")
+        rows, raw = files_bench(args.files_bench, ["--folder", str(n)], label)
+        raws.append(raw)
+        runs.append({
+            "ceiling": pick(rows, "plain TCP copy of the tree"),
+            "st_conn": st["from_connected"], "st_start": st["from_start"],
+            "st_scan": st["scan"], "st_start_scan": st["start_scan"],
+            "st_same_conn": same["from_connected"],
+            "mw_get": pick(rows, "get:"),
+            "mw_transfer": pick(rows, "transfer:"),
+            "mw_share": pick(rows, "share the folder"),
+        })
+    for d in srcs.values():
+        shutil.rmtree(d)
+    m = median(runs)
     out = table(
         f"A folder of {n:,} files × 100 KiB ({size:,} bytes) to a second instance on 127.0.0.1"
         f" (Syncthing {version})",
         size,
-        [("plain TCP copy of the tree, each file written + fsynced (ceiling, files_bench)", ceiling),
-         ("Syncthing: receiver connected → in sync, every file on disk", st[True]["from_connected"]),
-         ("Syncthing: receiver started → in sync (+ its start, TLS, index)", st[True]["from_start"]),
+        [("plain TCP copy of the tree, each file written + fsynced (ceiling, files_bench)", m["ceiling"]),
+         ("Syncthing: receiver connected → in sync, every file on disk", m["st_conn"]),
+         ("Syncthing: receiver started → in sync (+ its start, TLS, index)", m["st_start"]),
          ("Syncthing, files_bench's bytes (every file the same 100 KiB): connected → in sync",
-          st[False]["from_connected"]),
-         ("Meshwork: get (transfer + decrypt into the tree, fsync each file, rename)", mw_get),
-         ("Meshwork: transfer alone (every piece verified, in the blob store)", pick(rows, "transfer:"))],
-        ceiling)
-    out += ["", f"**Meshwork ÷ Syncthing: {st[True]['from_connected'] / mw_get:.2f}×** "
-                "(MB/s of Meshwork's get ÷ MB/s of Syncthing's connected → in sync, distinct files; "
-                f"{st[False]['from_connected'] / mw_get:.2f}× against files_bench's bytes)", "",
-            not_timed(st[True], size, pick(rows, "share the folder"), "scan, encrypt + hash, one record"),
-            "", "Syncthing's rows but the last are for files of their own random bytes. files_bench "
-            "writes every file of its folder with the same 100 KiB (its generator restarts for each "
-            "file): Meshwork seals each file under a fresh random key, so the bytes change nothing "
-            "for it, but Syncthing copies a block it already has on disk instead of fetching it "
-            "again, so those identical files cost it one transfer; the last Syncthing row shows it."]
-    return out, raw
+          m["st_same_conn"]),
+         ("Meshwork: get (transfer + decrypt into the tree, fsync each file, rename)", m["mw_get"]),
+         ("Meshwork: transfer alone (every piece verified, in the blob store)", m["mw_transfer"])],
+        m["ceiling"])
+    out += footer(runs, m, size, "st_conn", "scan, encrypt + hash, one record")
+    out += ["", f"Against files_bench's own bytes Syncthing gives "
+                f"{m['st_same_conn'] / m['mw_get']:.2f}× (Meshwork ÷ Syncthing). Syncthing's other "
+                "rows are for files of their own random bytes: files_bench writes every file of its "
+                "folder with the same 100 KiB (its generator restarts for each file). Meshwork seals "
+                "each file under a fresh random key, so the bytes change nothing for it, but "
+                "Syncthing copies a block it already has on disk instead of fetching it again."]
+    return out, raws
 
 
 def main():
+    global PIDFILE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--work", required=True, help="a scratch directory (emptied by the caller)")
+    p.add_argument("--work", required=True, help="a scratch directory, removed by the caller")
     p.add_argument("--files-bench", required=True, help="the files_bench binary")
     p.add_argument("--mib", type=int, default=1024)
     p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=1)
     p.add_argument("--only", choices=["file", "folder"])
     args = p.parse_args()
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    PIDFILE = os.path.join(args.work, "pids")
 
     version = subprocess.run(["syncthing", "--version"], stdout=subprocess.PIPE,
                              text=True, check=True).stdout.split()[1]
-    report = []
-    raws = []
-    if args.only in (None, "file") and args.mib > 0:
-        work = os.path.join(args.work, "file")
-        os.makedirs(work)
-        out, raw = case_file(args, work, version)
-        report += out + [""]
-        raws.append(raw)
-    if args.only in (None, "folder") and args.files > 0:
-        work = os.path.join(args.work, "folder")
-        os.makedirs(work)
-        out, raw = case_folder(args, work, version)
-        report += out + [""]
-        raws.append(raw)
+    report, raws = [], []
+    for case, run, wanted in (("file", case_file, args.mib > 0),
+                              ("folder", case_folder, args.files > 0)):
+        if args.only in (None, case) and wanted:
+            work = os.path.join(args.work, case)
+            os.makedirs(work)
+            out, raw = run(args, work, version)
+            report += out + [""]
+            raws += raw
     print("\n".join(report))
     print("<details><summary>files_bench's own output</summary>\n")
     for raw in raws:

@@ -14,10 +14,11 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bench/syncthing_compare.sh [--mib N] [--files N] [--only file|folder]
+usage: bench/syncthing_compare.sh [--mib N] [--files N] [--runs N] [--only file|folder]
 
   --mib N      size of the single file in MiB (default 1024; 0 skips the case)
   --files N    number of 100 KiB files in the folder (default 1000; 0 skips)
+  --runs N     measure each case N times and show the medians (default 1)
   --only CASE  run just one case: file or folder
   -h, --help   this text
 
@@ -29,17 +30,19 @@ EOF
 
 mib=1024
 files=1000
+runs=1
 only=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --mib) mib="${2:?--mib needs a number}"; shift 2 ;;
         --files) files="${2:?--files needs a number}"; shift 2 ;;
+        --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
         --only) only=(--only "${2:?--only needs file or folder}"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
 done
-[[ "$mib" =~ ^[0-9]+$ && "$files" =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
+[[ "$mib" =~ ^[0-9]+$ && "$files" =~ ^[0-9]+$ && "$runs" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -55,10 +58,13 @@ bench="${CARGO_TARGET_DIR:-$repo/target}/release/examples/files_bench"
 [ -x "$bench" ] || { echo "no files_bench at $bench" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/syncthing-compare.XXXXXX")"
+py=""
 cleanup() {
-    # Every syncthing this run started, then the scratch data. The Python
-    # script lists each instance's pid, which is also its process group
-    # (Syncthing's monitor and the syncthing it runs).
+    # The Python script, every syncthing and files_bench it started, then
+    # the scratch data. It lists the pid of each, which is also the id of
+    # a process group of its own (Syncthing's monitor and the syncthing it
+    # runs).
+    [ -n "$py" ] && kill "$py" 2>/dev/null || true
     if [ -f "$work/pids" ]; then
         while read -r pid; do
             kill -9 -- "-$pid" 2>/dev/null || true
@@ -76,8 +82,12 @@ echo "## Files: Meshwork beside Syncthing"
 echo
 echo "Machine: $(nproc) CPU ($cpu), $mem RAM, Linux $(uname -r), $fs under ${TMPDIR:-/tmp};" \
      "$(syncthing --version | cut -d' ' -f1-2); $(date -u '+%Y-%m-%d %H:%M UTC')."
-echo "Command: bench/syncthing_compare.sh --mib $mib --files $files ${only[*]}"
+echo "Command: \`bench/syncthing_compare.sh --mib $mib --files $files --runs $runs${only[*]:+ ${only[*]}}\`"
 echo
 
+# In the background and waited for, so that a signal reaches the trap at
+# once rather than when Python is done.
 python3 "$repo/bench/syncthing_compare.py" --work "$work" --files-bench "$bench" \
-    --mib "$mib" --files "$files" "${only[@]}"
+    --mib "$mib" --files "$files" --runs "$runs" "${only[@]}" &
+py=$!
+wait "$py"
