@@ -656,8 +656,9 @@ def case_folder(args, work, version):
                 f"{m['st_same_conn'] / m['mw_get']:.2f}× (Meshwork ÷ Syncthing). Syncthing's other "
                 "rows are for files of their own random bytes: files_bench writes every file of its "
                 "folder with the same 100 KiB (its generator restarts for each file). Meshwork seals "
-                "each file under a fresh random key, so the bytes change nothing for it, but "
-                "Syncthing copies a block it already has on disk instead of fetching it again."]
+                "the folder as one blob under a fresh random key, each chunk's nonce its position, "
+                "so repeated bytes change nothing for it; Syncthing copies a block it already has "
+                "on disk instead of fetching it again."]
     return out, raws
 
 
