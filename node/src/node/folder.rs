@@ -234,10 +234,12 @@ fn unpack(
         root: building.to_owned(),
         entries: entries.into(),
         current: None,
+        written: Vec::new(),
+        dirs: Vec::new(),
     };
     meshwork_blobs::open(blobs, hash, key, &mut writer)?;
     writer.finish()?;
-    sync_dir(building)?;
+    writer.sync_all()?;
     if dest.exists() {
         return Err(NodeError::Conflict(format!(
             "{} appeared while the folder was being fetched; nothing was replaced",
@@ -262,6 +264,10 @@ struct FolderWriter {
     root: PathBuf,
     entries: VecDeque<FolderEntry>,
     current: Option<(BufWriter<File>, u64)>,
+    /// Files written, to be synced together at the end.
+    written: Vec<File>,
+    /// Directories created (and the root), synced after the files.
+    dirs: Vec<PathBuf>,
 }
 
 impl FolderWriter {
@@ -275,7 +281,17 @@ impl FolderWriter {
         folder::check_path(&entry.path).map_err(io::Error::other)?;
         let path = self.root.join(&entry.path);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            if !parent.exists() {
+                fs::create_dir_all(parent)?;
+                let mut dir = parent;
+                while dir != self.root && !self.dirs.iter().any(|d| d == dir) {
+                    self.dirs.push(dir.to_owned());
+                    match dir.parent() {
+                        Some(up) => dir = up,
+                        None => break,
+                    }
+                }
+            }
         }
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -290,10 +306,29 @@ impl FolderWriter {
     fn close_if_done(&mut self) -> io::Result<()> {
         if let Some((_, 0)) = &self.current {
             if let Some((file, _)) = self.current.take() {
-                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                self.written
+                    .push(file.into_inner().map_err(|e| e.into_error())?);
+                // Bounded open files: a folder may hold 100,000.
+                if self.written.len() >= OPEN_AT_MOST {
+                    sync_files(std::mem::take(&mut self.written))?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// One durability barrier for the whole tree instead of one fsync
+    /// after each file: every file is synced, several at a time (the file
+    /// system commits them together), then every directory. The tree is
+    /// renamed into place only after this, so a crash before leaves only
+    /// the hidden directory, which the next start removes.
+    fn sync_all(&mut self) -> Result<(), NodeError> {
+        sync_files(std::mem::take(&mut self.written))
+            .map_err(|e| NodeError::Internal(format!("cannot sync the folder: {e}")))?;
+        for dir in self.dirs.iter().rev() {
+            sync_dir(dir)?;
+        }
+        sync_dir(&self.root)
     }
 
     /// After the last byte: the files still due must be empty ones.
@@ -336,6 +371,25 @@ impl Write for FolderWriter {
             None => Ok(()),
         }
     }
+}
+
+/// Files written and not yet synced, at most: each holds a descriptor.
+const OPEN_AT_MOST: usize = 256;
+
+/// Syncs `files`, 16 at a time, and closes them.
+fn sync_files(files: Vec<File>) -> io::Result<()> {
+    const AT_ONCE: usize = 16;
+    let chunk = files.len().div_ceil(AT_ONCE).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|group| s.spawn(move || group.iter().try_for_each(File::sync_all)))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(io::Error::other("a sync thread panicked")))
+        })
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), NodeError> {
@@ -384,11 +438,14 @@ mod tests {
             root: root.clone(),
             entries: entries.into(),
             current: None,
+            written: Vec::new(),
+            dirs: Vec::new(),
         };
         for part in [&b"ab"[..], b"cde", b"fg"] {
             w.write_all(part).unwrap();
         }
         w.finish().unwrap();
+        w.sync_all().unwrap();
         assert_eq!(fs::read(root.join("a")).unwrap(), b"abc");
         assert_eq!(fs::read(root.join("d/e/b")).unwrap(), b"defg");
         assert!(fs::read(root.join("empty")).unwrap().is_empty());
