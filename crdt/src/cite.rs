@@ -81,6 +81,13 @@ impl<'a> RosterAt<'a> {
         self.doc.get_heads()
     }
 
+    /// Whether every one of `heads` is in the roster.
+    pub(crate) fn holds(&self, heads: &[ChangeHash]) -> bool {
+        heads
+            .iter()
+            .all(|h| self.doc.get_change_meta_by_hash(h).is_some())
+    }
+
     /// The roster at `heads`, or `None` while some of them are not here.
     pub(crate) fn at(&mut self, heads: &[ChangeHash]) -> Option<Arc<Roster>> {
         self.book.at(self.doc, heads)

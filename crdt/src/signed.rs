@@ -542,6 +542,28 @@ impl SignedDoc {
         for change in waiting {
             self.hold_back(change, sigs);
         }
+        // Changes citing roster heads not here yet (and what builds on
+        // them) wait without being applied: applying them only to roll
+        // them back would cost a copy of the document per batch.
+        let mut held_hashes = HashSet::new();
+        let ordered = match roster.as_deref() {
+            Some(r) => {
+                let mut ready = Vec::with_capacity(ordered.len());
+                for change in ordered {
+                    let waits = change.deps().iter().any(|d| held_hashes.contains(d))
+                        || matches!(cite::cited(&change), Ok(Some(h)) if !r.holds(&h));
+                    if waits {
+                        held_hashes.insert(change.hash());
+                        report.waiting_for_roster += 1;
+                        self.hold_back(change, sigs);
+                    } else {
+                        ready.push(change);
+                    }
+                }
+                ready
+            }
+            None => ordered,
+        };
         if ordered.is_empty() {
             return;
         }
