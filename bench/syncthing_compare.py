@@ -648,7 +648,7 @@ def case_folder(args, work, version):
          ("Syncthing: receiver started → in sync (+ its start, TLS, index)", m["st_start"]),
          ("Syncthing, files_bench's bytes (every file the same 100 KiB): connected → in sync",
           m["st_same_conn"]),
-         ("Meshwork: get (transfer + decrypt into the tree, fsync each file, rename)", m["mw_get"]),
+         ("Meshwork: get (transfer + decrypt into the tree, sync it 16 files at a time, rename)", m["mw_get"]),
          ("Meshwork: transfer alone (every piece verified, in the blob store)", m["mw_transfer"])],
         m["ceiling"])
     out += footer(runs, m, size, "st_conn", "scan, encrypt + hash, one record")

@@ -249,7 +249,7 @@ async fn folder_bench(files: usize) -> anyhow::Result<()> {
         ("share the folder: scan, encrypt + hash, one record", share),
         ("transfer: every piece verified and written", got.transfer),
         (
-            "get: + decrypt into the tree, fsync each file, rename",
+            "get: + decrypt into the tree, sync it (16 files at a time), rename",
             got.total,
         ),
     ] {
