@@ -877,3 +877,24 @@ fn up_names_you_and_the_workspace_and_both_can_be_renamed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only an admin"));
 }
+
+/// Issue 17: `react ID thumbsup` is a 👍, and a word that names no emoji
+/// is refused instead of being shown as text.
+#[test]
+fn reactions_by_name_are_emoji_and_other_words_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("ada");
+    ok(&h, &["init", "--name", "Ada"]);
+    let _d = daemon(&h);
+    ok(&h, &["workspace", "create", "Acme"]);
+    ok(&h, &["dept", "create", "Sales"]);
+    ok(&h, &["dept", "add", "Ada", "Sales"]);
+    let id = ok(&h, &["post", "Sales", "hello"]);
+    ok(&h, &["react", id.trim(), "thumbsup"]);
+    let feed = json(&h, &["feed", "Sales", "--json"]);
+    assert!(feed[0]["reactions"]["👍"].is_array(), "{feed}");
+    assert!(feed[0]["reactions"]["thumbsup"].is_null(), "{feed}");
+    let out = meshwork(&h, &["react", id.trim(), "lol"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a reaction is an emoji"));
+}

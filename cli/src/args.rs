@@ -175,7 +175,8 @@ pub(crate) enum Command {
     React {
         /// The post.
         post_id: String,
-        /// The emoji.
+        /// The emoji (👍, 🎉…), or a name: thumbsup, thumbsdown, heart,
+        /// tada, smile, laugh, eyes, rocket, check, pray.
         emoji: String,
     },
     /// Replace the text of your post or direct message.

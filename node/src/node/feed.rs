@@ -209,12 +209,8 @@ impl Node {
 
     /// Adds a reaction to a post in one of my departments or a direct message.
     pub async fn react(&self, post_id: &str, emoji: &str) -> Result<(), NodeError> {
-        let emoji = emoji.trim();
-        if emoji.is_empty() || emoji.chars().count() > 16 {
-            return Err(NodeError::BadRequest(
-                "a reaction is one emoji (or a short word, up to 16 characters)".into(),
-            ));
-        }
+        let emoji = reaction(emoji).map_err(NodeError::BadRequest)?;
+        let emoji = emoji.as_str();
         let me = self.member_id();
         let doc = self.doc_of_post(post_id)?;
         self.change_feed(
@@ -410,4 +406,60 @@ fn mentions(roster: &Roster, text: &str) -> Vec<MemberId> {
         .collect();
     found.sort();
     found
+}
+
+/// Names a reaction may be given by, and the emoji each stands for.
+const REACTION_NAMES: [(&str, &str); 12] = [
+    ("thumbsup", "👍"),
+    ("+1", "👍"),
+    ("thumbsdown", "👎"),
+    ("-1", "👎"),
+    ("heart", "❤️"),
+    ("tada", "🎉"),
+    ("smile", "😄"),
+    ("laugh", "😂"),
+    ("eyes", "👀"),
+    ("rocket", "🚀"),
+    ("check", "✅"),
+    ("pray", "🙏"),
+];
+
+/// A reaction as given (an emoji, or one of [`REACTION_NAMES`] with or
+/// without colons) as it is stored: the emoji. A word that names no emoji
+/// is refused, rather than shown as text beside the count.
+fn reaction(given: &str) -> Result<String, String> {
+    let given = given.trim();
+    let name = given.trim_matches(':').to_ascii_lowercase();
+    if let Some((_, emoji)) = REACTION_NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok((*emoji).to_owned());
+    }
+    let wordy = given
+        .chars()
+        .any(|c| c.is_alphanumeric() || c.is_whitespace() || c.is_control());
+    if given.is_empty() || given.chars().count() > 16 || wordy {
+        let names: Vec<&str> = REACTION_NAMES.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "a reaction is an emoji, like 👍 or 🎉, or one of the names {}",
+            names.join(", ")
+        ));
+    }
+    Ok(given.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reaction;
+
+    #[test]
+    fn reactions_are_emoji_and_names_become_emoji() {
+        assert_eq!(reaction("👍").unwrap(), "👍");
+        assert_eq!(reaction(" 🎉 ").unwrap(), "🎉");
+        assert_eq!(reaction("thumbsup").unwrap(), "👍");
+        assert_eq!(reaction(":tada:").unwrap(), "🎉");
+        assert_eq!(reaction("+1").unwrap(), "👍");
+        assert_eq!(reaction("❤️").unwrap(), "❤️");
+        for bad in ["thumbs up", "lol", "", "x", "1", "👍 nice", "\u{1b}[2J"] {
+            assert!(reaction(bad).is_err(), "{bad:?} was taken");
+        }
+    }
 }
