@@ -62,6 +62,13 @@ pub(crate) fn cited(change: &Change) -> Result<Option<Vec<ChangeHash>>, String> 
     Ok(Some(heads))
 }
 
+/// Whether every one of `heads` is in `doc`.
+fn holds(doc: &Automerge, heads: &[ChangeHash]) -> bool {
+    heads
+        .iter()
+        .all(|h| doc.get_change_meta_by_hash(h).is_some())
+}
+
 /// The roster document as department documents see it: the roster itself
 /// and a [`RosterBook`] of typed rosters already read at cited heads.
 pub struct RosterAt<'a> {
@@ -83,9 +90,7 @@ impl<'a> RosterAt<'a> {
 
     /// Whether every one of `heads` is in the roster.
     pub(crate) fn holds(&self, heads: &[ChangeHash]) -> bool {
-        heads
-            .iter()
-            .all(|h| self.doc.get_change_meta_by_hash(h).is_some())
+        holds(self.doc, heads)
     }
 
     /// The roster at `heads`, or `None` while some of them are not here.
@@ -119,10 +124,7 @@ impl RosterBook {
         if let Some(r) = self.snapshots.get(heads) {
             return Some(r.clone());
         }
-        if heads
-            .iter()
-            .any(|h| doc.get_change_meta_by_hash(h).is_none())
-        {
+        if !holds(doc, heads) {
             return None;
         }
         let roster = Arc::new(Roster::read_at(doc, heads));

@@ -545,23 +545,9 @@ impl SignedDoc {
         // Changes citing roster heads not here yet (and what builds on
         // them) wait without being applied: applying them only to roll
         // them back would cost a copy of the document per batch.
-        let mut held_hashes = HashSet::new();
+        let mut held = HashSet::new();
         let ordered = match roster.as_deref() {
-            Some(r) => {
-                let mut ready = Vec::with_capacity(ordered.len());
-                for change in ordered {
-                    let waits = change.deps().iter().any(|d| held_hashes.contains(d))
-                        || matches!(cite::cited(&change), Ok(Some(h)) if !r.holds(&h));
-                    if waits {
-                        held_hashes.insert(change.hash());
-                        report.waiting_for_roster += 1;
-                        self.hold_back(change, sigs);
-                    } else {
-                        ready.push(change);
-                    }
-                }
-                ready
-            }
+            Some(r) => self.hold_for_roster(ordered, r, sigs, &mut held, report),
             None => ordered,
         };
         if ordered.is_empty() {
@@ -580,28 +566,32 @@ impl SignedDoc {
         let signed = signed_by_author(&ordered, sigs);
         let mut accepted = Vec::with_capacity(ordered.len());
         let mut rejected_hashes = HashSet::new();
-        let mut held_hashes = HashSet::new();
+        // Whether something applied above was then refused or held back.
+        let mut undo = false;
         for change in ordered {
             let hash = change.hash();
-            if change.deps().iter().any(|d| held_hashes.contains(d)) {
-                held_hashes.insert(hash);
+            if change.deps().iter().any(|d| held.contains(d)) {
+                held.insert(hash);
+                undo = true;
                 self.hold_back(change, sigs);
                 continue;
             }
             match self.check(&change, &signed, &rejected_hashes, roster.as_deref_mut()) {
                 Ok(Some(sig)) => accepted.push((change, sig)),
                 Ok(None) => {
-                    held_hashes.insert(hash);
+                    held.insert(hash);
+                    undo = true;
                     report.waiting_for_roster += 1;
                     self.hold_back(change, sigs);
                 }
                 Err(r) => {
                     rejected_hashes.insert(hash);
+                    undo = true;
                     report.rejected.push(r);
                 }
             }
         }
-        if !(rejected_hashes.is_empty() && held_hashes.is_empty()) {
+        if undo {
             let keep = accepted.iter().map(|(c, _)| c.clone()).collect();
             if let Err(e) = self.rollback(&before, keep) {
                 report.rejected.push(Rejection::Malformed(e.to_string()));
@@ -651,6 +641,32 @@ impl SignedDoc {
             }
         }
         Ok(applied)
+    }
+
+    /// Holds back, unapplied, the changes of `ordered` that cite roster
+    /// heads `roster` does not have yet, and those that build on them
+    /// (into `held`); returns the rest, still in causal order.
+    fn hold_for_roster(
+        &mut self,
+        ordered: Vec<Change>,
+        roster: &RosterAt<'_>,
+        sigs: &HashMap<ChangeHash, [u8; 64]>,
+        held: &mut HashSet<ChangeHash>,
+        report: &mut Ingest,
+    ) -> Vec<Change> {
+        let mut ready = Vec::with_capacity(ordered.len());
+        for change in ordered {
+            let waits = change.deps().iter().any(|d| held.contains(d))
+                || matches!(cite::cited(&change), Ok(Some(h)) if !roster.holds(&h));
+            if waits {
+                held.insert(change.hash());
+                report.waiting_for_roster += 1;
+                self.hold_back(change, sigs);
+            } else {
+                ready.push(change);
+            }
+        }
+        ready
     }
 
     /// Keeps a change that cannot be judged yet, to try with later batches.
