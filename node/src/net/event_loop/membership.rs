@@ -55,24 +55,10 @@ impl EventLoop {
         self.blob_grants.clear();
         let peer_ids = &mut self.peer_ids;
         let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
-        let members: HashMap<PeerId, MemberId> = roster
+        self.members = roster
             .active_members()
             .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
             .collect();
-        // A connected peer that has just become a member (a joiner just
-        // admitted, or — on the joiner — the members it is connected to) is
-        // synced at once, as on connect: otherwise the documents it shares
-        // with us (its departments' feeds) wait for the next sync interval.
-        let new_members: Vec<PeerId> = if self.i_am_member {
-            self.swarm
-                .connected_peers()
-                .filter(|p| members.contains_key(p) && !self.members.contains_key(p))
-                .copied()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.members = members;
         let removed: HashMap<PeerId, MemberId> = roster
             .members
             .iter()
@@ -92,9 +78,6 @@ impl EventLoop {
         for p in connected {
             self.remember(p);
         }
-        for p in new_members {
-            self.sync_peer(p);
-        }
         self.sync_newly_shared();
         if self.i_am_member {
             let now = Instant::now() + self.cfg.probation;
@@ -107,9 +90,11 @@ impl EventLoop {
         }
     }
 
-    /// A connected member now shares documents it did not before (say it
-    /// was added to a department): those are synced at once, instead of at
-    /// the next sync interval.
+    /// A connected member now shares documents it did not before: those
+    /// are synced at once, instead of at the next sync interval. That is a
+    /// peer that has just become a member (a joiner just admitted, or — on
+    /// the joiner — the members it is connected to: all it shares is new),
+    /// or a member just added to a department.
     fn sync_newly_shared(&mut self) {
         if !self.i_am_member {
             return;
@@ -122,8 +107,7 @@ impl EventLoop {
             .collect();
         for p in connected {
             let now = self.shared_docs(&p);
-            let before = self.shared_with.insert(p, now.clone());
-            let Some(before) = before else { continue };
+            let before = self.shared_with.insert(p, now.clone()).unwrap_or_default();
             for doc in now.into_iter().filter(|d| !before.contains(d)) {
                 self.start_sync(p, doc);
             }
