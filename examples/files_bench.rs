@@ -313,12 +313,7 @@ async fn tcp_copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::
         sock.flush()?;
         Ok(())
     });
-    sender
-        .join()
-        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
-    receiver
-        .join()
-        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    both_done(sender, receiver)?;
     Ok(t.elapsed())
 }
 
@@ -350,13 +345,22 @@ async fn tcp_copy(from: &std::path::Path, to: &std::path::Path) -> anyhow::Resul
         std::io::copy(&mut file, &mut sock)?;
         Ok(())
     });
+    both_done(sender, receiver)?;
+    Ok(t.elapsed())
+}
+
+/// Waits for a copy's two ends; the first error either had is the result.
+fn both_done(
+    sender: std::thread::JoinHandle<anyhow::Result<()>>,
+    receiver: std::thread::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     sender
         .join()
         .map_err(|_| anyhow::anyhow!("sender panicked"))??;
     receiver
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
-    Ok(t.elapsed())
+    Ok(())
 }
 
 fn write_random(path: &std::path::Path, size: u64) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::bin::{until, Host};
+use common::bin::until;
 use common::netns::Lan;
 use meshwork::node::wire::InviteToken;
 
@@ -15,14 +15,7 @@ fn a_joiner_finds_a_member_on_the_lan_by_mdns() {
     let Some(lan) = Lan::for_root("m") else {
         return;
     };
-    let (a, b) = (
-        Host {
-            netns: Some(&lan.a),
-        },
-        Host {
-            netns: Some(&lan.b),
-        },
-    );
+    let (a, b) = lan.hosts();
     let dir = tempfile::tempdir().unwrap();
     let (ha, hb) = (dir.path().join("ada"), dir.path().join("bob"));
     a.ok(&ha, &["init", "--name", "Ada"]);

@@ -104,14 +104,7 @@ fn a_partition_heals_and_sales_converges_with_the_posts_of_a_member_removed_mean
     let Some(lan) = Lan::for_root("p") else {
         return;
     };
-    let (a, b) = (
-        Host {
-            netns: Some(&lan.a),
-        },
-        Host {
-            netns: Some(&lan.b),
-        },
-    );
+    let (a, b) = lan.hosts();
     let dir = tempfile::tempdir().unwrap();
     let homes = ["alice", "bob", "carol"].map(|n| dir.path().join(n));
     let alice = At {

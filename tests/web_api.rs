@@ -196,17 +196,27 @@ async fn a_sessions_event_stream_ends_at_logout_and_when_it_expires() {
     rest(events).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_whose_blob_is_corrupt_is_cut_short() {
+/// Ada alone in "Research" has shared `bytes` as `name` and serves her API
+/// to a logged-in browser session: what a download test needs.
+struct Download {
+    ada: TestNode,
+    file: meshwork::node::FileInfo,
+    addr: String,
+    /// The session's GET of the file, cookie and token included.
+    request: String,
+    _work: tempfile::TempDir,
+    _server: api::ApiServer,
+}
+
+async fn shared_download(name: &str, bytes: &[u8]) -> Download {
     let (_clock, ada, _) = office(&[]).await;
     ada.dept_create("Research").await.unwrap();
     ada.dept_add("Ada", "Research").await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let bytes = content(3 << 20, 11);
-    let shared = ada
+    let file = ada
         .share(
             "Research",
-            &write_file(work.path(), "plan.bin", &bytes),
+            &write_file(work.path(), name, bytes),
             None,
             None,
         )
@@ -214,10 +224,26 @@ async fn a_download_whose_blob_is_corrupt_is_cut_short() {
         .unwrap();
     let (server, addr) = serve(&ada).await;
     let (cookie, token) = log_in(&addr, server.web.login_link()).await;
-    let download = format!(
+    let request = format!(
         "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
-        shared.entry.id
+        file.entry.id
     );
+    Download {
+        ada,
+        file,
+        addr,
+        request,
+        _work: work,
+        _server: server,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_whose_blob_is_corrupt_is_cut_short() {
+    let bytes = content(3 << 20, 11);
+    let d = shared_download("plan.bin", &bytes).await;
+    let (ada, shared) = (&d.ada, &d.file);
+    let (addr, download) = (d.addr.clone(), d.request.clone());
 
     // Whole, it comes whole.
     let (s, head) = open_stream(&addr, &download).await;
@@ -245,26 +271,9 @@ async fn a_download_whose_blob_is_corrupt_is_cut_short() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_keeps_its_sandbox_and_pages_keep_theirs() {
-    let (_clock, ada, _) = office(&[]).await;
-    ada.dept_create("Research").await.unwrap();
-    ada.dept_add("Ada", "Research").await.unwrap();
-    let work = tempfile::tempdir().unwrap();
     let page = "<script>alert(1)</script>";
-    let shared = ada
-        .share(
-            "Research",
-            &write_file(work.path(), "page.html", page.as_bytes()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    let (server, addr) = serve(&ada).await;
-    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
-    let download = format!(
-        "GET /v1/web/download/{}?session={token} HTTP/1.1\r\nCookie: {cookie}",
-        shared.entry.id
-    );
+    let d = shared_download("page.html", page.as_bytes()).await;
+    let (addr, download) = (d.addr.clone(), d.request.clone());
     let answer = http(&addr, &download).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let csps = answer

@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use super::bin::Host;
+
 /// The two namespaces and the veth end in `a`.
 pub struct Lan {
     pub a: String,
@@ -62,6 +64,18 @@ impl Lan {
             assert!(ip(&step), "ip {step:?} failed");
         }
         Some(lan)
+    }
+
+    /// Where commands run on each side: `a`, `b`.
+    pub fn hosts(&self) -> (Host<'_>, Host<'_>) {
+        (
+            Host {
+                netns: Some(&self.a),
+            },
+            Host {
+                netns: Some(&self.b),
+            },
+        )
     }
 
     /// Takes the link down or up (`state`): no FIN, no RST, the packets
