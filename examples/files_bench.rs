@@ -143,6 +143,7 @@ async fn fetch(
             *m = Some(Instant::now());
         }
     });
+    eprintln!("fetching from {holders} holder(s)");
     let t = Instant::now();
     node.get(id, out, Some(progress)).await?;
     let total = t.elapsed();

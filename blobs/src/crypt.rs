@@ -349,20 +349,13 @@ pub fn open(
         let opened = (|| {
             for mut batch in full_rx.iter() {
                 let len = batch.len;
-                for sealed in batch.buf[..len].chunks_mut(SEALED_CHUNK) {
-                    let last = chunk + 1 == chunks;
-                    let (text, tag) = sealed.split_at_mut(sealed.len() - TAG_SIZE);
-                    cipher
-                        .decrypt_in_place_detached(
-                            &key.nonce(chunk),
-                            &associated_data(chunk, last),
-                            text,
-                            Tag::from_slice(tag),
-                        )
-                        .map_err(|_| BlobError::Decrypt { hash: *hash, chunk })?;
-                    out.write_all(text).map_err(BlobError::output)?;
-                    chunk += 1;
-                }
+                let opener = Opener {
+                    hash,
+                    key,
+                    cipher: &cipher,
+                    chunks,
+                };
+                chunk = opener.open_into(&mut batch.buf[..len], chunk, &mut out)?;
                 // The reader may be done and gone: fine.
                 let _ = empty_tx.send(batch);
             }
@@ -382,6 +375,159 @@ pub fn open(
     }
     out.flush().map_err(BlobError::output)?;
     Ok(plaintext)
+}
+
+/// Decrypts sealed chunks in place and writes their plaintext.
+struct Opener<'a> {
+    hash: &'a BlobHash,
+    key: &'a FileKey,
+    cipher: &'a XChaCha20Poly1305,
+    /// Chunks in the whole blob: the last one opens only as the last.
+    chunks: u64,
+}
+
+impl Opener<'_> {
+    /// Opens the whole sealed chunks in `sealed`, the first of which is
+    /// chunk `first`, into `out`; returns the next chunk's number.
+    fn open_into(
+        &self,
+        sealed: &mut [u8],
+        first: u64,
+        out: &mut impl Write,
+    ) -> Result<u64, BlobError> {
+        let mut chunk = first;
+        for sealed in sealed.chunks_mut(SEALED_CHUNK) {
+            let last = chunk + 1 == self.chunks;
+            let (text, tag) = sealed.split_at_mut(sealed.len() - TAG_SIZE);
+            self.cipher
+                .decrypt_in_place_detached(
+                    &self.key.nonce(chunk),
+                    &associated_data(chunk, last),
+                    text,
+                    Tag::from_slice(tag),
+                )
+                .map_err(|_| BlobError::Decrypt {
+                    hash: *self.hash,
+                    chunk,
+                })?;
+            out.write_all(text).map_err(BlobError::output)?;
+            chunk += 1;
+        }
+        Ok(chunk)
+    }
+}
+
+/// What a download tells [`open_growing`]: one more piece is on disk, or
+/// every piece is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrived {
+    /// This piece is written (and was verified against the hash first).
+    Piece(u64),
+    /// The blob is complete.
+    All,
+}
+
+/// Decrypts blob `hash` of `size` bytes into `out` *while it downloads*:
+/// `data` is its data file ([`BlobStore::data_file`]) and `arrived` says
+/// which pieces are written, in any order. Each chunk is read, opened and
+/// written as soon as it and every chunk before it are there, so the
+/// plaintext is written alongside the transfer rather than in a second pass
+/// over the finished blob. Returns the plaintext size.
+///
+/// Every chunk is authenticated before its plaintext is written, as in
+/// [`open`]; the whole-blob hash is not computed again, since every piece was
+/// verified against it on arrival. If `arrived` closes before the blob is
+/// complete: [`BlobError::Incomplete`], and `out` holds a prefix to throw away.
+pub fn open_growing(
+    data: &fs::File,
+    path: &Path,
+    hash: &BlobHash,
+    size: u64,
+    key: &FileKey,
+    arrived: mpsc::Receiver<Arrived>,
+    mut out: impl Write,
+) -> Result<u64, BlobError> {
+    use std::os::unix::fs::FileExt;
+    let plaintext = plaintext_size(size).ok_or(BlobError::NotSealed { hash: *hash, size })?;
+    let cipher = key.cipher();
+    let opener = Opener {
+        hash,
+        key,
+        cipher: &cipher,
+        chunks: size.div_ceil(SEALED_CHUNK as u64),
+    };
+    let mut pieces = PieceFrontier::new(size);
+    let mut buf = vec![0u8; BATCH_CHUNKS * SEALED_CHUNK];
+    let mut chunk = 0u64;
+    while chunk < opener.chunks {
+        // Whole chunks from `chunk` on whose every byte is here.
+        let ready = pieces.contiguous_bytes();
+        let ready_chunks = if ready == size {
+            opener.chunks
+        } else {
+            ready / SEALED_CHUNK as u64
+        };
+        if ready_chunks > chunk {
+            let batch = (ready_chunks - chunk).min(BATCH_CHUNKS as u64);
+            let start = chunk * SEALED_CHUNK as u64;
+            let end = ((chunk + batch) * SEALED_CHUNK as u64).min(size);
+            let sealed = &mut buf[..(end - start) as usize];
+            data.read_exact_at(sealed, start).at("read", path)?;
+            chunk = opener.open_into(sealed, chunk, &mut out)?;
+            continue;
+        }
+        // Wait for more, then take everything already said.
+        let news = arrived
+            .recv()
+            .map_err(|_| BlobError::Incomplete { hash: *hash })?;
+        pieces.mark(news);
+        while let Ok(news) = arrived.try_recv() {
+            pieces.mark(news);
+        }
+    }
+    out.flush().map_err(BlobError::output)?;
+    Ok(plaintext)
+}
+
+/// Which pieces of a blob are here, and how far they run unbroken from its
+/// start.
+struct PieceFrontier {
+    size: u64,
+    here: Vec<bool>,
+    /// The first piece not here.
+    frontier: usize,
+}
+
+impl PieceFrontier {
+    fn new(size: u64) -> Self {
+        let pieces = crate::tree::piece_count(size);
+        Self {
+            size,
+            here: vec![false; usize::try_from(pieces).unwrap_or(usize::MAX)],
+            frontier: 0,
+        }
+    }
+
+    fn mark(&mut self, news: Arrived) {
+        match news {
+            Arrived::All => self.frontier = self.here.len(),
+            Arrived::Piece(i) => {
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| self.here.get_mut(i)) {
+                    *slot = true;
+                }
+            }
+        }
+        while self.here.get(self.frontier) == Some(&true) {
+            self.frontier += 1;
+        }
+    }
+
+    /// Bytes from the blob's start that are all here.
+    fn contiguous_bytes(&self) -> u64 {
+        (self.frontier as u64)
+            .saturating_mul(crate::tree::PIECE_SIZE)
+            .min(self.size)
+    }
 }
 
 /// [`open`] into the file `dest`: writes a hidden temporary file beside it,
@@ -430,6 +576,20 @@ pub fn open_to_path_via(
     dest: &Path,
     temp: &Path,
 ) -> Result<u64, BlobError> {
+    write_via(dest, temp, |out| open(store, hash, key, out))
+}
+
+/// Writes a file through a hidden temporary one, as [`open_to_path_via`]
+/// does, with the plaintext `fill` writes: `temp` (beside `dest`, from
+/// [`temp_path_for`]) is created readable by its owner only, synced, and
+/// linked to `dest` only if `fill` succeeds. On error nothing is left under
+/// either name; an existing `dest` is never replaced. Returns what `fill`
+/// returns (the plaintext size).
+pub fn write_via(
+    dest: &Path,
+    temp: &Path,
+    fill: impl FnOnce(&mut BufWriter<fs::File>) -> Result<u64, BlobError>,
+) -> Result<u64, BlobError> {
     let dir = match temp.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
@@ -441,7 +601,7 @@ pub fn open_to_path_via(
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(&temp.0).at("create", &temp.0)?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
-    let plaintext = open(store, hash, key, &mut writer).map_err(|e| match e {
+    let plaintext = fill(&mut writer).map_err(|e| match e {
         BlobError::Output(e) => BlobError::io("write", dest, e),
         BlobError::DiskFull { path: None } => BlobError::DiskFull {
             path: Some(dest.to_owned()),

@@ -81,6 +81,14 @@ pub enum BlobError {
         size: u64,
     },
 
+    /// A blob being opened as it downloads ([`open_growing`](crate::open_growing))
+    /// stopped arriving before it was complete.
+    #[error("the download of blob {hash} stopped before it was complete")]
+    Incomplete {
+        /// The blob.
+        hash: BlobHash,
+    },
+
     /// The blob is larger than [`MAX_BLOB_SIZE`](crate::MAX_BLOB_SIZE).
     #[error("a blob of {size} bytes is over the limit of {max} bytes")]
     TooLarge {

@@ -29,8 +29,8 @@ pub mod store;
 pub mod tree;
 
 pub use crypt::{
-    ciphertext_size, open, open_to_path, open_to_path_via, plaintext_size, seal, temp_path_for,
-    FileKey, SealedBlob,
+    ciphertext_size, open, open_growing, open_to_path, open_to_path_via, plaintext_size, seal,
+    temp_path_for, write_via, Arrived, FileKey, SealedBlob,
 };
 pub use error::{BlobError, PieceError};
 pub use hash::{BlobHash, ParseHashError};

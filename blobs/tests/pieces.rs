@@ -551,3 +551,89 @@ fn a_piece_can_be_checked_without_storing_it() {
     let other = a.seal(&vec![7u8; 3 * PIECE_SIZE as usize + 5]);
     assert!(check_piece(&other.hash, size, 1, &good).is_err());
 }
+
+/// Opens a blob while its pieces arrive in shuffled order, on another thread,
+/// as `get` does; the plaintext comes out whole and in order.
+#[test]
+fn a_download_opens_as_its_pieces_arrive() {
+    use meshwork_blobs::{open_growing, Arrived};
+    for (seed, len) in [(40, 0), (41, 70_000), (42, 7 * PIECE_SIZE as usize + 12_345)] {
+        let name = "a_download_opens_as_its_pieces_arrive";
+        let (a, sealed, plaintext) = source(name, seed, len);
+        let b = TestStore::new();
+        b.store.prepare(&sealed.hash, sealed.size).unwrap();
+        let (data, path) = b.store.data_file(&sealed.hash).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut out = Vec::new();
+                open_growing(&data, &path, &sealed.hash, sealed.size, &sealed.key, rx, &mut out)
+                    .map(|n| (n, out))
+            });
+            for index in shuffled(name, seed, piece_count(sealed.size)) {
+                let piece = a.store.read_piece(&sealed.hash, index).unwrap();
+                b.store
+                    .write_piece(&sealed.hash, sealed.size, index, piece.as_bytes())
+                    .unwrap();
+                tx.send(Arrived::Piece(index)).unwrap();
+            }
+            drop(tx);
+            reader.join().unwrap()
+        });
+        let (n, out) = reader.unwrap();
+        assert_eq!(n, len as u64);
+        assert!(out == plaintext, "len {len}: plaintext differs");
+        // The handle followed the data file into place.
+        assert!(b.store.has(&sealed.hash).unwrap());
+    }
+}
+
+/// A download that stops short ends the opening with `Incomplete` after the
+/// prefix it had; one resumed later (pieces already here: `All`) opens whole;
+/// the wrong key opens nothing.
+#[test]
+fn opening_a_download_stops_with_it_and_resumes() {
+    use meshwork_blobs::{open_growing, Arrived, FileKey};
+    let name = "opening_a_download_stops_with_it_and_resumes";
+    let (a, sealed, plaintext) = source(name, 43, 5 * PIECE_SIZE as usize);
+    let b = TestStore::new();
+    b.store.prepare(&sealed.hash, sealed.size).unwrap();
+    let copy = |index: u64| {
+        let piece = a.store.read_piece(&sealed.hash, index).unwrap();
+        b.store
+            .write_piece(&sealed.hash, sealed.size, index, piece.as_bytes())
+            .unwrap();
+    };
+    let (data, path) = b.store.data_file(&sealed.hash).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for index in [0, 1, 3] {
+        copy(index);
+        tx.send(Arrived::Piece(index)).unwrap();
+    }
+    drop(tx);
+    let mut out = Vec::new();
+    let stopped = open_growing(&data, &path, &sealed.hash, sealed.size, &sealed.key, rx, &mut out);
+    assert!(matches!(stopped, Err(BlobError::Incomplete { .. })), "{stopped:?}");
+    // Only whole chunks of the unbroken prefix (pieces 0 and 1) came out.
+    assert!(!out.is_empty() && out.len() < 2 * PIECE_SIZE as usize);
+    assert!(plaintext.starts_with(&out));
+
+    for index in (2..piece_count(sealed.size)).filter(|i| *i != 3) {
+        copy(index);
+    }
+    assert!(b.store.has(&sealed.hash).unwrap());
+    let (data, path) = b.store.data_file(&sealed.hash).unwrap();
+    for (key, opens) in [(FileKey::generate(), false), (sealed.key.clone(), true)] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(Arrived::All).unwrap();
+        let mut out = Vec::new();
+        let opened = open_growing(&data, &path, &sealed.hash, sealed.size, &key, rx, &mut out);
+        if opens {
+            assert_eq!(opened.unwrap(), plaintext.len() as u64);
+            assert!(out == plaintext);
+        } else {
+            assert!(matches!(opened, Err(BlobError::Decrypt { chunk: 0, .. })), "{opened:?}");
+            assert!(out.is_empty());
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod download;
 mod feed;
 mod files;
 mod folder;
+mod opening;
 mod pins;
 mod roster;
 

@@ -270,6 +270,7 @@ impl Partial {
         };
         for &index in pieces {
             self.durable[(index / 8) as usize] |= 1 << (index % 8);
+            drop_cached(&self.data, self.size, index);
         }
         let (lo, hi) = ((lo / 8) as usize, (hi / 8) as usize);
         self.bitmap_file
@@ -293,6 +294,17 @@ impl PendingSync {
     pub(crate) fn run(self) -> Result<(), BlobError> {
         self.data.sync_data().at("sync", &self.data_path)?;
         self.outboard.sync_data().at("sync", &self.outboard_path)
+    }
+}
+
+/// Lets the kernel drop piece `index`'s durable (so clean) data from the
+/// page cache (see the `store` module's docs, "Page cache").
+fn drop_cached(data: &File, size: u64, index: u64) {
+    let start = index * PIECE_SIZE;
+    let len = PIECE_SIZE.min(size.saturating_sub(start));
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        // Advice only: if it is not taken, the pages just stay cached.
+        let _ = rustix::fs::fadvise(data, start, Some(len), rustix::fs::Advice::DontNeed);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::partial::{Partial, PartialPaths};
@@ -253,6 +253,25 @@ impl BlobStore {
                 }
             }
             return Ok(PieceStatus::Stored);
+        }
+    }
+
+    /// The data file of blob `hash`, complete or being downloaded (started
+    /// with [`prepare`](Self::prepare)), and where it is now. A reader
+    /// follows a download with it, reading each piece once the download has
+    /// written it; the handle stays valid when the download completes and
+    /// its file moves into place.
+    pub fn data_file(&self, hash: &BlobHash) -> Result<(File, PathBuf), BlobError> {
+        loop {
+            let Some(open) = self.partial(hash, None)? else {
+                return self.open_data(hash).map(|(file, path, _)| (file, path));
+            };
+            let partial = lock(&open);
+            if partial.closed {
+                continue; // completed or deleted meanwhile: look again
+            }
+            let path = partial.paths.data.clone();
+            return Ok((partial.data.try_clone().at("open", &path)?, path));
         }
     }
 

@@ -7,13 +7,15 @@
 //! thread); a peer that sends one that does not verify is cut off and its
 //! piece goes back in the queue for the others, as do the pieces of a peer
 //! that disappears. What was written survives a crash: the next `get`
-//! resumes with only what is missing.
+//! resumes with only what is missing. A `watch` hears of every piece on
+//! disk, so that the plaintext can be written as the blob grows
+//! ([`super::opening`]).
 
 use std::collections::{HashMap, VecDeque};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use meshwork_blobs::{BlobHash, PieceError, PieceStatus};
+use meshwork_blobs::{Arrived, BlobHash, PieceError, PieceStatus};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -24,6 +26,10 @@ use super::Node;
 use crate::net::Command;
 use crate::wire::BlobResponse;
 use crate::NodeError;
+
+/// Where a download reports the pieces on disk: those there before it
+/// began, then each one as it is written.
+pub(super) type Watch = std::sync::mpsc::Sender<Arrived>;
 
 /// Requests in flight per provider.
 pub const PER_PEER: usize = 16;
@@ -42,7 +48,8 @@ enum Outcome {
 
 impl Node {
     /// Fetches blob `hash` of `size` bytes from whichever of `sources` are
-    /// connected; `what` names it in logs and errors.
+    /// connected; `what` names it in logs and errors. `watch` hears of every
+    /// piece on disk.
     pub(super) async fn download(
         &self,
         what: &str,
@@ -50,7 +57,15 @@ impl Node {
         size: u64,
         sources: &[MemberId],
         progress: Option<Progress>,
+        watch: Option<Watch>,
     ) -> Result<(), NodeError> {
+        // A watcher that has gone (its reader failed) stops nothing here:
+        // the caller hears why from it.
+        let tell = |news: Arrived| {
+            if let Some(w) = &watch {
+                let _ = w.send(news);
+            }
+        };
         let blobs = self.shared.blobs.clone();
         let missing = {
             let blobs = blobs.clone();
@@ -65,6 +80,15 @@ impl Node {
         };
         let pieces = meshwork_blobs::piece_count(size);
         let mut done = pieces - missing.len() as u64;
+        if watch.is_some() {
+            // `missing` is in order: every other piece is here.
+            let mut gaps = missing.iter().peekable();
+            for i in 0..pieces {
+                if gaps.next_if_eq(&&i).is_none() {
+                    tell(Arrived::Piece(i));
+                }
+            }
+        }
         let report = |done: u64| {
             if let Some(p) = &progress {
                 p((done * meshwork_blobs::PIECE_SIZE).min(size), size);
@@ -107,6 +131,7 @@ impl Node {
                     .await
                     .map_err(|e| NodeError::Internal(e.to_string()))??;
                 if complete {
+                    tell(Arrived::All);
                     report(pieces);
                     return Ok(());
                 }
@@ -122,14 +147,16 @@ impl Node {
             }
             match outcome {
                 Outcome::Stored(PieceStatus::Completed) => {
+                    tell(Arrived::All);
                     report(pieces);
                     return Ok(());
                 }
                 Outcome::Stored(PieceStatus::Stored) => {
+                    tell(Arrived::Piece(piece));
                     done += 1;
                     report(done);
                 }
-                Outcome::Stored(PieceStatus::Duplicate) => {}
+                Outcome::Stored(PieceStatus::Duplicate) => tell(Arrived::Piece(piece)),
                 Outcome::Unavailable(why) => {
                     queue.push_back(piece);
                     if providers.contains(&peer) {

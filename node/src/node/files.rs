@@ -22,6 +22,7 @@ use meshwork_crdt::roster::{Department, Roster};
 use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
 
+use super::download::Watch;
 use super::Node;
 use crate::disk::{self, human_size};
 use crate::wire::DocRef;
@@ -295,29 +296,45 @@ impl Node {
         info: &FileInfo,
         progress: Option<Progress>,
     ) -> Result<BlobHash, NodeError> {
+        self.fetch_blob(info, progress, None).await
+    }
+
+    /// [`ensure_blob`](Self::ensure_blob), telling `watch` of every piece
+    /// on disk (all of them at once if the blob is here already).
+    pub(super) async fn fetch_blob(
+        &self,
+        info: &FileInfo,
+        progress: Option<Progress>,
+        watch: Option<Watch>,
+    ) -> Result<BlobHash, NodeError> {
         let hash = blob_hash(info)?;
         let needed = self.fetch_needs(hash, info.entry.blob_size).await?;
-        if needed > 0 {
-            self.cfg.disk.ensure_room(
-                self.shared.blobs.dir(),
-                needed,
-                true,
-                &format!(
-                    "fetching {:?} ({})",
-                    info.entry.name,
-                    human_size(info.entry.size)
-                ),
-            )?;
-            let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
-            self.download(
-                &format!("{:?}", info.entry.name),
-                hash,
-                info.entry.blob_size,
-                &sources,
-                progress,
-            )
-            .await?;
+        if needed == 0 {
+            if let Some(watch) = watch {
+                let _ = watch.send(meshwork_blobs::Arrived::All);
+            }
+            return Ok(hash);
         }
+        self.cfg.disk.ensure_room(
+            self.shared.blobs.dir(),
+            needed,
+            true,
+            &format!(
+                "fetching {:?} ({})",
+                info.entry.name,
+                human_size(info.entry.size)
+            ),
+        )?;
+        let sources = self.sources(&info.entry.blob, &info.entry.holders)?;
+        self.download(
+            &format!("{:?}", info.entry.name),
+            hash,
+            info.entry.blob_size,
+            &sources,
+            progress,
+            watch,
+        )
+        .await?;
         Ok(hash)
     }
 
@@ -339,8 +356,10 @@ impl Node {
 
     /// Fetches file `id` into `dest` (which must not exist yet): from this
     /// node's blob store if it is there, else from every connected member
-    /// who holds it. Resumes a fetch that stopped; writes `dest` only once
-    /// the whole file is verified and decrypted.
+    /// who holds it. Resumes a fetch that stopped. The plaintext is written
+    /// into a hidden temporary file while the pieces arrive
+    /// ([`super::opening`]), and appears at `dest` only once the whole file
+    /// is verified, decrypted and synced.
     pub async fn get(
         &self,
         id: &str,
@@ -356,38 +375,47 @@ impl Node {
         let (dept, info) = self.file(id)?;
         let key = decode_key(&info.entry.key)?;
         self.ensure_room_for(&info, dest).await?;
-        let hash = self.ensure_blob(&info, progress.clone()).await?;
-        if let Some(entries) = info.entry.entries.clone() {
-            self.write_folder(&info, hash, key, entries, dest).await?;
-            self.vouch_for(&dept, &info).await?;
-            if let Some(p) = progress {
-                p(info.entry.blob_size, info.entry.blob_size);
-            }
-            return Ok(dest.to_path_buf());
-        }
-        let blobs = self.shared.blobs.clone();
-        let dest = dest.to_path_buf();
-        let out = dest.clone();
-        // The temporary file holds plaintext: recorded (durably) before it
-        // exists, so that a daemon killed meanwhile removes it at its next
-        // start (`sweep_parts`).
-        let temp = meshwork_blobs::temp_path_for(&dest)?;
+        // The temporary file (or directory) holds plaintext: recorded
+        // (durably) before it exists, so that a daemon killed meanwhile
+        // removes it at its next start (`sweep_parts`).
+        let temp = meshwork_blobs::temp_path_for(dest)?;
         let store = &self.shared.store;
         store.add_part(&temp)?;
         store.flush().await?;
-        let written = temp.clone();
-        let opened = tokio::task::spawn_blocking(move || {
-            meshwork_blobs::open_to_path_via(&blobs, &hash, &key, &out, &written)
-        })
-        .await
-        .map_err(|e| NodeError::Internal(e.to_string()));
+        let (building, target) = (temp.clone(), dest.to_path_buf());
+        let opened = match info.entry.entries.clone() {
+            Some(entries) => {
+                let name = info.entry.name.clone();
+                self.fetch_opening(&info, progress.clone(), move |growing| {
+                    super::folder::unpack(growing, &key, entries, &building, &target).map_err(
+                        |e| match e {
+                            NodeError::Internal(m) => {
+                                NodeError::Internal(format!("writing {name:?}: {m}"))
+                            }
+                            other => other,
+                        },
+                    )
+                })
+                .await
+            }
+            None => {
+                self.fetch_opening(&info, progress.clone(), move |growing| {
+                    meshwork_blobs::write_via(&target, &building, |out| {
+                        growing.open_into(&key, out)
+                    })
+                    .map(drop)
+                    .map_err(Into::into)
+                })
+                .await
+            }
+        };
         store.remove_part(&temp)?;
-        opened??;
+        opened?;
         self.vouch_for(&dept, &info).await?;
         if let Some(p) = progress {
             p(info.entry.blob_size, info.entry.blob_size);
         }
-        Ok(dest)
+        Ok(dest.to_path_buf())
     }
 
     /// File `id`'s plaintext as a stream of pieces (fetching its blob first
@@ -608,7 +636,7 @@ fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
     Ok((file, opened.len()))
 }
 
-fn blob_hash(info: &FileInfo) -> Result<BlobHash, NodeError> {
+pub(super) fn blob_hash(info: &FileInfo) -> Result<BlobHash, NodeError> {
     info.entry
         .blob
         .parse()

@@ -15,10 +15,11 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use meshwork_blobs::{BlobHash, BlobStore, FileKey};
+use meshwork_blobs::FileKey;
 use meshwork_crdt::library::folder::{self, FolderEntry};
 
 use super::files::{FileInfo, Progress};
+use super::opening::Growing;
 use super::Node;
 use crate::NodeError;
 
@@ -64,39 +65,6 @@ impl Node {
             progress,
         )
         .await
-    }
-
-    /// Writes the folder `info` (its blob here, `entries` checked) as a new
-    /// directory `dest`.
-    pub(super) async fn write_folder(
-        &self,
-        info: &FileInfo,
-        hash: BlobHash,
-        key: FileKey,
-        entries: Vec<FolderEntry>,
-        dest: &Path,
-    ) -> Result<(), NodeError> {
-        let temp = meshwork_blobs::temp_path_for(dest)?;
-        let store = &self.shared.store;
-        store.add_part(&temp)?;
-        store.flush().await?;
-        let blobs = self.shared.blobs.clone();
-        let (building, target) = (temp.clone(), dest.to_owned());
-        let name = info.entry.name.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let result = unpack(&blobs, &hash, &key, entries, &building, &target);
-            if result.is_err() {
-                let _ = fs::remove_dir_all(&building);
-            }
-            result.map_err(|e| match e {
-                NodeError::Internal(m) => NodeError::Internal(format!("writing {name:?}: {m}")),
-                other => other,
-            })
-        })
-        .await
-        .map_err(|e| NodeError::Internal(e.to_string()));
-        store.remove_part(&temp)?;
-        written?
     }
 }
 
@@ -219,11 +187,25 @@ impl Read for FolderReader {
     }
 }
 
-/// Decrypts the folder's blob into `building` (a new directory beside
-/// `dest`), then renames it to `dest`.
-fn unpack(
-    blobs: &BlobStore,
-    hash: &BlobHash,
+/// Decrypts the folder's blob, as it arrives, into `building` (a new
+/// directory beside `dest`), then renames it to `dest`; on error nothing is
+/// left of `building`.
+pub(super) fn unpack(
+    blob: Growing,
+    key: &FileKey,
+    entries: Vec<FolderEntry>,
+    building: &Path,
+    dest: &Path,
+) -> Result<(), NodeError> {
+    let written = write_tree(blob, key, entries, building, dest);
+    if written.is_err() {
+        let _ = fs::remove_dir_all(building);
+    }
+    written
+}
+
+fn write_tree(
+    blob: Growing,
     key: &FileKey,
     entries: Vec<FolderEntry>,
     building: &Path,
@@ -237,7 +219,7 @@ fn unpack(
         written: Vec::new(),
         dirs: Vec::new(),
     };
-    meshwork_blobs::open(blobs, hash, key, &mut writer)?;
+    blob.open_into(key, &mut writer)?;
     writer.finish()?;
     writer.sync_all()?;
     if dest.exists() {

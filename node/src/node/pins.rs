@@ -641,7 +641,8 @@ impl Node {
             return Ok(());
         }
         let what = format!("blob {}", &r.blob[..16]);
-        self.download(&what, hash, r.size, sources, None).await
+        self.download(&what, hash, r.size, sources, None, None)
+            .await
     }
 
     /// Deletes blobs past their deadline that no local pin keeps; returns
