@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use common::*;
 use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, StreamProtocol, Swarm};
+use libp2p::{Multiaddr, StreamProtocol};
 use meshwork::node::disk::DEFAULT_MIN_FREE;
-use meshwork::node::net::BLOB_PROTOCOL;
-use meshwork::node::wire::{BlobRequest, BlobResponse};
+use meshwork::node::net::PIECES_PROTOCOL;
+use meshwork::node::wire::RunRequest;
 use meshwork::node::{Home, NodeError};
 use meshwork_blobs::{ciphertext_size, stored_size};
 
@@ -341,17 +340,35 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     );
 }
 
-/// A bare swarm speaking only the blob protocol, with a member's key.
-fn raw_blob_swarm(
-    key: libp2p::identity::Keypair,
-    secret: [u8; 32],
-) -> Swarm<request_response::cbor::Behaviour<BlobRequest, BlobResponse>> {
-    raw_swarm(key, secret, |_| {
-        request_response::cbor::Behaviour::new(
-            [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
-            request_response::Config::default(),
-        )
-    })
+/// Answers every run on a piece-protocol stream, written by hand from the
+/// protocol's description, with pieces whose last byte is flipped; counts
+/// them.
+async fn serve_bad_pieces(
+    mut stream: libp2p::Stream,
+    honest: Arc<meshwork_blobs::BlobStore>,
+    bad: Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let mut request = vec![0u8; u16::from_le_bytes(len) as usize];
+        stream.read_exact(&mut request).await?;
+        let run: RunRequest = postcard::from_bytes(&request).unwrap();
+        let hash = meshwork_blobs::BlobHash::from_bytes(run.hash);
+        for index in run.first..run.first + u64::from(run.count) {
+            let mut piece = honest.read_piece(&hash, index).unwrap().into_bytes();
+            let last = piece.len() - 1;
+            piece[last] ^= 0x01;
+            stream.write_all(&[0]).await?;
+            stream
+                .write_all(&(piece.len() as u32).to_le_bytes())
+                .await?;
+            stream.write_all(&piece).await?;
+            bad.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        stream.flush().await?;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,18 +376,23 @@ async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
     let (_clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let (id, bytes) = held_by_bob_and_cleo(&ada, &bob, &cleo, work.path(), 8, 0x0bad_f00d).await;
-    let hash: meshwork_blobs::BlobHash = ada.file(&id).unwrap().1.entry.blob.parse().unwrap();
 
-    // Cleo's device turns hostile: her key, speaking the blob protocol by
-    // hand, answering every request with a piece that has one byte flipped.
+    // Cleo's device turns hostile: her key, speaking the piece protocol by
+    // hand, answering every run with pieces that have one byte flipped.
     let secret = meshwork::node::wire::InviteToken::decode(&invite(&ada, None).await)
         .unwrap()
         .secret;
     let cleo_peer = cleo.peer_id().to_string();
     let cleo_dir = stop(cleo).await;
     let key = Home::new(cleo_dir.path()).identity().unwrap().keypair;
-    let honest = meshwork_blobs::BlobStore::open(Home::new(cleo_dir.path()).blobs()).unwrap();
-    let mut hostile = raw_blob_swarm(key, secret);
+    let honest =
+        Arc::new(meshwork_blobs::BlobStore::open(Home::new(cleo_dir.path()).blobs()).unwrap());
+    let mut hostile = raw_swarm(key, secret, |_| libp2p_stream::Behaviour::new());
+    let mut incoming = hostile
+        .behaviour()
+        .new_control()
+        .accept(StreamProtocol::new(PIECES_PROTOCOL))
+        .unwrap();
     hostile
         .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();
@@ -389,33 +411,25 @@ async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
     })
     .await;
     ada.dial(listen).await.unwrap();
-    let served = tokio::spawn(async move {
-        let mut bad = 0;
-        loop {
-            match hostile.select_next_some().await {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    message:
-                        request_response::Message::Request {
-                            request, channel, ..
-                        },
-                    ..
-                }) => {
-                    let mut piece = honest
-                        .read_piece(&hash, request.piece)
-                        .unwrap()
-                        .into_bytes();
-                    let last = piece.len() - 1;
-                    piece[last] ^= 0x01;
-                    bad += 1;
-                    let _ = hostile
-                        .behaviour_mut()
-                        .send_response(channel, BlobResponse::Piece(piece));
-                }
-                SwarmEvent::ConnectionClosed { .. } if bad > 0 => return bad,
-                _ => {}
-            }
+    let bad = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = bad.clone();
+    tokio::spawn(async move {
+        while let Some((_, stream)) = incoming.next().await {
+            tokio::spawn(serve_bad_pieces(stream, honest.clone(), counted.clone()));
         }
     });
+    let cut_off = {
+        let bad = bad.clone();
+        tokio::spawn(async move {
+            loop {
+                if let SwarmEvent::ConnectionClosed { .. } = hostile.select_next_some().await {
+                    if bad.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                        return;
+                    }
+                }
+            }
+        })
+    };
     until(
         "Ada is connected to the hostile holder and to Bob",
         || async {
@@ -430,8 +444,11 @@ async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
     let out = work.path().join("ada.bin");
     ada.get(&id, &out, None).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes, "every byte from Bob");
-    let bad = tokio::time::timeout(WAIT, served).await.unwrap().unwrap();
-    assert!(bad > 0, "the hostile holder was asked, and cut off");
+    tokio::time::timeout(WAIT, cut_off).await.unwrap().unwrap();
+    assert!(
+        bad.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the hostile holder was asked, and cut off"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,21 @@ impl DocRef {
     }
 }
 
+/// A request for a run of consecutive pieces of a blob, on a stream of the
+/// piece protocol ([`crate::net::PIECES_PROTOCOL`]): pieces `first`,
+/// `first + 1`, … `first + count - 1`, answered in that order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The workspace.
+    pub workspace: [u8; 32],
+    /// The blob (hash of its ciphertext).
+    pub hash: [u8; 32],
+    /// The run's first piece.
+    pub first: u64,
+    /// How many pieces, at most [`crate::net::MAX_RUN`].
+    pub count: u32,
+}
+
 /// A request for one piece of a blob.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlobRequest {

@@ -17,7 +17,8 @@ use crate::wire::{
 pub const SYNC_PROTOCOL: &str = "/meshwork/sync/1";
 /// Protocol name of the join protocol.
 pub const JOIN_PROTOCOL: &str = "/meshwork/join/1";
-/// Protocol name of the blob protocol.
+/// Protocol name of the one-piece blob protocol (audits; downloads use
+/// [`super::PIECES_PROTOCOL`]).
 pub const BLOB_PROTOCOL: &str = "/meshwork/blob/1";
 
 /// Every protocol a Meshwork node speaks.
@@ -30,6 +31,8 @@ pub(crate) struct Behaviour {
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub join: request_response::cbor::Behaviour<JoinRequest, JoinResponse>,
     pub blob: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
+    /// Raw streams: the piece protocol (`super::pieces`).
+    pub stream: libp2p_stream::Behaviour,
 }
 
 impl Behaviour {
@@ -100,6 +103,7 @@ impl Behaviour {
                     .with_request_timeout(Duration::from_secs(300))
                     .with_max_concurrent_streams(256),
             ),
+            stream: libp2p_stream::Behaviour::new(),
         })
     }
 }

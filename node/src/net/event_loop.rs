@@ -92,6 +92,9 @@ pub(crate) struct EventLoop {
     /// Flushes and deferred answers in progress; awaited before shutdown so
     /// that nothing holds the store when the node says it has stopped.
     background: tokio::task::JoinSet<()>,
+    /// The piece protocol's server ([`super::pieces::serve`]): stopped, and
+    /// its streams with it, at shutdown.
+    piece_server: tokio::task::JoinHandle<()>,
 }
 
 impl EventLoop {
@@ -118,6 +121,13 @@ impl EventLoop {
         for addr in &cfg.peers {
             dial(&mut swarm, addr.clone());
         }
+        let incoming = swarm
+            .behaviour()
+            .stream
+            .new_control()
+            .accept(super::pieces::protocol())
+            .map_err(|_| NodeError::Internal("the piece protocol is served twice".into()))?;
+        let piece_server = tokio::spawn(super::pieces::serve(incoming, shared.clone(), workspace));
         let mut this = Self {
             swarm,
             shared,
@@ -144,6 +154,7 @@ impl EventLoop {
             piece_replies: HashMap::new(),
             join: None,
             background: tokio::task::JoinSet::new(),
+            piece_server,
         };
         this.refresh_members();
         Ok(this)
@@ -171,6 +182,8 @@ impl EventLoop {
         // Nothing will read commands any more: background work that answers
         // through them (blob pieces, joins) must not wait for room.
         self.commands.close();
+        self.piece_server.abort();
+        let _ = (&mut self.piece_server).await;
         while self.background.join_next().await.is_some() {}
         // Release the swarm (its sockets) and the shared state before saying
         // we are done, so a restart on the same home finds them free.

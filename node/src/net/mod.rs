@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod event_loop;
+pub(crate) mod pieces;
 mod transport;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
 pub(crate) use event_loop::{peer_id, EventLoop};
 pub use libp2p::Multiaddr;
+pub use pieces::{MAX_RUN, PIECES_PROTOCOL};
 pub use transport::network_key;
 
 /// The gossipsub topic on which a workspace's roster changes travel.
@@ -114,6 +116,8 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub(crate) struct NetHandle {
     tx: mpsc::Sender<Command>,
+    /// Opens piece-protocol streams without the event loop.
+    streams: libp2p_stream::Control,
 }
 
 impl NetHandle {
@@ -126,12 +130,13 @@ impl NetHandle {
         workspace: [u8; 32],
     ) -> Result<Self, NodeError> {
         let swarm = transport::build_swarm(shared.identity.keypair.clone(), &secret, &cfg)?;
+        let streams = swarm.behaviour().stream.new_control();
         let (tx, rx) = mpsc::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let event_loop = EventLoop::new(swarm, shared, cfg, workspace, rx, tx.clone(), ready_tx)?;
         tokio::spawn(event_loop.run());
         match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
-            Ok(Ok(Ok(()))) => Ok(Self { tx }),
+            Ok(Ok(Ok(()))) => Ok(Self { tx, streams }),
             Ok(Ok(Err(e))) => Err(e),
             _ => Err(NodeError::Internal(
                 "the network did not start listening".into(),
@@ -162,6 +167,11 @@ impl NetHandle {
         };
         self.send(Command::FetchPiece(peer, request, tx)).await;
         rx
+    }
+
+    /// Opens a piece-protocol stream to `peer`.
+    pub(crate) async fn open_pieces(&self, peer: PeerId) -> Result<pieces::PieceClient, String> {
+        pieces::PieceClient::open(&mut self.streams.clone(), peer).await
     }
 
     pub(crate) async fn ask<T>(

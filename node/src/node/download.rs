@@ -1,49 +1,182 @@
 //! Fetching a blob from several peers at once.
 //!
-//! The missing pieces form one queue; every provider has up to
-//! [`PER_PEER`] requests in flight, so the pipe to each never waits on a
-//! round trip, and a fast peer simply takes more of the queue. Each piece is
-//! verified against the blob's hash before it is written (on a blocking
-//! thread); a peer that sends one that does not verify is cut off and its
-//! piece goes back in the queue for the others, as do the pieces of a peer
-//! that disappears. What was written survives a crash: the next `get`
-//! resumes with only what is missing. A `watch` hears of every piece on
-//! disk, so that the plaintext can be written as the blob grows
-//! ([`super::opening`]).
+//! The missing pieces form one queue, in order. Every holder gets up to
+//! [`STREAMS_PER_PEER`] streams of the piece protocol
+//! ([`crate::net::pieces`]), and each stream asks for one run of up to
+//! [`RUN`] consecutive pieces at a time from the front of the queue: the
+//! pipe to each holder stays full, a fast holder simply takes more runs, and
+//! the pieces arrive roughly in order, so the plaintext can be written
+//! behind them ([`super::opening`]). Each piece is verified against the
+//! blob's hash before it is written (on a blocking thread). A holder that
+//! sends a piece that does not verify, or breaks the protocol, is cut off;
+//! what it did not deliver goes back to the front of the queue for the
+//! others, as do the pieces of a holder that refuses or disappears. What
+//! was written survives a crash: the next `get` resumes with only what is
+//! missing. A `watch` hears of every piece on disk.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use meshwork_blobs::{Arrived, BlobHash, PieceError, PieceStatus};
-use tokio::sync::oneshot;
+use meshwork_blobs::{Arrived, BlobHash, BlobStore, PieceStatus};
 use tracing::{info, warn};
 
 use meshwork_crdt::MemberId;
 
 use super::files::Progress;
 use super::Node;
-use crate::net::Command;
-use crate::wire::BlobResponse;
+use crate::net::pieces::{Answer, PieceClient, StreamError};
+use crate::net::{Command, NetHandle};
+use crate::wire::RunRequest;
 use crate::NodeError;
 
 /// Where a download reports the pieces on disk: those there before it
 /// began, then each one as it is written.
 pub(super) type Watch = std::sync::mpsc::Sender<Arrived>;
 
-/// Requests in flight per provider.
-pub const PER_PEER: usize = 16;
+/// Streams per holder, each with one run in flight.
+pub const STREAMS_PER_PEER: usize = 4;
+/// Pieces per run: 4 MiB.
+pub const RUN: u32 = 16;
 
-/// What became of one piece request.
-enum Outcome {
-    /// Written (and, if it was the last one, the blob is complete).
-    Stored(PieceStatus),
-    /// The peer does not have it, refused, or went away.
+/// How a run ended.
+enum RunEnd {
+    /// Every piece of it is written; the stream can take another.
+    Done,
+    /// The last missing piece of the blob was written.
+    Completed,
+    /// The holder does not have it, refused, or went away.
     Unavailable(String),
-    /// The peer sent something that does not verify.
-    Bad(PieceError),
-    /// This node could not write it (disk full, say): stop.
+    /// The holder sent something that does not verify or breaks the
+    /// protocol.
+    Bad(String),
+    /// This node could not write (disk full, say): stop.
     Fatal(NodeError),
+}
+
+/// What every run of one download shares.
+struct Fetch {
+    what: String,
+    hash: BlobHash,
+    size: u64,
+    pieces: u64,
+    workspace: [u8; 32],
+    blobs: Arc<BlobStore>,
+    done: AtomicU64,
+    progress: Option<Progress>,
+    watch: Option<Watch>,
+}
+
+impl Fetch {
+    fn tell(&self, news: Arrived) {
+        // A watcher that has gone (its reader failed) stops nothing here:
+        // the caller hears why from it.
+        if let Some(w) = &self.watch {
+            let _ = w.send(news);
+        }
+    }
+
+    fn report(&self, done: u64) {
+        if let Some(p) = &self.progress {
+            p(
+                (done * meshwork_blobs::PIECE_SIZE).min(self.size),
+                self.size,
+            );
+        }
+    }
+
+    /// One run on one stream (opened first if need be). Returns the stream
+    /// if it can take another run, and the pieces it did not deliver.
+    async fn run(
+        &self,
+        net: &NetHandle,
+        peer: PeerId,
+        client: Option<PieceClient>,
+        first: u64,
+        count: u32,
+    ) -> (PeerId, Option<PieceClient>, Vec<u64>, RunEnd) {
+        let end = first + u64::from(count);
+        let mut client = match client {
+            Some(c) => c,
+            None => match net.open_pieces(peer).await {
+                Ok(c) => c,
+                Err(e) => return (peer, None, (first..end).collect(), RunEnd::Unavailable(e)),
+            },
+        };
+        let request = RunRequest {
+            workspace: self.workspace,
+            hash: *self.hash.as_bytes(),
+            first,
+            count,
+        };
+        if let Err(e) = client.request(&request).await {
+            return (peer, None, (first..end).collect(), broken(e));
+        }
+        for piece in first..end {
+            let outcome = match client.next().await {
+                Ok(Answer::Piece(bytes)) => self.store(piece, bytes).await,
+                Ok(Answer::NotHere) => Err(RunEnd::Unavailable("does not have it".into())),
+                Ok(Answer::Refused(why)) => Err(RunEnd::Unavailable(why)),
+                Err(e) => Err(broken(e)),
+            };
+            match outcome {
+                Ok(PieceStatus::Completed) => {
+                    self.tell(Arrived::All);
+                    self.report(self.pieces);
+                    return (peer, Some(client), Vec::new(), RunEnd::Completed);
+                }
+                Ok(PieceStatus::Stored) => {
+                    self.tell(Arrived::Piece(piece));
+                    self.report(self.done.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+                Ok(PieceStatus::Duplicate) => self.tell(Arrived::Piece(piece)),
+                Err(end_of_run) => {
+                    // After a refusal the stream is still in step; after
+                    // anything else it is not to be trusted.
+                    return (peer, None, (piece..end).collect(), end_of_run);
+                }
+            }
+        }
+        (peer, Some(client), Vec::new(), RunEnd::Done)
+    }
+
+    /// Verifies piece `index` and writes it, on a blocking thread.
+    async fn store(&self, index: u64, bytes: Vec<u8>) -> Result<PieceStatus, RunEnd> {
+        let (blobs, hash, size) = (self.blobs.clone(), self.hash, self.size);
+        match tokio::task::spawn_blocking(move || blobs.write_piece(&hash, size, index, &bytes))
+            .await
+        {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) if e.is_peer_fault() => Err(RunEnd::Bad(format!(
+                "sent piece {index} of {} that does not verify: {e}",
+                self.what
+            ))),
+            Ok(Err(e)) => Err(RunEnd::Fatal(NodeError::Internal(e.to_string()))),
+            Err(e) => Err(RunEnd::Fatal(NodeError::Internal(e.to_string()))),
+        }
+    }
+}
+
+/// A stream that failed: gone, or a holder that broke the protocol.
+fn broken(e: StreamError) -> RunEnd {
+    match e {
+        StreamError::Io(e) => RunEnd::Unavailable(e.to_string()),
+        e @ StreamError::Protocol(_) => RunEnd::Bad(e.to_string()),
+    }
+}
+
+/// Takes the next run off the front of the queue: consecutive pieces, at
+/// most [`RUN`].
+fn next_run(queue: &mut VecDeque<u64>) -> Option<(u64, u32)> {
+    let first = queue.pop_front()?;
+    let mut count = 1;
+    while count < RUN && queue.front() == Some(&(first + u64::from(count))) {
+        queue.pop_front();
+        count += 1;
+    }
+    Some((first, count))
 }
 
 impl Node {
@@ -59,13 +192,6 @@ impl Node {
         progress: Option<Progress>,
         watch: Option<Watch>,
     ) -> Result<(), NodeError> {
-        // A watcher that has gone (its reader failed) stops nothing here:
-        // the caller hears why from it.
-        let tell = |news: Arrived| {
-            if let Some(w) = &watch {
-                let _ = w.send(news);
-            }
-        };
         let blobs = self.shared.blobs.clone();
         let missing = {
             let blobs = blobs.clone();
@@ -79,22 +205,27 @@ impl Node {
             .map_err(|e| NodeError::Internal(e.to_string()))??
         };
         let pieces = meshwork_blobs::piece_count(size);
-        let mut done = pieces - missing.len() as u64;
-        if watch.is_some() {
+        let fetch = Fetch {
+            what: what.to_owned(),
+            hash,
+            size,
+            pieces,
+            workspace: self.shared.with_ws(|ws| Ok(ws.meta.id))?,
+            blobs,
+            done: AtomicU64::new(pieces - missing.len() as u64),
+            progress,
+            watch,
+        };
+        if fetch.watch.is_some() {
             // `missing` is in order: every other piece is here.
             let mut gaps = missing.iter().peekable();
             for i in 0..pieces {
                 if gaps.next_if_eq(&&i).is_none() {
-                    tell(Arrived::Piece(i));
+                    fetch.tell(Arrived::Piece(i));
                 }
             }
         }
-        let report = |done: u64| {
-            if let Some(p) = &progress {
-                p((done * meshwork_blobs::PIECE_SIZE).min(size), size);
-            }
-        };
-        report(done);
+        fetch.report(fetch.done.load(Ordering::Relaxed));
         let mut queue: VecDeque<u64> = missing.into();
         let mut providers = self.providers(sources).await;
         providers.retain(|p| *p != self.peer_id());
@@ -103,38 +234,40 @@ impl Node {
                 "this node is not connected to its workspace".into(),
             ));
         };
-        let mut load: HashMap<PeerId, usize> = providers.iter().map(|p| (*p, 0)).collect();
+        // Per holder: its streams waiting for a run, and runs in flight.
+        let mut idle: HashMap<PeerId, Vec<PieceClient>> = HashMap::new();
+        let mut busy: HashMap<PeerId, usize> = HashMap::new();
         let mut running = FuturesUnordered::new();
-        let workspace = self.shared.with_ws(|ws| Ok(ws.meta.id))?;
         info!(blob = %what, pieces, missing = queue.len(), providers = providers.len(), "fetching");
         loop {
-            // Hand out work a piece at a time round the providers, each up
-            // to PER_PEER requests: every holder gets a share from the start.
+            // Hand out runs round the holders, each up to its streams:
+            // every holder gets a share from the start.
             while let Some(peer) = providers
                 .iter()
                 .copied()
-                .filter(|p| load.get(p).copied().unwrap_or(0) < PER_PEER)
-                .min_by_key(|p| load.get(p).copied().unwrap_or(0))
+                .filter(|p| busy.get(p).copied().unwrap_or(0) < STREAMS_PER_PEER)
+                .min_by_key(|p| busy.get(p).copied().unwrap_or(0))
             {
-                let Some(piece) = queue.pop_front() else {
+                let Some((first, count)) = next_run(&mut queue) else {
                     break;
                 };
-                *load.entry(peer).or_default() += 1;
-                let rx = net.fetch_piece(peer, workspace, &hash, piece).await;
-                running.push(fetch(rx, blobs.clone(), hash, size, peer, piece));
+                *busy.entry(peer).or_default() += 1;
+                let client = idle.get_mut(&peer).and_then(Vec::pop);
+                running.push(fetch.run(&net, peer, client, first, count));
             }
-            let Some((peer, piece, outcome)) = running.next().await else {
+            let Some((peer, client, undelivered, end)) = running.next().await else {
                 // Nothing in flight and nothing to hand out: another fetch
                 // of the same blob may have completed it meanwhile.
-                let blobs = blobs.clone();
+                let blobs = fetch.blobs.clone();
                 let complete = tokio::task::spawn_blocking(move || blobs.has(&hash))
                     .await
                     .map_err(|e| NodeError::Internal(e.to_string()))??;
                 if complete {
-                    tell(Arrived::All);
-                    report(pieces);
+                    fetch.tell(Arrived::All);
+                    fetch.report(pieces);
                     return Ok(());
                 }
+                let done = fetch.done.load(Ordering::Relaxed);
                 return Err(NodeError::Unreachable(no_provider(
                     what,
                     sources.len(),
@@ -142,69 +275,32 @@ impl Node {
                     done,
                 )));
             };
-            if let Some(n) = load.get_mut(&peer) {
+            if let Some(n) = busy.get_mut(&peer) {
                 *n = n.saturating_sub(1);
             }
-            match outcome {
-                Outcome::Stored(PieceStatus::Completed) => {
-                    tell(Arrived::All);
-                    report(pieces);
-                    return Ok(());
-                }
-                Outcome::Stored(PieceStatus::Stored) => {
-                    tell(Arrived::Piece(piece));
-                    done += 1;
-                    report(done);
-                }
-                Outcome::Stored(PieceStatus::Duplicate) => tell(Arrived::Piece(piece)),
-                Outcome::Unavailable(why) => {
-                    queue.push_back(piece);
+            // Back to the front, in order: the plaintext waits for them.
+            for piece in undelivered.into_iter().rev() {
+                queue.push_front(piece);
+            }
+            match end {
+                RunEnd::Done => idle.entry(peer).or_default().extend(client),
+                RunEnd::Completed => return Ok(()),
+                RunEnd::Unavailable(why) => {
                     if providers.contains(&peer) {
                         warn!(%peer, "stops providing {what}: {why}");
                         providers.retain(|p| *p != peer);
+                        idle.remove(&peer);
                     }
                 }
-                Outcome::Bad(e) => {
-                    queue.push_back(piece);
+                RunEnd::Bad(why) => {
                     providers.retain(|p| *p != peer);
-                    net.send(Command::Penalise(
-                        peer,
-                        format!("sent piece {piece} of {what} that does not verify: {e}"),
-                    ))
-                    .await;
+                    idle.remove(&peer);
+                    net.send(Command::Penalise(peer, why)).await;
                 }
-                Outcome::Fatal(e) => return Err(e),
+                RunEnd::Fatal(e) => return Err(e),
             }
         }
     }
-}
-
-/// Waits for one piece and writes it if it verifies.
-async fn fetch(
-    rx: oneshot::Receiver<Result<BlobResponse, String>>,
-    blobs: std::sync::Arc<meshwork_blobs::BlobStore>,
-    hash: BlobHash,
-    size: u64,
-    peer: PeerId,
-    piece: u64,
-) -> (PeerId, u64, Outcome) {
-    let outcome = match rx.await {
-        Ok(Ok(BlobResponse::Piece(bytes))) => {
-            match tokio::task::spawn_blocking(move || blobs.write_piece(&hash, size, piece, &bytes))
-                .await
-            {
-                Ok(Ok(status)) => Outcome::Stored(status),
-                Ok(Err(e)) if e.is_peer_fault() => Outcome::Bad(e),
-                Ok(Err(e)) => Outcome::Fatal(NodeError::Internal(e.to_string())),
-                Err(e) => Outcome::Fatal(NodeError::Internal(e.to_string())),
-            }
-        }
-        Ok(Ok(BlobResponse::NotHere)) => Outcome::Unavailable("does not have it".into()),
-        Ok(Ok(BlobResponse::Refused(why))) => Outcome::Unavailable(why),
-        Ok(Err(e)) => Outcome::Unavailable(e),
-        Err(_) => Outcome::Unavailable("the network stopped".into()),
-    };
-    (peer, piece, outcome)
 }
 
 fn no_provider(what: &str, sources: usize, pieces: u64, done: u64) -> String {
@@ -216,4 +312,21 @@ fn no_provider(what: &str, sources: usize, pieces: u64, done: u64) -> String {
     format!(
         "no reachable peer has {what}: none of the {sources} member(s) who hold it is connected{got}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_consecutive_pieces_from_the_front() {
+        let mut queue: VecDeque<u64> = [0, 1, 2, 5, 6, 9].into_iter().collect();
+        assert_eq!(next_run(&mut queue), Some((0, 3)));
+        assert_eq!(next_run(&mut queue), Some((5, 2)));
+        assert_eq!(next_run(&mut queue), Some((9, 1)));
+        assert_eq!(next_run(&mut queue), None);
+        let mut long: VecDeque<u64> = (0..40).collect();
+        assert_eq!(next_run(&mut long), Some((0, RUN)));
+        assert_eq!(long.front(), Some(&u64::from(RUN)));
+    }
 }

@@ -1,5 +1,7 @@
-//! The blob protocol: serving pieces of blobs to the members entitled to
-//! them, and asking peers for pieces on behalf of a download.
+//! The one-piece blob protocol (`/meshwork/blob/1`): serving single pieces
+//! to the members entitled to them, and asking peers for single pieces on
+//! behalf of an audit. Downloads use the piece protocol
+//! ([`crate::net::pieces`]), which shares this one's entitlement rule.
 //!
 //! A blob is served to a peer only if a library of a department both belong
 //! to lists it, or if the pin ledger requests it and the peer is a pinner or
@@ -10,15 +12,12 @@
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use meshwork_blobs::{BlobError, BlobHash};
-use meshwork_crdt::library::Library;
-use meshwork_crdt::pins::Pins;
-use meshwork_crdt::roster::Role;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::{EventLoop, PendingResponse};
 use crate::net::Command;
-use crate::wire::{BlobRequest, BlobResponse, DocRef};
+use crate::wire::{BlobRequest, BlobResponse};
 
 /// What a download is told about one request.
 pub(crate) type PieceReply = oneshot::Sender<Result<BlobResponse, String>>;
@@ -75,7 +74,8 @@ impl EventLoop {
         });
     }
 
-    /// Whether `peer` may be served blob `hash` (see the module doc).
+    /// Whether `peer` may be served blob `hash`
+    /// ([`pieces::may_have_blob`](crate::net::pieces::may_have_blob)).
     /// Remembered until the roster changes.
     fn may_have_blob(&mut self, peer: PeerId, hash: [u8; 32]) -> bool {
         if self.blob_grants.contains(&(peer, hash)) {
@@ -84,36 +84,7 @@ impl EventLoop {
         let Some(them) = self.members.get(&peer).copied() else {
             return false;
         };
-        let me = self.shared.identity.signer.id();
-        let store = self.shared.store.clone();
-        let blob = BlobHash::from_bytes(hash).to_hex();
-        let granted = self
-            .shared
-            .with_ws(|ws| {
-                let roster = ws.roster_view();
-                let ledger = ws.doc_mut(&DocRef::Pins, &store)?;
-                if let Some(request) = Pins::new(ledger.doc()).request(&blob) {
-                    let pinner = roster.member(&them).is_some_and(|m| m.role == Role::Pinner);
-                    let in_dept = roster
-                        .dept(&request.dept)
-                        .is_some_and(|d| d.members.contains(&them));
-                    if pinner || in_dept {
-                        return Ok(true);
-                    }
-                }
-                for d in roster
-                    .depts
-                    .iter()
-                    .filter(|d| d.members.contains(&me) && d.members.contains(&them))
-                {
-                    let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
-                    if Library::new(doc.doc()).by_blob(&blob).is_some() {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            })
-            .unwrap_or(false);
+        let granted = crate::net::pieces::may_have_blob(&self.shared, &them, &hash);
         if granted {
             self.blob_grants.insert((peer, hash));
         }
