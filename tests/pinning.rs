@@ -343,6 +343,66 @@ async fn a_pin_node_at_its_quota_refuses_says_so_and_members_pick_the_work_up() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volunteers_let_their_copies_go_once_pin_nodes_meet_the_target() {
+    let (clock, ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let (id, blob, bytes) = bob_shares(&bob, work.path(), 2 * MIB).await;
+    // Cleo fetches the file for herself; then, with k = 2 and no pin node,
+    // Ada and Cleo both volunteer.
+    until_requested(&cleo, &blob).await;
+    until("Cleo sees the file", || async {
+        cleo.files("Research").is_ok_and(|f| !f.is_empty())
+    })
+    .await;
+    cleo.get(&id, &work.path().join("cleo.bin"), None)
+        .await
+        .unwrap();
+    for (n, who) in [(&ada, "Ada"), (&cleo, "Cleo")] {
+        until_requested(n, &blob).await;
+        assert_eq!(
+            n.reconcile_pins().await.unwrap().committed,
+            vec![blob.clone()],
+            "{who} volunteers"
+        );
+    }
+    // Pin nodes arrive and take the blob on.
+    let pia = pin_node(&ada, "Pia", &clock, 1 << 40).await;
+    let pim = pin_node(&ada, "Pim", &clock, 1 << 40).await;
+    for p in [&pia, &pim] {
+        until_requested(p, &blob).await;
+        assert_eq!(
+            p.reconcile_pins().await.unwrap().committed,
+            vec![blob.clone()]
+        );
+    }
+    // One pin node is not enough for k = 2: nobody steps down early.
+    // With both, the volunteers let go: Ada's copy goes, Cleo keeps the
+    // one she fetched for herself, and both commitments are released.
+    for n in [&ada, &cleo] {
+        until_pinners(n, &blob, 4).await;
+    }
+    let done = ada.reconcile_pins().await.unwrap();
+    assert_eq!(done.stepped_down, vec![blob.clone()]);
+    assert!(!stored(&ada, &blob), "a volunteered copy is deleted");
+    let done = cleo.reconcile_pins().await.unwrap();
+    assert_eq!(done.stepped_down, vec![blob.clone()]);
+    assert!(stored(&cleo, &blob), "a copy its member fetched stays");
+    until_pinners(&bob, &blob, 2).await;
+    let view = bob.pins().unwrap();
+    assert!(pin_of(&view, &blob).meets_target);
+    assert!(pin_of(&view, &blob)
+        .pinners
+        .iter()
+        .all(|p| p.name == "Pia" || p.name == "Pim"));
+    // The next pass volunteers again for nothing, and the file is still
+    // there for Ada.
+    assert!(ada.reconcile_pins().await.unwrap().committed.is_empty());
+    let out = work.path().join("ada.bin");
+    ada.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_keeps_72_hours_and_pinners_stay_out_of_departments() {
     let (clock, ada, bob, _cleo, _dave) = research().await;
     let pia = pin_node(&ada, "Pia", &clock, 1 << 30).await;
@@ -491,11 +551,15 @@ async fn a_pinner_that_lost_a_blob_fails_its_audit_and_a_member_steps_in() {
         pia.reconcile_pins().await.unwrap().committed,
         vec![blob.clone()]
     );
+    // With Pia enough for k = 1 again, Cleo lets her volunteered copy go.
     clock.advance(Duration::from_millis(AUDIT_EVERY_MS as u64));
     let done = cleo.reconcile_pins().await.unwrap();
     assert_eq!(audited(&done), vec![(blob.clone(), true)]);
+    assert_eq!(done.stepped_down, vec![blob.clone()]);
+    assert!(!stored(&cleo, &blob));
+    until_pinners(&cleo, &blob, 1).await;
     let view = cleo.pins().unwrap();
     let pin = pin_of(&view, &blob);
     assert!(!of_pia(pin));
-    assert_eq!(pin.replicas, 2);
+    assert_eq!(pin.replicas, 1);
 }

@@ -128,9 +128,35 @@ impl Store {
     /// Keeps blob `blob` (hex) here until `until`; a later deadline
     /// already set stays.
     pub fn pin(&self, blob: &str, until: Millis) -> Result<Millis, NodeError> {
-        let kept = self.pinned(blob)?.map_or(until, |old| old.max(until));
-        self.pins.insert(blob, &kept.to_be_bytes())?;
+        self.pin_as(blob, until, false)
+    }
+
+    /// Pins `blob` as a volunteer for the pinning promise: a pin this
+    /// member's node lets go once pin nodes meet the replica target. A pin
+    /// of the member's own ([`pin`](Self::pin)) stays one.
+    pub fn pin_volunteered(&self, blob: &str, until: Millis) -> Result<Millis, NodeError> {
+        self.pin_as(blob, until, true)
+    }
+
+    fn pin_as(&self, blob: &str, until: Millis, volunteer: bool) -> Result<Millis, NodeError> {
+        let old = self.pins.get(blob)?;
+        let kept = old
+            .as_deref()
+            .and_then(millis)
+            .map_or(until, |old| old.max(until));
+        // Volunteered only while every pin of it was.
+        let volunteer = volunteer && old.as_deref().is_none_or(is_volunteered);
+        let mut value = kept.to_be_bytes().to_vec();
+        if volunteer {
+            value.push(VOLUNTEERED);
+        }
+        self.pins.insert(blob, value)?;
         Ok(kept)
+    }
+
+    /// Whether this node's pin of `blob` is a volunteer's alone.
+    pub fn volunteered(&self, blob: &str) -> Result<bool, NodeError> {
+        Ok(self.pins.get(blob)?.is_some_and(|v| is_volunteered(&v)))
     }
 
     /// Until when this node keeps `blob`, if it pinned it.
@@ -198,8 +224,16 @@ impl Store {
     }
 }
 
+/// A pin's value: its deadline (8 bytes, big-endian), then this marker if
+/// the pin is a volunteer's.
+const VOLUNTEERED: u8 = b'v';
+
 fn millis(v: &[u8]) -> Option<Millis> {
-    Some(Millis::from_be_bytes(v.try_into().ok()?))
+    Some(Millis::from_be_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+fn is_volunteered(v: &[u8]) -> bool {
+    v.get(8) == Some(&VOLUNTEERED)
 }
 
 fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; 64] {
@@ -207,4 +241,32 @@ fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; 64] {
     k[..32].copy_from_slice(doc);
     k[32..].copy_from_slice(hash);
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_stays_volunteered_only_while_every_pin_of_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.pin_volunteered("a", 10).unwrap(), 10);
+        assert!(store.volunteered("a").unwrap());
+        // A later, longer volunteer pin keeps the marker and the deadline.
+        assert_eq!(store.pin_volunteered("a", 20).unwrap(), 20);
+        assert!(store.volunteered("a").unwrap());
+        // The member pins it too: theirs now, whatever a pass does later.
+        assert_eq!(store.pin("a", 5).unwrap(), 20);
+        assert!(!store.volunteered("a").unwrap());
+        assert_eq!(store.pin_volunteered("a", 30).unwrap(), 30);
+        assert!(!store.volunteered("a").unwrap());
+        assert_eq!(store.pinned("a").unwrap(), Some(30));
+        assert_eq!(store.pins().unwrap(), vec![("a".to_owned(), 30)]);
+        // A pin written before the marker existed is the member's own.
+        store.pins.insert("b", &7i64.to_be_bytes()).unwrap();
+        assert_eq!(store.pinned("b").unwrap(), Some(7));
+        assert!(!store.volunteered("b").unwrap());
+        assert!(!store.volunteered("nothing").unwrap());
+    }
 }

@@ -146,6 +146,9 @@ pub struct Reconciled {
     pub failed: Vec<String>,
     /// Blobs past their deadline that were deleted.
     pub collected: Vec<String>,
+    /// Blobs this member had volunteered to keep and let go, since pin
+    /// nodes meet the replica target without it.
+    pub stepped_down: Vec<String>,
     /// What this pass's audits of other pinners found.
     pub audits: Vec<super::audit::AuditResult>,
 }
@@ -363,7 +366,16 @@ impl Node {
         let room = self.cfg.disk.room(self.shared.blobs.dir())?;
         let mut fresh: u64 = 0;
         let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
+        let mut stepped_down: Vec<&PinRequest> = Vec::new();
         for r in ledger.requests.iter().filter(live) {
+            if pin_node.is_none()
+                && committed(r)
+                && self.shared.store.volunteered(&r.blob)?
+                && self.pinners_suffice(&ledger, r, k, now)
+            {
+                stepped_down.push(r);
+                continue;
+            }
             if kept(r) {
                 continue;
             }
@@ -430,7 +442,11 @@ impl Node {
         while let Some((r, fetched)) = fetches.next().await {
             match fetched {
                 Ok(()) => {
-                    self.shared.store.pin(&r.blob, r.until)?;
+                    if pin_node.is_some() {
+                        self.shared.store.pin(&r.blob, r.until)?;
+                    } else {
+                        self.shared.store.pin_volunteered(&r.blob, r.until)?;
+                    }
                     batch.push((r.blob.clone(), r.until));
                     used += r.size;
                     done.committed.push(r.blob.clone());
@@ -447,9 +463,14 @@ impl Node {
         }
         drop(fetches);
         let stored = complete.into_iter().chain(partial).collect();
-        let released = self
+        let mut released = self
             .collect(&ledger, &files, stored, now, &mut done)
             .await?;
+        for r in stepped_down {
+            self.step_down(r, files.get(&r.blob)).await?;
+            released.push(r.blob.clone());
+            done.stepped_down.push(r.blob.clone());
+        }
         let report = pin_node
             .map(|cfg| (cfg.quota, used, done.refused.len() as u64))
             .filter(|&(quota, used, refused)| {
@@ -462,10 +483,12 @@ impl Node {
         } else {
             self.shared.store.flush().await?;
         }
-        if !done.committed.is_empty() || !done.collected.is_empty() {
+        if !done.committed.is_empty() || !done.collected.is_empty() || !done.stepped_down.is_empty()
+        {
             info!(
                 committed = done.committed.len(),
                 collected = done.collected.len(),
+                stepped_down = done.stepped_down.len(),
                 "pins reconciled"
             );
         }
@@ -590,6 +613,46 @@ impl Node {
         let missing = k - counting;
         let late = (rank + 1).saturating_sub(missing) as Millis;
         now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
+    }
+
+    /// Whether pin nodes alone meet the replica target for `r`: then a
+    /// member who volunteered for it may let its copy go (volunteers fill
+    /// in while pin nodes are missing; they are laptops, not storage).
+    fn pinners_suffice(&self, ledger: &Ledger, r: &PinRequest, k: usize, now: Millis) -> bool {
+        let pin_nodes: Vec<Commitment> = ledger
+            .commits
+            .get(&r.blob)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.until >= r.until)
+            .filter(|c| {
+                ledger
+                    .roster
+                    .member(&c.member)
+                    .is_some_and(|m| m.role == Role::Pinner)
+            })
+            .copied()
+            .collect();
+        self.counting(&ledger.roster, &r.blob, &pin_nodes, now, None) >= k
+    }
+
+    /// Lets a volunteered copy go: the local pin, and the bytes unless this
+    /// member holds the file for itself (shared or fetched it) or another
+    /// local pin keeps them. The caller releases the commitment.
+    async fn step_down(&self, r: &PinRequest, file: Option<&MyFile>) -> Result<(), NodeError> {
+        let me = self.member_id();
+        self.shared.store.unpin(&r.blob)?;
+        let holds = r.by == me || file.is_some_and(|f| f.holders.contains(&me));
+        if !holds {
+            if let Ok(hash) = r.blob.parse::<BlobHash>() {
+                let blobs = self.shared.blobs.clone();
+                tokio::task::spawn_blocking(move || blobs.delete(&hash))
+                    .await
+                    .map_err(|e| NodeError::Internal(e.to_string()))??;
+            }
+        }
+        info!(blob = %r.blob, kept = holds, "pin nodes meet the replica target: this volunteer lets its copy go");
+        Ok(())
     }
 
     /// How many commitments of `blob` count: unexpired, by an active
