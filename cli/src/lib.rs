@@ -11,6 +11,7 @@ mod daemon;
 mod duration;
 mod safe;
 mod size;
+mod text;
 
 use std::process::ExitCode;
 
