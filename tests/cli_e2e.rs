@@ -349,6 +349,48 @@ fn events_stream_live_changes() {
 }
 
 #[test]
+fn events_read_as_lines_with_names_and_text() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    ok(&home, &["dept", "create", "Research"]);
+    ok(&home, &["dept", "add", "Ada", "Research"]);
+    let mut follower = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .arg("events")
+        .env("TZ", "XYZ+2")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let seen = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .find(|l| l.contains("Research · Ada: hello"))
+    });
+    // As above: change things until the follower shows one.
+    let mut n = 0;
+    while !seen.is_finished() && n < 200 {
+        let text = format!("hello {n} \x1b]0;pwned\x07");
+        ok(&home, &["post", "Research", &text]);
+        n += 1;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let line = seen.join().unwrap().expect("a line for the post");
+    // "2026-12-03 07:14 -02:00  Research · Ada: hello 3 \u{1b}]0;pwned\u{7}"
+    let (time, what) = line.split_once("  ").unwrap();
+    assert!(time.ends_with(" -02:00") && time.len() == 23, "{line}");
+    assert!(what.starts_with("Research · Ada: hello "), "{line}");
+    assert!(what.ends_with(r" \u{1b}]0;pwned\u{7}"), "{line}");
+    assert!(!line.chars().any(char::is_control), "{line:?}");
+}
+
+#[test]
 fn a_file_shared_by_one_daemon_is_fetched_by_another() {
     let dir = tempfile::tempdir().unwrap();
     let (h1, h2) = (dir.path().join("ada"), dir.path().join("bob"));

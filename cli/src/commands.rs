@@ -301,24 +301,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Delete { post_id } => {
             client()?.post("/v1/posts/delete", json!({ "post": post_id }))?;
         }
-        Command::Events { json } => {
-            use std::io::Write;
-            client()?.follow("/v1/events", |e| {
-                let line = if json {
-                    e.to_string()
-                } else {
-                    let what = e["type"].as_str().unwrap_or("event").replace('_', " ");
-                    let detail = e
-                        .get("peer_id")
-                        .or(e.get("changes"))
-                        .map(|v| v.to_string())
-                        .unwrap_or_default();
-                    safe::line(&format!("{what} {detail}")).into_owned()
-                };
-                // A closed pipe (`| head`) ends the command quietly.
-                writeln!(std::io::stdout(), "{line}").is_ok()
-            })?;
-        }
+        Command::Events { json } => crate::events::follow(&client()?, json)?,
         Command::Peers { json } => {
             let client = client()?;
             let p = client.get("/v1/peers")?;
@@ -845,7 +828,7 @@ fn scale(done: u64, total: u64, size: u64) -> u64 {
 }
 
 /// `s` as one component of a query string.
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

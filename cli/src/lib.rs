@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod daemon;
 mod duration;
+mod events;
 mod safe;
 mod size;
 mod text;

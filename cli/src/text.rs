@@ -43,6 +43,13 @@ fn instant(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// `n` things, the word agreeing with the number: "1 member", "2 members",
 /// "0 members". `many` is the plural ("replies", "copies").
 pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
@@ -128,6 +135,11 @@ impl Names {
     /// Whether `id` is a member this list knows.
     pub(crate) fn knows(&self, id: &str) -> bool {
         self.0.contains_key(id)
+    }
+
+    /// Every member id and name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
     }
 }
 
