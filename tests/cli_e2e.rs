@@ -103,6 +103,54 @@ fn two_daemons_create_invite_join_and_organise() {
         text.contains("Kick-off at 10") && text.contains("See you there"),
         "{text}"
     );
+    // People read names and local times with their zone, never ids: the
+    // reply says who wrote it, and the reaction who made it.
+    let tz = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("--home")
+            .arg(&h2)
+            .args(args)
+            .env("TZ", "IST-5:30")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = tz(&["feed", "Research"]);
+    assert!(text.contains(&format!("[{id}] Bob · ")), "{text}");
+    assert!(
+        text.contains("↳ [") && text.contains("] Ada Lovelace · "),
+        "{text}"
+    );
+    assert!(text.contains("👍 Ada Lovelace"), "{text}");
+    assert_eq!(text.matches(" +05:30\n").count(), 2, "{text}");
+    ok(&h2, &["dm", "Ada Lovelace", "lunch?"]);
+    let dms = tz(&["dms"]);
+    assert!(
+        dms.starts_with("Ada Lovelace")
+            && dms.contains("1 message, last ")
+            && dms.contains(" +05:30, Bob: lunch?"),
+        "{dms}"
+    );
+    let dms = tz(&["dms", "Ada Lovelace"]);
+    assert!(dms.contains(" +05:30  Bob: lunch?"), "{dms}");
+    let peers = ok(&h2, &["peers"]);
+    assert!(peers.starts_with("Ada Lovelace "), "{peers}");
+    let status = ok(&h2, &["status"]);
+    assert!(
+        status.contains("(2 members, 2 departments)")
+            && status.contains("1 peer connected: Ada Lovelace"),
+        "{status}"
+    );
+    // Sales has one member: no "1 members", and no debug lists in errors.
+    let depts = ok(&h1, &["dept", "list"]);
+    assert!(
+        depts.contains(" 1 member\n") && depts.contains(" 2 members"),
+        "{depts}"
+    );
+    let out = meshwork(&h2, &["feed", "Sales"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("your departments: Research\n"), "{err}");
     // Ada was @mentioned in Bob's post.
     let mentions = json(&h1, &["feed", "--mentions", "--json"]);
     assert_eq!(mentions[0]["id"], id);
@@ -298,6 +346,48 @@ fn events_stream_live_changes() {
     let line = seen.join().unwrap().expect("a roster_changed event");
     let event: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["type"], "roster_changed");
+}
+
+#[test]
+fn events_read_as_lines_with_names_and_text() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let _d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    ok(&home, &["dept", "create", "Research"]);
+    ok(&home, &["dept", "add", "Ada", "Research"]);
+    let mut follower = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .arg("events")
+        .env("TZ", "XYZ+2")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let seen = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .find(|l| l.contains("Research · Ada: hello"))
+    });
+    // As above: change things until the follower shows one.
+    let mut n = 0;
+    while !seen.is_finished() && n < 200 {
+        let text = format!("hello {n} \x1b]0;pwned\x07");
+        ok(&home, &["post", "Research", &text]);
+        n += 1;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let line = seen.join().unwrap().expect("a line for the post");
+    // "2026-12-03 07:14 -02:00  Research · Ada: hello 3 \u{1b}]0;pwned\u{7}"
+    let (time, what) = line.split_once("  ").unwrap();
+    assert!(time.ends_with(" -02:00") && time.len() == 23, "{line}");
+    assert!(what.starts_with("Research · Ada: hello "), "{line}");
+    assert!(what.ends_with(r" \u{1b}]0;pwned\u{7}"), "{line}");
+    assert!(!line.chars().any(char::is_control), "{line:?}");
 }
 
 #[test]

@@ -192,8 +192,9 @@ pub(crate) enum Command {
         /// The post.
         post_id: String,
     },
-    /// Follow live events (roster changes, peers coming and going) until
-    /// interrupted: one line each; JSON lines with --json.
+    /// Follow live events until interrupted: who posted, replied, reacted,
+    /// wrote to you, shared a file, joined or came online — one line each,
+    /// with its time and names; the node's events as JSON lines with --json.
     Events {
         /// Print each event as one line of JSON.
         #[arg(long)]

@@ -12,6 +12,7 @@ use crate::args::{
 };
 use crate::client::Client;
 use crate::safe::{self, field};
+use crate::text::{self, count, count_of, Names};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
     let home = Home::new(match cli.home {
@@ -43,11 +44,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             value,
         }) => {
             client()?.post("/v1/profile/name", json!({ "name": value }))?;
-            println!("You are now {:?} for everyone", safe::line(&value));
+            println!("You are now \"{}\" for everyone", safe::line(&value));
         }
         Command::Workspace(WorkspaceCmd::Rename { name }) => {
             client()?.post("/v1/workspace/name", json!({ "name": name }))?;
-            println!("The workspace is now {:?}", safe::line(&name));
+            println!("The workspace is now \"{}\"", safe::line(&name));
         }
         Command::Workspace(WorkspaceCmd::Set { key, value }) => {
             let body = match key {
@@ -74,7 +75,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 "/v1/pins",
                 json!({ "id": file_id, "for_secs": duration.as_secs() }),
             )?;
-            println!("kept here until {}", when(pin_until(&pin)));
+            println!("kept here until {}", text::time(pin_until(&pin)));
         }
         Command::Unpin { file_id } => {
             client()?.post("/v1/pins/remove", json!({ "id": file_id }))?;
@@ -111,9 +112,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let ws = client()?.post("/v1/join", json!({ "token": token }))?;
             print(json, &ws, |w| {
                 format!(
-                    "Joined workspace \"{}\" ({} members)",
+                    "Joined workspace \"{}\" ({})",
                     field(&w["name"]),
-                    w["members"]
+                    count_of(&w["members"], "member", "members")
                 )
             });
         }
@@ -169,8 +170,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Status { json } => {
-            let s = client()?.get("/v1/status")?;
-            print(json, &s, status_text);
+            let client = client()?;
+            let s = client.get("/v1/status")?;
+            // Before joining there are no members to name.
+            let names = if json || s["workspace"].is_null() {
+                Names::default()
+            } else {
+                names(&client)?
+            };
+            print(json, &s, |s| status_text(s, &names));
         }
         Command::Post {
             dept,
@@ -189,8 +197,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             json,
             ..
         } => {
-            let posts = client()?.get(&format!("/v1/mentions?limit={limit}"))?;
-            print(json, &posts, feed_text);
+            let client = client()?;
+            let posts = client.get(&format!("/v1/mentions?limit={limit}"))?;
+            let names = names_unless(json, &client)?;
+            print(json, &posts, |t| feed_text(t, &names, true));
         }
         Command::Feed {
             dept,
@@ -207,7 +217,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             }
             let client = client()?;
             let threads = client.get(&path)?;
-            print(json, &threads, feed_text);
+            let names = names_unless(json, &client)?;
+            print(json, &threads, |t| feed_text(t, &names, false));
             if follow {
                 follow_feed(&client, &path, &threads)?;
             }
@@ -266,30 +277,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             match member {
                 Some(m) => {
                     let posts = client.get(&format!("/v1/dms?member={}", urlencode(&m)))?;
-                    print(json, &posts, |ps| {
-                        table(ps, |p| {
-                            let who = if p["author"] == m {
-                                m.clone()
-                            } else {
-                                let author = field(&p["author"]);
-                                author.get(..8).unwrap_or(&author).to_owned()
-                            };
-                            let body = p["body"].as_str().unwrap_or("(deleted)");
-                            format!("{who}: {}", safe::body(body))
-                        })
-                    });
+                    let names = names_unless(json, &client)?;
+                    print(json, &posts, |ps| table(ps, |p| message_text(p, &names)));
                 }
                 None => {
                     let list = client.get("/v1/dms")?;
+                    let names = names_unless(json, &client)?;
                     print(json, &list, |cs| {
-                        table(cs, |c| {
-                            format!(
-                                "{:<24} {} message(s), last: {}",
-                                field(&c["name"]),
-                                c["messages"],
-                                safe::line(c["last"]["body"].as_str().unwrap_or(""))
-                            )
-                        })
+                        table(cs, |c| conversation_text(c, &names))
                     });
                 }
             }
@@ -306,39 +301,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Delete { post_id } => {
             client()?.post("/v1/posts/delete", json!({ "post": post_id }))?;
         }
-        Command::Events { json } => {
-            use std::io::Write;
-            client()?.follow("/v1/events", |e| {
-                let line = if json {
-                    e.to_string()
-                } else {
-                    let what = e["type"].as_str().unwrap_or("event").replace('_', " ");
-                    let detail = e
-                        .get("peer_id")
-                        .or(e.get("changes"))
-                        .map(|v| v.to_string())
-                        .unwrap_or_default();
-                    safe::line(&format!("{what} {detail}")).into_owned()
-                };
-                // A closed pipe (`| head`) ends the command quietly.
-                writeln!(std::io::stdout(), "{line}").is_ok()
-            })?;
-        }
+        Command::Events { json } => crate::events::follow(&client()?, json)?,
         Command::Peers { json } => {
-            let p = client()?.get("/v1/peers")?;
-            print(json, &p, |ps| {
-                table(ps, |p| {
-                    format!(
-                        "{} {}",
-                        field(&p["peer_id"]),
-                        if p["member_id"].is_null() {
-                            "(not a member)"
-                        } else {
-                            "member"
-                        }
-                    )
-                })
-            });
+            let client = client()?;
+            let p = client.get("/v1/peers")?;
+            let names = names_unless(json, &client)?;
+            print(json, &p, |ps| table(ps, |p| peer_text(p, &names)));
         }
     }
     Ok(())
@@ -348,31 +316,47 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
     match cmd {
         DeptCmd::Create { name } => {
             client.post("/v1/depts", json!({ "name": name }))?;
-            println!("Created department {name:?}");
+            println!("Created department \"{}\"", safe::line(&name));
         }
         DeptCmd::Rename { old, new } => {
             client.post("/v1/depts/rename", json!({ "old": old, "new": new }))?;
-            println!("Renamed department {old:?} to {new:?}");
+            println!(
+                "Renamed department \"{}\" to \"{}\"",
+                safe::line(&old),
+                safe::line(&new)
+            );
         }
         DeptCmd::Add { member, dept } => {
             client.post("/v1/depts/add", json!({ "member": member, "dept": dept }))?;
-            println!("Added {member} to {dept:?}");
+            println!(
+                "Added {} to \"{}\"",
+                member_name(&client, &member)?,
+                safe::line(&dept)
+            );
         }
         DeptCmd::Remove { member, dept } => {
             client.post(
                 "/v1/depts/remove",
                 json!({ "member": member, "dept": dept }),
             )?;
-            println!("Removed {member} from {dept:?}");
+            println!(
+                "Removed {} from \"{}\"",
+                member_name(&client, &member)?,
+                safe::line(&dept)
+            );
         }
         DeptCmd::List { json } => {
             let depts = client.get("/v1/depts")?;
             print(json, &depts, |ds| {
                 table(ds, |d| {
                     format!(
-                        "{:<24} {} members",
+                        "{:<24} {}",
                         safe::line(d["label"].as_str().or(d["name"].as_str()).unwrap_or("?")),
-                        d["members"].as_array().map_or(0, Vec::len)
+                        count(
+                            d["members"].as_array().map_or(0, Vec::len) as u64,
+                            "member",
+                            "members"
+                        )
                     )
                 })
             });
@@ -399,6 +383,31 @@ fn table(v: &Value, row: impl Fn(&Value) -> String) -> String {
     }
 }
 
+/// Members' names, unless the output is JSON (which names no one).
+fn names_unless(json: bool, client: &Client) -> Result<Names> {
+    if json {
+        Ok(Names::default())
+    } else {
+        names(client)
+    }
+}
+
+/// Every member's name, by id.
+pub(crate) fn names(client: &Client) -> Result<Names> {
+    Ok(Names::from_members(&client.get("/v1/members")?))
+}
+
+/// The name of `member` as typed on the command line (an id or a name):
+/// its display name when it is a member's id.
+fn member_name(client: &Client, member: &str) -> Result<String> {
+    let names = names(client)?;
+    Ok(if names.knows(member) {
+        names.of_str(member)
+    } else {
+        safe::line(member).into_owned()
+    })
+}
+
 /// Prints posts and replies that appear after `seen`, each time the
 /// department's feed changes, until interrupted.
 fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
@@ -415,13 +424,17 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
         out
     };
     let mut printed: HashSet<String> = ids(seen).into_iter().map(|(id, _)| id).collect();
+    let mut names = names(client)?;
     let mut failure = None;
     client.follow("/v1/events", |event| {
-        if event["type"] != "feed_changed" {
-            return true;
-        }
-        let threads = match client.get(path) {
-            Ok(t) => t,
+        let got = match event["type"].as_str() {
+            Some("roster_changed") => self::names(client).map(|n| names = n).map(|()| None),
+            Some("feed_changed") => client.get(path).map(Some),
+            _ => Ok(None),
+        };
+        let threads = match got {
+            Ok(Some(t)) => t,
+            Ok(None) => return true,
             Err(e) => {
                 failure = Some(e);
                 return false;
@@ -429,9 +442,13 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
         };
         for (id, post) in ids(&threads) {
             if printed.insert(id) {
-                let who = safe::line(post["author_name"].as_str().unwrap_or("reply"));
-                let body = safe::body(post["body"].as_str().unwrap_or("(deleted)"));
-                if writeln!(std::io::stdout(), "{who}: [{}] {body}", field(&post["id"])).is_err() {
+                let indent = if post["reply_to"].is_string() {
+                    "↳ "
+                } else {
+                    ""
+                };
+                let block = safe::body(&post_text(&post, &names, indent, false)).into_owned();
+                if writeln!(std::io::stdout(), "{block}").is_err() {
                     return false;
                 }
             }
@@ -441,40 +458,128 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
     failure.map_or(Ok(()), Err)
 }
 
-fn feed_text(threads: &Value) -> String {
-    let line = |p: &Value, indent: &str| {
-        let body = safe::body(p["body"].as_str().unwrap_or("(deleted)"));
-        let reactions: Vec<String> = p["reactions"]
-            .as_object()
-            .map(|r| {
-                r.iter()
-                    .map(|(e, who)| {
-                        format!("{}{}", safe::line(e), who.as_array().map_or(0, Vec::len))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let edited = if p["edited_at"].is_null() {
-            ""
-        } else {
-            " (edited)"
-        };
-        format!(
-            "{indent}[{}] {body}{edited} {}",
-            field(&p["id"]),
-            reactions.join(" ")
-        )
+/// A post (or reply, or message) as a block: a header with its id, author
+/// and time, then its text, then its reactions.
+///
+/// ```text
+/// [5799624f6d6315c31693b21f2111a9cd] Ada · 2026-12-03 09:14 +01:00
+///   Kick-off at 10
+///   👍 Bob · edited
+/// ```
+fn post_text(p: &Value, names: &Names, indent: &str, show_dept: bool) -> String {
+    let author = match p["author_name"].as_str() {
+        Some(name) => safe::line(name).into_owned(),
+        None => names.of(&p["author"]),
     };
-    table(threads, |t| {
-        let mut out = format!("{}:\n{}", field(&t["author_name"]), line(t, "  "));
-        for r in t["replies"].as_array().into_iter().flatten() {
-            out += &format!("\n{}", line(r, "    ↳ "));
-        }
-        out
-    })
+    let dept = match p["dept"].as_str() {
+        Some(d) if show_dept => format!(" in {}", safe::line(d)),
+        _ => String::new(),
+    };
+    let pad = " ".repeat(indent.chars().count() + 2);
+    let body = match p["body"].as_str() {
+        Some(b) if p["deleted"].as_bool() != Some(true) => safe::body(b).into_owned(),
+        _ => "(deleted)".to_owned(),
+    };
+    let mut out = format!(
+        "{indent}[{}] {author}{dept} · {}\n{pad}{body}",
+        field(&p["id"]),
+        text::time(p["created_at"].as_i64().unwrap_or(0)),
+    );
+    let mut notes = vec![text::reactions(&p["reactions"], names)];
+    if !p["edited_at"].is_null() {
+        notes.push("edited".to_owned());
+    }
+    notes.retain(|n| !n.is_empty());
+    if !notes.is_empty() {
+        out += &format!("\n{pad}{}", notes.join(" · "));
+    }
+    out
 }
 
-fn status_text(s: &Value) -> String {
+fn feed_text(threads: &Value, names: &Names, show_dept: bool) -> String {
+    match threads.as_array() {
+        Some(ts) if !ts.is_empty() => ts
+            .iter()
+            .map(|t| {
+                let mut out = post_text(t, names, "", show_dept);
+                for r in t["replies"].as_array().into_iter().flatten() {
+                    out += &format!("\n{}", post_text(r, names, "  ↳ ", false));
+                }
+                out
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        _ => table(threads, |_| String::new()),
+    }
+}
+
+/// One direct message: "2026-12-03 09:14 +01:00  Bob: see you [id]".
+fn message_text(p: &Value, names: &Names) -> String {
+    let body = match p["body"].as_str() {
+        Some(b) if p["deleted"].as_bool() != Some(true) => safe::body(b).into_owned(),
+        _ => "(deleted)".to_owned(),
+    };
+    let mut notes = vec![text::reactions(&p["reactions"], names)];
+    if !p["edited_at"].is_null() {
+        notes.push("edited".to_owned());
+    }
+    notes.retain(|n| !n.is_empty());
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join(" · "))
+    };
+    format!(
+        "{}  {}: {body}{notes}  [{}]",
+        text::time(p["created_at"].as_i64().unwrap_or(0)),
+        names.of(&p["author"]),
+        field(&p["id"]),
+    )
+}
+
+/// One conversation: "Bob   2 messages, last 2026-12-03 09:14 +01:00, Ada: yes?".
+fn conversation_text(c: &Value, names: &Names) -> String {
+    let last = &c["last"];
+    let last = if last.is_null() {
+        String::new()
+    } else {
+        let body = match last["body"].as_str() {
+            Some(b) if last["deleted"].as_bool() != Some(true) => text::snippet(b, 60),
+            _ => "(deleted)".to_owned(),
+        };
+        format!(
+            ", last {}, {}: {body}",
+            text::time(last["created_at"].as_i64().unwrap_or(0)),
+            names.of(&last["author"]),
+        )
+    };
+    format!(
+        "{:<24} {}{last}",
+        field(&c["name"]),
+        count_of(&c["messages"], "message", "messages"),
+    )
+}
+
+/// A connected peer: who it is, then its peer id and addresses.
+fn peer_text(p: &Value, names: &Names) -> String {
+    let who = match p["member_id"].as_str() {
+        Some(id) => names.of_str(id),
+        None => "(not a member)".to_owned(),
+    };
+    let addrs: Vec<String> = p["addrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(field)
+        .collect();
+    format!(
+        "{who:<24} {}  {}",
+        field(&p["peer_id"]),
+        text::list(&addrs, "(no address)")
+    )
+}
+
+fn status_text(s: &Value, names: &Names) -> String {
     let mut out = format!(
         "{} ({})\nmember id: {}\npeer id:   {}\n",
         field(&s["name"]),
@@ -485,21 +590,28 @@ fn status_text(s: &Value) -> String {
     match s["workspace"].as_object() {
         Some(w) => {
             out += &format!(
-                "workspace: \"{}\" ({} members, {} departments)\n",
+                "workspace: \"{}\" ({}, {})\n",
                 field(&w["name"]),
-                w["members"],
-                w["departments"]
+                count_of(&w["members"], "member", "members"),
+                count_of(&w["departments"], "department", "departments"),
             );
             if w["removed"].as_bool() == Some(true) {
                 out += "this device was removed from the workspace by an admin: \
                         it no longer syncs, and what it holds stays as it was\n";
             }
             for d in w["documents"].as_array().into_iter().flatten() {
+                let heads: Vec<String> = d["heads"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| text::short_id(h.as_str().unwrap_or("?")))
+                    .collect();
                 out += &format!(
-                    "  {}: {} changes, heads {}\n",
+                    "  {}: {}, {} {}\n",
                     field(&d["name"]),
-                    d["changes"],
-                    d["heads"]
+                    count_of(&d["changes"], "change", "changes"),
+                    if heads.len() == 1 { "head" } else { "heads" },
+                    text::list(&heads, "none"),
                 );
             }
         }
@@ -520,9 +632,23 @@ fn status_text(s: &Value) -> String {
             size("blobs")
         );
     }
+    let peers: Vec<String> = s["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| match p["member_id"].as_str() {
+            Some(id) => names.of_str(id),
+            None => format!("{} (not a member)", text::short_id(&field(&p["peer_id"]))),
+        })
+        .collect();
     out += &format!(
-        "{} peer(s) connected",
-        s["peers"].as_array().map_or(0, Vec::len)
+        "{} connected{}",
+        count(peers.len() as u64, "peer", "peers"),
+        if peers.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text::list(&peers, ""))
+        }
     );
     out
 }
@@ -531,30 +657,29 @@ fn files_text(files: &Value) -> String {
     table(files, |f| {
         // A folder is one row: how many files, and their total size.
         let kind = match f["entries"].as_array() {
-            Some(e) if e.len() == 1 => "folder, 1 file".to_owned(),
-            Some(e) => format!("folder, {} files", e.len()),
+            Some(e) => format!("folder, {}", count(e.len() as u64, "file", "files")),
             None => field(&f["media_type"]),
         };
         format!(
-            "{}  {:<32} {:>10}  {:<24} {:<16} shared {}  until {}  {} peer(s)",
+            "{}  {:<32} {:>10}  {:<24} {:<16} shared {}  until {}  on {}",
             field(&f["id"]),
             field(&f["name"]),
             human_size(f["size"].as_u64().unwrap_or(0)),
             kind,
             field(&f["uploader_name"]),
-            when(f["shared_at"].as_i64().unwrap_or(0)),
-            when(f["available_until"].as_i64().unwrap_or(0)),
-            f["peers"],
+            text::time(f["shared_at"].as_i64().unwrap_or(0)),
+            text::time(f["available_until"].as_i64().unwrap_or(0)),
+            count_of(&f["peers"], "peer", "peers"),
         )
     })
 }
 
-/// "retention 72 h, 2 replica(s)".
+/// "retention 72 h, 2 replicas".
 fn policy_text(policy: &Value) -> String {
     format!(
-        "retention {} h, {} replica(s)",
+        "retention {} h, {}",
         policy["retention_ms"].as_u64().unwrap_or(0) / 3_600_000,
-        policy["replicas"]
+        count_of(&policy["replicas"], "replica", "replicas")
     )
 }
 
@@ -585,22 +710,18 @@ fn pins_text(view: &Value) -> String {
             })
             .collect();
         format!(
-            "{what}  {:>10}  {}  until {}  {}/{} replica(s){}  pinners: {}",
+            "{what}  {:>10}  {}  until {}  {}/{}{}  pinners: {}",
             human_size(p["size"].as_u64().unwrap_or(0)),
             field(&p["dept"]),
-            when(p["until"].as_i64().unwrap_or(0)),
+            text::time(p["until"].as_i64().unwrap_or(0)),
             p["replicas"],
-            p["target"],
+            count_of(&p["target"], "replica", "replicas"),
             if p["meets_target"].as_bool() == Some(true) {
                 ""
             } else {
                 "  BELOW TARGET"
             },
-            if pinners.is_empty() {
-                "none".to_owned()
-            } else {
-                pinners.join(", ")
-            },
+            text::list(&pinners, "none"),
         )
     });
     let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
@@ -614,8 +735,8 @@ fn pins_text(view: &Value) -> String {
                 human_size(n["quota"].as_u64().unwrap_or(0)),
                 if n["full"].as_bool() == Some(true) {
                     format!(
-                        "  FULL (quota or disk): refused {} request(s)",
-                        n["refused"]
+                        "  FULL (quota or disk): refused {}",
+                        count_of(&n["refused"], "request", "requests")
                     )
                 } else {
                     String::new()
@@ -635,12 +756,6 @@ fn pin_until(pin: &Value) -> i64 {
         .filter_map(|p| p["until"].as_i64())
         .max()
         .unwrap_or(0)
-}
-
-/// A time (milliseconds since the epoch) as UTC, to the second.
-fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// A file of one of my departments, by id: (department id, record).
@@ -713,7 +828,7 @@ fn scale(done: u64, total: u64, size: u64) -> u64 {
 }
 
 /// `s` as one component of a query string.
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

@@ -9,8 +9,10 @@ mod client;
 mod commands;
 mod daemon;
 mod duration;
+mod events;
 mod safe;
 mod size;
+mod text;
 
 use std::process::ExitCode;
 

@@ -34,7 +34,15 @@ function banner(text) {
   b.hidden = !text;
 }
 
-const when = (ms) => new Date(ms).toLocaleString();
+// A time as the CLI prints it too: local, to the minute, with its zone's
+// offset (the one in force then): "2026-12-03 09:14 +01:00".
+const when = (ms) => {
+  const d = new Date(ms);
+  const two = (n) => String(n).padStart(2, "0");
+  const off = -d.getTimezoneOffset();
+  const zone = `${off < 0 ? "-" : "+"}${two(Math.floor(Math.abs(off) / 60))}:${two(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())} ${zone}`;
+};
 const size = (n) => {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;

@@ -111,7 +111,7 @@ pub enum RosterError {
     #[error("no member {0:?}; `meshwork members` lists them")]
     UnknownMember(String),
     /// Several members share the display name.
-    #[error("{name:?} is ambiguous: it names {ids:?}; use the member id instead")]
+    #[error("{name:?} is ambiguous: it names {}; use the member id instead", ids.join(", "))]
     AmbiguousMember {
         /// The name asked for.
         name: String,
@@ -119,7 +119,7 @@ pub enum RosterError {
         ids: Vec<String>,
     },
     /// No department has this name, id or id prefix.
-    #[error("no department {name:?}; departments: {known:?}")]
+    #[error("no department {name:?}; departments: {}", words(known))]
     UnknownDept {
         /// The name asked for.
         name: String,
@@ -467,6 +467,15 @@ impl Roster {
 
 /// The one department among `found`; an ambiguity error if several; `None`
 /// if none, to try the next way of naming one.
+/// Names as a person lists them: "Engineering, Sales", or "none".
+fn words(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn one_of<'a>(
     query: &str,
     found: Vec<&'a Department>,
@@ -723,6 +732,15 @@ mod tests {
                     "Sales".into()
                 ],
             }
+        );
+        // Worded as a list, not Rust's debug output.
+        assert_eq!(
+            r.resolve_dept("Nope").unwrap_err().to_string(),
+            r#"no department "Nope"; departments: Ops (abcd0001), Ops (abcd0002), Sales"#
+        );
+        assert_eq!(
+            roster(&[]).resolve_dept("Nope").unwrap_err().to_string(),
+            r#"no department "Nope"; departments: none"#
         );
     }
 

@@ -347,8 +347,13 @@ pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Depa
             .map(|(_, label)| label)
             .collect();
         return Err(NodeError::Forbidden(format!(
-            "you are not in department {:?}; your departments: {mine:?}",
-            roster.dept_label(&dept.id).unwrap_or_default()
+            "you are not in department {:?}; your departments: {}",
+            roster.dept_label(&dept.id).unwrap_or_default(),
+            if mine.is_empty() {
+                "none".to_owned()
+            } else {
+                mine.join(", ")
+            }
         )));
     }
     Ok(dept.clone())

@@ -1,0 +1,525 @@
+//! `meshwork events`: the node's live events, as JSON lines (`--json`), or
+//! as lines a person reads — who posted what where, who reacted, who joined,
+//! who came online:
+//!
+//! ```text
+//! 2026-12-03 09:14 +01:00  Engineering · Bob: Kick-off at 10
+//! 2026-12-03 09:15 +01:00  Engineering · Ada replied to Bob: See you there
+//! 2026-12-03 09:15 +01:00  message from Bob: lunch?
+//! 2026-12-03 09:16 +01:00  Carol joined the workspace
+//! ```
+//!
+//! An event says only what changed (a department's feed, the roster, a
+//! peer); each line comes from comparing what the control API shows after
+//! it with what it showed before.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+
+use anyhow::Result;
+use meshwork_node::disk::human_size;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::safe;
+use crate::text::{self, Names};
+
+/// How many of a feed's newest threads are compared: changes further back
+/// (an edit to an old post) get a line that does not say which.
+const WINDOW: usize = 100;
+
+/// Follows the node's events until interrupted (or stdout closes).
+pub(crate) fn follow(client: &Client, json: bool) -> Result<()> {
+    let mut watch = if json {
+        None
+    } else {
+        Some(Watch::new(client)?)
+    };
+    client.follow("/v1/events", |e| {
+        let lines = match &mut watch {
+            None => vec![e.to_string()],
+            Some(w) => w
+                .lines(client, &e)
+                .into_iter()
+                // Everything shown passes through here: escaped once more
+                // for the one-line shape (escaping is idempotent).
+                .map(|l| safe::line(&l).into_owned())
+                .collect(),
+        };
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) ends the command quietly.
+        lines.iter().all(|l| writeln!(out, "{l}").is_ok()) && out.flush().is_ok()
+    })
+}
+
+/// A department as the last look found it.
+#[derive(Clone, PartialEq)]
+struct Dept {
+    label: String,
+    members: BTreeSet<String>,
+}
+
+/// Lines to print, each with the time it tells of (a post's), if not now.
+type Lines = Vec<(Option<i64>, String)>;
+
+/// What the API showed when last asked; each event is compared with it.
+struct Watch {
+    me: String,
+    workspace: String,
+    names: Names,
+    roles: HashMap<String, String>,
+    depts: BTreeMap<String, Dept>,
+    /// Posts by id, per department id I am in.
+    feeds: HashMap<String, HashMap<String, Value>>,
+    /// Messages by id, per member I write with.
+    dms: HashMap<String, HashMap<String, Value>>,
+    /// Files by id, per department id I am in.
+    files: HashMap<String, HashMap<String, Value>>,
+    /// Connected peers: their member id, if members.
+    peers: HashMap<String, Option<String>>,
+}
+
+impl Watch {
+    fn new(client: &Client) -> Result<Self> {
+        let status = client.get("/v1/status")?;
+        let mut w = Self {
+            me: status["member_id"].as_str().unwrap_or_default().to_owned(),
+            workspace: String::new(),
+            names: Names::default(),
+            roles: HashMap::new(),
+            depts: BTreeMap::new(),
+            feeds: HashMap::new(),
+            dms: HashMap::new(),
+            files: HashMap::new(),
+            peers: HashMap::new(),
+        };
+        if !status["workspace"].is_null() {
+            w.roster_lines(client, false)?;
+            for c in conversations(client)? {
+                if let Some(m) = c["member"].as_str() {
+                    let got = messages(client, m)?;
+                    w.dms.insert(m.to_owned(), got);
+                }
+            }
+        }
+        w.peer_lines(client)?;
+        Ok(w)
+    }
+
+    /// The lines an event makes: at least one.
+    fn lines(&mut self, client: &Client, e: &Value) -> Vec<String> {
+        let dept = e["dept"].as_str().unwrap_or_default();
+        let got = match e["type"].as_str().unwrap_or_default() {
+            "roster_changed" => self.roster_lines(client, true),
+            "feed_changed" if self.depts.contains_key(dept) => self.feed_lines(client, dept),
+            "feed_changed" => self.dm_lines(client),
+            "library_changed" => self.library_lines(client, dept),
+            "peer_connected" | "peer_disconnected" => self.peer_lines(client),
+            "pins_changed" => Ok(vec![(
+                None,
+                "pins changed (`meshwork pins` lists them)".to_owned(),
+            )]),
+            other => Ok(vec![(None, other.replace('_', " "))]),
+        };
+        let now = text::now_ms();
+        let mut lines: Vec<String> = got
+            // The API could not say more (the node is stopping, or I just
+            // left that department): say what the event says, below.
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, l)| format!("{}  {l}", text::time(at.unwrap_or(now))))
+            .collect();
+        if lines.is_empty() {
+            let what = match e["type"].as_str().unwrap_or_default() {
+                "feed_changed" => match self.depts.get(dept) {
+                    Some(d) => format!("{}: the feed changed", d.label),
+                    None => "direct messages changed".to_owned(),
+                },
+                "library_changed" => match self.depts.get(dept) {
+                    Some(d) => format!("{}: the files changed", d.label),
+                    None => "files changed".to_owned(),
+                },
+                "roster_changed" => "the workspace changed".to_owned(),
+                other => other.replace('_', " "),
+            };
+            lines.push(format!("{}  {what}", text::time(now)));
+        }
+        lines
+    }
+
+    /// Compares members, roles, departments and the workspace's name
+    /// (says nothing unless `announce`).
+    fn roster_lines(&mut self, client: &Client, announce: bool) -> Result<Lines> {
+        let members = client.get("/v1/members")?;
+        let names = Names::from_members(&members);
+        let roles: HashMap<String, String> = members
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["id"].as_str()?.to_owned(), m["role"].as_str()?.to_owned())))
+            .collect();
+        let depts: BTreeMap<String, Dept> = client
+            .get("/v1/depts")?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                let label = d["label"].as_str().or(d["name"].as_str())?;
+                Some((
+                    d["id"].as_str()?.to_owned(),
+                    Dept {
+                        label: safe::line(label).into_owned(),
+                        members: d["members"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|m| Some(m["id"].as_str()?.to_owned()))
+                            .collect(),
+                    },
+                ))
+            })
+            .collect();
+        let workspace = client.get("/v1/status")?["workspace"]["name"]
+            .as_str()
+            .map(|n| safe::line(n).into_owned())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        if announce && self.roles.is_empty() {
+            // Just joined.
+            out.push(format!(
+                "joined the workspace {workspace} ({})",
+                text::count(roles.len() as u64, "member", "members")
+            ));
+        } else if announce {
+            if workspace != self.workspace {
+                out.push(format!("the workspace is now called {workspace}"));
+            }
+            for (id, name) in names.iter() {
+                let name = safe::line(name);
+                match self.roles.get(id) {
+                    None => out.push(format!("{name} joined the workspace")),
+                    Some(old) => {
+                        let was = self.names.of_str(id);
+                        if was != name {
+                            out.push(format!("{was} is now called {name}"));
+                        }
+                        if let Some(role) = roles.get(id).filter(|r| *r != old) {
+                            out.push(format!("{name} is now {}", article(role)));
+                        }
+                    }
+                }
+            }
+            for id in self.roles.keys().filter(|id| !roles.contains_key(*id)) {
+                out.push(format!("{} left the workspace", self.names.of_str(id)));
+            }
+            for (id, d) in &depts {
+                let before = self.depts.get(id);
+                match before {
+                    None => out.push(format!("department {} was created", d.label)),
+                    Some(b) if b.label != d.label => {
+                        out.push(format!("department {} is now called {}", b.label, d.label));
+                    }
+                    _ => {}
+                }
+                let had = before.map(|b| b.members.clone()).unwrap_or_default();
+                for m in d.members.difference(&had) {
+                    out.push(format!("{} joined {}", names.of_str(m), d.label));
+                }
+                for m in had.difference(&d.members) {
+                    out.push(format!("{} left {}", names.of_str(m), d.label));
+                }
+            }
+        }
+        self.names = names;
+        self.roles = roles;
+        self.workspace = workspace;
+        self.depts = depts;
+        // Departments I am now in, first seen: what they hold is not news.
+        // Departments I left: looked at afresh should I come back.
+        let mine: BTreeSet<String> = self
+            .depts
+            .iter()
+            .filter(|(_, d)| d.members.contains(&self.me))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.feeds.retain(|id, _| mine.contains(id));
+        self.files.retain(|id, _| mine.contains(id));
+        for id in mine {
+            if let Entry::Vacant(e) = self.feeds.entry(id.clone()) {
+                e.insert(feed(client, &id).unwrap_or_default());
+            }
+            if let Entry::Vacant(e) = self.files.entry(id.clone()) {
+                e.insert(library(client, &id).unwrap_or_default());
+            }
+        }
+        Ok(out.into_iter().map(|l| (None, l)).collect())
+    }
+
+    /// New posts and replies, edits, deletions and reactions in a feed.
+    fn feed_lines(&mut self, client: &Client, dept: &str) -> Result<Lines> {
+        let now = feed(client, dept)?;
+        let label = self.depts.get(dept).map_or("?", |d| &d.label).to_owned();
+        // Not looked at before (I was just added): nothing to compare with.
+        let Some(before) = self.feeds.insert(dept.to_owned(), now.clone()) else {
+            return Ok(Vec::new());
+        };
+        Ok(self.post_lines(before, &now, |who| format!("{label} · {}", who.name)))
+    }
+
+    /// The same, in my direct conversations.
+    fn dm_lines(&mut self, client: &Client) -> Result<Lines> {
+        let mut out = Vec::new();
+        for c in conversations(client)? {
+            let Some(m) = c["member"].as_str() else {
+                continue;
+            };
+            let now = messages(client, m)?;
+            let before = self.dms.insert(m.to_owned(), now.clone());
+            let with = self.names.of_str(m);
+            // A conversation not seen before is new: all of it is news.
+            out.extend(self.post_lines(before.unwrap_or_default(), &now, |who| {
+                if who.is_mine {
+                    format!("message to {with}")
+                } else {
+                    format!("message from {}", who.name)
+                }
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Lines for what differs between two looks at a feed or conversation;
+    /// `place` words where it happened and who did it.
+    fn post_lines(
+        &self,
+        before: HashMap<String, Value>,
+        now: &HashMap<String, Value>,
+        place: impl Fn(&Who) -> String,
+    ) -> Lines {
+        let mut posts: Vec<&Value> = now.values().collect();
+        posts.sort_by_key(|p| (p["created_at"].as_i64(), p["id"].as_str()));
+        let mut out = Vec::new();
+        for p in posts {
+            let id = p["id"].as_str().unwrap_or_default();
+            let author = self.who(p["author"].as_str().unwrap_or_default());
+            let at = p["created_at"].as_i64();
+            let body = |p: &Value| text::snippet(p["body"].as_str().unwrap_or_default(), 200);
+            let Some(old) = before.get(id) else {
+                let parent = p["reply_to"]
+                    .as_str()
+                    .and_then(|r| now.get(r).or(before.get(r)));
+                out.push((
+                    at,
+                    match parent {
+                        Some(parent) => format!(
+                            "{} replied to {}: {}",
+                            place(&author),
+                            self.names.of(&parent["author"]),
+                            body(p)
+                        ),
+                        None => format!("{}: {}", place(&author), body(p)),
+                    },
+                ));
+                continue;
+            };
+            let quoted = format!(
+                "“{}”",
+                text::snippet(old["body"].as_str().unwrap_or_default(), 40)
+            );
+            if p["deleted"].as_bool() == Some(true) && old["deleted"].as_bool() != Some(true) {
+                out.push((None, format!("{} deleted {quoted}", place(&author))));
+            } else if p["edited_at"] != old["edited_at"] {
+                let edited = format!("{} edited {quoted}: {}", place(&author), body(p));
+                out.push((p["edited_at"].as_i64(), edited));
+            }
+            for (emoji, who) in p["reactions"].as_object().into_iter().flatten() {
+                let had: BTreeSet<&str> = old["reactions"][emoji]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                for r in who
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if !had.contains(r) {
+                        out.push((
+                            None,
+                            format!(
+                                "{} reacted {} to {quoted}",
+                                place(&self.who(r)),
+                                safe::line(emoji)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn who(&self, id: &str) -> Who {
+        Who {
+            name: self.names.of_str(id),
+            is_mine: id == self.me,
+        }
+    }
+
+    /// Files shared, gone, or held by more or fewer peers.
+    fn library_lines(&mut self, client: &Client, dept: &str) -> Result<Lines> {
+        let now = library(client, dept)?;
+        let label = self.depts.get(dept).map_or("?", |d| &d.label).to_owned();
+        let Some(before) = self.files.insert(dept.to_owned(), now.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut files: Vec<&Value> = now.values().collect();
+        files.sort_by_key(|f| (f["shared_at"].as_i64(), f["id"].as_str()));
+        for f in files {
+            let name = safe::line(f["name"].as_str().unwrap_or("?")).into_owned();
+            match before.get(f["id"].as_str().unwrap_or_default()) {
+                None => out.push((
+                    f["shared_at"].as_i64(),
+                    format!(
+                        "{label} · {} shared {name} ({})",
+                        safe::line(f["uploader_name"].as_str().unwrap_or("?")),
+                        human_size(f["size"].as_u64().unwrap_or(0)),
+                    ),
+                )),
+                Some(old) if old["peers"] != f["peers"] => out.push((
+                    None,
+                    format!(
+                        "{label} · {name} is now on {}",
+                        text::count_of(&f["peers"], "peer", "peers")
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for (id, f) in &before {
+            if !now.contains_key(id) {
+                out.push((
+                    None,
+                    format!(
+                        "{label} · {} is no longer available",
+                        safe::line(f["name"].as_str().unwrap_or("?"))
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Who connected and who went away.
+    fn peer_lines(&mut self, client: &Client) -> Result<Lines> {
+        let now: HashMap<String, Option<String>> = client
+            .get("/v1/peers")?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    p["peer_id"].as_str()?.to_owned(),
+                    p["member_id"].as_str().map(str::to_owned),
+                ))
+            })
+            .collect();
+        let who = |member: &Option<String>, peer: &str| match member {
+            Some(m) => self.names.of_str(m),
+            None => format!("a peer that is not a member ({})", text::short_id(peer)),
+        };
+        let mut out = Vec::new();
+        for (peer, member) in &now {
+            if !self.peers.contains_key(peer) {
+                out.push((None, format!("{} connected", who(member, peer))));
+            }
+        }
+        for (peer, member) in &self.peers {
+            if !now.contains_key(peer) {
+                out.push((None, format!("{} disconnected", who(member, peer))));
+            }
+        }
+        self.peers = now;
+        Ok(out)
+    }
+}
+
+/// An author, as a line names them.
+struct Who {
+    name: String,
+    is_mine: bool,
+}
+
+/// "an admin", "a member", "a pinner".
+fn article(role: &str) -> String {
+    let role = safe::line(role);
+    if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {role}")
+    } else {
+        format!("a {role}")
+    }
+}
+
+/// A department's newest threads, as posts and replies by id.
+fn feed(client: &Client, dept: &str) -> Result<HashMap<String, Value>> {
+    let threads = client.get(&format!(
+        "/v1/feed?dept={}&limit={WINDOW}",
+        crate::commands::urlencode(dept)
+    ))?;
+    let mut out = HashMap::new();
+    for t in threads.as_array().into_iter().flatten() {
+        for r in t["replies"].as_array().into_iter().flatten() {
+            by_id(&mut out, r.clone());
+        }
+        let mut t = t.clone();
+        if let Some(t) = t.as_object_mut() {
+            t.remove("replies");
+        }
+        by_id(&mut out, t);
+    }
+    Ok(out)
+}
+
+fn conversations(client: &Client) -> Result<Vec<Value>> {
+    Ok(client
+        .get("/v1/dms")?
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// My conversation with a member, by message id.
+fn messages(client: &Client, member: &str) -> Result<HashMap<String, Value>> {
+    let got = client.get(&format!(
+        "/v1/dms?member={}",
+        crate::commands::urlencode(member)
+    ))?;
+    let mut out = HashMap::new();
+    for m in got.as_array().into_iter().flatten() {
+        by_id(&mut out, m.clone());
+    }
+    Ok(out)
+}
+
+/// A department's files, by id.
+fn library(client: &Client, dept: &str) -> Result<HashMap<String, Value>> {
+    let got = client.get(&format!(
+        "/v1/files?dept={}",
+        crate::commands::urlencode(dept)
+    ))?;
+    let mut out = HashMap::new();
+    for f in got.as_array().into_iter().flatten() {
+        by_id(&mut out, f.clone());
+    }
+    Ok(out)
+}
+
+fn by_id(map: &mut HashMap<String, Value>, v: Value) {
+    if let Some(id) = v["id"].as_str() {
+        map.insert(id.to_owned(), v);
+    }
+}
