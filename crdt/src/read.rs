@@ -60,6 +60,11 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Whether `obj` holds a value under `key`.
+    pub(crate) fn has(&self, obj: &ObjId, key: &str) -> bool {
+        self.get(obj, key).is_some()
+    }
+
     pub(crate) fn keys(&self, obj: &ObjId) -> Vec<String> {
         self.doc.keys_at(obj, self.heads).collect()
     }

@@ -15,11 +15,13 @@
 
 mod cache;
 mod rules;
+mod tally;
 pub(crate) mod view;
 pub mod write;
 
 pub use cache::RosterCache;
 pub(crate) use rules::{authorize, touched_paths};
+pub(crate) use tally::Tally;
 pub use view::{
     check_name as check_display_name, Department, Invite, Member, PinPolicy, Role, Roster,
     RosterError, MIN_DEPT_PREFIX,

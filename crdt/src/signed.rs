@@ -122,6 +122,9 @@ pub struct SignedDoc {
     /// signatures: tried again with every later batch. (Two sync sessions
     /// with one peer can deliver a change before its parent.)
     pending: HashMap<ChangeHash, (Change, Option<[u8; 64]>)>,
+    /// What the roster rules learnt of this roster at recent heads, so the
+    /// next change is checked without reading it all again.
+    tally: roster::Tally,
 }
 
 /// The most changes held back for missing dependencies; past it, new ones
@@ -136,6 +139,7 @@ impl SignedDoc {
             signatures: HashMap::new(),
             rules,
             pending: HashMap::new(),
+            tally: roster::Tally::default(),
         }
     }
 
@@ -166,6 +170,7 @@ impl SignedDoc {
             signatures: HashMap::new(),
             rules: Rules::Roster { workspace: hash },
             pending: HashMap::new(),
+            tally: roster::Tally::default(),
         };
         let signed = this.sign(signer, hash)?;
         Ok((this, signed))
@@ -189,6 +194,7 @@ impl SignedDoc {
             signatures: HashMap::new(),
             rules,
             pending: HashMap::new(),
+            tally: roster::Tally::default(),
         };
         let mut changes = Vec::with_capacity(stored.len());
         for sc in stored {
@@ -681,7 +687,7 @@ impl SignedDoc {
     /// `Ok(Some(signature))` to keep the change, `Ok(None)` while the roster
     /// heads it cites are not here, `Err` to refuse it.
     fn check(
-        &self,
+        &mut self,
         change: &Change,
         signed: &HashMap<ChangeHash, Signed>,
         rejected: &HashSet<ChangeHash>,
@@ -710,13 +716,13 @@ impl SignedDoc {
     /// department document's change is judged against the roster at the
     /// heads it cites (`roster` reads them); see [`crate::cite`].
     fn authorize(
-        &self,
+        &mut self,
         change: &Change,
         author: MemberId,
         roster: Option<&mut RosterAt<'_>>,
     ) -> Judged {
         if let Rules::Roster { workspace } = &self.rules {
-            return roster::authorize(&self.doc, change, author, workspace).into();
+            return roster::authorize(&self.doc, change, author, workspace, &mut self.tally).into();
         }
         let Some(roster) = roster else {
             return Judged::Denied("a department document judged without a roster".into());

@@ -15,18 +15,21 @@ use std::collections::HashMap;
 use automerge::legacy::Key;
 use automerge::{Automerge, Change, ChangeHash};
 
+use super::tally::Tally;
 use super::view::{invite_in, member_in, policy_in};
 use super::{Role, DEPT_CAPACITY};
 use crate::read::View;
 use crate::MemberId;
 
 /// Decides whether `change`, already applied to `doc`, was allowed. `Err`
-/// carries a reason for logs.
+/// carries a reason for logs. `tally` holds what earlier checks learnt of
+/// the roster, and learns what this one reads.
 pub(crate) fn authorize(
     doc: &Automerge,
     change: &Change,
     author: MemberId,
     workspace: &ChangeHash,
+    tally: &mut Tally,
 ) -> Result<(), String> {
     let deps = change.deps();
     if deps.is_empty() {
@@ -37,21 +40,22 @@ pub(crate) fn authorize(
         };
     }
     let after = [change.hash()];
-    let before_view = View::at(doc, deps);
     let touched = touched_paths(doc, change)?;
-    let Some(me) = member_in(before_view, &author).filter(|m| !m.removed) else {
+    let standing = tally.standing(doc, deps, &author);
+    tally.advance(doc, change, &touched);
+    let Some((role, _)) = standing.filter(|(_, removed)| !removed) else {
         return Err(format!(
             "{} is not a member of the workspace",
             author.short()
         ));
     };
-    if me.role != Role::Admin {
+    if role != Role::Admin {
         check_member_change(doc, change, author, &touched)?;
     }
-    let after = View::at(doc, &after);
-    check_capacity(after, &touched)?;
-    check_policy(after, &touched)?;
-    check_pinners(after, &touched)
+    check_capacity(doc, &after, tally, &touched)?;
+    let after_view = View::at(doc, &after);
+    check_policy(after_view, &touched)?;
+    check_pinners(doc, &after, tally, &touched)
 }
 
 /// A policy the change wrote must keep the promise's floor.
@@ -66,7 +70,13 @@ fn check_policy(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> 
 }
 
 /// A pinner belongs to no department: it holds ciphertext, never content.
-fn check_pinners(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> {
+fn check_pinners(
+    doc: &Automerge,
+    heads: &[ChangeHash],
+    tally: &mut Tally,
+    touched: &[Vec<String>],
+) -> Result<(), String> {
+    let after = View::at(doc, heads);
     for path in touched {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         let (member, dept) = match p.as_slice() {
@@ -77,7 +87,7 @@ fn check_pinners(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String>
         let Ok(id) = member.parse::<MemberId>() else {
             continue;
         };
-        if member_in(after, &id).map(|m| m.role) != Some(Role::Pinner) {
+        if tally.standing(doc, heads, &id).map(|(role, _)| role) != Some(Role::Pinner) {
             continue;
         }
         let depts = after.path(&["depts"]);
@@ -173,7 +183,12 @@ fn is_new_member(before: View<'_>, id: &str) -> bool {
 }
 
 /// No department the change touched may exceed its capacity.
-fn check_capacity(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String> {
+fn check_capacity(
+    doc: &Automerge,
+    heads: &[ChangeHash],
+    tally: &mut Tally,
+    touched: &[Vec<String>],
+) -> Result<(), String> {
     let mut depts: Vec<&str> = touched
         .iter()
         .filter_map(|p| match p.as_slice() {
@@ -183,10 +198,7 @@ fn check_capacity(after: View<'_>, touched: &[Vec<String>]) -> Result<(), String
         .collect();
     depts.dedup();
     for d in depts {
-        let n = after
-            .path(&["depts", d, "members"])
-            .map(|m| after.keys(&m).len())
-            .unwrap_or(0);
+        let n = tally.size(doc, heads, d);
         if n > DEPT_CAPACITY {
             return Err(format!(
                 "department {d} would hold {n} members, more than {DEPT_CAPACITY}"
