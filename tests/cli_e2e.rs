@@ -477,6 +477,42 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
         &bytes[..1000]
     );
 
+    // Each share said so in the feed, the file attached; `--no-post` does
+    // not, and a post attaches a file by name.
+    until("Bob's feed shows both shares", || {
+        json(&h2, &["feed", "Research", "--json"])
+            .as_array()
+            .is_some_and(|t| t.len() == 2)
+    });
+    let feed = json(&h2, &["feed", "Research", "--json"]);
+    assert_eq!(
+        feed[0]["body"],
+        "shared the folder Q3 docs (2 files, 1008 B)"
+    );
+    assert_eq!(feed[0]["files"][0], folder_id.trim());
+    assert_eq!(feed[1]["body"], "shared Q3 slides.pdf (2.0 MiB)");
+    assert_eq!(feed[1]["files"][0], id);
+    let text = ok(&h2, &["feed", "Research"]);
+    assert!(text.contains(&format!("📎 {id}")), "{text}");
+    let quiet = dir.path().join("quiet.txt");
+    std::fs::write(&quiet, b"no fanfare").unwrap();
+    let quiet_id = ok(
+        &h1,
+        &["share", "Research", quiet.to_str().unwrap(), "--no-post"],
+    );
+    let post = ok(
+        &h1,
+        &["post", "Research", "the plan, again", "--file", "quiet.txt"],
+    );
+    until("Bob sees the post", || {
+        json(&h2, &["feed", "Research", "--json"])
+            .as_array()
+            .is_some_and(|t| t.len() == 3)
+    });
+    let feed = json(&h2, &["feed", "Research", "--json"]);
+    assert_eq!(feed[0]["id"], post.trim());
+    assert_eq!(feed[0]["files"][0], quiet_id.trim());
+
     // Wrong input: clear errors, non-zero exit, nothing written.
     for (home, args, says) in [
         (
@@ -495,6 +531,11 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
             &h1,
             vec!["share", "Nowhere", src.to_str().unwrap()],
             "Nowhere",
+        ),
+        (
+            &h1,
+            vec!["post", "Research", "see this", "--file", "nothing.txt"],
+            "no file",
         ),
     ] {
         let run = meshwork(home, &args);
@@ -845,7 +886,10 @@ fn control_characters_from_the_network_never_reach_the_terminal() {
     let json = ok(&home, &["feed", "Research", "--json"]);
     assert!(!json.contains('\x1b'), "{json:?}");
     let threads: Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(threads[0]["body"], hostile);
+    // The share said so in the feed, its name escaped like any text.
+    assert_eq!(threads[0]["body"], "shared a\x1b[2Jb\nc.txt (1 B)");
+    assert!(feed.contains(r"shared a\u{1b}[2Jb"), "{feed:?}");
+    assert_eq!(threads[1]["body"], hostile);
 }
 
 #[test]

@@ -557,7 +557,11 @@ fn a_piece_can_be_checked_without_storing_it() {
 #[test]
 fn a_download_opens_as_its_pieces_arrive() {
     use meshwork_blobs::{open_growing, Arrived};
-    for (seed, len) in [(40, 0), (41, 70_000), (42, 7 * PIECE_SIZE as usize + 12_345)] {
+    for (seed, len) in [
+        (40, 0),
+        (41, 70_000),
+        (42, 7 * PIECE_SIZE as usize + 12_345),
+    ] {
         let name = "a_download_opens_as_its_pieces_arrive";
         let (a, sealed, plaintext) = source(name, seed, len);
         let b = TestStore::new();
@@ -567,8 +571,16 @@ fn a_download_opens_as_its_pieces_arrive() {
         let reader = std::thread::scope(|s| {
             let reader = s.spawn(|| {
                 let mut out = Vec::new();
-                open_growing(&data, &path, &sealed.hash, sealed.size, &sealed.key, rx, &mut out)
-                    .map(|n| (n, out))
+                open_growing(
+                    &data,
+                    &path,
+                    &sealed.hash,
+                    sealed.size,
+                    &sealed.key,
+                    rx,
+                    &mut out,
+                )
+                .map(|n| (n, out))
             });
             for index in shuffled(name, seed, piece_count(sealed.size)) {
                 let piece = a.store.read_piece(&sealed.hash, index).unwrap();
@@ -612,8 +624,19 @@ fn opening_a_download_stops_with_it_and_resumes() {
     }
     drop(tx);
     let mut out = Vec::new();
-    let stopped = open_growing(&data, &path, &sealed.hash, sealed.size, &sealed.key, rx, &mut out);
-    assert!(matches!(stopped, Err(BlobError::Incomplete { .. })), "{stopped:?}");
+    let stopped = open_growing(
+        &data,
+        &path,
+        &sealed.hash,
+        sealed.size,
+        &sealed.key,
+        rx,
+        &mut out,
+    );
+    assert!(
+        matches!(stopped, Err(BlobError::Incomplete { .. })),
+        "{stopped:?}"
+    );
     // Only whole chunks of the unbroken prefix (pieces 0 and 1) came out.
     assert!(!out.is_empty() && out.len() < 2 * PIECE_SIZE as usize);
     assert!(plaintext.starts_with(&out));
@@ -632,7 +655,10 @@ fn opening_a_download_stops_with_it_and_resumes() {
             assert_eq!(opened.unwrap(), plaintext.len() as u64);
             assert!(out == plaintext);
         } else {
-            assert!(matches!(opened, Err(BlobError::Decrypt { chunk: 0, .. })), "{opened:?}");
+            assert!(
+                matches!(opened, Err(BlobError::Decrypt { chunk: 0, .. })),
+                "{opened:?}"
+            );
             assert!(out.is_empty());
         }
     }

@@ -100,6 +100,10 @@ pub(crate) enum Command {
         /// Answer this post.
         #[arg(long, value_name = "POST_ID")]
         reply_to: Option<String>,
+        /// Attach a file or folder of the department's library (its id, or
+        /// its name if no other file has it); repeat to attach more.
+        #[arg(long = "file", value_name = "FILE")]
+        files: Vec<String>,
     },
     /// A department's feed, newest first, replies under their posts.
     Feed {
@@ -149,6 +153,10 @@ pub(crate) enum Command {
         /// The name colleagues see (default: the file's or directory's own name).
         #[arg(long)]
         name: Option<String>,
+        /// Share without a post: by default the department's feed says
+        /// "shared NAME", with the file attached.
+        #[arg(long)]
+        no_post: bool,
     },
     /// A department's files: name, size, type, uploader, shared at,
     /// available until, how many peers hold it.

@@ -184,10 +184,21 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             dept,
             text,
             reply_to,
+            files,
         } => {
-            let p = client()?.post(
+            let client = client()?;
+            let files = files
+                .iter()
+                .map(|f| {
+                    Ok(find_file(&client, f)?["id"]
+                        .as_str()
+                        .unwrap_or(f)
+                        .to_owned())
+                })
+                .collect::<Result<Vec<String>>>()?;
+            let p = client.post(
                 "/v1/posts",
-                json!({ "dept": dept, "text": text, "reply_to": reply_to }),
+                json!({ "dept": dept, "text": text, "reply_to": reply_to, "files": files }),
             )?;
             println!("{}", p["id"].as_str().unwrap_or_default());
         }
@@ -227,12 +238,17 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let p = client()?.post("/v1/dms", json!({ "member": member, "text": text }))?;
             println!("{}", p["id"].as_str().unwrap_or_default());
         }
-        Command::Share { dept, path, name } => {
+        Command::Share {
+            dept,
+            path,
+            name,
+            no_post,
+        } => {
             let path = absolute(&path)?;
             let bar = progress_bar(&format!("sharing {}", safe::line(&short_name(&path))));
             let file = client()?.post_progress(
                 "/v1/files",
-                json!({ "dept": dept, "path": path, "name": name }),
+                json!({ "dept": dept, "path": path, "name": name, "announce": !no_post }),
                 |done, total| bar.update(done, total),
             );
             bar.finish();
@@ -485,6 +501,9 @@ fn post_text(p: &Value, names: &Names, indent: &str, show_dept: bool) -> String 
         field(&p["id"]),
         text::time(p["created_at"].as_i64().unwrap_or(0)),
     );
+    for file in p["files"].as_array().into_iter().flatten() {
+        out += &format!("\n{pad}📎 {}  (meshwork get {0})", field(file));
+    }
     let mut notes = vec![text::reactions(&p["reactions"], names)];
     if !p["edited_at"].is_null() {
         notes.push("edited".to_owned());

@@ -5,7 +5,8 @@
 //! { kind: "feed", dept,
 //!   order: [post id, …],                    // append-only; automerge orders concurrent appends
 //!   posts: { <post id>: { author, body, created_at, reply_to?, edited_at?, deleted?,
-//!                         mentions: { <member id>: true } } },
+//!                         mentions: { <member id>: true },
+//!                         files?: [file id, …] } },        // attached from a library
 //!   reactions: { <post id>: { <emoji>: { <member id>: true } } } }
 //! ```
 //!
@@ -32,6 +33,9 @@ pub use view::{Feed, Post, Thread};
 
 /// The longest post body, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The most files one post attaches.
+pub const MAX_ATTACHED: usize = 16;
 
 /// A new post's id: the first 8 bytes of its author's key, then 8 random
 /// bytes, in hex. The rules hold every post to its author's prefix (as file

@@ -45,6 +45,11 @@ pub fn file_id(uploader: &crate::MemberId, nonce: [u8; 8]) -> String {
     )
 }
 
+/// Whether `s` has the shape of a file id: 32 lowercase hex digits.
+pub fn is_file_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The library document's deterministic first change.
 pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
     crate::genesis::deterministic("library", dept_id, |tx| {

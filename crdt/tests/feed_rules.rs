@@ -7,7 +7,7 @@ mod common;
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ReadDoc, ROOT};
 use meshwork_crdt::feed::write::{self, NewPost};
-use meshwork_crdt::feed::{Feed, MAX_BODY};
+use meshwork_crdt::feed::{Feed, MAX_ATTACHED, MAX_BODY};
 use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
 
@@ -515,4 +515,94 @@ fn an_equivocating_author_loses_its_second_change_not_the_batch() {
         got.rejected
     );
     assert_eq!(Feed::new(c.doc()).len(), 2);
+}
+
+#[test]
+fn a_post_attaches_files_when_written_and_never_after() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let (file_a, file_b) = (
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    );
+    let mut b = feed();
+    let p1 = &pid(&bob, "p1");
+    let with_files = forge(&b, &bob, |tx| {
+        let post = NewPost {
+            id: p1,
+            author: bob.id(),
+            body: "the Q3 numbers",
+            created_at: T0,
+            reply_to: None,
+            mentions: &[],
+        };
+        write::post(tx, &post).unwrap();
+        write::attach(tx, p1, &[file_a, file_b]).unwrap();
+    });
+    let mut c = feed();
+    assert_eq!(c.ingest(vec![with_files.clone()]).accepted.len(), 1);
+    b.ingest(vec![with_files]);
+    assert_eq!(
+        Feed::new(c.doc()).post(p1).unwrap().files,
+        vec![file_a.to_owned(), file_b.to_owned()]
+    );
+
+    // Hostile: attaching to an existing post (even one's own), to
+    // someone else's, something that is not a file id, or too many.
+    let files_of = |tx: &mut Transaction<'_>, post: &str| -> automerge::ObjId {
+        let posts = tx.get(ROOT, "posts").unwrap().unwrap().1;
+        let post = tx.get(&posts, post).unwrap().unwrap().1;
+        tx.get(&post, "files").unwrap().unwrap().1
+    };
+    refused(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let list = files_of(tx, p1);
+            tx.insert(&list, 2, file_a).unwrap();
+        }),
+    );
+    refused(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let list = files_of(tx, p1);
+            tx.delete(&list, 0).unwrap();
+        }),
+    );
+    refused(
+        &mut c,
+        forge(&b, &cleo, |tx| {
+            let list = files_of(tx, p1);
+            tx.insert(&list, 0, file_b).unwrap();
+        }),
+    );
+    let new_post = |tx: &mut Transaction<'_>, id: &str, files: &[&str]| {
+        let post = NewPost {
+            id,
+            author: cleo.id(),
+            body: "see attached",
+            created_at: T0,
+            reply_to: None,
+            mentions: &[],
+        };
+        write::post(tx, &post).unwrap();
+        write::attach(tx, id, files).unwrap();
+    };
+    let p2 = &pid(&cleo, "p2");
+    refused(
+        &mut c,
+        forge(&b, &cleo, |tx| new_post(tx, p2, &["../../etc/passwd"])),
+    );
+    refused(
+        &mut c,
+        forge(&b, &cleo, |tx| new_post(tx, p2, &[&file_a.to_uppercase()])),
+    );
+    let many = vec![file_a; MAX_ATTACHED + 1];
+    refused(&mut c, forge(&b, &cleo, |tx| new_post(tx, p2, &many)));
+    let most = vec![file_b; MAX_ATTACHED];
+    assert_eq!(
+        c.ingest(vec![forge(&b, &cleo, |tx| new_post(tx, p2, &most))])
+            .accepted
+            .len(),
+        1
+    );
+    assert_eq!(Feed::new(c.doc()).post(p1).unwrap().files.len(), 2);
 }

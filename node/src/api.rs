@@ -348,10 +348,15 @@ struct PostBody {
     dept: String,
     text: String,
     reply_to: Option<String>,
+    /// Files of the department's library to attach, by id.
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 async fn create_post(State(node): State<Node>, Json(b): Json<PostBody>) -> ApiResult {
-    ok(node.post(&b.dept, &b.text, b.reply_to.as_deref()).await?)
+    ok(node
+        .post_with_files(&b.dept, &b.text, b.reply_to.as_deref(), &b.files)
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -439,15 +444,35 @@ struct ShareBody {
     dept: String,
     path: std::path::PathBuf,
     name: Option<String>,
+    /// Say so in the department's feed (the default).
+    #[serde(default = "yes")]
+    announce: bool,
+}
+
+pub(super) fn yes() -> bool {
+    true
 }
 
 /// Shares a file from a path on this machine, streaming progress (see
 /// [`with_progress`]). The CLI only: see [`web::CliOnly`].
 async fn share(_: web::CliOnly, State(node): State<Node>, Json(b): Json<ShareBody>) -> Response {
     with_progress(move |progress| async move {
-        node.share(&b.dept, &b.path, b.name.as_deref(), Some(progress))
-            .await
+        let shared = node
+            .share(&b.dept, &b.path, b.name.as_deref(), Some(progress))
+            .await?;
+        if b.announce {
+            announce(&node, &shared).await;
+        }
+        Ok(shared)
     })
+}
+
+/// Posts that `file` was shared. The file is shared whatever happens
+/// here: a post that fails is logged, not the share's failure.
+pub(super) async fn announce(node: &Node, file: &crate::node::FileInfo) {
+    if let Err(e) = node.announce_share(file).await {
+        tracing::warn!(file = %file.entry.id, "shared, but could not say so in the feed: {e}");
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 // anywhere but this node. Everything a user wrote becomes text nodes,
 // never markup (see `h`).
 
-const state = { token: null, status: null, members: [], depts: [], online: new Set() };
+const state = { token: null, status: null, members: [], depts: [], online: new Set(), files: new Map() };
 let page = { name: null, refresh: null, on: () => {} };
 
 // --- DOM -----------------------------------------------------------------
@@ -263,7 +263,11 @@ async function feedPage(key) {
   }) }, "Post");
   const sentinel = h("div", { class: "muted" });
   const load = async () => {
-    const threads = await api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`);
+    const [threads, files] = await Promise.all([
+      api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`),
+      api(`/v1/files?dept=${encodeURIComponent(dept)}`),
+    ]);
+    for (const f of files) state.files.set(f.id, f);
     more = threads.length >= limit;
     list.replaceChildren(...threads.map((t) => threadEl(t, dept, load)));
     sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
@@ -304,6 +308,13 @@ function postEl(p, author, dept, reload, topLevel) {
     h("div", { class: "meta" }, author, " · ", when(p.created_at), p.edited_at ? " · edited" : ""),
     body, actions);
   if (p.deleted) return el;
+  if (p.files?.length) {
+    // Attached files: a link each, fetched from whoever holds it on click.
+    body.after(h("div", { class: "attachments" }, p.files.map((id) => {
+      const f = state.files.get(id);
+      return h("span", { class: "attachment" }, "📎 ", f ? downloadLink(f) : h("span", { class: "muted" }, `file ${id.slice(0, 8)}…`), f ? h("span", { class: "muted" }, ` ${size(f.size)}`) : "");
+    })));
+  }
   for (const [emoji, who] of Object.entries(p.reactions)) {
     actions.append(h("button", { "aria-label": `${emoji} ${who.map(nameOf).join(", ")}`, onclick: () => act(async () => {
       await api("/v1/posts/react", { method: "POST", body: { post: p.id, emoji } });

@@ -9,13 +9,15 @@
 //!   deletion leaves a tombstone without the text.
 //! - A member adds or takes back only their own reactions.
 //! - A body is at most [`super::MAX_BODY`] bytes.
+//! - A new post may attach up to [`super::MAX_ATTACHED`] files, by id; the
+//!   list is written with the post and never after.
 
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjType, ScalarValue};
 
-use super::MAX_BODY;
+use super::{MAX_ATTACHED, MAX_BODY};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
 use crate::MemberId;
@@ -66,6 +68,7 @@ pub(crate) fn authorize(
     let mut created: HashSet<String> = HashSet::new();
     let mut bodies: HashSet<String> = HashSet::new();
     let mut ordered: HashSet<String> = HashSet::new();
+    let mut attached: HashMap<String, usize> = HashMap::new();
     for op in change.decode().operations {
         let obj = op.obj.to_string();
         if !paths.contains_key(&obj) {
@@ -111,6 +114,18 @@ pub(crate) fn authorize(
                 }
             }
             (["posts", id, "mentions"], Some(_)) if created.contains(*id) => {}
+            // A new post's attachments: file ids.
+            (["posts", id, "files"], None) if created.contains(*id) && op.insert => {
+                match &op.action {
+                    OpType::Put(ScalarValue::Str(f)) if crate::library::is_file_id(f) => {}
+                    _ => return Err(denied()),
+                }
+                let n = attached.entry((*id).to_owned()).or_default();
+                *n += 1;
+                if *n > MAX_ATTACHED {
+                    return Err(format!("post {id} attaches more than {MAX_ATTACHED} files"));
+                }
+            }
             // An existing post: its author edits, its author or an admin deletes.
             (["posts", id], Some(field)) => {
                 let mine = post_author(before, id).as_deref() == Some(me.as_str());

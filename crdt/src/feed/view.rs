@@ -31,6 +31,9 @@ pub struct Post {
     pub deleted: bool,
     /// Members it mentions.
     pub mentions: Vec<MemberId>,
+    /// Files it attaches: ids in the department's library (or, in a direct
+    /// conversation, in a library both share).
+    pub files: Vec<String>,
     /// Emoji → who reacted with it.
     pub reactions: BTreeMap<String, Vec<MemberId>>,
 }
@@ -109,6 +112,7 @@ impl<'a> Feed<'a> {
             mentions: map(self.doc, &obj, "mentions")
                 .map(|m| member_keys(self.doc, &m))
                 .unwrap_or_default(),
+            files: attached(self.doc, &obj),
             reactions: self.reactions(id),
             id: id.to_owned(),
         })
@@ -171,6 +175,16 @@ impl<'a> Feed<'a> {
 }
 
 /// The keys of a map that are member ids, sorted.
+/// The file ids a post's `files` list holds.
+fn attached(doc: &Automerge, post: &ObjId) -> Vec<String> {
+    let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(post, "files") else {
+        return Vec::new();
+    };
+    doc.values(&list)
+        .filter_map(|(v, _)| v.into_string().ok())
+        .collect()
+}
+
 fn member_keys(doc: &Automerge, obj: &ObjId) -> Vec<MemberId> {
     let mut ids: Vec<MemberId> = doc.keys(obj).filter_map(|k| k.parse().ok()).collect();
     ids.sort();

@@ -34,6 +34,7 @@ impl NewPost<'_> {
             edited_at: None,
             deleted: false,
             mentions: self.mentions.to_vec(),
+            files: Vec::new(),
             reactions: Default::default(),
         }
     }
@@ -56,6 +57,19 @@ pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), Automerg
     // Newest first: the front of the list is found without counting it.
     let order = list(tx, "order")?;
     tx.insert(&order, 0, p.id)?;
+    Ok(())
+}
+
+/// Attaches files (library ids) to post `id`, which this same change
+/// creates: a post's attachments are fixed when it is written.
+pub fn attach<T: Transactable>(tx: &mut T, id: &str, files: &[&str]) -> Result<(), AutomergeError> {
+    let Some((Value::Object(ObjType::Map), post)) = tx.get(map(tx, &ROOT, "posts")?, id)? else {
+        return Err(AutomergeError::InvalidOp(ObjType::Map));
+    };
+    let list = tx.put_object(&post, "files", ObjType::List)?;
+    for (i, file) in files.iter().enumerate() {
+        tx.insert(&list, i, *file)?;
+    }
     Ok(())
 }
 

@@ -392,6 +392,9 @@ pub(super) async fn logout(State(sessions): State<Arc<Sessions>>, headers: Heade
 pub(super) struct UploadQuery {
     dept: String,
     name: String,
+    /// Say so in the department's feed (the default).
+    #[serde(default = "super::yes")]
+    announce: bool,
 }
 
 #[derive(Deserialize)]
@@ -431,9 +434,13 @@ pub(super) async fn upload(
         .into_data_stream()
         .map(|chunk| chunk.map_err(|e| io::Error::other(format!("upload interrupted: {e}"))));
     let plaintext = SyncIoBridge::new(StreamReader::new(chunks)).take(size);
-    ok(node
+    let shared = node
         .share_from(&q.dept, &q.name, plaintext, size, None)
-        .await?)
+        .await?;
+    if q.announce {
+        super::announce(&node, &shared).await;
+    }
+    ok(shared)
 }
 
 #[derive(Deserialize)]

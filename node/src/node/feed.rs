@@ -5,7 +5,8 @@
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::feed::write::{self, NewPost};
-use meshwork_crdt::feed::{Feed, Post, MAX_BODY};
+use meshwork_crdt::feed::{Feed, Post, MAX_ATTACHED, MAX_BODY};
+use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::{Department, Member, Roster};
 use meshwork_crdt::MemberId;
 use serde::Serialize;
@@ -53,13 +54,42 @@ impl Node {
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<Post, NodeError> {
+        self.post_with_files(dept, text, reply_to, &[]).await
+    }
+
+    /// [`Self::post`], attaching `files`: ids in the department's library.
+    pub async fn post_with_files(
+        &self,
+        dept: &str,
+        text: &str,
+        reply_to: Option<&str>,
+        files: &[String],
+    ) -> Result<Post, NodeError> {
         check_body(text)?;
+        if files.len() > MAX_ATTACHED {
+            return Err(NodeError::BadRequest(format!(
+                "a post attaches at most {MAX_ATTACHED} files, not {}",
+                files.len()
+            )));
+        }
         let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
         let me = self.member_id();
         let now = self.shared.clock.now();
+        let store = self.shared.store.clone();
         let (dept_id, mentions) = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
-            Ok((my_dept(&roster, &me, dept)?.id, mentions(&roster, text)))
+            let dept = my_dept(&roster, &me, dept)?;
+            if !files.is_empty() {
+                let library = ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?;
+                let library = Library::new(library.doc());
+                if let Some(missing) = files.iter().find(|f| library.file(f).is_none()) {
+                    return Err(NodeError::NotFound(format!(
+                        "no file {missing} in {}'s library to attach; `meshwork files {}` lists them",
+                        dept.name, dept.name
+                    )));
+                }
+            }
+            Ok((dept.id, mentions(&roster, text)))
         })?;
         let post = NewPost {
             id: &id,
@@ -75,10 +105,20 @@ impl Node {
                 Some(parent) if !feed.contains(parent) => Err(unknown_post(parent)),
                 _ => Ok(()),
             },
-            |tx, ()| write::post(tx, &post),
+            |tx, ()| {
+                write::post(tx, &post)?;
+                if files.is_empty() {
+                    return Ok(());
+                }
+                let ids: Vec<&str> = files.iter().map(String::as_str).collect();
+                write::attach(tx, &id, &ids)
+            },
         )
         .await?;
-        Ok(post.to_post())
+        Ok(Post {
+            files: files.to_vec(),
+            ..post.to_post()
+        })
     }
 
     /// A department's feed, newest first, replies under their posts:

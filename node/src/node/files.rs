@@ -15,6 +15,7 @@ use futures::Stream;
 use meshwork_blobs::{BlobHash, FileKey};
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
+use meshwork_crdt::feed::Post;
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::{FileEntry, Library, MAX_NAME};
 use meshwork_crdt::pins::PinRequest;
@@ -127,6 +128,24 @@ impl Node {
         progress: Option<Progress>,
     ) -> Result<FileInfo, NodeError> {
         self.share_stream(dept, name, plaintext, size, None, progress)
+            .await
+    }
+
+    /// Says in the department's feed that `file` was just shared: a post
+    /// that attaches it, as people expect of Slack or Teams.
+    pub async fn announce_share(&self, file: &FileInfo) -> Result<Post, NodeError> {
+        let e = &file.entry;
+        let text = match &e.entries {
+            Some(entries) => format!(
+                "shared the folder {} ({} file{}, {})",
+                e.name,
+                entries.len(),
+                if entries.len() == 1 { "" } else { "s" },
+                human_size(e.size)
+            ),
+            None => format!("shared {} ({})", e.name, human_size(e.size)),
+        };
+        self.post_with_files(&file.dept, &text, None, std::slice::from_ref(&e.id))
             .await
     }
 
@@ -387,14 +406,14 @@ impl Node {
             Some(entries) => {
                 let name = info.entry.name.clone();
                 self.fetch_opening(&info, progress.clone(), move |growing| {
-                    super::folder::unpack(growing, &key, entries, &building, &target).map_err(
-                        |e| match e {
+                    super::folder::unpack(growing, &key, entries, &building, &target).map_err(|e| {
+                        match e {
                             NodeError::Internal(m) => {
                                 NodeError::Internal(format!("writing {name:?}: {m}"))
                             }
                             other => other,
-                        },
-                    )
+                        }
+                    })
                 })
                 .await
             }
