@@ -15,7 +15,11 @@
 //! its ceiling is a plain TCP copy of the same files into the same tree
 //! (each file written and fsynced).
 //!
-//! Run: `cargo run --release --example files_bench [-- --mib 1024] [--two-nodes] [--folder 1000]`
+//! `--small N` shares N files of 4 KiB one by one while the other node is
+//! connected, and times each share and each get: what a person waits for.
+//! Its ceiling is the same file written and fsynced on the same disk.
+//!
+//! Run: `cargo run --release --example files_bench [-- --mib 1024] [--two-nodes] [--folder 1000] [--small 200]`
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -29,7 +33,7 @@ const DEPT: &str = "Eng";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (mut mib, mut two_nodes, mut folder) = (1024u64, false, None::<usize>);
+    let (mut mib, mut two_nodes, mut folder, mut small) = (1024u64, false, None::<usize>, None);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -38,8 +42,14 @@ async fn main() -> anyhow::Result<()> {
             // not fit on the disk.
             "--two-nodes" => two_nodes = true,
             "--folder" => folder = Some(args.next().unwrap_or_default().parse()?),
-            _ => anyhow::bail!("usage: files_bench [--mib N] [--two-nodes] [--folder FILES]"),
+            "--small" => small = Some(args.next().unwrap_or_default().parse()?),
+            _ => anyhow::bail!(
+                "usage: files_bench [--mib N] [--two-nodes] [--folder FILES] [--small FILES]"
+            ),
         }
+    }
+    if let Some(files) = small {
+        return small_bench(files).await;
     }
     if let Some(files) = folder {
         return folder_bench(files).await;
@@ -265,6 +275,71 @@ async fn folder_bench(files: usize) -> anyhow::Result<()> {
         "\nPeak resident memory of the process running both nodes: {} MiB.",
         peak_rss_kib() / 1024
     );
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Small files one at a time: each share's and each get's latency.
+async fn small_bench(files: usize) -> anyhow::Result<()> {
+    const FILE: u64 = 4 * 1024;
+    anyhow::ensure!(files > 0, "--small needs at least one file");
+    let dir = tempfile::tempdir()?;
+    let nodes = office(dir.path(), 2).await?;
+    let (mut shares, mut gets, mut disk) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..files {
+        let src = dir.path().join(format!("note-{i}.txt"));
+        write_random(&src, FILE)?;
+        // The ceiling: the same bytes written and fsynced, nothing else.
+        let t = Instant::now();
+        let mut copy = std::fs::File::create(dir.path().join("ceiling.txt"))?;
+        copy.write_all(&std::fs::read(&src)?)?;
+        copy.sync_all()?;
+        disk.push(t.elapsed());
+        let t = Instant::now();
+        let id = nodes[0].share(DEPT, &src, None, None).await?.entry.id;
+        shares.push(t.elapsed());
+        while nodes[1].file(&id).is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let out = dir.path().join(format!("got-{i}.txt"));
+        let t = Instant::now();
+        nodes[1].get(&id, &out, None).await?;
+        gets.push(t.elapsed());
+        anyhow::ensure!(same(&src, &out)?, "file {i} differs");
+    }
+    let quantile = |v: &mut Vec<Duration>, q: f64| {
+        v.sort();
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let ceiling = quantile(&mut disk, 0.5);
+    println!(
+        "## Files: {files} files of 4 KiB, shared and fetched one at a time
+"
+    );
+    println!("| step | median | p90 | median vs write + fsync (ceiling) |");
+    println!("|---|---|---|---|");
+    for (what, v) in [
+        ("write + fsync the file (ceiling)", &mut disk),
+        (
+            "share: seal, library record + pin request (flushed)",
+            &mut shares,
+        ),
+        (
+            "get: fetch, verify, decrypt, fsync, rename, holder record",
+            &mut gets,
+        ),
+    ] {
+        let (p50, p90) = (quantile(v, 0.5), quantile(v, 0.9));
+        println!(
+            "| {what} | {:.2} ms | {:.2} ms | {:.1}× |",
+            ms(p50),
+            ms(p90),
+            ms(p50) / ms(ceiling)
+        );
+    }
     for n in nodes {
         n.shutdown().await;
     }

@@ -15,6 +15,7 @@
 //! last chunk (16 bytes of tag). The ciphertext size is a function of the
 //! plaintext size ([`ciphertext_size`]) and back ([`plaintext_size`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -31,6 +32,7 @@ use zeroize::Zeroize;
 use crate::error::IoContext;
 use crate::store::{read_full, sync_dir};
 use crate::tree::TreeHasher;
+use crate::tree::PIECE_SIZE;
 use crate::{BlobError, BlobHash, BlobStore, Import};
 
 /// Plaintext bytes per encrypted chunk.
@@ -419,13 +421,21 @@ impl Opener<'_> {
 
 /// What a download tells [`open_growing`]: one more piece is on disk, or
 /// every piece is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrived {
     /// This piece is written (and was verified against the hash first).
     Piece(u64),
+    /// This piece is written, and these are its bytes (the blob's, at the
+    /// piece's offset): opened from memory, not read back from the disk.
+    Bytes(u64, Vec<u8>),
     /// The blob is complete.
     All,
 }
+
+/// The most piece bytes [`open_growing`] holds for pieces that arrived
+/// ahead of the ones it waits for; past it, it reads them back from the
+/// disk when their turn comes.
+const MAX_HELD: usize = 64 << 20;
 
 /// Decrypts blob `hash` of `size` bytes into `out` *while it downloads*:
 /// `data` is its data file ([`BlobStore::data_file`]) and `arrived` says
@@ -457,32 +467,68 @@ pub fn open_growing(
         chunks: size.div_ceil(SEALED_CHUNK as u64),
     };
     let mut pieces = PieceFrontier::new(size);
-    let mut buf = vec![0u8; BATCH_CHUNKS * SEALED_CHUNK];
+    // Pieces that came with their bytes, not yet reached.
+    let mut held: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut held_bytes = 0usize;
+    // Sealed bytes from offset `pos - pending.len()` on, not yet opened;
+    // `pos` is where the next piece goes.
+    let mut pending: Vec<u8> = Vec::with_capacity(2 * PIECE_SIZE as usize + SEALED_CHUNK);
+    let mut pos = 0u64;
     let mut chunk = 0u64;
     while chunk < opener.chunks {
-        // Whole chunks from `chunk` on whose every byte is here.
+        // Take in every piece that is here, in order, while there is room.
         let ready = pieces.contiguous_bytes();
-        let ready_chunks = if ready == size {
-            opener.chunks
+        while pos < ready && pending.len() < PIECE_SIZE as usize {
+            let index = pos / PIECE_SIZE;
+            let len = PIECE_SIZE.min(size - pos) as usize;
+            match held.remove(&index) {
+                Some(bytes) if bytes.len() == len => {
+                    held_bytes -= bytes.len();
+                    pending.extend_from_slice(&bytes);
+                }
+                other => {
+                    held_bytes -= other.map_or(0, |b| b.len());
+                    let at = pending.len();
+                    pending.resize(at + len, 0);
+                    data.read_exact_at(&mut pending[at..], pos)
+                        .at("read", path)?;
+                }
+            }
+            pos += len as u64;
+        }
+        // Open every whole chunk taken in (the last one may be short).
+        let whole = if pos == size {
+            pending.len()
         } else {
-            ready / SEALED_CHUNK as u64
+            pending.len() / SEALED_CHUNK * SEALED_CHUNK
         };
-        if ready_chunks > chunk {
-            let batch = (ready_chunks - chunk).min(BATCH_CHUNKS as u64);
-            let start = chunk * SEALED_CHUNK as u64;
-            let end = ((chunk + batch) * SEALED_CHUNK as u64).min(size);
-            let sealed = &mut buf[..(end - start) as usize];
-            data.read_exact_at(sealed, start).at("read", path)?;
-            chunk = opener.open_into(sealed, chunk, &mut out)?;
+        if whole > 0 {
+            chunk = opener.open_into(&mut pending[..whole], chunk, &mut out)?;
+            pending.drain(..whole);
             continue;
         }
         // Wait for more, then take everything already said.
-        let news = arrived
-            .recv()
-            .map_err(|_| BlobError::Incomplete { hash: *hash })?;
-        pieces.mark(news);
-        while let Ok(news) = arrived.try_recv() {
-            pieces.mark(news);
+        let mut news = Some(
+            arrived
+                .recv()
+                .map_err(|_| BlobError::Incomplete { hash: *hash })?,
+        );
+        while let Some(n) = news {
+            match n {
+                Arrived::Bytes(i, bytes) => {
+                    // Kept unless already passed, or past the budget.
+                    let ahead = i.checked_mul(PIECE_SIZE).is_some_and(|at| at >= pos);
+                    if ahead && held_bytes + bytes.len() <= MAX_HELD {
+                        held_bytes += bytes.len();
+                        if let Some(old) = held.insert(i, bytes) {
+                            held_bytes -= old.len();
+                        }
+                    }
+                    pieces.mark(Arrived::Piece(i));
+                }
+                n => pieces.mark(n),
+            }
+            news = arrived.try_recv().ok();
         }
     }
     out.flush().map_err(BlobError::output)?;
@@ -511,7 +557,7 @@ impl PieceFrontier {
     fn mark(&mut self, news: Arrived) {
         match news {
             Arrived::All => self.frontier = self.here.len(),
-            Arrived::Piece(i) => {
+            Arrived::Piece(i) | Arrived::Bytes(i, _) => {
                 if let Some(slot) = usize::try_from(i).ok().and_then(|i| self.here.get_mut(i)) {
                     *slot = true;
                 }

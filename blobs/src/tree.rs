@@ -122,6 +122,15 @@ pub(crate) struct VerifiedPiece {
 }
 
 impl VerifiedPiece {
+    /// The piece's bytes of the blob, in order.
+    pub(crate) fn data(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.leaves.iter().map(|l| l.data.len()).sum());
+        for leaf in &self.leaves {
+            out.extend_from_slice(&leaf.data);
+        }
+        out
+    }
+
     /// Writes the data into `data` at its offsets, and the proof's hash pairs
     /// into the post-order outboard `ob`. Neither is synced.
     pub(crate) fn write_to(

@@ -188,6 +188,31 @@ impl BlobStore {
         index: u64,
         encoded: &[u8],
     ) -> Result<PieceStatus, PieceError> {
+        self.write_piece_keeping(hash, size, index, encoded, false)
+            .map(|(status, _)| status)
+    }
+
+    /// [`write_piece`](Self::write_piece), also returning the piece's bytes
+    /// of the blob (what a reader following the download wants next,
+    /// without reading it back).
+    pub fn write_piece_data(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        index: u64,
+        encoded: &[u8],
+    ) -> Result<(PieceStatus, Vec<u8>), PieceError> {
+        self.write_piece_keeping(hash, size, index, encoded, true)
+    }
+
+    fn write_piece_keeping(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        index: u64,
+        encoded: &[u8],
+        keep: bool,
+    ) -> Result<(PieceStatus, Vec<u8>), PieceError> {
         if size > MAX_BLOB_SIZE {
             return Err(BlobError::TooLarge {
                 size,
@@ -207,6 +232,18 @@ impl BlobStore {
             }
         }
         let piece = tree::verify_piece(*hash, size, index, encoded)?;
+        let data = if keep { piece.data() } else { Vec::new() };
+        let status = self.write_verified(hash, size, index, &piece)?;
+        Ok((status, data))
+    }
+
+    fn write_verified(
+        &self,
+        hash: &BlobHash,
+        size: u64,
+        index: u64,
+        piece: &tree::VerifiedPiece,
+    ) -> Result<PieceStatus, PieceError> {
         loop {
             if let Some(known) = self.size(hash)? {
                 return if known == size {
@@ -235,7 +272,7 @@ impl BlobStore {
             }
             let duplicate = partial.has(index);
             if !duplicate {
-                partial.write(index, &piece)?;
+                partial.write(index, piece)?;
             }
             if partial.is_full() {
                 // Also retries a completion that failed (full disk, say).

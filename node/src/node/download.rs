@@ -40,6 +40,12 @@ pub(super) type Watch = std::sync::mpsc::Sender<Arrived>;
 pub const STREAMS_PER_PEER: usize = 4;
 /// Pieces per run: 4 MiB.
 pub const RUN: u32 = 16;
+/// Streams to one holder that may fail in a row (nothing delivered in
+/// between) before the holder is given up. A stream can fail without the
+/// holder being gone: libp2p-stream drops an inbound stream that arrives
+/// while the holder's acceptor has one waiting already (its channel holds
+/// one), which a burst of opens can hit.
+const BROKEN_STREAMS: u32 = 8;
 
 /// How a run ended.
 enum RunEnd {
@@ -47,8 +53,11 @@ enum RunEnd {
     Done,
     /// The last missing piece of the blob was written.
     Completed,
-    /// The holder does not have it, refused, or went away.
+    /// The holder does not have it, or refused.
     Unavailable(String),
+    /// The stream could not be opened, or failed: try another, up to
+    /// [`BROKEN_STREAMS`] in a row.
+    Broken(String),
     /// The holder sent something that does not verify or breaks the
     /// protocol.
     Bad(String),
@@ -102,7 +111,7 @@ impl Fetch {
             Some(c) => c,
             None => match net.open_pieces(peer).await {
                 Ok(c) => c,
-                Err(e) => return (peer, None, (first..end).collect(), RunEnd::Unavailable(e)),
+                Err(e) => return (peer, None, (first..end).collect(), RunEnd::Broken(e)),
             },
         };
         let request = RunRequest {
@@ -122,16 +131,17 @@ impl Fetch {
                 Err(e) => Err(broken(e)),
             };
             match outcome {
-                Ok(PieceStatus::Completed) => {
+                Ok((PieceStatus::Completed, data)) => {
+                    self.tell(Arrived::Bytes(piece, data));
                     self.tell(Arrived::All);
                     self.report(self.pieces);
                     return (peer, Some(client), Vec::new(), RunEnd::Completed);
                 }
-                Ok(PieceStatus::Stored) => {
-                    self.tell(Arrived::Piece(piece));
+                Ok((PieceStatus::Stored, data)) => {
+                    self.tell(Arrived::Bytes(piece, data));
                     self.report(self.done.fetch_add(1, Ordering::Relaxed) + 1);
                 }
-                Ok(PieceStatus::Duplicate) => self.tell(Arrived::Piece(piece)),
+                Ok((PieceStatus::Duplicate, _)) => self.tell(Arrived::Piece(piece)),
                 Err(end_of_run) => {
                     // After a refusal the stream is still in step; after
                     // anything else it is not to be trusted.
@@ -142,11 +152,21 @@ impl Fetch {
         (peer, Some(client), Vec::new(), RunEnd::Done)
     }
 
-    /// Verifies piece `index` and writes it, on a blocking thread.
-    async fn store(&self, index: u64, bytes: Vec<u8>) -> Result<PieceStatus, RunEnd> {
+    /// Verifies piece `index` and writes it, on a blocking thread; with
+    /// its bytes of the blob if someone watches.
+    async fn store(&self, index: u64, bytes: Vec<u8>) -> Result<(PieceStatus, Vec<u8>), RunEnd> {
         let (blobs, hash, size) = (self.blobs.clone(), self.hash, self.size);
-        match tokio::task::spawn_blocking(move || blobs.write_piece(&hash, size, index, &bytes))
-            .await
+        let keep = self.watch.is_some();
+        match tokio::task::spawn_blocking(move || {
+            if keep {
+                blobs.write_piece_data(&hash, size, index, &bytes)
+            } else {
+                blobs
+                    .write_piece(&hash, size, index, &bytes)
+                    .map(|status| (status, Vec::new()))
+            }
+        })
+        .await
         {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(e)) if e.is_peer_fault() => Err(RunEnd::Bad(format!(
@@ -162,7 +182,7 @@ impl Fetch {
 /// A stream that failed: gone, or a holder that broke the protocol.
 fn broken(e: StreamError) -> RunEnd {
     match e {
-        StreamError::Io(e) => RunEnd::Unavailable(e.to_string()),
+        StreamError::Io(e) => RunEnd::Broken(e.to_string()),
         e @ StreamError::Protocol(_) => RunEnd::Bad(e.to_string()),
     }
 }
@@ -237,6 +257,7 @@ impl Node {
         // Per holder: its streams waiting for a run, and runs in flight.
         let mut idle: HashMap<PeerId, Vec<PieceClient>> = HashMap::new();
         let mut busy: HashMap<PeerId, usize> = HashMap::new();
+        let mut broken: HashMap<PeerId, u32> = HashMap::new();
         let mut running = FuturesUnordered::new();
         info!(blob = %what, pieces, missing = queue.len(), providers = providers.len(), "fetching");
         loop {
@@ -283,7 +304,19 @@ impl Node {
                 queue.push_front(piece);
             }
             match end {
-                RunEnd::Done => idle.entry(peer).or_default().extend(client),
+                RunEnd::Done => {
+                    broken.remove(&peer);
+                    idle.entry(peer).or_default().extend(client);
+                }
+                RunEnd::Broken(why) => {
+                    let failures = broken.entry(peer).or_default();
+                    *failures += 1;
+                    if *failures >= BROKEN_STREAMS && providers.contains(&peer) {
+                        warn!(%peer, "stops providing {what}: {failures} streams failed in a row, the last: {why}");
+                        providers.retain(|p| *p != peer);
+                        idle.remove(&peer);
+                    }
+                }
                 RunEnd::Completed => return Ok(()),
                 RunEnd::Unavailable(why) => {
                     if providers.contains(&peer) {
