@@ -296,7 +296,6 @@ fn office(dir: &Path) -> (PathBuf, PathBuf, Daemon, Daemon) {
     let b = LOCAL.daemon(&bob, &[LOOPBACK_ARGS, &["--no-volunteer"]].concat());
     ok(&ada, &["workspace", "create", "Acme"]);
     ok(&ada, &["dept", "create", "Research"]);
-    ok(&ada, &["dept", "add", "Ada", "Research"]);
     let token = ok(&ada, &["invite", "--dept", "Research"]);
     ok(&bob, &["join", token.trim()]);
     (ada, bob, a, b)

@@ -373,6 +373,7 @@ async fn serve_bad_pieces(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_that_sends_a_bad_piece_is_cut_off_and_another_serves_it() {
+    logs();
     let (_clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let (id, bytes) = held_by_bob_and_cleo(&ada, &bob, &cleo, work.path(), 8, 0x0bad_f00d).await;

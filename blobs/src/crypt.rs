@@ -421,21 +421,78 @@ impl Opener<'_> {
 
 /// What a download tells [`open_growing`]: one more piece is on disk, or
 /// every piece is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Arrived {
     /// This piece is written (and was verified against the hash first).
     Piece(u64),
     /// This piece is written, and these are its bytes (the blob's, at the
     /// piece's offset): opened from memory, not read back from the disk.
-    Bytes(u64, Vec<u8>),
+    Bytes(u64, HeldBytes),
     /// The blob is complete.
     All,
 }
 
-/// The most piece bytes [`open_growing`] holds for pieces that arrived
-/// ahead of the ones it waits for; past it, it reads them back from the
-/// disk when their turn comes.
-const MAX_HELD: usize = 64 << 20;
+/// Bytes a download hands to [`open_growing`], counted against a
+/// [`ByteBudget`] until they are dropped: on their way, waiting for their
+/// turn, or opened.
+#[derive(Debug)]
+pub struct HeldBytes {
+    bytes: Vec<u8>,
+    budget: ByteBudget,
+}
+
+impl HeldBytes {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        self.budget
+            .0
+            .fetch_sub(self.bytes.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How many bytes may be held in memory between a download and the reader
+/// following it, at most: a reader that falls behind reads the rest back
+/// from the disk instead, and memory stays flat whatever the size.
+#[derive(Clone, Debug)]
+pub struct ByteBudget(std::sync::Arc<std::sync::atomic::AtomicUsize>, usize);
+
+impl ByteBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self(Default::default(), max)
+    }
+
+    /// `bytes`, counted, if they fit; otherwise they are handed back.
+    pub fn hold(&self, bytes: Vec<u8>) -> Result<HeldBytes, Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        let len = bytes.len();
+        let fits = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(len).filter(|&n| n <= self.1)
+            })
+            .is_ok();
+        if fits {
+            Ok(HeldBytes {
+                bytes,
+                budget: self.clone(),
+            })
+        } else {
+            Err(bytes)
+        }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Decrypts blob `hash` of `size` bytes into `out` *while it downloads*:
 /// `data` is its data file ([`BlobStore::data_file`]) and `arrived` says
@@ -467,9 +524,9 @@ pub fn open_growing(
         chunks: size.div_ceil(SEALED_CHUNK as u64),
     };
     let mut pieces = PieceFrontier::new(size);
-    // Pieces that came with their bytes, not yet reached.
-    let mut held: HashMap<u64, Vec<u8>> = HashMap::new();
-    let mut held_bytes = 0usize;
+    // Pieces that came with their bytes, not yet reached (their budget
+    // bounds them).
+    let mut held: HashMap<u64, HeldBytes> = HashMap::new();
     // Sealed bytes from offset `pos - pending.len()` on, not yet opened;
     // `pos` is where the next piece goes.
     let mut pending: Vec<u8> = Vec::with_capacity(2 * PIECE_SIZE as usize + SEALED_CHUNK);
@@ -482,12 +539,8 @@ pub fn open_growing(
             let index = pos / PIECE_SIZE;
             let len = PIECE_SIZE.min(size - pos) as usize;
             match held.remove(&index) {
-                Some(bytes) if bytes.len() == len => {
-                    held_bytes -= bytes.len();
-                    pending.extend_from_slice(&bytes);
-                }
-                other => {
-                    held_bytes -= other.map_or(0, |b| b.len());
+                Some(h) if h.bytes.len() == len => pending.extend_from_slice(&h.bytes),
+                _ => {
                     let at = pending.len();
                     pending.resize(at + len, 0);
                     data.read_exact_at(&mut pending[at..], pos)
@@ -516,13 +569,9 @@ pub fn open_growing(
         while let Some(n) = news {
             match n {
                 Arrived::Bytes(i, bytes) => {
-                    // Kept unless already passed, or past the budget.
-                    let ahead = i.checked_mul(PIECE_SIZE).is_some_and(|at| at >= pos);
-                    if ahead && held_bytes + bytes.len() <= MAX_HELD {
-                        held_bytes += bytes.len();
-                        if let Some(old) = held.insert(i, bytes) {
-                            held_bytes -= old.len();
-                        }
+                    // Kept unless already passed.
+                    if i.checked_mul(PIECE_SIZE).is_some_and(|at| at >= pos) {
+                        held.insert(i, bytes);
                     }
                     pieces.mark(Arrived::Piece(i));
                 }

@@ -568,6 +568,7 @@ fn a_download_opens_as_its_pieces_arrive() {
         b.store.prepare(&sealed.hash, sealed.size).unwrap();
         let (data, path) = b.store.data_file(&sealed.hash).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let budget = meshwork_blobs::ByteBudget::new(usize::MAX);
         let reader = std::thread::scope(|s| {
             let reader = s.spawn(|| {
                 let mut out = Vec::new();
@@ -595,7 +596,8 @@ fn a_download_opens_as_its_pieces_arrive() {
                     let start = (index * PIECE_SIZE) as usize;
                     let whole = std::fs::read(a.store.dir().join(hash.to_hex())).unwrap();
                     assert_eq!(bytes, whole[start..start + bytes.len()], "piece {index}");
-                    tx.send(Arrived::Bytes(index, bytes)).unwrap();
+                    tx.send(Arrived::Bytes(index, budget.hold(bytes).unwrap()))
+                        .unwrap();
                 } else {
                     b.store
                         .write_piece(hash, size, index, piece.as_bytes())
@@ -609,6 +611,7 @@ fn a_download_opens_as_its_pieces_arrive() {
         let (n, out) = reader.unwrap();
         assert_eq!(n, len as u64);
         assert!(out == plaintext, "len {len}: plaintext differs");
+        assert_eq!(budget.held(), 0, "every byte handed over was let go");
         // The handle followed the data file into place.
         assert!(b.store.has(&sealed.hash).unwrap());
     }

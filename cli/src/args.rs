@@ -344,7 +344,7 @@ pub(crate) enum PolicyKey {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum DeptCmd {
-    /// Create a department.
+    /// Create a department, with you in it.
     Create {
         /// Its name.
         name: String,

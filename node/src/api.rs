@@ -291,7 +291,7 @@ async fn depts(State(node): State<Node>) -> ApiResult {
 }
 
 async fn dept_create(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
-    ok(node.dept_create(&b.name).await?)
+    ok(node.dept_create_joined(&b.name).await?)
 }
 
 #[derive(Deserialize)]

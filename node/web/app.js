@@ -25,7 +25,9 @@ function h(tag, props = {}, ...kids) {
 }
 
 function show(...kids) {
-  document.getElementById("page").replaceChildren(...kids.flat());
+  // A part a page leaves out (the admin card, for a member) is null: never
+  // shown as "undefined".
+  document.getElementById("page").replaceChildren(...kids.flat().filter((k) => k != null));
 }
 
 function banner(text) {
@@ -321,7 +323,7 @@ function postEl(p, author, dept, reload, topLevel) {
       await reload();
     }) }, `${emoji} ${who.length}`));
   }
-  for (const emoji of ["👍", "🎉"]) {
+  for (const emoji of ["👍", "🎉", "❤️", "😄", "👀", "✅"]) {
     if (!p.reactions[emoji]) {
       actions.append(h("button", { "aria-label": `React ${emoji}`, onclick: () => act(async () => {
         await api("/v1/posts/react", { method: "POST", body: { post: p.id, emoji } });

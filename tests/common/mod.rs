@@ -251,3 +251,13 @@ pub async fn research() -> (ManualClock, TestNode, TestNode, TestNode, TestNode)
     }
     (clock, ada, bob, cleo, dave)
 }
+
+/// Logs to the test's output, filtered by `RUST_LOG` (nothing unless it is
+/// set): `RUST_LOG=meshwork_node=debug cargo test --test NAME -- --nocapture`.
+#[allow(dead_code)]
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

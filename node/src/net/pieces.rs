@@ -57,6 +57,13 @@ const MAX_STREAMS_PER_PEER: usize = 16;
 /// nothing for this long is given up. Long enough for a run queued behind
 /// three others on a slow link (64 pieces at 4 Mbit/s: 34 s).
 const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a run's first answer may take. A holder answers a request at
+/// once, behind at most the other runs on the same connection; a request
+/// unanswered this long is retried on a new stream. The backstop for a
+/// stream whose connection closed under it: its pending read is not always
+/// woken (seen after a penalised holder's disconnection, which the download
+/// now handles itself by cancelling that holder's runs).
+const FIRST_ANSWER: std::time::Duration = std::time::Duration::from_secs(15);
 
 const PIECE: u8 = 0;
 const NOT_HERE: u8 = 1;
@@ -119,13 +126,15 @@ impl PieceClient {
     }
 
     /// The answer for the run's next piece. A holder that sends nothing
-    /// for [`IDLE`] has gone, as far as this download is concerned.
-    pub(crate) async fn next(&mut self) -> Result<Answer, StreamError> {
-        match tokio::time::timeout(IDLE, read_answer(&mut self.stream)).await {
+    /// for [`IDLE`] has gone, as far as this download is concerned; for the
+    /// first answer of a run (`first`), [`FIRST_ANSWER`] is enough.
+    pub(crate) async fn next(&mut self, first: bool) -> Result<Answer, StreamError> {
+        let wait = if first { FIRST_ANSWER } else { IDLE };
+        match tokio::time::timeout(wait, read_answer(&mut self.stream)).await {
             Ok(answer) => answer,
             Err(_) => Err(StreamError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("sent nothing for {IDLE:?}"),
+                format!("sent nothing for {wait:?}"),
             ))),
         }
     }
@@ -249,6 +258,7 @@ async fn serve_stream(
             break;
         };
         let Some(run) = next? else { break };
+        debug!(%peer, first = run.first, count = run.count, "asked for a run");
         let refusal = if run.workspace != workspace {
             Some("a different workspace")
         } else if granted == Some(run.hash) {

@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use meshwork_blobs::{Arrived, BlobHash, BlobStore, PieceStatus};
-use tracing::{info, warn};
+use meshwork_blobs::{Arrived, BlobHash, BlobStore, ByteBudget, PieceStatus};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
 
 use meshwork_crdt::MemberId;
 
@@ -33,11 +34,19 @@ use crate::wire::RunRequest;
 use crate::NodeError;
 
 /// Where a download reports the pieces on disk: those there before it
-/// began, then each one as it is written.
+/// began, then each one as it is written — with its bytes while the
+/// watcher keeps up, within [`WATCH_BUDGET`].
 pub(super) type Watch = std::sync::mpsc::Sender<Arrived>;
+
+/// Piece bytes in memory between a download and its watcher, at most.
+const WATCH_BUDGET: usize = 32 << 20;
 
 /// Streams per holder, each with one run in flight.
 pub const STREAMS_PER_PEER: usize = 4;
+/// Runs in flight in all, whatever the number of holders: more only puts
+/// more pieces out of order (the plaintext waits for the earliest) and
+/// more streams on the same cores.
+pub const RUNS_IN_FLIGHT: usize = 6;
 /// Pieces per run: 4 MiB.
 pub const RUN: u32 = 16;
 /// Streams to one holder that may fail in a row (nothing delivered in
@@ -76,9 +85,19 @@ struct Fetch {
     done: AtomicU64,
     progress: Option<Progress>,
     watch: Option<Watch>,
+    budget: ByteBudget,
 }
 
 impl Fetch {
+    /// Tells the watcher piece `index` is written, with its bytes if they
+    /// fit the budget.
+    fn tell_bytes(&self, index: u64, bytes: Vec<u8>) {
+        match self.budget.hold(bytes) {
+            Ok(held) => self.tell(Arrived::Bytes(index, held)),
+            Err(_) => self.tell(Arrived::Piece(index)),
+        }
+    }
+
     fn tell(&self, news: Arrived) {
         // A watcher that has gone (its reader failed) stops nothing here:
         // the caller hears why from it.
@@ -96,8 +115,9 @@ impl Fetch {
         }
     }
 
-    /// One run on one stream (opened first if need be). Returns the stream
-    /// if it can take another run, and the pieces it did not deliver.
+    /// One run on one stream (opened first if need be), until it ends or
+    /// `cut` says the holder was given up. Returns the stream if it can take
+    /// another run, and the pieces it did not deliver.
     async fn run(
         &self,
         net: &NetHandle,
@@ -105,13 +125,49 @@ impl Fetch {
         client: Option<PieceClient>,
         first: u64,
         count: u32,
+        cut: CancellationToken,
     ) -> (PeerId, Option<PieceClient>, Vec<u64>, RunEnd) {
         let end = first + u64::from(count);
+        let mut at = first;
+        // A stream's reads are not woken when libp2p closes its connection
+        // (a penalised holder): the download says so instead.
+        let outcome = cut
+            .run_until_cancelled(self.run_on(net, peer, client, first, end, &mut at))
+            .await;
+        match outcome {
+            Some((client, end_of_run)) => {
+                let undelivered = if client.is_some() {
+                    Vec::new()
+                } else {
+                    (at..end).collect()
+                };
+                (peer, client, undelivered, end_of_run)
+            }
+            None => (
+                peer,
+                None,
+                (at..end).collect(),
+                RunEnd::Unavailable("given up".into()),
+            ),
+        }
+    }
+
+    /// [`run`](Self::run)'s work; `at` follows the next piece it waits for.
+    async fn run_on(
+        &self,
+        net: &NetHandle,
+        peer: PeerId,
+        client: Option<PieceClient>,
+        first: u64,
+        end: u64,
+        at: &mut u64,
+    ) -> (Option<PieceClient>, RunEnd) {
+        let count = u32::try_from(end - first).unwrap_or(RUN);
         let mut client = match client {
             Some(c) => c,
             None => match net.open_pieces(peer).await {
                 Ok(c) => c,
-                Err(e) => return (peer, None, (first..end).collect(), RunEnd::Broken(e)),
+                Err(e) => return (None, RunEnd::Broken(e)),
             },
         };
         let request = RunRequest {
@@ -120,11 +176,13 @@ impl Fetch {
             first,
             count,
         };
+        debug!(%peer, first, count, "asking for a run");
         if let Err(e) = client.request(&request).await {
-            return (peer, None, (first..end).collect(), broken(e));
+            return (None, broken(e));
         }
         for piece in first..end {
-            let outcome = match client.next().await {
+            *at = piece;
+            let outcome = match client.next(piece == first).await {
                 Ok(Answer::Piece(bytes)) => self.store(piece, bytes).await,
                 Ok(Answer::NotHere) => Err(RunEnd::Unavailable("does not have it".into())),
                 Ok(Answer::Refused(why)) => Err(RunEnd::Unavailable(why)),
@@ -132,24 +190,24 @@ impl Fetch {
             };
             match outcome {
                 Ok((PieceStatus::Completed, data)) => {
-                    self.tell(Arrived::Bytes(piece, data));
+                    self.tell_bytes(piece, data);
                     self.tell(Arrived::All);
                     self.report(self.pieces);
-                    return (peer, Some(client), Vec::new(), RunEnd::Completed);
+                    return (Some(client), RunEnd::Completed);
                 }
                 Ok((PieceStatus::Stored, data)) => {
-                    self.tell(Arrived::Bytes(piece, data));
+                    self.tell_bytes(piece, data);
                     self.report(self.done.fetch_add(1, Ordering::Relaxed) + 1);
                 }
                 Ok((PieceStatus::Duplicate, _)) => self.tell(Arrived::Piece(piece)),
                 Err(end_of_run) => {
                     // After a refusal the stream is still in step; after
                     // anything else it is not to be trusted.
-                    return (peer, None, (piece..end).collect(), end_of_run);
+                    return (None, end_of_run);
                 }
             }
         }
-        (peer, Some(client), Vec::new(), RunEnd::Done)
+        (Some(client), RunEnd::Done)
     }
 
     /// Verifies piece `index` and writes it, on a blocking thread; with
@@ -235,6 +293,7 @@ impl Node {
             done: AtomicU64::new(pieces - missing.len() as u64),
             progress,
             watch,
+            budget: ByteBudget::new(WATCH_BUDGET),
         };
         if fetch.watch.is_some() {
             // `missing` is in order: every other piece is here.
@@ -258,6 +317,8 @@ impl Node {
         let mut idle: HashMap<PeerId, Vec<PieceClient>> = HashMap::new();
         let mut busy: HashMap<PeerId, usize> = HashMap::new();
         let mut broken: HashMap<PeerId, u32> = HashMap::new();
+        // Cancelled when a holder is given up: its runs in flight end.
+        let mut cut: HashMap<PeerId, CancellationToken> = HashMap::new();
         let mut running = FuturesUnordered::new();
         info!(blob = %what, pieces, missing = queue.len(), providers = providers.len(), "fetching");
         loop {
@@ -267,6 +328,7 @@ impl Node {
                 .iter()
                 .copied()
                 .filter(|p| busy.get(p).copied().unwrap_or(0) < STREAMS_PER_PEER)
+                .filter(|_| running.len() < RUNS_IN_FLIGHT)
                 .min_by_key(|p| busy.get(p).copied().unwrap_or(0))
             {
                 let Some((first, count)) = next_run(&mut queue) else {
@@ -274,7 +336,8 @@ impl Node {
                 };
                 *busy.entry(peer).or_default() += 1;
                 let client = idle.get_mut(&peer).and_then(Vec::pop);
-                running.push(fetch.run(&net, peer, client, first, count));
+                let token = cut.entry(peer).or_default().clone();
+                running.push(fetch.run(&net, peer, client, first, count, token));
             }
             let Some((peer, client, undelivered, end)) = running.next().await else {
                 // Nothing in flight and nothing to hand out: another fetch
@@ -303,6 +366,14 @@ impl Node {
             for piece in undelivered.into_iter().rev() {
                 queue.push_front(piece);
             }
+            let providing = providers.contains(&peer);
+            let mut give_up = |peer: PeerId| {
+                providers.retain(|p| *p != peer);
+                idle.remove(&peer);
+                if let Some(token) = cut.remove(&peer) {
+                    token.cancel();
+                }
+            };
             match end {
                 RunEnd::Done => {
                     broken.remove(&peer);
@@ -311,23 +382,20 @@ impl Node {
                 RunEnd::Broken(why) => {
                     let failures = broken.entry(peer).or_default();
                     *failures += 1;
-                    if *failures >= BROKEN_STREAMS && providers.contains(&peer) {
+                    if *failures >= BROKEN_STREAMS && providing {
                         warn!(%peer, "stops providing {what}: {failures} streams failed in a row, the last: {why}");
-                        providers.retain(|p| *p != peer);
-                        idle.remove(&peer);
+                        give_up(peer);
                     }
                 }
                 RunEnd::Completed => return Ok(()),
                 RunEnd::Unavailable(why) => {
-                    if providers.contains(&peer) {
+                    if providing {
                         warn!(%peer, "stops providing {what}: {why}");
-                        providers.retain(|p| *p != peer);
-                        idle.remove(&peer);
+                        give_up(peer);
                     }
                 }
                 RunEnd::Bad(why) => {
-                    providers.retain(|p| *p != peer);
-                    idle.remove(&peer);
+                    give_up(peer);
                     net.send(Command::Penalise(peer, why)).await;
                 }
                 RunEnd::Fatal(e) => return Err(e),

@@ -98,9 +98,21 @@ impl Node {
         out
     }
 
-    /// Creates a department.
+    /// Creates a department, empty.
     pub async fn dept_create(&self, name: &str) -> Result<Department, NodeError> {
+        self.create_dept(name, false).await
+    }
+
+    /// Creates a department with its creator in it (one change): what a
+    /// person who makes a department expects, and what the CLI and the web
+    /// app do.
+    pub async fn dept_create_joined(&self, name: &str) -> Result<Department, NodeError> {
+        self.create_dept(name, true).await
+    }
+
+    async fn create_dept(&self, name: &str, join: bool) -> Result<Department, NodeError> {
         let id = hex::encode(rand::random::<[u8; 8]>());
+        let me = self.member_id();
         self.change_roster(
             true,
             |roster| {
@@ -108,10 +120,15 @@ impl Node {
                 Ok(Department {
                     id: id.clone(),
                     name: name.to_owned(),
-                    members: Vec::new(),
+                    members: if join { vec![me] } else { Vec::new() },
                 })
             },
-            |tx, d| write::create_dept(tx, &d.id, &d.name),
+            |tx, d| {
+                write::create_dept(tx, &d.id, &d.name)?;
+                d.members
+                    .iter()
+                    .try_for_each(|m| write::dept_add(tx, &d.id, *m))
+            },
         )
         .await
     }
