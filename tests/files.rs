@@ -323,16 +323,22 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     until("Cleo and Bob reconnect", || connected(&cleo, &bob)).await;
     let fetched = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
     let first_seen = fetched.clone();
-    let progress: meshwork::node::Progress = Arc::new(move |done, _| {
+    let last = Arc::new(std::sync::Mutex::new((0, 0)));
+    let last_seen = last.clone();
+    let progress: meshwork::node::Progress = Arc::new(move |done, total| {
         let _ = first_seen.compare_exchange(
             u64::MAX,
             done,
             std::sync::atomic::Ordering::SeqCst,
             std::sync::atomic::Ordering::SeqCst,
         );
+        *last_seen.lock().unwrap() = (done, total);
     });
     cleo.get(&id, &out, Some(progress)).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Progress counts the file's bytes, not the ciphertext's few more.
+    let len = bytes.len() as u64;
+    assert_eq!(*last.lock().unwrap(), (len, len));
     let resumed_at = fetched.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         resumed_at > 0 && resumed_at < bytes.len() as u64,

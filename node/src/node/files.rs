@@ -35,6 +35,14 @@ pub const FOLDER_TYPE: &str = "inode/directory";
 /// Told how far a long operation has come: (bytes done, bytes in all).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+/// `progress` told of `size` bytes where the work counts `blob_size`.
+fn in_file_bytes(progress: Progress, size: u64, blob_size: u64) -> Progress {
+    Arc::new(move |done, _| {
+        let scaled = u128::from(done) * u128::from(size) / u128::from(blob_size.max(1));
+        progress(u64::try_from(scaled).unwrap_or(size).min(size), size)
+    })
+}
+
 /// A file as `meshwork files` lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileInfo {
@@ -393,6 +401,8 @@ impl Node {
         }
         let (dept, info) = self.file(id)?;
         let key = decode_key(&info.entry.key)?;
+        // Counted in the file's bytes, not the ciphertext's (a little more).
+        let progress = progress.map(|p| in_file_bytes(p, info.entry.size, info.entry.blob_size));
         self.ensure_room_for(&info, dest).await?;
         // The temporary file (or directory) holds plaintext: recorded
         // (durably) before it exists, so that a daemon killed meanwhile
