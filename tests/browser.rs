@@ -517,6 +517,17 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         std::fs::read(&saved).unwrap() == bytes,
         "the download differs from the upload"
     );
+    // The upload said so in the feed, the file attached as a link.
+    bb.goto(&format!("{bob_url}/#/feed/Research"))
+        .await
+        .unwrap();
+    until_shows(
+        &bb,
+        "#threads .attachment a",
+        "roadmap.pdf",
+        "Bob's feed links the file Ada shared",
+    )
+    .await;
 
     // A file larger than Ada's disk can take (sparse: it costs nothing) is
     // refused before its bytes are sent, and her app says why.

@@ -491,8 +491,13 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
     assert_eq!(feed[0]["files"][0], folder_id.trim());
     assert_eq!(feed[1]["body"], "shared Q3 slides.pdf (2.0 MiB)");
     assert_eq!(feed[1]["files"][0], id);
+    assert_eq!(feed[1]["attachments"][id]["name"], "Q3 slides.pdf");
+    assert_eq!(feed[0]["attachments"][folder_id.trim()]["files"], 2);
     let text = ok(&h2, &["feed", "Research"]);
-    assert!(text.contains(&format!("📎 {id}")), "{text}");
+    assert!(
+        text.contains(&format!("📎 Q3 slides.pdf (2.0 MiB)  `meshwork get {id}`")),
+        "{text}"
+    );
     let quiet = dir.path().join("quiet.txt");
     std::fs::write(&quiet, b"no fanfare").unwrap();
     let quiet_id = ok(

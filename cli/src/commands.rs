@@ -429,17 +429,20 @@ fn member_name(client: &Client, member: &str) -> Result<String> {
 fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
     use std::collections::HashSet;
     use std::io::Write;
-    let ids = |threads: &Value| -> Vec<(String, Value)> {
+    // Each post with its id and what its thread says of attachments.
+    let ids = |threads: &Value| -> Vec<(String, Value, Value)> {
         let mut out = Vec::new();
         for t in threads.as_array().into_iter().flatten().rev() {
-            out.push((t["id"].as_str().unwrap_or_default().to_owned(), t.clone()));
+            let attached = t["attachments"].clone();
+            let id = |p: &Value| p["id"].as_str().unwrap_or_default().to_owned();
+            out.push((id(t), t.clone(), attached.clone()));
             for r in t["replies"].as_array().into_iter().flatten() {
-                out.push((r["id"].as_str().unwrap_or_default().to_owned(), r.clone()));
+                out.push((id(r), r.clone(), attached.clone()));
             }
         }
         out
     };
-    let mut printed: HashSet<String> = ids(seen).into_iter().map(|(id, _)| id).collect();
+    let mut printed: HashSet<String> = ids(seen).into_iter().map(|(id, ..)| id).collect();
     let mut names = names(client)?;
     let mut failure = None;
     client.follow("/v1/events", |event| {
@@ -456,14 +459,15 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
                 return false;
             }
         };
-        for (id, post) in ids(&threads) {
+        for (id, post, attached) in ids(&threads) {
             if printed.insert(id) {
                 let indent = if post["reply_to"].is_string() {
                     "↳ "
                 } else {
                     ""
                 };
-                let block = safe::body(&post_text(&post, &names, indent, false)).into_owned();
+                let block =
+                    safe::body(&post_text(&post, &attached, &names, indent, false)).into_owned();
                 if writeln!(std::io::stdout(), "{block}").is_err() {
                     return false;
                 }
@@ -482,7 +486,9 @@ fn follow_feed(client: &Client, path: &str, seen: &Value) -> Result<()> {
 ///   Kick-off at 10
 ///   👍 Bob · edited
 /// ```
-fn post_text(p: &Value, names: &Names, indent: &str, show_dept: bool) -> String {
+/// One post; `attached` describes the files it attaches, by id (its
+/// thread's `attachments`).
+fn post_text(p: &Value, attached: &Value, names: &Names, indent: &str, show_dept: bool) -> String {
     let author = match p["author_name"].as_str() {
         Some(name) => safe::line(name).into_owned(),
         None => names.of(&p["author"]),
@@ -502,7 +508,15 @@ fn post_text(p: &Value, names: &Names, indent: &str, show_dept: bool) -> String 
         text::time(p["created_at"].as_i64().unwrap_or(0)),
     );
     for file in p["files"].as_array().into_iter().flatten() {
-        out += &format!("\n{pad}📎 {}  (meshwork get {0})", field(file));
+        let id = field(file);
+        let about = &attached[id.as_str()];
+        let what = match (about["name"].as_str(), about["size"].as_u64()) {
+            (Some(name), Some(size)) => {
+                format!("{} ({})", safe::line(name), human_size(size))
+            }
+            _ => "a file no longer in the library".to_owned(),
+        };
+        out += &format!("\n{pad}📎 {what}  `meshwork get {id}`");
     }
     let mut notes = vec![text::reactions(&p["reactions"], names)];
     if !p["edited_at"].is_null() {
@@ -520,9 +534,10 @@ fn feed_text(threads: &Value, names: &Names, show_dept: bool) -> String {
         Some(ts) if !ts.is_empty() => ts
             .iter()
             .map(|t| {
-                let mut out = post_text(t, names, "", show_dept);
+                let attached = &t["attachments"];
+                let mut out = post_text(t, attached, names, "", show_dept);
                 for r in t["replies"].as_array().into_iter().flatten() {
-                    out += &format!("\n{}", post_text(r, names, "  ↳ ", false));
+                    out += &format!("\n{}", post_text(r, attached, names, "  ↳ ", false));
                 }
                 out
             })

@@ -23,7 +23,7 @@ mod pins;
 mod roster;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
-pub use feed::Thread;
+pub use feed::{Attachment, Thread};
 pub use files::{FileInfo, Progress};
 pub use pins::{
     PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,

@@ -265,11 +265,10 @@ async function feedPage(key) {
   }) }, "Post");
   const sentinel = h("div", { class: "muted" });
   const load = async () => {
-    const [threads, files] = await Promise.all([
-      api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`),
-      api(`/v1/files?dept=${encodeURIComponent(dept)}`),
-    ]);
-    for (const f of files) state.files.set(f.id, f);
+    const threads = await api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`);
+    for (const t of threads) {
+      for (const [id, f] of Object.entries(t.attachments ?? {})) state.files.set(id, { id, ...f });
+    }
     more = threads.length >= limit;
     list.replaceChildren(...threads.map((t) => threadEl(t, dept, load)));
     sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";

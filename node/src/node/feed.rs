@@ -2,6 +2,8 @@
 //! change is stored durably, then offered by sync to the connected members of
 //! its department — and to no one else.
 
+use std::collections::BTreeMap;
+
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::feed::write::{self, NewPost};
@@ -30,6 +32,22 @@ pub struct Thread {
     pub author_name: String,
     /// Replies, oldest first.
     pub replies: Vec<Post>,
+    /// The files its posts attach that the department's library lists, by
+    /// id (one that left the library is missing here).
+    pub attachments: BTreeMap<String, Attachment>,
+}
+
+/// A file a post attaches, as the library describes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attachment {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes (a folder's: all its files').
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// How many files, if it is a folder.
+    pub files: Option<usize>,
 }
 
 /// A direct conversation, as `meshwork dms` lists it.
@@ -139,11 +157,24 @@ impl Node {
             let page = Feed::new(doc.doc())
                 .threads(limit, before)
                 .map_err(NodeError::NotFound)?;
+            let attached = page
+                .iter()
+                .any(|(p, rs)| !p.files.is_empty() || rs.iter().any(|r| !r.files.is_empty()));
+            let library = if attached {
+                Some(ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?)
+            } else {
+                None
+            };
+            let library = library.as_ref().map(|d| Library::new(d.doc()));
             Ok(page
                 .into_iter()
                 .map(|(post, replies)| Thread {
                     dept: label.clone(),
                     author_name: name_of(&roster, &post.author),
+                    attachments: library
+                        .as_ref()
+                        .map(|l| attachments(l, std::iter::once(&post).chain(&replies)))
+                        .unwrap_or_default(),
                     replies,
                     post,
                 })
@@ -231,6 +262,7 @@ impl Node {
                             dept: label.clone(),
                             author_name: name_of(&roster, &p.author),
                             replies: Vec::new(),
+                            attachments: BTreeMap::new(),
                             post: p,
                         }),
                 );
@@ -377,6 +409,28 @@ impl Node {
 
 /// A department I belong to, by name, label or id ([`Roster::resolve_dept`]);
 /// a clear error otherwise.
+/// What `library` says of the files `posts` attach.
+fn attachments<'a>(
+    library: &Library<'_>,
+    posts: impl Iterator<Item = &'a Post>,
+) -> BTreeMap<String, Attachment> {
+    posts
+        .flat_map(|p| &p.files)
+        .filter_map(|id| {
+            let f = library.file(id)?;
+            Some((
+                id.clone(),
+                Attachment {
+                    name: f.name,
+                    size: f.size,
+                    media_type: f.media_type,
+                    files: f.entries.map(|e| e.len()),
+                },
+            ))
+        })
+        .collect()
+}
+
 pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
     let dept = roster.resolve_dept(name)?;
     if !dept.members.contains(me) {
