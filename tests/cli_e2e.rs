@@ -314,74 +314,68 @@ fn the_api_refuses_requests_without_the_token() {
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
 }
 
+/// Follows `meshwork events ARGS` (with `tz` as its time zone), calling
+/// `change` until a line containing `wanted` shows, at most 200 times: the
+/// stream is open only once the daemon counts a subscriber, and a change
+/// made before that would be missed. The line.
+fn first_event_line(
+    home: &std::path::Path,
+    args: &[&str],
+    tz: &str,
+    wanted: &'static str,
+    mut change: impl FnMut(usize),
+) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let mut follower = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("TZ", tz)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let seen = std::thread::spawn(move || lines.map_while(Result::ok).find(|l| l.contains(wanted)));
+    let mut n = 0;
+    while !seen.is_finished() && n < 200 {
+        change(n);
+        n += 1;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    seen.join().unwrap()
+}
+
 #[test]
 fn events_stream_live_changes() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
     let _d = daemon(&home);
     ok(&home, &["workspace", "create", "Acme"]);
-    let mut follower = std::process::Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .args(["events", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
-    // The stream is open once the daemon counts a subscriber; a change made
-    // before that would be missed, so make changes until one is seen.
-    let seen = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .find(|l| l.contains("roster_changed"))
-    });
-    let mut n = 0;
-    while !seen.is_finished() && n < 200 {
+    let line = first_event_line(&home, &["events", "--json"], "UTC", "roster_changed", |n| {
         ok(&home, &["dept", "create", &format!("D{n}")]);
-        n += 1;
-    }
-    let _ = follower.kill();
-    let _ = follower.wait();
-    let line = seen.join().unwrap().expect("a roster_changed event");
+    })
+    .expect("a roster_changed event");
     let event: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(event["type"], "roster_changed");
 }
 
 #[test]
 fn events_read_as_lines_with_names_and_text() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ada");
     ok(&home, &["init", "--name", "Ada"]);
     let _d = daemon(&home);
     ok(&home, &["workspace", "create", "Acme"]);
     ok(&home, &["dept", "create", "Research"]);
-    let mut follower = std::process::Command::new(BIN)
-        .arg("--home")
-        .arg(&home)
-        .arg("events")
-        .env("TZ", "XYZ+2")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(follower.stdout.take().unwrap()).lines();
-    let seen = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .find(|l| l.contains("Research · Ada: hello"))
-    });
-    // As above: change things until the follower shows one.
-    let mut n = 0;
-    while !seen.is_finished() && n < 200 {
-        let text = format!("hello {n} \x1b]0;pwned\x07");
-        ok(&home, &["post", "Research", &text]);
-        n += 1;
-    }
-    let _ = follower.kill();
-    let _ = follower.wait();
-    let line = seen.join().unwrap().expect("a line for the post");
+    let line = first_event_line(&home, &["events"], "XYZ+2", "Research · Ada: hello", |n| {
+        ok(
+            &home,
+            &["post", "Research", &format!("hello {n} \x1b]0;pwned\x07")],
+        );
+    })
+    .expect("a line for the post");
     // "2026-12-03 07:14 -02:00  Research · Ada: hello 3 \u{1b}]0;pwned\u{7}"
     let (time, what) = line.split_once("  ").unwrap();
     assert!(time.ends_with(" -02:00") && time.len() == 23, "{line}");
