@@ -5,7 +5,9 @@
 //! unredeemed; a session's event stream ends with it; a download whose blob
 //! turns out corrupt is cut short, never passed off as the whole file,
 //! and keeps its sandboxing CSP; a browser session cannot name local
-//! paths; malformed requests are answered in JSON; the icon is public.
+//! paths; malformed requests are answered in JSON; the icon is public; a
+//! session and the API's port outlive a restart of the daemon, and a
+//! logout outlives it too.
 
 mod common;
 
@@ -162,6 +164,106 @@ async fn a_session_ends_after_twelve_idle_hours_and_a_login_link_after_two_minut
     clock.advance(idle / 2 + Duration::from_millis(1));
     let ended = status(&token).await;
     assert!(ended.starts_with("HTTP/1.1 401"), "{ended}");
+}
+
+/// `node`'s control API on `addr` until the returned sender is dropped;
+/// its address, and its task to await.
+async fn serve_until(
+    node: &TestNode,
+    addr: &str,
+) -> (
+    api::ApiServer,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (server, task) = api::serve(node.node.clone(), addr.parse().unwrap(), async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    (server, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_and_the_port_outlive_a_restart_and_so_does_a_logout() {
+    let (clock, ada, _) = office(&[]).await;
+    let (server, stop_api, task) = serve_until(&ada, "127.0.0.1:0").await;
+    let addr = server.addr.to_string();
+    let (cookie, token) = log_in(&addr, server.web.login_link()).await;
+    let status = |addr: String, token: String| {
+        let head =
+            format!("GET /v1/status HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}");
+        async move { http(&addr, &head).await }
+    };
+    assert!(status(addr.clone(), token.clone())
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    // The daemon stops and starts again (same home): same port, and the
+    // session goes on — as for a second tab, which shares cookie and token.
+    // (The server's sessions hold the node: they go with it.)
+    drop((server, stop_api));
+    task.await.unwrap();
+    let home = stop(ada).await;
+    let ada = restart(home, &clock, vec![]).await;
+    let (server, stop_api, task) = serve_until(&ada, "127.0.0.1:0").await;
+    assert_eq!(server.addr.to_string(), addr, "the API's port is kept");
+    let again = status(addr.clone(), token.clone()).await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    // Neither the cookie nor the token is kept in the home, only hashes.
+    let db = ada.home().db();
+    let raw: Vec<u8> = walk(&db)
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect();
+    let cookie_id = cookie.split_once('=').unwrap().1;
+    for secret in [cookie_id, token.as_str()] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a session secret is on disk"
+        );
+    }
+    // A wrong token is still refused after the restart.
+    let forged = status(addr.clone(), "00".into()).await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+
+    // Logout ends it, and a restart does not bring it back.
+    let logout = format!(
+        "POST /v1/web/logout HTTP/1.1\r\nCookie: {cookie}\r\nX-Session-Token: {token}\r\nContent-Length: 0"
+    );
+    assert!(http(&addr, &logout).await.starts_with("HTTP/1.1 200"));
+    assert!(status(addr.clone(), token.clone())
+        .await
+        .starts_with("HTTP/1.1 401"));
+    drop((server, stop_api));
+    task.await.unwrap();
+    let home = stop(ada).await;
+    let ada = restart(home, &clock, vec![]).await;
+    let (server, _stop_api, _task) = serve_until(&ada, "127.0.0.1:0").await;
+    assert_eq!(server.addr.to_string(), addr);
+    let ended = status(addr.clone(), token.clone()).await;
+    assert!(ended.starts_with("HTTP/1.1 401"), "{ended}");
+
+    // A session idle for longer than its limit across a restart ends too.
+    let (cookie2, token2) = log_in(&addr, server.web.login_link()).await;
+    clock.advance(Duration::from_millis(SESSION_IDLE_MS as u64 + 1));
+    let head = format!("GET /v1/status HTTP/1.1\r\nCookie: {cookie2}\r\nX-Session-Token: {token2}");
+    assert!(http(&addr, &head).await.starts_with("HTTP/1.1 401"));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,10 +53,11 @@ pub async fn serve(
             "the control API listens on loopback only; {addr} is not a loopback address"
         )));
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        NodeError::BadRequest(format!("cannot bind the control API to {addr}: {e}"))
-    })?;
+    let listener = bind(&node, addr).await?;
     let addr = listener.local_addr()?;
+    if let Err(e) = std::fs::write(node.home().root().join(API_PORT), addr.port().to_string()) {
+        tracing::warn!("cannot record the control API's port for the next start: {e}");
+    }
     let token = hex::encode(rand::random::<[u8; 24]>());
     node.home().write_api(&ApiInfo {
         addr: addr.to_string(),
@@ -82,6 +83,26 @@ pub async fn serve(
         }
     });
     Ok((ApiServer { addr, token, web }, task))
+}
+
+/// Where the control API's last port is kept, in the node's home.
+const API_PORT: &str = "api-port";
+
+/// Binds `addr`; with port 0, the port of the last start if it is free
+/// (bookmarks and a browser's session cookie, named after the port, keep
+/// working across restarts), else any free one.
+async fn bind(node: &Node, addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    if addr.port() == 0 {
+        let last = std::fs::read_to_string(node.home().root().join(API_PORT)).ok();
+        if let Some(port) = last.and_then(|p| p.trim().parse::<u16>().ok()) {
+            if let Ok(l) = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+                return Ok(l);
+            }
+        }
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::BadRequest(format!("cannot bind the control API to {addr}: {e}")))
 }
 
 /// Cancelled when the server begins to stop: what would otherwise answer for

@@ -219,6 +219,11 @@ impl Node {
         Ok(node)
     }
 
+    /// This node's store (the control API keeps browser sessions there).
+    pub(crate) fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
     /// The time by this node's clock.
     pub fn now(&self) -> meshwork_crdt::Millis {
         self.shared.clock.now()

@@ -29,6 +29,10 @@ pub struct Store {
     /// Temporary plaintext files a `get` is writing: removed at the next
     /// start if the daemon died before it could.
     parts: sled::Tree,
+    /// Browser sessions of the control API, by the hash of their cookie:
+    /// the hash of their token and when they were last used. They outlive
+    /// a restart of the daemon; neither secret is kept.
+    web_sessions: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -63,6 +67,7 @@ impl Store {
             peers: db.open_tree("peers")?,
             pins: db.open_tree("pins")?,
             parts: db.open_tree("parts")?,
+            web_sessions: db.open_tree("web_sessions")?,
             db,
         })
     }
@@ -207,6 +212,41 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// Records browser session `id` (a hash): its token's hash and when it
+    /// was last used. Not flushed: see [`flush`](Self::flush).
+    pub fn save_web_session(
+        &self,
+        id: &[u8; 32],
+        token: &[u8; 32],
+        last_used: Millis,
+    ) -> Result<(), NodeError> {
+        let mut value = token.to_vec();
+        value.extend_from_slice(&last_used.to_be_bytes());
+        self.web_sessions.insert(id, value)?;
+        Ok(())
+    }
+
+    /// Browser session `id`'s token hash and when it was last used.
+    pub fn web_session(&self, id: &[u8; 32]) -> Result<Option<([u8; 32], Millis)>, NodeError> {
+        let Some(v) = self.web_sessions.get(id)? else {
+            return Ok(None);
+        };
+        let token = v.get(..32).and_then(|t| <[u8; 32]>::try_from(t).ok());
+        Ok(token.zip(millis(v.get(32..).unwrap_or_default())))
+    }
+
+    /// Forgets browser session `id`, and any used last before `idle_since`.
+    pub fn remove_web_session(&self, id: &[u8; 32], idle_since: Millis) -> Result<(), NodeError> {
+        self.web_sessions.remove(id)?;
+        for kv in self.web_sessions.iter() {
+            let (k, v) = kv?;
+            if millis(v.get(32..).unwrap_or_default()).is_none_or(|t| t < idle_since) {
+                self.web_sessions.remove(k)?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes everything written so far durable.

@@ -104,7 +104,7 @@ async function quietly(fn) {
 }
 
 function loggedOut() {
-  sessionStorage.removeItem("session");
+  localStorage.removeItem("session");
   document.getElementById("logout").hidden = true;
   document.getElementById("nav").replaceChildren();
   show(
@@ -523,13 +523,14 @@ async function start() {
     e.currentTarget.setAttribute("aria-expanded", String(open));
   });
   // The login link's redirect hands over the session token in the
-  // fragment: keep it for this tab, and take it out of the address bar.
+  // fragment: keep it for every tab of this origin (the port is stable
+  // across restarts), and take it out of the address bar.
   const handed = location.hash.match(/^#session=([0-9a-f]+)$/);
   if (handed) {
-    sessionStorage.setItem("session", handed[1]);
+    localStorage.setItem("session", handed[1]);
     history.replaceState(null, "", location.pathname);
   }
-  state.token = sessionStorage.getItem("session");
+  state.token = localStorage.getItem("session");
   if (!state.token) return loggedOut();
   const logout = document.getElementById("logout");
   logout.hidden = false;

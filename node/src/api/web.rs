@@ -6,14 +6,22 @@
 //! A browser logs in through a one-time link (`meshwork open`): redeeming it
 //! sets an HttpOnly, SameSite=Strict session cookie, so the bearer token
 //! never appears in a URL, and hands the page the session's token in the
-//! redirect's fragment (which the app moves into its sessionStorage and out
-//! of the address bar). Every request of a session carries both: the cookie,
+//! redirect's fragment (which the app moves into its localStorage, shared by
+//! the origin's tabs, and out of the address bar). Every request of a
+//! session carries both: the cookie,
 //! and the token in `x-session-token` (or, where a browser cannot set a
 //! header — the event stream, a download link — in `?session=`). The token
 //! stops cross-site requests (CSRF), and also anything else on this host
 //! that receives the cookie: browsers send a 127.0.0.1 cookie to every
 //! port. Every answer carries a strict Content Security Policy; requests
 //! whose Host is not this loopback address are refused (DNS rebinding).
+//!
+//! A session outlives the daemon: the store keeps the hashes of its cookie
+//! and token and when it was last used (written at most once a minute), and
+//! the API binds the port of its last start when it is free, so the
+//! cookie's name (which carries the port) and the origin's localStorage
+//! still match. It ends after [`SESSION_IDLE_MS`] unused, or at logout, in
+//! every tab and across restarts.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -65,10 +73,22 @@ pub struct Sessions {
 }
 
 struct Session {
-    /// The page's token, which every request must present with the cookie.
-    token: String,
+    /// The hash of the page's token, which every request must present with
+    /// the cookie.
+    token: [u8; 32],
     /// When the session last made a request (node clock).
     last_used: i64,
+    /// When `last_used` was last written to the store.
+    saved: i64,
+}
+
+/// How stale the stored `last_used` of a session may get: a daemon that
+/// stops loses at most this much of a session's idle time.
+const SAVE_EVERY_MS: i64 = 60 * 1000;
+
+/// What is kept of a session's cookie or token: its hash.
+fn hashed(secret: &str) -> [u8; 32] {
+    *blake3::hash(secret.as_bytes()).as_bytes()
 }
 
 impl Sessions {
@@ -111,9 +131,10 @@ impl Sessions {
             .map(str::to_owned)
     }
 
-    /// The id and token of the live session the request's cookie names,
-    /// if any; sessions idle for longer than [`SESSION_IDLE_MS`] end here.
-    fn session(&self, headers: &HeaderMap) -> Option<(String, String)> {
+    /// The id and token hash of the live session the request's cookie
+    /// names, if any — kept from before the daemon's last restart too;
+    /// sessions idle for longer than [`SESSION_IDLE_MS`] end here.
+    fn session(&self, headers: &HeaderMap) -> Option<(String, [u8; 32])> {
         let id = self.session_id(headers)?;
         let now = self.node.now();
         let mut sessions = lock(&self.sessions);
@@ -122,8 +143,24 @@ impl Sessions {
         if sessions.len() < before {
             self.ended.notify_waiters();
         }
-        let token = sessions.get(&id)?.token.clone();
-        Some((id, token))
+        if !sessions.contains_key(&id) {
+            // A session this daemon has not seen: one from before a restart?
+            let stored = self.node.store().web_session(&hashed(&id));
+            let (token, last_used) = stored.ok().flatten()?;
+            if now.saturating_sub(last_used) > SESSION_IDLE_MS {
+                return None;
+            }
+            let saved = last_used;
+            sessions.insert(
+                id.clone(),
+                Session {
+                    token,
+                    last_used,
+                    saved,
+                },
+            );
+        }
+        Some((id.clone(), sessions.get(&id)?.token))
     }
 
     /// Whether session `id` is still live (not ended, not idle too long).
@@ -134,18 +171,35 @@ impl Sessions {
             .is_some_and(|s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS)
     }
 
-    /// Ends session `id`.
-    fn end(&self, id: &str) {
+    /// Ends session `id`, here and in the store (with any long idle).
+    fn end(&self, id: &str) -> Result<(), NodeError> {
         lock(&self.sessions).remove(id);
         self.ended.notify_waiters();
+        let idle_since = self.node.now().saturating_sub(SESSION_IDLE_MS);
+        self.node
+            .store()
+            .remove_web_session(&hashed(id), idle_since)
     }
 
     /// Marks session `id` as used now: called only once its token matched,
     /// so that requests which merely carry the cookie keep nothing alive.
+    /// The store hears of it once a minute at most.
     fn touch(&self, id: &str) {
         let now = self.node.now();
-        if let Some(s) = lock(&self.sessions).get_mut(id) {
-            s.last_used = now;
+        let mut sessions = lock(&self.sessions);
+        let Some(s) = sessions.get_mut(id) else {
+            return;
+        };
+        s.last_used = now;
+        if now.saturating_sub(s.saved) >= SAVE_EVERY_MS {
+            s.saved = now;
+            if let Err(e) = self
+                .node
+                .store()
+                .save_web_session(&hashed(id), &s.token, now)
+            {
+                tracing::warn!("cannot record a browser session's use: {e}");
+            }
         }
     }
 }
@@ -258,7 +312,7 @@ pub(super) fn caller(
         None => None,
     };
     match presented {
-        Some(t) if super::constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
+        Some(t) if super::constant_time_eq(&hashed(t), &expected) => {
             sessions.touch(&id);
             Ok(Caller::Session(id))
         }
@@ -354,10 +408,19 @@ pub(super) async fn login(
     lock(&sessions.sessions).insert(
         id.clone(),
         Session {
-            token: token.clone(),
+            token: hashed(&token),
             last_used: now,
+            saved: now,
         },
     );
+    // Durable before the browser has it: a restart keeps the session.
+    let stored = sessions.node.store();
+    if let Err(e) = stored.save_web_session(&hashed(&id), &hashed(&token), now) {
+        return super::ApiError::from(e).into_response();
+    }
+    if let Err(e) = stored.flush().await {
+        return super::ApiError::from(e).into_response();
+    }
     let cookie = format!(
         "{}={id}; HttpOnly; SameSite=Strict; Path=/",
         sessions.cookie_name()
@@ -383,7 +446,9 @@ pub(super) async fn new_login_link(
 /// Ends the calling browser session (its cookie and token stop working).
 pub(super) async fn logout(State(sessions): State<Arc<Sessions>>, headers: HeaderMap) -> ApiResult {
     if let Some(id) = sessions.session_id(&headers) {
-        sessions.end(&id);
+        sessions.end(&id)?;
+        // Durable: a restart does not bring the session back.
+        sessions.node.store().flush().await?;
     }
     ok(json!({ "logged_out": true }))
 }
