@@ -90,6 +90,20 @@ fn two_daemons_create_invite_join_and_organise() {
             .as_array()
             .is_some_and(|f| f.iter().any(|t| t["id"] == id))
     });
+    // It is news to her, and mentions her, until she reads the feed
+    // (--json reads without marking).
+    let unread = json(&h1, &["unread", "--json"]);
+    assert_eq!(
+        (unread["total"].as_u64(), unread["mentions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let said = ok(&h1, &["unread"]);
+    assert!(
+        said.contains("Research") && said.contains("1 unread, 1 mention"),
+        "{said}"
+    );
+    ok(&h1, &["feed", "Research"]);
+    assert_eq!(ok(&h1, &["unread"]).trim(), "Nothing new.");
     ok(
         &h1,
         &["post", "Research", "See you there", "--reply-to", id],

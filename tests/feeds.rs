@@ -273,3 +273,67 @@ async fn a_direct_message_is_read_by_the_two_alone() {
     }
     assert!(on_disk(stop(cleo).await.path(), secret));
 }
+
+/// Issue 17: what is new, per department and conversation, by others, with
+/// mentions — read state kept by each member for itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_follow_what_each_member_read() {
+    use meshwork::node::ReadIn;
+    let (_clock, ada, bob, cleo, _dave) = research().await;
+    let unread_in = |n: &TestNode| {
+        let u = n.unread().unwrap();
+        let r = u.depts.iter().find(|d| d.name == "Research").unwrap();
+        (r.unread, r.mentions, u.total)
+    };
+    assert_eq!(unread_in(&ada), (0, 0, 0));
+    bob.post("Research", "agenda for Monday", None)
+        .await
+        .unwrap();
+    bob.post("Research", "@Ada can you chair?", None)
+        .await
+        .unwrap();
+    ada.post("Research", "mine, not news to me", None)
+        .await
+        .unwrap();
+    for n in [&ada, &cleo] {
+        until("both of Bob's posts arrive", || async {
+            n.feed("Research", 10, None).is_ok_and(|f| f.len() == 3)
+        })
+        .await;
+    }
+    // Ada's own post is not news to her; Cleo sees all three, no mention.
+    assert_eq!(unread_in(&ada), (2, 1, 2));
+    assert_eq!(unread_in(&cleo), (3, 0, 3));
+
+    // Ada reads Research; Cleo has not, and what Ada read is hers alone.
+    ada.mark_read(&ReadIn::Dept("Research".into())).unwrap();
+    assert_eq!(unread_in(&ada), (0, 0, 0));
+    assert_eq!(unread_in(&cleo), (3, 0, 3));
+    let later = bob.post("Research", "room 4", None).await.unwrap();
+    until("the next post arrives", || async {
+        ada.feed("Research", 10, None)
+            .is_ok_and(|f| f.first().is_some_and(|t| t.post.id == later.id))
+    })
+    .await;
+    assert_eq!(unread_in(&ada), (1, 0, 1));
+
+    // A direct message counts in its conversation.
+    bob.dm("Ada", "lunch?").await.unwrap();
+    until("Ada has Bob's message", || async {
+        ada.unread()
+            .is_ok_and(|u| u.dms.iter().any(|d| d.name == "Bob" && d.unread == 1))
+    })
+    .await;
+    assert_eq!(ada.unread().unwrap().total, 2);
+    ada.mark_read(&ReadIn::Member("Bob".into())).unwrap();
+    ada.mark_read(&ReadIn::Dept("Research".into())).unwrap();
+    assert_eq!(ada.unread().unwrap().total, 0);
+
+    // Read marks survive a restart (they are in the store).
+    let ada_dir = stop(ada).await;
+    let ada = restart(ada_dir, &_clock, vec![addr(&bob).await]).await;
+    assert_eq!(ada.unread().unwrap().total, 0);
+    // Wrong input: a department she is not in, a member who is not one.
+    assert!(ada.mark_read(&ReadIn::Dept("Nowhere".into())).is_err());
+    assert!(ada.mark_read(&ReadIn::Member("Nobody".into())).is_err());
+}

@@ -133,6 +133,23 @@ pub(crate) enum Command {
         /// The text.
         text: String,
     },
+    /// What is new: unread posts per department and conversation, and how
+    /// many mention you. Reading a feed or a conversation here (`feed`,
+    /// `dms MEMBER`, not with --json) or in the web app marks it read.
+    Unread {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a department's feed read (or, with --dm, a conversation).
+    Read {
+        /// Department name.
+        #[arg(required_unless_present = "dm", conflicts_with = "dm")]
+        dept: Option<String>,
+        /// The member whose conversation with you is read.
+        #[arg(long, value_name = "MEMBER")]
+        dm: Option<String>,
+    },
     /// Your direct conversations, or the one with MEMBER (oldest first).
     Dms {
         /// Member id or display name.

@@ -230,6 +230,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let threads = client.get(&path)?;
             let names = names_unless(json, &client)?;
             print(json, &threads, |t| feed_text(t, &names, false));
+            if !json {
+                client.post("/v1/read", json!({ "dept": dept }))?;
+            }
             if follow {
                 follow_feed(&client, &path, &threads)?;
             }
@@ -288,6 +291,18 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             bar.finish();
             println!("{}", safe::line(got?["path"].as_str().unwrap_or_default()));
         }
+        Command::Unread { json } => {
+            let unread = client()?.get("/v1/unread")?;
+            print(json, &unread, unread_text);
+        }
+        Command::Read { dept, dm } => {
+            let body = match (dept, dm) {
+                (_, Some(m)) => json!({ "member": m }),
+                (d, None) => json!({ "dept": d }),
+            };
+            let unread = client()?.post("/v1/read", body)?;
+            println!("{}", unread_text(&unread));
+        }
         Command::Dms { member, json } => {
             let client = client()?;
             match member {
@@ -295,6 +310,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     let posts = client.get(&format!("/v1/dms?member={}", urlencode(&m)))?;
                     let names = names_unless(json, &client)?;
                     print(json, &posts, |ps| table(ps, |p| message_text(p, &names)));
+                    if !json {
+                        client.post("/v1/read", json!({ "member": m }))?;
+                    }
                 }
                 None => {
                     let list = client.get("/v1/dms")?;
@@ -527,6 +545,49 @@ fn post_text(p: &Value, attached: &Value, names: &Names, indent: &str, show_dept
         out += &format!("\n{pad}{}", notes.join(" · "));
     }
     out
+}
+
+/// "Research  3 unread, 1 mention" per place with news, then the total.
+fn unread_text(u: &Value) -> String {
+    let line = |place: &Value, direct: bool| -> Option<String> {
+        let n = place["unread"].as_u64().filter(|n| *n > 0)?;
+        let more = if place["more"].as_bool() == Some(true) {
+            "+"
+        } else {
+            ""
+        };
+        let name = safe::line(place["name"].as_str().unwrap_or("?")).into_owned();
+        let name = if direct {
+            format!("{name} (direct)")
+        } else {
+            name
+        };
+        let mentions = match place["mentions"].as_u64().unwrap_or(0) {
+            0 => String::new(),
+            m => format!(", {}", text::count(m, "mention", "mentions")),
+        };
+        Some(format!("{name:<24} {n}{more} unread{mentions}"))
+    };
+    let places = u["depts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (p, false));
+    let direct = u["dms"].as_array().into_iter().flatten().map(|p| (p, true));
+    let mut lines: Vec<String> = places
+        .chain(direct)
+        .filter_map(|(p, d)| line(p, d))
+        .collect();
+    let total = u["total"].as_u64().unwrap_or(0);
+    if total == 0 {
+        return "Nothing new.".to_owned();
+    }
+    let mentions = match u["mentions"].as_u64().unwrap_or(0) {
+        0 => String::new(),
+        m => format!(", {}", text::count(m, "mention", "mentions")),
+    };
+    lines.push(format!("{total} unread in all{mentions}"));
+    lines.join("\n")
 }
 
 fn feed_text(threads: &Value, names: &Names, show_dept: bool) -> String {

@@ -144,6 +144,8 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/posts/delete", post(delete_post))
         .route("/v1/feed", get(feed))
         .route("/v1/mentions", get(mentions))
+        .route("/v1/unread", get(unread))
+        .route("/v1/read", post(mark_read))
         .route("/v1/dms", get(dms).post(send_dm))
         .route("/v1/files", get(files).post(share))
         .route("/v1/files/get", post(get_file))
@@ -426,6 +428,32 @@ struct LimitQuery {
 
 async fn mentions(State(node): State<Node>, Query(q): Query<LimitQuery>) -> ApiResult {
     ok(node.mentions(q.limit)?)
+}
+
+async fn unread(State(node): State<Node>) -> ApiResult {
+    ok(node.unread()?)
+}
+
+/// Where something was read: a department or a conversation.
+#[derive(Deserialize)]
+struct ReadBody {
+    dept: Option<String>,
+    member: Option<String>,
+}
+
+async fn mark_read(State(node): State<Node>, Json(b): Json<ReadBody>) -> ApiResult {
+    let what = match (b.dept, b.member) {
+        (Some(d), None) => crate::node::ReadIn::Dept(d),
+        (None, Some(m)) => crate::node::ReadIn::Member(m),
+        _ => {
+            return Err(NodeError::BadRequest(
+                "name a department (`dept`) or a member (`member`), one of the two".into(),
+            )
+            .into())
+        }
+    };
+    node.mark_read(&what)?;
+    ok(node.unread()?)
 }
 
 #[derive(Deserialize)]

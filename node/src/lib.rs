@@ -37,7 +37,7 @@ pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
 pub use node::{
     DiskStatus, FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig,
-    PinsView, Progress, Reconciled, Status, AUDIT_EVERY_MS, LOST_AFTER_MS, SKEW_MARGIN_MS,
-    VOLUNTEER_STAGGER_MS,
+    PinsView, Progress, ReadIn, Reconciled, Status, Unread, UnreadIn, AUDIT_EVERY_MS,
+    LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
 pub use store::Store;

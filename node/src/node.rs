@@ -21,6 +21,7 @@ mod folder;
 mod opening;
 mod pins;
 mod roster;
+mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
 pub use feed::{Attachment, Thread};
@@ -29,6 +30,7 @@ pub use pins::{
     PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,
     SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
+pub use unread::{ReadIn, Unread, UnreadIn, COUNT_AT_MOST};
 
 use crate::home::Home;
 use crate::net::{Command, NetConfig, NetHandle, PeerInfo};

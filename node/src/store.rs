@@ -33,6 +33,9 @@ pub struct Store {
     /// the hash of their token and when they were last used. They outlive
     /// a restart of the daemon; neither secret is kept.
     web_sessions: sled::Tree,
+    /// Per conversation (a feed, a direct one), the newest post it held
+    /// when this member last read it. This node's alone, never synced.
+    read_marks: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -68,6 +71,7 @@ impl Store {
             pins: db.open_tree("pins")?,
             parts: db.open_tree("parts")?,
             web_sessions: db.open_tree("web_sessions")?,
+            read_marks: db.open_tree("read_marks")?,
             db,
         })
     }
@@ -212,6 +216,21 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// The post conversation `key` was last read up to.
+    pub fn read_mark(&self, key: &str) -> Result<Option<String>, NodeError> {
+        Ok(self
+            .read_marks
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Marks conversation `key` read up to `post`. Not flushed: a mark lost
+    /// to a crash only shows a few posts as new again.
+    pub fn set_read_mark(&self, key: &str, post: &str) -> Result<(), NodeError> {
+        self.read_marks.insert(key, post.as_bytes())?;
+        Ok(())
     }
 
     /// Records browser session `id` (a hash): its token's hash and when it

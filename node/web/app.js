@@ -2,7 +2,7 @@
 // anywhere but this node. Everything a user wrote becomes text nodes,
 // never markup (see `h`).
 
-const state = { token: null, status: null, members: [], depts: [], online: new Set(), files: new Map() };
+const state = { token: null, status: null, members: [], depts: [], online: new Set(), files: new Map(), unread: null };
 let page = { name: null, refresh: null, on: () => {} };
 
 // --- DOM -----------------------------------------------------------------
@@ -128,22 +128,48 @@ async function loadWorkspace() {
   state.online.add(status.member_id);
   document.getElementById("ws").textContent = status.workspace?.name ?? "no workspace";
   document.getElementById("me").textContent = status.name;
+  await quietly(loadUnread);
   nav();
+}
+
+// What is unread: counts in the sidebar, the total in the page title.
+function showUnread(unread) {
+  state.unread = unread;
+  document.title = unread.total ? `(${unread.total}) Meshwork` : "Meshwork";
+  nav();
+}
+
+async function loadUnread() {
+  showUnread(await api("/v1/unread"));
+}
+
+// Marks a department (`{ dept }`) or a conversation (`{ member }`) read.
+async function markRead(body) {
+  showUnread(await api("/v1/read", { method: "POST", body }));
+}
+
+// A sidebar badge: how many unread, and how many of them mention me.
+function badge(u) {
+  if (!u?.unread) return null;
+  const n = `${u.unread}${u.more ? "+" : ""}`;
+  return h("span", { class: u.mentions ? "badge mention" : "badge", "aria-label": `${n} unread${u.mentions ? `, ${u.mentions} mentioning you` : ""}` }, n);
 }
 
 function nav() {
   const here = location.hash || "#/";
-  const link = (href, text) =>
-    h("a", { href, "aria-current": here === href ? "page" : null }, text);
+  const link = (href, text, count) =>
+    h("a", { href, "aria-current": here === href ? "page" : null }, text, badge(count));
   const depts = myDepts();
+  const unreadIn = (id) => state.unread?.depts.find((u) => u.id === id);
+  const dms = state.unread?.dms.reduce((n, u) => n + u.unread, 0);
   const items = [
     link("#/", "Workspace"),
     h("h2", {}, "Feeds"),
-    depts.length ? depts.map((d) => link(`#/feed/${encodeURIComponent(deptKey(d))}`, deptLabel(d))) : h("p", { class: "muted" }, "No department yet"),
+    depts.length ? depts.map((d) => link(`#/feed/${encodeURIComponent(deptKey(d))}`, deptLabel(d), unreadIn(d.id))) : h("p", { class: "muted" }, "No department yet"),
     h("h2", {}, "Files"),
     depts.map((d) => link(`#/files/${encodeURIComponent(deptKey(d))}`, deptLabel(d))),
     h("h2", {}, "More"),
-    link("#/dms", "Direct messages"),
+    link("#/dms", "Direct messages", { unread: dms }),
     link("#/pins", "Pins"),
   ];
   document.getElementById("nav").replaceChildren(...items.flat());
@@ -167,6 +193,9 @@ function listen() {
     const event = JSON.parse(m.data);
     if (event.type === "roster_changed" || event.type.startsWith("peer_")) {
       await quietly(loadWorkspace);
+    } else if (event.type === "feed_changed" && !(page.reads === "dm" || page.reads === event.dept)) {
+      // (A page that shows what changed marks it read, and counts anew.)
+      await quietly(loadUnread);
     }
     page.on(event);
   };
@@ -270,6 +299,7 @@ async function feedPage(key) {
       for (const [id, f] of Object.entries(t.attachments ?? {})) state.files.set(id, { id, ...f });
     }
     more = threads.length >= limit;
+    if (document.visibilityState === "visible") await quietly(() => markRead({ dept }));
     list.replaceChildren(...threads.map((t) => threadEl(t, dept, load)));
     sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
   };
@@ -280,6 +310,8 @@ async function feedPage(key) {
     }
   }).observe(sentinel);
   page.on = (e) => { if (e.type === "feed_changed" && e.dept === deptId) quietly(load); };
+  page.reads = deptId;
+  page.onVisible = () => quietly(() => markRead({ dept }));
   // Mention helpers: a button per department member inserts "@Name ".
   const people = found?.members.filter((m) => m.id !== me()) ?? [];
   const mention = (name) => {
@@ -377,6 +409,7 @@ async function dmsPage(member) {
     box.replaceChildren(...messages.map((p) => h("div", { class: "card post" },
       h("div", { class: "meta" }, nameOf(p.author), " · ", when(p.created_at)),
       h("div", { class: "body" }, p.deleted ? "deleted" : p.body))));
+    if (document.visibilityState === "visible") await quietly(() => markRead({ member }));
   };
   const text = h("textarea", { id: "dm-text", "aria-label": `Message ${nameOf(member)}` });
   const send = h("button", { id: "dm-send", class: "primary", onclick: () => act(async () => {
@@ -397,6 +430,8 @@ async function dmsPage(member) {
     if (e.type === "feed_changed") quietly(load);
     if (e.type.startsWith("peer_")) showPresence();
   };
+  page.reads = "dm";
+  page.onVisible = () => quietly(() => markRead({ member }));
   show(h("h1", {}, nameOf(member)), presence, box, h("div", { class: "compose" }, text, h("div", { class: "row" }, send)));
   await load();
 }
@@ -516,6 +551,11 @@ async function pinsPage() {
 }
 
 // --- Start -----------------------------------------------------------------
+
+// A tab coming back into view reads what its page shows.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") page.onVisible?.();
+});
 
 async function start() {
   document.getElementById("menu").addEventListener("click", (e) => {

@@ -454,7 +454,7 @@ pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Depa
 }
 
 /// My direct conversations that have begun, with the other member.
-fn conversations(
+pub(super) fn conversations(
     ws: &Workspace,
     roster: &Roster,
     store: &Store,
