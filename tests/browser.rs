@@ -529,6 +529,26 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     )
     .await;
 
+    // Unread: Ada posts while Bob looks at the files; his sidebar counts
+    // it, his title says so, and opening the feed clears both.
+    bb.goto(&format!("{bob_url}/#/files/Research"))
+        .await
+        .unwrap();
+    ok(&ada, &["post", "Research", "@Bob the roadmap is up"]);
+    until_shows(&bb, "nav a .badge", "1", "Bob's sidebar counts Ada's post").await;
+    assert_eq!(bb.title().await.unwrap(), "(1) Meshwork");
+    bb.goto(&format!("{bob_url}/#/feed/Research"))
+        .await
+        .unwrap();
+    eventually("opening the feed clears Bob's badge", || async {
+        texts(&bb, "nav a .badge").await.is_empty()
+    })
+    .await;
+    assert_eq!(bb.title().await.unwrap(), "Meshwork");
+    bb.goto(&format!("{bob_url}/#/files/Research"))
+        .await
+        .unwrap();
+
     // A file larger than Ada's disk can take (sparse: it costs nothing) is
     // refused before its bytes are sent, and her app says why.
     let huge = dir.path().join("archive.iso");
