@@ -5,8 +5,11 @@
 //! file uploaded in one browser is listed in the other and its download
 //! link saves it byte-identical; a file too large for the node's disk is
 //! refused before it is sent; with nobody online holding a file, or the
-//! daemon gone, the page says so; without a session the app shows the way
-//! in and the API answers 401. Screenshots of each page go to `target/tmp/screenshots/`.
+//! daemon gone, the page says so; an upload posts itself with the file
+//! linked; an unread badge and the title's count appear and clear; a login
+//! holds across a restart of the daemon and in a new tab; without a session
+//! the app shows the way in and the API answers 401. Screenshots of each
+//! page go to `target/tmp/screenshots/`.
 //!
 //! Needs Debian's `chromium`, `chromium-driver` and `firefox-esr`, and
 //! `geckodriver` (crates.io): `.ci/run` installs them and runs this suite
@@ -607,6 +610,28 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
             .any(|t| t.contains("connection to the daemon"))
     })
     .await;
+    // Her daemon starts again (same home): same port, and her login holds —
+    // after a reload, and in a new tab, without `meshwork open`.
+    let _ada_again = daemon(&ada);
+    assert_eq!(
+        format!("http://{}", api_addr(&ada)),
+        ada_url,
+        "the same port"
+    );
+    ab.refresh().await.unwrap();
+    until_shows(
+        &ab,
+        "#ws",
+        "Acme",
+        "Ada is still logged in after the restart",
+    )
+    .await;
+    let tab = ab.new_window(true).await.unwrap();
+    ab.switch_to_window(tab.handle).await.unwrap();
+    ab.goto(&format!("{ada_url}/#/feed/Research"))
+        .await
+        .unwrap();
+    until_shows(&ab, "h1", "Research", "a new tab is logged in too").await;
 
     // The other pages render.
     for (page, name) in [("#/pins", "pins")] {
