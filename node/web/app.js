@@ -487,11 +487,13 @@ async function filesPage(key) {
   const load = async () => {
     const files = await api(`/v1/files?dept=${encodeURIComponent(dept)}`);
     table.replaceChildren(
-      h("thead", {}, h("tr", {}, ["Name", "Size", "Uploader", "Available until", "Peers"].map((c) => h("th", {}, c)))),
+      h("thead", {}, h("tr", {}, ["Name", "Type", "Size", "Shared by", "Shared", "Available until", "Peers"].map((c) => h("th", {}, c)))),
       h("tbody", {}, files.map((f) => h("tr", { "data-id": f.id },
         h("td", {}, downloadLink(f)),
+        h("td", { class: "muted" }, kindOf(f)),
         h("td", {}, size(f.size)),
         h("td", {}, f.uploader_name),
+        h("td", {}, when(f.shared_at)),
         h("td", {}, when(f.available_until)),
         h("td", {}, f.peers)))));
     if (!files.length) table.append(h("caption", {}, "No files yet."));
@@ -499,6 +501,17 @@ async function filesPage(key) {
   page.on = (e) => { if (e.type === "library_changed" && e.dept === deptId) quietly(load); };
   show(h("h1", {}, `Files — ${title}`), drop, bar, status, table);
   await load();
+}
+
+// What a file is, for people: "folder, 4 files", "PDF", "PNG image", or
+// its extension.
+function kindOf(f) {
+  if (f.entries) return `folder, ${f.entries.length} file${f.entries.length === 1 ? "" : "s"}`;
+  const [top, sub = ""] = (f.media_type || "").split("/");
+  if (top === "image") return `${sub.toUpperCase()} image`;
+  if (sub === "pdf") return "PDF";
+  const ext = f.name.includes(".") ? f.name.split(".").pop().toUpperCase() : "";
+  return ext || top || "file";
 }
 
 // A link that first makes sure some reachable peer has the file (showing
