@@ -540,6 +540,15 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     ok(&ada, &["post", "Research", "@Bob the roadmap is up"]);
     until_shows(&bb, "nav a .badge", "1", "Bob's sidebar counts Ada's post").await;
     assert_eq!(bb.title().await.unwrap(), "(1) Meshwork");
+    // The mention is listed on its own page, with where it was written.
+    bb.goto(&format!("{bob_url}/#/mentions")).await.unwrap();
+    until_shows(
+        &bb,
+        "#mentions .body",
+        "@Bob the roadmap is up",
+        "Bob's mentions list Ada's post",
+    )
+    .await;
     bb.goto(&format!("{bob_url}/#/feed/Research"))
         .await
         .unwrap();

@@ -169,6 +169,7 @@ function nav() {
     h("h2", {}, "Files"),
     depts.map((d) => link(`#/files/${encodeURIComponent(deptKey(d))}`, deptLabel(d))),
     h("h2", {}, "More"),
+    link("#/mentions", "Mentions", { unread: state.unread?.mentions, mentions: state.unread?.mentions }),
     link("#/dms", "Direct messages", { unread: dms }),
     link("#/pins", "Pins"),
   ];
@@ -178,7 +179,7 @@ function nav() {
 function route() {
   const [, name, arg] = (location.hash || "#/").match(/^#\/([a-z]*)\/?(.*)$/) || [];
   const param = arg ? decodeURIComponent(arg) : null;
-  const pages = { "": workspacePage, feed: feedPage, files: filesPage, dms: dmsPage, pins: pinsPage };
+  const pages = { "": workspacePage, feed: feedPage, files: filesPage, mentions: mentionsPage, dms: dmsPage, pins: pinsPage };
   page = { name, refresh: null, on: () => {} };
   nav();
   document.getElementById("nav").classList.remove("open");
@@ -323,6 +324,23 @@ async function feedPage(key) {
     ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
     : null;
   show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, mentions)), list, sentinel);
+  await load();
+}
+
+// Posts that mention me, in every department, newest first; each says where.
+async function mentionsPage() {
+  const list = h("div", { id: "mentions" });
+  const load = async () => {
+    const found = await api(`/v1/mentions?limit=${PAGE}`);
+    list.replaceChildren(...found.map((t) => {
+      const el = threadEl(t, t.dept, load);
+      el.querySelector(".meta")?.append(" · in ", h("a", { href: `#/feed/${encodeURIComponent(t.dept)}` }, t.dept));
+      return el;
+    }));
+    if (!found.length) list.append(h("p", { class: "muted" }, "Nobody has mentioned you yet."));
+  };
+  page.on = (e) => { if (e.type === "feed_changed") quietly(load); };
+  show(h("h1", {}, "Mentions"), list);
   await load();
 }
 
