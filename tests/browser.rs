@@ -65,6 +65,8 @@ impl Kind {
                 "prefs": {
                     "download.default_directory": downloads,
                     "download.prompt_for_download": false,
+                    // Notifications allowed, as a user who opted in.
+                    "profile.default_content_setting_values.notifications": 1,
                 },
             }}),
             Kind::Firefox => json!({ "moz:firefoxOptions": {
@@ -81,6 +83,8 @@ impl Kind {
                     "datareporting.policy.dataSubmissionEnabled": false,
                     "toolkit.telemetry.enabled": false,
                     "browser.safebrowsing.downloads.enabled": false,
+                    // Notifications allowed, as a user who opted in.
+                    "permissions.default.desktop-notification": 1,
                 },
             }}),
         }
@@ -537,9 +541,30 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     bb.goto(&format!("{bob_url}/#/files/Research"))
         .await
         .unwrap();
+    // Every notification the page makes is also recorded, to be read back.
+    bb.execute(
+        "window.__shown = []; const Real = window.Notification; \
+         window.Notification = class extends Real { constructor(t, o) { \
+           super(t, o); window.__shown.push(`${t}: ${o && o.body}`); } };",
+        vec![],
+    )
+    .await
+    .unwrap();
     ok(&ada, &["post", "Research", "@Bob the roadmap is up"]);
     until_shows(&bb, "nav a .badge", "1", "Bob's sidebar counts Ada's post").await;
     assert_eq!(bb.title().await.unwrap(), "(1) Meshwork");
+    // With notifications allowed, the mention and a direct message notify.
+    ok(&ada, &["dm", "Bob", "coffee?"]);
+    eventually(
+        "Bob's browser notified the mention and the message",
+        || async {
+            let shown = bb.execute("return window.__shown", vec![]).await.unwrap();
+            let shown: Vec<String> = serde_json::from_value(shown).unwrap_or_default();
+            shown.contains(&"Ada mentioned you in Research: @Bob the roadmap is up".to_owned())
+                && shown.contains(&"Message from Ada: coffee?".to_owned())
+        },
+    )
+    .await;
     // The mention is listed on its own page, with where it was written.
     bb.goto(&format!("{bob_url}/#/mentions")).await.unwrap();
     until_shows(
@@ -552,7 +577,15 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     bb.goto(&format!("{bob_url}/#/feed/Research"))
         .await
         .unwrap();
-    eventually("opening the feed clears Bob's badge", || async {
+    // What is left is the message; opening the conversation clears it.
+    eventually(
+        "opening the feed clears its badge and the mention's",
+        || async { texts(&bb, "nav a .badge").await == ["1"] },
+    )
+    .await;
+    assert_eq!(bb.title().await.unwrap(), "(1) Meshwork");
+    bb.goto(&format!("{bob_url}/#/dms/{ada_id}")).await.unwrap();
+    eventually("opening the conversation clears the last badge", || async {
         texts(&bb, "nav a .badge").await.is_empty()
     })
     .await;

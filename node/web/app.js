@@ -140,7 +140,40 @@ function showUnread(unread) {
 }
 
 async function loadUnread() {
+  const before = state.unread;
   showUnread(await api("/v1/unread"));
+  if (before) await notify(before, state.unread);
+}
+
+// Browser notifications, once the user has turned them on: for a new
+// mention, or a new direct message, unless this tab shows that very
+// conversation in view.
+async function notify(before, now) {
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const looking = document.visibilityState === "visible";
+  if (now.mentions > before.mentions) {
+    const [t] = await api("/v1/mentions?limit=1");
+    if (t && !(looking && page.reads === findDept(t.dept)?.id)) {
+      new Notification(`${t.author_name} mentioned you in ${t.dept}`, { body: t.body ?? "", tag: t.id });
+    }
+  }
+  for (const c of now.dms) {
+    const was = before.dms.find((b) => b.id === c.id)?.unread ?? 0;
+    if (c.unread <= was || (looking && page.reads === "dm" && page.member === c.id)) continue;
+    const messages = await api(`/v1/dms?member=${encodeURIComponent(c.id)}`);
+    const last = messages[messages.length - 1];
+    new Notification(`Message from ${c.name}`, { body: last?.body ?? "", tag: last?.id });
+  }
+}
+
+// The header's button asks once for permission to notify.
+function offerNotifications() {
+  const button = document.getElementById("notify");
+  button.hidden = !("Notification" in window) || Notification.permission !== "default";
+  button.onclick = () => act(async () => {
+    await Notification.requestPermission();
+    button.hidden = Notification.permission !== "default";
+  });
 }
 
 // Marks a department (`{ dept }`) or a conversation (`{ member }`) read.
@@ -449,6 +482,7 @@ async function dmsPage(member) {
     if (e.type.startsWith("peer_")) showPresence();
   };
   page.reads = "dm";
+  page.member = member;
   page.onVisible = () => quietly(() => markRead({ member }));
   show(h("h1", {}, nameOf(member)), presence, box, h("div", { class: "compose" }, text, h("div", { class: "row" }, send)));
   await load();
@@ -610,6 +644,7 @@ async function start() {
     loggedOut();
   }));
   await act(loadWorkspace);
+  offerNotifications();
   listen();
   window.addEventListener("hashchange", route);
   route();
