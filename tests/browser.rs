@@ -536,6 +536,28 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     )
     .await;
 
+    // An image shared into the department shows in the feed, decrypted by
+    // Bob's node for his page (a 1×1 PNG).
+    let png = hex::decode(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489\
+         0000000d4944415478da6364f8cf500f00038601805a347d6b0000000049454e44ae426082",
+    )
+    .unwrap();
+    let pixel = dir.path().join("pixel.png");
+    std::fs::write(&pixel, png).unwrap();
+    ok(&ada, &["share", "Research", pixel.to_str().unwrap()]);
+    eventually("Bob's feed shows the image", || async {
+        let shown = bb
+            .execute(
+                "const i = document.querySelector('#threads img.preview'); \
+                 return !!i && i.complete && i.naturalWidth === 1;",
+                vec![],
+            )
+            .await;
+        shown.is_ok_and(|v| v == serde_json::json!(true))
+    })
+    .await;
+
     // Unread: Ada posts while Bob looks at the files; his sidebar counts
     // it, his title says so, and opening the feed clears both.
     bb.goto(&format!("{bob_url}/#/files/Research"))

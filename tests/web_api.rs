@@ -503,3 +503,38 @@ async fn malformed_requests_are_answered_in_json_and_the_icon_is_public() {
     .await;
     assert!(stale.starts_with("HTTP/1.1 200"), "{stale}");
 }
+
+/// Issue 17: an image previews inline under its own type; whatever else an
+/// uploader shares is never served for the page to render.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_images_preview_and_never_as_anything_else() {
+    // Not an image at all, whatever it holds: refused, in JSON.
+    let text = shared_download("notes.html", b"<script>alert(1)</script>").await;
+    let preview = text
+        .request
+        .replace("/v1/web/download/", "/v1/web/preview/");
+    let refused = http(&text.addr, &preview).await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(json_error(&refused).contains("not an image"), "{refused}");
+
+    // Markup named as a PNG: served as image/png, sniffing off, sandboxed —
+    // a browser can only try to decode it as an image.
+    let body = b"<html><script>alert(1)</script></html>";
+    let fake = shared_download("cat.png", body).await;
+    let preview = fake
+        .request
+        .replace("/v1/web/download/", "/v1/web/preview/");
+    let answer = http(&fake.addr, &preview).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(header(&answer, "content-type"), "image/png");
+    assert_eq!(header(&answer, "content-disposition"), "inline");
+    assert_eq!(header(&answer, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        header(&answer, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
+    assert!(
+        answer.ends_with(std::str::from_utf8(body).unwrap()),
+        "{answer}"
+    );
+}

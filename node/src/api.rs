@@ -162,6 +162,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/web/fetch", post(web::fetch))
         .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
+        .route("/v1/web/preview/{id}", get(web::preview))
         .method_not_allowed_fallback(extract::wrong_method)
         .with_state(node);
     let private = node_routes

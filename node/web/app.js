@@ -396,7 +396,7 @@ function postEl(p, author, dept, reload, topLevel) {
     // Attached files: a link each, fetched from whoever holds it on click.
     body.after(h("div", { class: "attachments" }, p.files.map((id) => {
       const f = state.files.get(id);
-      return h("span", { class: "attachment" }, "📎 ", f ? downloadLink(f) : h("span", { class: "muted" }, `file ${id.slice(0, 8)}…`), f ? h("span", { class: "muted" }, ` ${size(f.size)}`) : "");
+      return h("span", { class: "attachment" }, f && previewable(f) ? preview(f, "preview") : "📎 ", f ? downloadLink(f) : h("span", { class: "muted" }, `file ${id.slice(0, 8)}…`), f ? h("span", { class: "muted" }, ` ${size(f.size)}`) : "");
     })));
   }
   for (const [emoji, who] of Object.entries(p.reactions)) {
@@ -541,7 +541,7 @@ async function filesPage(key) {
     table.replaceChildren(
       h("thead", {}, h("tr", {}, ["Name", "Type", "Size", "Shared by", "Shared", "Available until", "Peers"].map((c) => h("th", {}, c)))),
       h("tbody", {}, files.map((f) => h("tr", { "data-id": f.id },
-        h("td", {}, downloadLink(f)),
+        h("td", {}, previewable(f) ? preview(f, "thumb") : null, downloadLink(f)),
         h("td", { class: "muted" }, kindOf(f)),
         h("td", {}, size(f.size)),
         h("td", {}, f.uploader_name),
@@ -553,6 +553,15 @@ async function filesPage(key) {
   page.on = (e) => { if (e.type === "library_changed" && e.dept === deptId) quietly(load); };
   show(h("h1", {}, `Files — ${title}`), drop, bar, status, table);
   await load();
+}
+
+// Images the node previews (and only those: anything else downloads).
+const PREVIEWABLE = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+const previewable = (f) => PREVIEWABLE.includes(f.media_type) && !f.entries && f.size <= 20 * 1024 * 1024;
+
+// An image, decrypted by the node and scaled by the browser.
+function preview(f, cls) {
+  return h("img", { class: cls, alt: f.name, loading: "lazy", src: `/v1/web/preview/${encodeURIComponent(f.id)}?session=${state.token}` });
 }
 
 // What a file is, for people: "folder, 4 files", "PDF", "PNG image", or

@@ -571,6 +571,59 @@ pub(super) async fn download(
     Ok(res)
 }
 
+/// What a preview shows: images that browsers decode in an `<img>`.
+const PREVIEWABLE: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+/// The largest image shown as a preview (larger ones are downloaded).
+const MAX_PREVIEW: u64 = 20 << 20;
+
+/// Sends image `id` to be shown in the page (an `<img>`), decrypted as it
+/// goes out like a download. Only the four image types are served, under
+/// their own type, `nosniff` and a sandbox: whatever an uploader named a
+/// file, this origin never renders it as anything but an image.
+pub(super) async fn preview(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, info) = node.file(&id)?;
+    let kind = info.entry.media_type.as_str();
+    if !PREVIEWABLE.contains(&kind) || info.entry.entries.is_some() {
+        return Err(NodeError::BadRequest(format!(
+            "{:?} is not an image this app previews (PNG, JPEG, WebP or GIF)",
+            info.entry.name
+        ))
+        .into());
+    }
+    if info.entry.size > MAX_PREVIEW {
+        return Err(NodeError::BadRequest(format!(
+            "{:?} is larger than a preview ({}): download it",
+            info.entry.name,
+            crate::disk::human_size(MAX_PREVIEW)
+        ))
+        .into());
+    }
+    let kind = HeaderValue::from_static(
+        PREVIEWABLE
+            .into_iter()
+            .find(|k| *k == kind)
+            .unwrap_or("application/octet-stream"),
+    );
+    let (info, plaintext) = node.read_file(&id).await?;
+    let mut res = Body::from_stream(plaintext.map(|piece| piece.map(Bytes::from))).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, kind);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.entry.size));
+    Ok(res)
+}
+
 /// RFC 5987 encoding of a file name for Content-Disposition (every byte
 /// but letters and digits escaped: more than needed, never less).
 fn percent_encode(name: &str) -> String {
