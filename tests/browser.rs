@@ -706,6 +706,20 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         .await;
         bb.screenshot(name).await;
     }
+    // Bob renames himself in his app; Ada's node hears of it.
+    bb.goto(&format!("{bob_url}/#/")).await.unwrap();
+    let field = bb.find(Locator::Css("#my-name")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("Bob Okafor").await.unwrap();
+    click(&bb, "#rename-me").await;
+    until_shows(&bb, "#me", "Bob Okafor", "Bob's app shows his new name").await;
+    eventually("Ada's node knows Bob by his new name", || async {
+        json(&ada, &["members", "--json"])
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "Bob Okafor"))
+    })
+    .await;
+
     // Bob logs out: the app shows the way back in, and a reload does not
     // bring the session back.
     click(&bb, "#logout").await;

@@ -255,35 +255,85 @@ async function workspacePage() {
     admin?.refresh();
   };
   page.on = (e) => { if (e.type === "roster_changed" || e.type.startsWith("peer_")) render(); };
-  show(title, people, admin?.el);
+  show(title, people, profileCard(), admin?.el);
   render();
 }
 
 // Invites, departments and who is in them (admins). `refresh` refills the
 // pickers from the latest roster.
 function adminTools() {
+  // A labelled control: what a screen reader and a new admin read.
+  const field = (label, control) => h("label", { class: "field" }, h("span", {}, label), control);
+  const post = (path, body) => api(path, { method: "POST", body });
+
+  // Invites: department, role, how long it can be used.
   const out = h("div", { class: "token", id: "invite-token" });
-  const inviteDept = h("select", { "aria-label": "Department of the invitee" });
+  const inviteDept = h("select", { id: "invite-dept" });
+  const inviteRole = h("select", { id: "invite-role" }, h("option", { value: "member" }, "member"), h("option", { value: "admin" }, "admin"));
+  const inviteFor = h("select", { id: "invite-for" },
+    [["3600", "1 hour"], ["86400", "1 day"], ["604800", "7 days"]].map(([v, l]) => h("option", { value: v }, l)));
+  inviteFor.value = "86400";
   const invite = h("button", { id: "invite", onclick: () => act(async () => {
-    const i = await api("/v1/invites", { method: "POST", body: { dept: inviteDept.value || null } });
-    const qr = await api("/v1/web/qr", { method: "POST", body: { text: i.token } });
+    const i = await post("/v1/invites", { dept: inviteDept.value || null, role: inviteRole.value, expires_secs: Number(inviteFor.value) });
+    const qr = await post("/v1/web/qr", { text: i.token });
     out.replaceChildren(
-      h("p", {}, "One-use invite, valid until ", when(i.expires_at), ". On the new member's node: ", h("code", {}, "meshwork join TOKEN"), "."),
+      h("p", {}, `One-use ${inviteRole.value} invite, valid until `, when(i.expires_at), ". On the new member's node: ", h("code", {}, "meshwork join TOKEN"), "."),
       h("code", { id: "invite-text" }, i.token),
       h("img", { id: "invite-qr", alt: "The invite as a QR code", src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(qr.svg)}` }));
   }) }, "Create invite");
-  const deptName = h("input", { id: "new-dept", "aria-label": "New department's name", placeholder: "New department" });
+
+  // Departments: create (you are in it), rename.
+  const deptName = h("input", { id: "new-dept", placeholder: "e.g. Research" });
   const create = h("button", { id: "create-dept", onclick: () => act(async () => {
-    await api("/v1/depts", { method: "POST", body: { name: deptName.value } });
+    await post("/v1/depts", { name: deptName.value });
     deptName.value = "";
     await loadWorkspace();
   }) }, "Create");
-  const who = h("select", { id: "who", "aria-label": "Member" });
-  const where = h("select", { id: "where", "aria-label": "Department" });
+  const renamed = h("select", { id: "rename-which" });
+  const newName = h("input", { id: "rename-to", placeholder: "New name" });
+  const rename = h("button", { id: "rename-dept", onclick: () => act(async () => {
+    await post("/v1/depts/rename", { old: renamed.value, new: newName.value });
+    newName.value = "";
+    await loadWorkspace();
+  }) }, "Rename");
+
+  // People: departments, role, membership.
+  const who = h("select", { id: "who" });
+  const where = h("select", { id: "where" });
   const move = (path) => () => act(async () => {
-    await api(path, { method: "POST", body: { member: who.value, dept: where.value } });
+    await post(path, { member: who.value, dept: where.value });
     await loadWorkspace();
   });
+  const promote = h("button", { id: "promote", onclick: () => act(async () => {
+    await post("/v1/members/promote", { member: who.value });
+    await loadWorkspace();
+  }) }, "Make admin");
+  const remove = h("button", { id: "remove-member", class: "danger", onclick: () => act(async () => {
+    const name = who.selectedOptions[0]?.textContent;
+    if (!confirm(`Remove ${name} from the workspace? Their node is disconnected and can no longer read anything new.`)) return;
+    await post("/v1/members/remove", { member: who.value });
+    await loadWorkspace();
+  }) }, "Remove from workspace");
+
+  // The workspace: its name, and how long shared files are kept, by how many.
+  const wsName = h("input", { id: "ws-name", placeholder: "Workspace name" });
+  const renameWs = h("button", { id: "rename-ws", onclick: () => act(async () => {
+    await post("/v1/workspace/name", { name: wsName.value });
+    wsName.value = "";
+    await loadWorkspace();
+  }) }, "Rename");
+  const keep = h("input", { id: "retention-hours", type: "number", min: "72", step: "1" });
+  const replicas = h("input", { id: "replicas", type: "number", min: "1", max: "16", step: "1" });
+  const policy = h("button", { id: "set-policy", onclick: () => act(async () => {
+    await post("/v1/workspace/policy", { retention_secs: Math.round(Number(keep.value) * 3600), replicas: Number(replicas.value) });
+    banner("");
+  }) }, "Save");
+  quietly(async () => {
+    const p = (await api("/v1/pins")).policy;
+    keep.value = Math.round(p.retention_ms / 3600000);
+    replicas.value = p.replicas;
+  });
+
   // Refills a picker, keeping what was picked.
   const fill = (select, options) => {
     const picked = select.value;
@@ -294,16 +344,36 @@ function adminTools() {
     const depts = state.depts.map((d) => [d.id, deptLabel(d)]);
     fill(inviteDept, [["", "no department"], ...depts]);
     fill(where, depts);
+    fill(renamed, depts);
     fill(who, state.members.filter((m) => !m.removed && m.role !== "pinner").map((m) => [m.id, m.name]));
   };
-  const el = h("section", { class: "card" },
+  const el = h("section", { class: "card admin" },
     h("h2", {}, "Admin"),
-    h("div", { class: "row" }, inviteDept, invite), out,
-    h("div", { class: "row" }, deptName, create),
-    h("div", { class: "row" }, who, where,
+    h("h3", {}, "Invite someone"),
+    h("div", { class: "row" }, field("Department", inviteDept), field("Role", inviteRole), field("Valid for", inviteFor), invite), out,
+    h("h3", {}, "Departments"),
+    h("div", { class: "row" }, field("New department (you are in it)", deptName), create),
+    h("div", { class: "row" }, field("Department", renamed), field("New name", newName), rename),
+    h("h3", {}, "People"),
+    h("div", { class: "row" }, field("Member", who), field("Department", where),
       h("button", { id: "add-to-dept", onclick: move("/v1/depts/add") }, "Add to department"),
-      h("button", { id: "remove-from-dept", onclick: move("/v1/depts/remove") }, "Remove from department")));
+      h("button", { id: "remove-from-dept", onclick: move("/v1/depts/remove") }, "Remove from department")),
+    h("div", { class: "row" }, promote, remove),
+    h("h3", {}, "Workspace"),
+    h("div", { class: "row" }, field("Name", wsName), renameWs),
+    h("div", { class: "row" }, field("Keep shared files for (hours, at least 72)", keep), field("Copies kept (replicas)", replicas), policy));
   return { el, refresh };
+}
+
+// Everyone's own card: the name colleagues see.
+function profileCard() {
+  const name = h("input", { id: "my-name", value: state.status.name });
+  const save = h("button", { id: "rename-me", onclick: () => act(async () => {
+    await api("/v1/profile/name", { method: "POST", body: { name: name.value } });
+    await loadWorkspace();
+  }) }, "Rename");
+  return h("section", { class: "card" }, h("h2", {}, "You"),
+    h("div", { class: "row" }, h("label", { class: "field" }, h("span", {}, "Your name, as colleagues see it"), name), save));
 }
 
 // --- Feed ------------------------------------------------------------------
