@@ -284,10 +284,7 @@ fn a_newcomer_sees_every_post_of_a_department_someone_left() {
 #[test]
 fn an_acknowledged_change_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let mut d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, mut d) = ada_in_acme(dir.path());
     ok(&home, &["dept", "create", "Durable"]);
     d.kill9(); // right after the acknowledgement
     let _d = daemon(&home);
@@ -328,6 +325,15 @@ fn the_api_refuses_requests_without_the_token() {
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
 }
 
+/// Ada's home under `dir`, her daemon running, the workspace Acme hers.
+fn ada_in_acme(dir: &std::path::Path) -> (std::path::PathBuf, Daemon) {
+    let home = dir.join("ada");
+    ok(&home, &["init", "--name", "Ada"]);
+    let d = daemon(&home);
+    ok(&home, &["workspace", "create", "Acme"]);
+    (home, d)
+}
+
 /// Follows `meshwork events ARGS` (with `tz` as its time zone), calling
 /// `change` until a line containing `wanted` shows, at most 200 times: the
 /// stream is open only once the daemon counts a subscriber, and a change
@@ -363,10 +369,7 @@ fn first_event_line(
 #[test]
 fn events_stream_live_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let _d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, _d) = ada_in_acme(dir.path());
     let line = first_event_line(&home, &["events", "--json"], "UTC", "roster_changed", |n| {
         ok(&home, &["dept", "create", &format!("D{n}")]);
     })
@@ -378,10 +381,7 @@ fn events_stream_live_changes() {
 #[test]
 fn events_read_as_lines_with_names_and_text() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let _d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, _d) = ada_in_acme(dir.path());
     ok(&home, &["dept", "create", "Research"]);
     let line = first_event_line(&home, &["events"], "XYZ+2", "Research · Ada: hello", |n| {
         ok(
@@ -671,10 +671,7 @@ fn http_raw(addr: &str, request: &str) -> String {
 #[test]
 fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let _d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, _d) = ada_in_acme(dir.path());
     let addr = &api_addr(&home);
 
     // The app's shell is public, and every answer carries a strict CSP.
@@ -847,10 +844,7 @@ fn the_web_app_needs_a_session_cookie_its_token_and_its_own_host() {
 #[test]
 fn control_characters_from_the_network_never_reach_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let _d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, _d) = ada_in_acme(dir.path());
     ok(&home, &["dept", "create", "Research"]);
     // Retitles the terminal, then clears it.
     let hostile = "hi \x1b]0;pwned\x07\x1b[2J\u{9b}31m\x7f there\r";
@@ -905,10 +899,7 @@ fn control_characters_from_the_network_never_reach_the_terminal() {
 fn sigterm_with_an_event_stream_open_stops_the_daemon_promptly() {
     use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("ada");
-    ok(&home, &["init", "--name", "Ada"]);
-    let mut d = daemon(&home);
-    ok(&home, &["workspace", "create", "Acme"]);
+    let (home, mut d) = ada_in_acme(dir.path());
     let addr = api_addr(&home);
     let api: Value =
         serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap()).unwrap();

@@ -549,15 +549,30 @@ pub(super) async fn download(
         "attachment; filename*=UTF-8''{}",
         percent_encode(&info.entry.name)
     );
-    // An error mid-way ends the stream with it, and the connection is cut
-    // short of the Content-Length: the browser marks the download failed.
-    let mut res = Body::from_stream(plaintext.map(|piece| piece.map(Bytes::from))).into_response();
-    let h = res.headers_mut();
     // Always an attachment of opaque bytes: an uploader's media type must
     // never make this origin render (or run) a file.
+    Ok(plaintext_response(
+        info.entry.size,
+        plaintext,
+        "application/octet-stream",
+        &disposition,
+    ))
+}
+
+/// A file's plaintext as it is decrypted, of `size` bytes, sandboxed. An
+/// error mid-way ends the stream with it, and the connection is cut short
+/// of the Content-Length: the browser marks the download (or image) failed.
+fn plaintext_response(
+    size: u64,
+    plaintext: impl futures::Stream<Item = io::Result<Vec<u8>>> + Send + 'static,
+    kind: &str,
+    disposition: &str,
+) -> Response {
+    let mut res = Body::from_stream(plaintext.map(|piece| piece.map(Bytes::from))).into_response();
+    let h = res.headers_mut();
     for (name, value) in [
-        (header::CONTENT_TYPE, "application/octet-stream"),
-        (header::CONTENT_DISPOSITION, disposition.as_str()),
+        (header::CONTENT_TYPE, kind),
+        (header::CONTENT_DISPOSITION, disposition),
         (
             header::CONTENT_SECURITY_POLICY,
             "sandbox; default-src 'none'",
@@ -567,8 +582,8 @@ pub(super) async fn download(
             h.insert(name, v);
         }
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.entry.size));
-    Ok(res)
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    res
 }
 
 /// What a preview shows: images that browsers decode in an `<img>`.
@@ -602,26 +617,14 @@ pub(super) async fn preview(
         ))
         .into());
     }
-    let kind = HeaderValue::from_static(
-        PREVIEWABLE
-            .into_iter()
-            .find(|k| *k == kind)
-            .unwrap_or("application/octet-stream"),
-    );
+    let kind = kind.to_owned();
     let (info, plaintext) = node.read_file(&id).await?;
-    let mut res = Body::from_stream(plaintext.map(|piece| piece.map(Bytes::from))).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, kind);
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("inline"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.entry.size));
-    Ok(res)
+    Ok(plaintext_response(
+        info.entry.size,
+        plaintext,
+        &kind,
+        "inline",
+    ))
 }
 
 /// RFC 5987 encoding of a file name for Content-Disposition (every byte
