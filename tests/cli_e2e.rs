@@ -202,6 +202,15 @@ fn two_daemons_create_invite_join_and_organise() {
     assert!(!meshwork(&h2, &["post", "Research", " "]).status.success());
     let out = meshwork(&h1, &["edit", id, "hijacked"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("only its author"));
+
+    // Bob is removed; his posts stay, under his name.
+    ok(&h1, &["member", "remove", "Bob"]);
+    let feed = ok(&h1, &["feed", "Research"]);
+    assert!(feed.contains("] Bob · "), "{feed}");
+    assert_eq!(
+        json(&h1, &["members", "--json"]).as_array().unwrap().len(),
+        1
+    );
 }
 
 /// The ids of a department's feed as `home` shows it, newest first.
@@ -1030,4 +1039,28 @@ fn reactions_by_name_are_emoji_and_other_words_are_refused() {
     let out = meshwork(&h, &["react", id.trim(), "lol"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a reaction is an emoji"));
+}
+
+/// Issue 17: a reader that stops reading (`meshwork members | head -1`)
+/// ends the command quietly, never with a panic.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, _d) = ada_in_acme(dir.path());
+    for n in 0..40 {
+        ok(&home, &["dept", "create", &format!("Department {n}")]);
+    }
+    // The reading end is closed before the command writes a byte.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(BIN)
+        .arg("--home")
+        .arg(&home)
+        .args(["dept", "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

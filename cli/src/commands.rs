@@ -403,9 +403,25 @@ fn dept(client: Client, cmd: DeptCmd) -> Result<()> {
 /// characters its fields did not escape escaped (see [`safe`]).
 fn print(json: bool, v: &Value, text: impl FnOnce(&Value) -> String) {
     if json {
-        println!("{v}");
+        say(&v.to_string());
     } else {
-        println!("{}", safe::body(&text(v)));
+        say(&safe::body(&text(v)));
+    }
+}
+
+/// Writes `text` and a line break to stdout. A reader that has gone
+/// (`meshwork dms | head -1`) ends the command quietly, as the end of a
+/// pipe ends any Unix tool; `println!` would panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1)
+        }
     }
 }
 
@@ -428,7 +444,10 @@ fn names_unless(json: bool, client: &Client) -> Result<Names> {
 
 /// Every member's name, by id.
 pub(crate) fn names(client: &Client) -> Result<Names> {
-    Ok(Names::from_members(&client.get("/v1/members")?))
+    // Removed members too: their posts stay, under their names.
+    Ok(Names::from_members(
+        &client.get("/v1/members?removed=true")?,
+    ))
 }
 
 /// The name of `member` as typed on the command line (an id or a name):

@@ -2,8 +2,11 @@
 //! on a terminal: a control character would otherwise reach it raw, and
 //! `ESC ] 0 ; … BEL` retitles the reader's terminal, `ESC [ 2 J` clears it.
 //! Every control character (C0, DEL, C1) is shown as Rust writes it in a
-//! string, `\u{1b}`, instead. `--json` needs none of this: JSON escapes
-//! them itself.
+//! string, `\u{1b}`, instead, and so is every bidirectional override or
+//! isolate (U+202A–U+202E, U+2066–U+2069): one of those makes a line read
+//! in an order other than its bytes' ("Trojan Source"). `--json` needs none
+//! of this: JSON escapes control characters itself, and a program reads
+//! the bytes in order.
 
 use std::borrow::Cow;
 
@@ -26,14 +29,21 @@ pub(crate) fn field(v: &Value) -> String {
     line(v.as_str().unwrap_or("?")).into_owned()
 }
 
+/// Whether `c` reorders the text around it when displayed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && !keep(c);
+    let unsafe_char = |c: char| (c.is_control() && !keep(c)) || is_bidi_control(c);
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if unsafe_char(c) {
+        if is_bidi_control(c) {
+            out.extend(c.escape_unicode());
+        } else if unsafe_char(c) {
             // `\u{1b}`, `\u{7}`, `\u{9b}`; `\n`, `\t`, `\r` for those.
             out.extend(c.escape_debug());
         } else {
@@ -57,6 +67,18 @@ mod tests {
         assert_eq!(body("a\rb\0c"), r"a\rb\0c");
         // DEL and C1 (a single-byte CSI in some terminals).
         assert_eq!(body("\x7f\u{9b}31m\u{85}"), r"\u{7f}\u{9b}31m\u{85}");
+    }
+
+    #[test]
+    fn bidirectional_overrides_and_isolates_are_shown_not_obeyed() {
+        // "file\u{202e}fdp.exe" displays as "fileexe.pdf".
+        assert_eq!(line("file\u{202e}fdp.exe"), r"file\u{202e}fdp.exe");
+        assert_eq!(
+            body("a\u{2066}b\u{2069}c\u{202a}d"),
+            r"a\u{2066}b\u{2069}c\u{202a}d"
+        );
+        // Right-to-left text itself is text.
+        assert_eq!(line("שלום"), "שלום");
     }
 
     #[test]

@@ -348,9 +348,16 @@ async fn dept_remove(State(node): State<Node>, Json(b): Json<MemberDeptBody>) ->
 #[derive(Deserialize)]
 struct MembersQuery {
     dept: Option<String>,
+    /// Removed members too (`removed: true` in their record): what names
+    /// their old posts.
+    #[serde(default)]
+    removed: bool,
 }
 
 async fn members(State(node): State<Node>, Query(q): Query<MembersQuery>) -> ApiResult {
+    if q.removed && q.dept.is_none() {
+        return ok(node.roster()?.members);
+    }
     ok(node.members(q.dept.as_deref())?)
 }
 

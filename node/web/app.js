@@ -118,7 +118,7 @@ function loggedOut() {
 async function loadWorkspace() {
   const [status, members, depts] = await Promise.all([
     api("/v1/status"),
-    api("/v1/members").catch(() => []),
+    api("/v1/members?removed=true").catch(() => []),
     api("/v1/depts").catch(() => []),
   ]);
   state.status = status;
