@@ -536,6 +536,23 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     )
     .await;
 
+    // Bob attaches the roadmap to a post of his own from the composer.
+    pick(&bb, "#attach", "📎 roadmap.pdf").await;
+    let compose = bb.find(Locator::Css("#compose")).await.unwrap();
+    compose
+        .send_keys("notes on the roadmap, attached")
+        .await
+        .unwrap();
+    click(&bb, "#send").await;
+    eventually("Ada sees Bob's post with the file attached", || async {
+        let thread = json(&ada, &["feed", "Research", "--json"])[0].clone();
+        thread["body"] == "notes on the roadmap, attached"
+            && thread["attachments"]
+                .as_object()
+                .is_some_and(|a| a.values().any(|f| f["name"] == "roadmap.pdf"))
+    })
+    .await;
+
     // An image shared into the department shows in the feed, decrypted by
     // Bob's node for his page (a 1×1 PNG).
     let png = hex::decode(

@@ -390,10 +390,19 @@ async function feedPage(key) {
   let more = true;
   const list = h("div", { id: "threads" });
   const text = h("textarea", { id: "compose", "aria-label": `Write to ${title}`, placeholder: `Write to ${title} — @Name mentions someone` });
+  // A file of the department's library to attach to the post.
+  const attach = h("select", { id: "attach", "aria-label": "Attach a file" });
+  const loadFiles = async () => {
+    const files = await api(`/v1/files?dept=${encodeURIComponent(dept)}`);
+    attach.replaceChildren(h("option", { value: "" }, "No file attached"),
+      ...files.map((f) => h("option", { value: f.id }, `📎 ${f.name}`)));
+  };
   const send = h("button", { class: "primary", id: "send", onclick: () => act(async () => {
     if (!text.value.trim()) return;
-    await api("/v1/posts", { method: "POST", body: { dept, text: text.value } });
+    const files = attach.value ? [attach.value] : [];
+    await api("/v1/posts", { method: "POST", body: { dept, text: text.value, files } });
     text.value = "";
+    attach.value = "";
     await load();
   }) }, "Post");
   const sentinel = h("div", { class: "muted" });
@@ -413,7 +422,10 @@ async function feedPage(key) {
       quietly(load);
     }
   }).observe(sentinel);
-  page.on = (e) => { if (e.type === "feed_changed" && e.dept === deptId) quietly(load); };
+  page.on = (e) => {
+    if (e.type === "feed_changed" && e.dept === deptId) quietly(load);
+    if (e.type === "library_changed" && e.dept === deptId) quietly(loadFiles);
+  };
   page.reads = deptId;
   page.onVisible = () => quietly(() => markRead({ dept }));
   // Mention helpers: a button per department member inserts "@Name ".
@@ -426,8 +438,8 @@ async function feedPage(key) {
   const mentions = people.length
     ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
     : null;
-  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, mentions)), list, sentinel);
-  await load();
+  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, attach, mentions)), list, sentinel);
+  await Promise.all([load(), quietly(loadFiles)]);
 }
 
 // Posts that mention me, in every department, newest first; each says where.
