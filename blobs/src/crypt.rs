@@ -441,13 +441,6 @@ pub struct HeldBytes {
     budget: ByteBudget,
 }
 
-impl HeldBytes {
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
 impl Drop for HeldBytes {
     fn drop(&mut self) {
         self.budget

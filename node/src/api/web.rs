@@ -86,6 +86,11 @@ struct Session {
 /// stops loses at most this much of a session's idle time.
 const SAVE_EVERY_MS: i64 = 60 * 1000;
 
+/// Whether a session last used at `last_used` is still live at `now`.
+fn live_at(now: i64, last_used: i64) -> bool {
+    now.saturating_sub(last_used) <= SESSION_IDLE_MS
+}
+
 /// What is kept of a session's cookie or token: its hash.
 fn hashed(secret: &str) -> [u8; 32] {
     *blake3::hash(secret.as_bytes()).as_bytes()
@@ -139,7 +144,7 @@ impl Sessions {
         let now = self.node.now();
         let mut sessions = lock(&self.sessions);
         let before = sessions.len();
-        sessions.retain(|_, s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS);
+        sessions.retain(|_, s| live_at(now, s.last_used));
         if sessions.len() < before {
             self.ended.notify_waiters();
         }
@@ -147,7 +152,7 @@ impl Sessions {
             // A session this daemon has not seen: one from before a restart?
             let stored = self.node.store().web_session(&hashed(&id));
             let (token, last_used) = stored.ok().flatten()?;
-            if now.saturating_sub(last_used) > SESSION_IDLE_MS {
+            if !live_at(now, last_used) {
                 return None;
             }
             let saved = last_used;
@@ -168,7 +173,7 @@ impl Sessions {
         let now = self.node.now();
         lock(&self.sessions)
             .get(id)
-            .is_some_and(|s| now.saturating_sub(s.last_used) <= SESSION_IDLE_MS)
+            .is_some_and(|s| live_at(now, s.last_used))
     }
 
     /// Ends session `id`, here and in the store (with any long idle).

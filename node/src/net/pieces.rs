@@ -151,29 +151,49 @@ async fn read_answer(
             let mut len = [0u8; 4];
             stream.read_exact(&mut len).await?;
             let len = u64::from(u32::from_le_bytes(len));
-            if len > MAX_ENCODED_PIECE_LEN {
-                return Err(StreamError::Protocol("a piece longer than any piece"));
-            }
-            let mut piece = vec![0u8; len as usize];
-            stream.read_exact(&mut piece).await?;
+            let piece = read_at_most(
+                stream,
+                len,
+                MAX_ENCODED_PIECE_LEN,
+                "a piece longer than any piece",
+            )
+            .await?;
             Ok(Answer::Piece(piece))
         }
         NOT_HERE => Ok(Answer::NotHere),
         REFUSED => {
             let mut len = [0u8; 2];
             stream.read_exact(&mut len).await?;
-            let len = usize::from(u16::from_le_bytes(len));
-            if len > MAX_REASON {
-                return Err(StreamError::Protocol("a refusal longer than any reason"));
-            }
-            let mut reason = vec![0u8; len];
-            stream.read_exact(&mut reason).await?;
+            let len = u64::from(u16::from_le_bytes(len));
+            let reason = read_at_most(
+                stream,
+                len,
+                MAX_REASON as u64,
+                "a refusal longer than any reason",
+            )
+            .await?;
             Ok(Answer::Refused(
                 String::from_utf8_lossy(&reason).into_owned(),
             ))
         }
         _ => Err(StreamError::Protocol("an unknown frame")),
     }
+}
+
+/// Reads the `len` bytes a frame announced, refusing (before allocating)
+/// more than `max`.
+async fn read_at_most(
+    stream: &mut (impl futures::AsyncRead + Unpin),
+    len: u64,
+    max: u64,
+    too_long: &'static str,
+) -> Result<Vec<u8>, StreamError> {
+    if len > max {
+        return Err(StreamError::Protocol(too_long));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    stream.read_exact(&mut bytes).await?;
+    Ok(bytes)
 }
 
 /// Reads one request; `None` at the end of the stream.
@@ -186,12 +206,14 @@ async fn read_request(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let len = usize::from(u16::from_le_bytes(len));
-    if len > MAX_REQUEST {
-        return Err(StreamError::Protocol("a request longer than any request"));
-    }
-    let mut bytes = vec![0u8; len];
-    stream.read_exact(&mut bytes).await?;
+    let len = u64::from(u16::from_le_bytes(len));
+    let bytes = read_at_most(
+        stream,
+        len,
+        MAX_REQUEST as u64,
+        "a request longer than any request",
+    )
+    .await?;
     let run: RunRequest =
         postcard::from_bytes(&bytes).map_err(|_| StreamError::Protocol("a malformed request"))?;
     if run.count == 0 || run.count > MAX_RUN {

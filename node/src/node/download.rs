@@ -132,7 +132,7 @@ impl Fetch {
         // A stream's reads are not woken when libp2p closes its connection
         // (a penalised holder): the download says so instead.
         let outcome = cut
-            .run_until_cancelled(self.run_on(net, peer, client, first, end, &mut at))
+            .run_until_cancelled(self.run_on(net, peer, client, first, count, &mut at))
             .await;
         match outcome {
             Some((client, end_of_run)) => {
@@ -159,10 +159,10 @@ impl Fetch {
         peer: PeerId,
         client: Option<PieceClient>,
         first: u64,
-        end: u64,
+        count: u32,
         at: &mut u64,
     ) -> (Option<PieceClient>, RunEnd) {
-        let count = u32::try_from(end - first).unwrap_or(RUN);
+        let end = first + u64::from(count);
         let mut client = match client {
             Some(c) => c,
             None => match net.open_pieces(peer).await {
@@ -316,7 +316,8 @@ impl Node {
         // Per holder: its streams waiting for a run, and runs in flight.
         let mut idle: HashMap<PeerId, Vec<PieceClient>> = HashMap::new();
         let mut busy: HashMap<PeerId, usize> = HashMap::new();
-        let mut broken: HashMap<PeerId, u32> = HashMap::new();
+        // Streams that failed in a row, per holder.
+        let mut failures: HashMap<PeerId, u32> = HashMap::new();
         // Cancelled when a holder is given up: its runs in flight end.
         let mut cut: HashMap<PeerId, CancellationToken> = HashMap::new();
         let mut running = FuturesUnordered::new();
@@ -376,14 +377,14 @@ impl Node {
             };
             match end {
                 RunEnd::Done => {
-                    broken.remove(&peer);
+                    failures.remove(&peer);
                     idle.entry(peer).or_default().extend(client);
                 }
                 RunEnd::Broken(why) => {
-                    let failures = broken.entry(peer).or_default();
-                    *failures += 1;
-                    if *failures >= BROKEN_STREAMS && providing {
-                        warn!(%peer, "stops providing {what}: {failures} streams failed in a row, the last: {why}");
+                    let failed = failures.entry(peer).or_default();
+                    *failed += 1;
+                    if *failed >= BROKEN_STREAMS && providing {
+                        warn!(%peer, "stops providing {what}: {failed} streams failed in a row, the last: {why}");
                         give_up(peer);
                     }
                 }

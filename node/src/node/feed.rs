@@ -246,11 +246,7 @@ impl Node {
         let mut found: Vec<Thread> = self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let mut found = Vec::new();
-            for (d, label) in roster
-                .dept_labels()
-                .into_iter()
-                .filter(|(d, _)| d.members.contains(&me))
-            {
+            for (d, label) in my_depts(&roster, me) {
                 // Newest first in each feed: the `limit` newest of all are
                 // among the `limit` newest of each.
                 let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
@@ -431,15 +427,22 @@ fn attachments<'a>(
         .collect()
 }
 
+/// The departments `me` is in, each with its label (as `dept list` shows
+/// it).
+pub(super) fn my_depts(
+    roster: &Roster,
+    me: MemberId,
+) -> impl Iterator<Item = (&Department, String)> {
+    roster
+        .dept_labels()
+        .into_iter()
+        .filter(move |(d, _)| d.members.contains(&me))
+}
+
 pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
     let dept = roster.resolve_dept(name)?;
     if !dept.members.contains(me) {
-        let mine: Vec<String> = roster
-            .dept_labels()
-            .into_iter()
-            .filter(|(d, _)| d.members.contains(me))
-            .map(|(_, label)| label)
-            .collect();
+        let mine: Vec<String> = my_depts(roster, *me).map(|(_, label)| label).collect();
         return Err(NodeError::Forbidden(format!(
             "you are not in department {:?}; your departments: {}",
             roster.dept_label(&dept.id).unwrap_or_default(),

@@ -615,6 +615,15 @@ impl Node {
         now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
     }
 
+    /// Deletes blob `hash` from the store, on a blocking thread.
+    async fn delete_blob(&self, hash: BlobHash) -> Result<(), NodeError> {
+        let blobs = self.shared.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.delete(&hash))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
     /// Whether pin nodes alone meet the replica target for `r`: then a
     /// member who volunteered for it may let its copy go (volunteers fill
     /// in while pin nodes are missing; they are laptops, not storage).
@@ -637,18 +646,15 @@ impl Node {
     }
 
     /// Lets a volunteered copy go: the local pin, and the bytes unless this
-    /// member holds the file for itself (shared or fetched it) or another
-    /// local pin keeps them. The caller releases the commitment.
+    /// member holds the file for itself (shared or fetched it). The caller
+    /// releases the commitment.
     async fn step_down(&self, r: &PinRequest, file: Option<&MyFile>) -> Result<(), NodeError> {
         let me = self.member_id();
         self.shared.store.unpin(&r.blob)?;
         let holds = r.by == me || file.is_some_and(|f| f.holders.contains(&me));
         if !holds {
             if let Ok(hash) = r.blob.parse::<BlobHash>() {
-                let blobs = self.shared.blobs.clone();
-                tokio::task::spawn_blocking(move || blobs.delete(&hash))
-                    .await
-                    .map_err(|e| NodeError::Internal(e.to_string()))??;
+                self.delete_blob(hash).await?;
             }
         }
         info!(blob = %r.blob, kept = holds, "pin nodes meet the replica target: this volunteer lets its copy go");
@@ -739,10 +745,7 @@ impl Node {
             if !expired(&blob) {
                 continue;
             }
-            let blobs = self.shared.blobs.clone();
-            tokio::task::spawn_blocking(move || blobs.delete(&hash))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))??;
+            self.delete_blob(hash).await?;
             self.shared.store.unpin(&blob)?;
             self.withdraw_as_holder(files.get(&blob)).await?;
             info!(%blob, "deleted a blob past its deadline");

@@ -13,7 +13,7 @@ use meshwork_crdt::feed::Feed;
 use meshwork_crdt::MemberId;
 use serde::Serialize;
 
-use super::feed::{conversations, my_dept};
+use super::feed::{conversations, my_dept, my_depts};
 use super::Node;
 use crate::wire::DocRef;
 use crate::NodeError;
@@ -66,11 +66,7 @@ impl Node {
         self.shared.with_ws(|ws| {
             let roster = ws.roster_view();
             let mut out = Unread::default();
-            for (d, label) in roster
-                .dept_labels()
-                .into_iter()
-                .filter(|(d, _)| d.members.contains(&me))
-            {
+            for (d, label) in my_depts(&roster, me) {
                 let mark = store.read_mark(&mark_key(&DocRef::Feed(d.id.clone())))?;
                 let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
                 out.depts
