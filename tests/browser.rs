@@ -553,6 +553,44 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     })
     .await;
 
+    // Bob searches from the box in the header: the file by its name, the
+    // posts by their words, each match marked; markup found is text.
+    type_into(&bb, "#q", "roadmap\u{E007}").await;
+    eventually("Bob's search lists the file and both posts", || async {
+        let kinds = texts(&bb, "#hits .meta").await;
+        kinds
+            .iter()
+            .any(|k| k.starts_with("File by Ada · in Research"))
+            && kinds.iter().filter(|k| k.starts_with("Post by")).count() == 2
+    })
+    .await;
+    assert!(
+        texts(&bb, "#hits mark")
+            .await
+            .iter()
+            .all(|m| m == "roadmap"),
+        "only the matched word is marked"
+    );
+    bb.screenshot("search").await;
+    bb.find(Locator::Css("#q"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(&bb, "#q", "onerror\u{E007}").await;
+    until_shows(&bb, "#hits .body", xss, "the markup post is found, as text").await;
+    assert!(
+        bb.find_all(Locator::Css("#hits img"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no element was made from the hit"
+    );
+    bb.goto(&format!("{bob_url}/#/feed/Research"))
+        .await
+        .unwrap();
+
     // An image shared into the department shows in the feed, decrypted by
     // Bob's node for his page (a 1×1 PNG).
     let png = hex::decode(

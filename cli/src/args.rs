@@ -133,6 +133,23 @@ pub(crate) enum Command {
         /// The text.
         text: String,
     },
+    /// Find posts, replies, direct messages and shared files (by name) in
+    /// what you may read, best match first. Every word must match;
+    /// "quoted words" match as a phrase. The index is on this machine and
+    /// built from your own copies: nothing is sent anywhere.
+    Search {
+        /// What to look for.
+        query: String,
+        /// Only this department's feed and files.
+        #[arg(long)]
+        dept: Option<String>,
+        /// At most this many matches (1 to 200).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=200))]
+        limit: u16,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What is new: unread posts per department and conversation, and how
     /// many mention you. Reading a feed or a conversation here (`feed`,
     /// `dms MEMBER`, not with --json) or in the web app marks it read.

@@ -47,6 +47,12 @@ impl Client {
         answer(self.get_raw(path)?)
     }
 
+    /// [`Self::get`], read as the server's own answer type.
+    pub(crate) fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        serde_json::from_value(self.get(path)?)
+            .context("the daemon's answer is not what this CLI expects (is it the same version?)")
+    }
+
     pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
         let resp = self
             .agent

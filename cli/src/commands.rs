@@ -291,6 +291,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             bar.finish();
             println!("{}", safe::line(got?["path"].as_str().unwrap_or_default()));
         }
+        Command::Search {
+            query,
+            dept,
+            limit,
+            json,
+        } => crate::search::run(&client()?, &query, dept.as_deref(), limit, json)?,
         Command::Unread { json } => {
             let unread = client()?.get("/v1/unread")?;
             print(json, &unread, unread_text);
@@ -412,7 +418,7 @@ fn print(json: bool, v: &Value, text: impl FnOnce(&Value) -> String) {
 /// Writes `text` and a line break to stdout. A reader that has gone
 /// (`meshwork dms | head -1`) ends the command quietly, as the end of a
 /// pipe ends any Unix tool; `println!` would panic.
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {

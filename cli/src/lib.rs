@@ -11,6 +11,7 @@ mod daemon;
 mod duration;
 mod events;
 mod safe;
+mod search;
 mod size;
 mod text;
 

@@ -33,6 +33,7 @@ pub mod signed;
 pub use automerge;
 pub use cite::{RosterAt, RosterBook};
 pub use identity::{MemberId, Signer};
+pub use read::touched_since;
 pub use signed::{Ingest, Rejection, SignedChange, SignedDoc, SyncPayload};
 
 /// Milliseconds since the Unix epoch: the only notion of time this crate knows.

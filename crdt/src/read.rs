@@ -112,3 +112,111 @@ pub(crate) fn prop_str(p: &Prop) -> String {
         Prop::Seq(i) => i.to_string(),
     }
 }
+
+/// The keys of the root map `records` (a feed's `posts`, a library's
+/// `files`) under which the changes after `since` wrote anything: what an
+/// index of those records must look at again. `None` when `since` names a
+/// change the document does not hold, or when more than `at_most` changes
+/// came after it; then the caller reads the records whole.
+///
+/// Costs what changed, not the document's history: each new operation's
+/// object is placed by walking up from it.
+pub fn touched_since(
+    doc: &Automerge,
+    since: &[ChangeHash],
+    records: &str,
+    at_most: usize,
+) -> Option<std::collections::BTreeSet<String>> {
+    use automerge::legacy::Key;
+    use std::collections::{BTreeSet, HashMap};
+
+    if since.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+        return None;
+    }
+    let changes = doc.get_changes(since);
+    if changes.len() > at_most {
+        return None;
+    }
+    let mut touched = BTreeSet::new();
+    let mut paths: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    for change in &changes {
+        for op in change.decode().operations {
+            let obj = op.obj.to_string();
+            let path = paths
+                .entry(obj)
+                .or_insert_with_key(|obj| object_path(doc, obj));
+            match (path.as_deref(), &op.key) {
+                // A record itself, made or replaced.
+                (Some([root]), Key::Map(key)) if root == records => {
+                    touched.insert(key.to_string());
+                }
+                // Anything inside one.
+                (Some([root, key, ..]), _) if root == records => {
+                    touched.insert(key.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{Automerge, ChangeHash};
+
+    use super::touched_since;
+    use crate::feed::write::{self, NewPost};
+    use crate::MemberId;
+
+    fn commit(doc: &mut Automerge, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>)) {
+        let mut tx = doc.transaction();
+        f(&mut tx);
+        tx.commit();
+    }
+
+    fn post(id: &str, author: MemberId) -> NewPost<'_> {
+        NewPost {
+            id,
+            author,
+            body: "hello",
+            created_at: 1,
+            reply_to: None,
+            mentions: &[],
+        }
+    }
+
+    #[test]
+    fn names_the_records_later_changes_wrote_and_only_those() {
+        let me = MemberId::from_bytes(&[7; 32]).unwrap();
+        let mut doc = crate::feed::genesis("dept").unwrap();
+        commit(&mut doc, |tx| write::post(tx, &post("a", me)).unwrap());
+        commit(&mut doc, |tx| write::post(tx, &post("b", me)).unwrap());
+        let mark = doc.get_heads();
+        assert_eq!(
+            touched_since(&doc, &mark, "posts", 10),
+            Some(Default::default())
+        );
+
+        commit(&mut doc, |tx| write::edit(tx, "a", "edited", 2).unwrap());
+        commit(&mut doc, |tx| write::post(tx, &post("c", me)).unwrap());
+        commit(&mut doc, |tx| {
+            write::react(tx, "b", "👍", me, true).unwrap()
+        });
+        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        assert_eq!(touched.into_iter().collect::<Vec<_>>(), ["a", "c"]);
+
+        commit(&mut doc, |tx| write::delete(tx, "b").unwrap());
+        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        assert_eq!(touched.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        // Too many changes since, or a mark the document never held: read whole.
+        assert_eq!(touched_since(&doc, &mark, "posts", 3), None);
+        assert_eq!(
+            touched_since(&doc, &[ChangeHash([9; 32])], "posts", 10),
+            None
+        );
+        // Everything from the beginning.
+        let all = touched_since(&doc, &[], "posts", 10).unwrap();
+        assert_eq!(all.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+}

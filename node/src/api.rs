@@ -145,6 +145,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/feed", get(feed))
         .route("/v1/mentions", get(mentions))
         .route("/v1/unread", get(unread))
+        .route("/v1/search", get(search))
         .route("/v1/read", post(mark_read))
         .route("/v1/dms", get(dms).post(send_dm))
         .route("/v1/files", get(files).post(share))
@@ -404,6 +405,19 @@ fn default_limit() -> usize {
 
 async fn feed(State(node): State<Node>, Query(q): Query<FeedQuery>) -> ApiResult {
     ok(node.feed(&q.dept, q.limit, q.before.as_deref())?)
+}
+
+/// `GET /v1/search?q=…[&dept=…][&limit=…]`: [`meshwork_node::SearchResults`].
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    dept: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+async fn search(State(node): State<Node>, Query(q): Query<SearchQuery>) -> ApiResult {
+    ok(node.search(&q.q, q.dept.as_deref(), q.limit).await?)
 }
 
 #[derive(Deserialize)]

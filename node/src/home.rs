@@ -65,6 +65,12 @@ impl Home {
         self.root.join("blobs")
     }
 
+    /// The local search index (derived from the documents; rebuilt when
+    /// missing).
+    pub fn search(&self) -> PathBuf {
+        self.root.join("search")
+    }
+
     fn key_path(&self) -> PathBuf {
         self.root.join("identity.key")
     }

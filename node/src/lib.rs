@@ -22,6 +22,7 @@ mod error;
 pub mod home;
 pub mod net;
 pub mod node;
+mod search;
 mod shared;
 
 pub use shared::NodeEvent;
@@ -37,7 +38,7 @@ pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
 pub use node::{
     DiskStatus, FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig,
-    PinsView, Progress, ReadIn, Reconciled, Status, Unread, UnreadIn, AUDIT_EVERY_MS,
-    LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
+    PinsView, Progress, ReadIn, Reconciled, SearchHit, SearchResults, Status, Unread, UnreadIn,
+    AUDIT_EVERY_MS, LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
 pub use store::Store;

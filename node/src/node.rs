@@ -21,6 +21,7 @@ mod folder;
 mod opening;
 mod pins;
 mod roster;
+mod search;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
@@ -30,6 +31,7 @@ pub use pins::{
     PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,
     SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
+pub use search::{HitKind, SearchHit, SearchResults, MAX_HITS};
 pub use unread::{ReadIn, Unread, UnreadIn, COUNT_AT_MOST};
 
 use crate::home::Home;
@@ -180,6 +182,10 @@ pub struct Node {
     audits: Arc<audit::Audits>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The local search index, opened on first use.
+    search: Arc<std::sync::Mutex<Option<Arc<crate::search::SearchIndex>>>>,
+    /// The task that keeps the search index up, stopped at shutdown.
+    indexer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Node {
@@ -213,6 +219,8 @@ impl Node {
             below_target_since: Arc::default(),
             audits: Arc::default(),
             pin_keeper: Arc::default(),
+            search: Arc::default(),
+            indexer: Arc::default(),
         };
         if let Some(meta) = meta {
             node.start_network(&meta).await?;
@@ -268,6 +276,7 @@ impl Node {
         if self.cfg.auto_pin {
             self.spawn_pin_keeper();
         }
+        self.spawn_indexer();
         Ok(())
     }
 
@@ -502,14 +511,15 @@ impl Node {
 
     /// Stops networking and closes the store.
     pub async fn shutdown(&self) {
-        let keeper = self
-            .pin_keeper
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(keeper) = keeper {
-            keeper.abort();
-            let _ = keeper.await;
+        for task in [&self.pin_keeper, &self.indexer] {
+            let task = task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let Some(task) = task {
+                task.abort();
+                let _ = task.await;
+            }
         }
         if let Some(net) = self.net.lock().await.take() {
             let _ = net.ask(Command::Shutdown).await;

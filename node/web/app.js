@@ -106,6 +106,7 @@ async function quietly(fn) {
 function loggedOut() {
   localStorage.removeItem("session");
   document.getElementById("logout").hidden = true;
+  document.getElementById("search").hidden = true;
   document.getElementById("nav").replaceChildren();
   show(
     h("h1", {}, "Not logged in"),
@@ -212,7 +213,7 @@ function nav() {
 function route() {
   const [, name, arg] = (location.hash || "#/").match(/^#\/([a-z]*)\/?(.*)$/) || [];
   const param = arg ? decodeURIComponent(arg) : null;
-  const pages = { "": workspacePage, feed: feedPage, files: filesPage, mentions: mentionsPage, dms: dmsPage, pins: pinsPage };
+  const pages = { "": workspacePage, feed: feedPage, files: filesPage, mentions: mentionsPage, dms: dmsPage, pins: pinsPage, search: searchPage };
   page = { name, refresh: null, on: () => {} };
   nav();
   document.getElementById("nav").classList.remove("open");
@@ -457,6 +458,50 @@ async function mentionsPage() {
   page.on = (e) => { if (e.type === "feed_changed") quietly(load); };
   show(h("h1", {}, "Mentions"), list);
   await load();
+}
+
+// Search results: what matched, where, and the matched words marked.
+async function searchPage(query) {
+  document.getElementById("q").value = query ?? "";
+  if (!query) {
+    show(h("h1", {}, "Search"), h("p", { class: "muted" }, "Type in the search box above: posts, replies, direct messages and file names."));
+    return;
+  }
+  const found = await api(`/v1/search?q=${encodeURIComponent(query)}&limit=50`);
+  const summary = found.total > found.hits.length
+    ? `The best ${found.hits.length} of ${found.total} matches`
+    : `${found.total} ${found.total === 1 ? "match" : "matches"}`;
+  show(h("h1", {}, `Search: ${query}`),
+    h("p", { class: "muted", id: "search-summary" }, found.total ? summary : "No matches. Every word must match; try fewer words."),
+    h("div", { id: "hits" }, found.hits.map(hitEl)));
+}
+
+const hitWhat = { post: "Post", reply: "Reply", message: "Message", file: "File", folder: "Folder" };
+
+function hitEl(hit) {
+  const dept = state.depts.find((d) => d.id === hit.dept_id);
+  const where = hit.with
+    ? h("a", { href: `#/dms/${hit.with}` }, `conversation with ${hit.with_name}`)
+    : h("a", { href: `#/${hit.kind === "file" || hit.kind === "folder" ? "files" : "feed"}/${encodeURIComponent(dept ? deptKey(dept) : hit.dept_id)}` }, hit.dept);
+  return h("div", { class: "card post hit" },
+    h("div", { class: "meta" }, `${hitWhat[hit.kind] ?? hit.kind} by ${hit.author_name} · in `, where, ` · ${when(hit.at)}`),
+    h("div", { class: "body" }, marked(hit.snippet, hit.highlights)));
+}
+
+// `text` with the byte ranges `ranges` (as the server counts, in UTF-8)
+// wrapped in <mark>: built from text nodes, never parsed as HTML.
+function marked(text, ranges) {
+  const bytes = new TextEncoder().encode(text);
+  const decode = (a, b) => new TextDecoder().decode(bytes.subarray(a, b));
+  const out = [];
+  let at = 0;
+  for (const [a, b] of ranges) {
+    if (a < at || b > bytes.length || b <= a) continue;
+    out.push(decode(at, a), h("mark", {}, decode(a, b)));
+    at = b;
+  }
+  out.push(decode(at, bytes.length));
+  return out;
 }
 
 function threadEl(t, dept, reload) {
@@ -735,6 +780,13 @@ async function start() {
     loggedOut();
   }));
   await act(loadWorkspace);
+  const search = document.getElementById("search");
+  search.hidden = false;
+  search.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = document.getElementById("q").value.trim();
+    if (q) location.hash = `#/search/${encodeURIComponent(q)}`;
+  });
   offerNotifications();
   listen();
   window.addEventListener("hashchange", route);
