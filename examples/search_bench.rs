@@ -47,7 +47,7 @@ fn words(rng: &mut StdRng, k: usize) -> String {
             format!("w{n}")
         });
     }
-    if k % RARE_EVERY == 0 {
+    if k.is_multiple_of(RARE_EVERY) {
         out.push("quarterly budget forecast".into());
     }
     out.join(" ")
