@@ -7,8 +7,9 @@
 //! refused before it is sent; with nobody online holding a file, or the
 //! daemon gone, the page says so; an upload posts itself with the file
 //! linked; an unread badge and the title's count appear and clear; a login
-//! holds across a restart of the daemon and in a new tab; without a session
-//! the app shows the way in and the API answers 401. Screenshots of each
+//! holds across a restart of the daemon and in a new tab; a search from the
+//! header finds and marks; SIGTERM with tabs open stops the daemon; without
+//! a session the app shows the way in and the API answers 401. Screenshots of each
 //! page go to `target/tmp/screenshots/`.
 //!
 //! Needs Debian's `chromium`, `chromium-driver` and `firefox-esr`, and
@@ -731,7 +732,7 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     .await;
     // Her daemon starts again (same home): same port, and her login holds —
     // after a reload, and in a new tab, without `meshwork open`.
-    let _ada_again = daemon(&ada);
+    let mut ada_again = daemon(&ada);
     assert_eq!(
         format!("http://{}", api_addr(&ada)),
         ada_url,
@@ -781,6 +782,28 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     until_shows(&bb, "h1", "Not logged in", "Bob is logged out").await;
     bb.refresh().await.unwrap();
     until_shows(&bb, "h1", "Not logged in", "Bob stays logged out").await;
+
+    // SIGTERM with Ada's tabs open (each follows the live events): her
+    // daemon stops promptly, and her app says it is gone.
+    let asked = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(ada_again.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let exited = ada_again.0.wait().unwrap();
+    let took = asked.elapsed();
+    println!("Ada's daemon stopped {took:?} after SIGTERM, two tabs open");
+    assert!(exited.success(), "{exited:?}");
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    eventually("Ada's open tab says her daemon is gone", || async {
+        texts(&ab, "#banner")
+            .await
+            .iter()
+            .any(|t| t.contains("connection to the daemon"))
+    })
+    .await;
     ab.close().await;
     bb.close().await;
 }
