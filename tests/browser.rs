@@ -592,6 +592,34 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         .await
         .unwrap();
 
+    // Bob uploads a new file from the composer: shared into the library
+    // without a post of its own, then attached to the post he writes.
+    let minutes = dir.path().join("minutes.txt");
+    std::fs::write(&minutes, b"decisions: ship it").unwrap();
+    type_into(&bb, "#compose-file", minutes.to_str().unwrap()).await;
+    until_shows(
+        &bb,
+        "#compose-status",
+        "minutes.txt is attached.",
+        "the composer says the upload is attached",
+    )
+    .await;
+    type_into(&bb, "#compose", "minutes from today").await;
+    click(&bb, "#send").await;
+    eventually(
+        "Ada sees the post with the uploaded file, and no share post",
+        || async {
+            let feed = json(&ada, &["feed", "Research", "--json"]);
+            let thread = &feed[0];
+            thread["body"] == "minutes from today"
+                && thread["attachments"]
+                    .as_object()
+                    .is_some_and(|a| a.values().any(|f| f["name"] == "minutes.txt"))
+                && !feed.to_string().contains("shared minutes.txt")
+        },
+    )
+    .await;
+
     // An image shared into the department shows in the feed, decrypted by
     // Bob's node for his page (a 1×1 PNG).
     let png = hex::decode(

@@ -398,12 +398,33 @@ async function feedPage(key) {
     attach.replaceChildren(h("option", { value: "" }, "No file attached"),
       ...files.map((f) => h("option", { value: f.id }, `📎 ${f.name}`)));
   };
+  // Or a new file from this computer: shared into the library (without a
+  // post of its own), then attached to the post being written.
+  const pick = h("input", { type: "file", id: "compose-file", class: "visually-hidden", "aria-label": "Upload a file to attach" });
+  const uploading = h("span", { class: "muted", id: "compose-status", "aria-live": "polite" });
+  pick.addEventListener("change", () => pick.files[0] && act(async () => {
+    const file = pick.files[0];
+    uploading.textContent = `Uploading ${file.name}…`;
+    try {
+      const shared = await share(dept, file, { announce: false, progress: (p) => { uploading.textContent = `Uploading ${file.name}… ${Math.round(p * 100)} %`; } });
+      await loadFiles();
+      attach.value = shared.id;
+      uploading.textContent = `${file.name} is attached.`;
+    } catch (e) {
+      uploading.textContent = "";
+      throw e;
+    } finally {
+      pick.value = "";
+    }
+  }));
+  const upload = h("label", { class: "button", for: "compose-file" }, "Upload…", pick);
   const send = h("button", { class: "primary", id: "send", onclick: () => act(async () => {
     if (!text.value.trim()) return;
     const files = attach.value ? [attach.value] : [];
     await api("/v1/posts", { method: "POST", body: { dept, text: text.value, files } });
     text.value = "";
     attach.value = "";
+    uploading.textContent = "";
     await load();
   }) }, "Post");
   const sentinel = h("div", { class: "muted" });
@@ -439,7 +460,7 @@ async function feedPage(key) {
   const mentions = people.length
     ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
     : null;
-  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, attach, mentions)), list, sentinel);
+  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, attach, upload, uploading, mentions)), list, sentinel);
   await Promise.all([load(), quietly(loadFiles)]);
 }
 
@@ -617,6 +638,29 @@ async function dmsPage(member) {
 
 // --- Files -----------------------------------------------------------------
 
+// Shares `file` into department `dept` from the browser, its bytes sealed
+// by the node as they arrive. Asks first whether the node will take it (a
+// department of mine, room on its disk), so that a file too large fails
+// before its bytes go. `announce`: the node posts "shared NAME" itself.
+// Resolves to the shared file's record.
+async function share(dept, file, { announce, progress }) {
+  await api("/v1/web/upload/check", { method: "POST", body: { dept, name: file.name, size: file.size } });
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/web/upload?dept=${encodeURIComponent(dept)}&name=${encodeURIComponent(file.name)}&announce=${announce}`);
+    xhr.setRequestHeader("x-session-token", state.token);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress?.(e.loaded / e.total); };
+    xhr.onload = () => {
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 200) resolve(answer);
+      else reject(new Error(answer.error || `Upload failed (${xhr.status})`));
+    };
+    xhr.onerror = () => reject(new Error("The Meshwork daemon is not answering. Is it running?"));
+    xhr.send(file);
+  });
+}
+
 async function filesPage(key) {
   const found = findDept(key);
   const deptId = found?.id;
@@ -626,34 +670,20 @@ async function filesPage(key) {
   const bar = h("progress", { max: 1, value: 0, hidden: true });
   const status = h("p", { class: "muted", "aria-live": "polite" });
   const input = h("input", { type: "file", id: "upload", "aria-label": "Share a file" });
-  // Asks first whether the node will take the file (a department of mine,
-  // room on its disk), so that a file too large fails before its bytes go.
   const upload = (file) => act(async () => {
-    await api("/v1/web/upload/check", { method: "POST", body: { dept, name: file.name, size: file.size } });
-    send(file);
-  });
-  const send = (file) => {
     bar.hidden = false;
     status.textContent = `Sharing ${file.name}…`;
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/v1/web/upload?dept=${encodeURIComponent(dept)}&name=${encodeURIComponent(file.name)}`);
-    xhr.setRequestHeader("x-session-token", state.token);
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
-    xhr.onload = () => {
+    try {
+      await share(dept, file, { announce: true, progress: (p) => { bar.value = p; } });
+      status.textContent = `Shared ${file.name}.`;
+    } catch (e) {
+      status.textContent = "";
+      throw e;
+    } finally {
       bar.hidden = true;
-      let answer = {};
-      try { answer = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      if (xhr.status === 200) {
-        status.textContent = `Shared ${file.name}.`;
-        act(load);
-      } else {
-        status.textContent = "";
-        banner(answer.error || `Upload failed (${xhr.status})`);
-      }
-    };
-    xhr.onerror = () => { bar.hidden = true; banner("The Meshwork daemon is not answering. Is it running?"); };
-    xhr.send(file);
-  };
+    }
+    await load();
+  });
   input.addEventListener("change", () => input.files[0] && upload(input.files[0]));
   const drop = h("div", { class: "drop", id: "drop" }, "Drop a file here, or ", input);
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
