@@ -412,7 +412,24 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
         "Ada sees Bob's message, live",
     )
     .await;
+    // Ada reacts to it in the conversation; Bob's node has the reaction.
+    click(&ab, "#messages button[aria-label='React 👍']").await;
+    eventually("Bob's node holds Ada's reaction", || async {
+        json(&bob, &["dms", "Ada", "--json"])[0]["reactions"]["👍"]
+            .as_array()
+            .is_some_and(|who| who.len() == 1)
+    })
+    .await;
     ab.screenshot("dms").await;
+    // Her list of conversations shows Bob's last message under his name.
+    ab.goto(&format!("{ada_url}/#/dms")).await.unwrap();
+    eventually("Ada's conversations show Bob's last message", || async {
+        texts(&ab, "#conversations .last")
+            .await
+            .first()
+            .is_some_and(|t| t.starts_with("just between us · "))
+    })
+    .await;
     until_shows(&bb, "nav a", "Research", "Bob's app lists him in Research").await;
 
     // Ada posts; Bob's open feed shows it without a reload.

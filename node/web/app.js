@@ -481,6 +481,25 @@ async function mentionsPage() {
   await load();
 }
 
+async function conversationsPage() {
+  const talks = await api("/v1/dms");
+  const unreadWith = (id) => state.unread?.dms.find((u) => u.id === id);
+  const people = state.members.filter((m) => !m.removed && m.id !== me() && m.role !== "pinner");
+  const last = new Map(talks.map((c) => [c.member, c.last]));
+  people.sort((a, b) => (last.get(b.id)?.created_at ?? 0) - (last.get(a.id)?.created_at ?? 0) || a.name.localeCompare(b.name));
+  const row = (m) => {
+    const l = last.get(m.id);
+    const said = l ? `${l.author === me() ? "You: " : ""}${l.deleted ? "(deleted)" : l.body}` : "No messages yet";
+    return h("li", { class: "conversation" },
+      h("a", { href: `#/dms/${m.id}` }, h("span", { class: state.online.has(m.id) ? "online" : "offline" }, m.name), badge(unreadWith(m.id))),
+      h("div", { class: "muted last" }, said, l ? ` · ${when(l.created_at)}` : ""));
+  };
+  page.on = (e) => { if (e.type === "feed_changed" || e.type.startsWith("peer_")) quietly(conversationsPage); };
+  show(h("h1", {}, "Direct messages"), people.length
+    ? h("ul", { id: "conversations", class: "conversations" }, people.map(row))
+    : h("p", { class: "muted" }, "Nobody else is in the workspace yet: invite a colleague from the Workspace page."));
+}
+
 // Search results: what matched, where, and the matched words marked.
 async function searchPage(query) {
   document.getElementById("q").value = query ?? "";
@@ -583,9 +602,9 @@ function postEl(p, author, dept, reload, topLevel) {
       text.focus();
     } }, "Edit"));
   }
-  if (p.author === me() || isAdmin()) {
+  if (p.author === me() || (isAdmin() && dept)) {
     actions.append(h("button", { onclick: () => act(async () => {
-      if (!confirm("Delete this post?")) return;
+      if (!confirm(dept ? "Delete this post?" : "Delete this message?")) return;
       await api("/v1/posts/delete", { method: "POST", body: { post: p.id } });
       await reload();
     }) }, "Delete"));
@@ -595,22 +614,20 @@ function postEl(p, author, dept, reload, topLevel) {
 
 // --- Direct messages ---------------------------------------------------------
 
+// Direct messages: every colleague, those you talk with first (the latest
+// conversation on top, its last message and unread count shown); a
+// conversation reads oldest first, as chats do, the newest at the bottom
+// by the box you answer in.
 async function dmsPage(member) {
-  const people = state.members.filter((m) => !m.removed && m.id !== me() && m.role !== "pinner");
-  const list = h("ul", {}, people.map((m) => h("li", {}, h("a", { href: `#/dms/${m.id}` }, m.name))));
-  if (!member) {
-    show(h("h1", {}, "Direct messages"), list);
-    return;
-  }
+  if (!member) return conversationsPage();
   const box = h("div", { id: "messages" });
   const load = async () => {
     const messages = await api(`/v1/dms?member=${encodeURIComponent(member)}`);
-    box.replaceChildren(...messages.map((p) => h("div", { class: "card post" },
-      h("div", { class: "meta" }, nameOf(p.author), " · ", when(p.created_at)),
-      h("div", { class: "body" }, p.deleted ? "deleted" : p.body))));
+    box.replaceChildren(...messages.map((p) => postEl(p, nameOf(p.author), null, load, false)));
+    if (!messages.length) box.append(h("p", { class: "muted" }, "No messages yet: say hello."));
     if (document.visibilityState === "visible") await quietly(() => markRead({ member }));
   };
-  const text = h("textarea", { id: "dm-text", "aria-label": `Message ${nameOf(member)}` });
+  const text = h("textarea", { id: "dm-text", "aria-label": `Message ${nameOf(member)}`, placeholder: `Message ${nameOf(member)}` });
   const send = h("button", { id: "dm-send", class: "primary", onclick: () => act(async () => {
     await api("/v1/dms", { method: "POST", body: { member, text: text.value } });
     text.value = "";
