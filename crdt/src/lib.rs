@@ -34,7 +34,7 @@ pub use automerge;
 pub use cite::{RosterAt, RosterBook};
 pub use identity::{MemberId, Signer};
 pub use read::touched_since;
-pub use signed::{Ingest, Rejection, SignedChange, SignedDoc, SyncPayload};
+pub use signed::{Ingest, OpenedSync, Rejection, SignedChange, SignedDoc, SyncBatch, SyncPayload};
 
 /// Milliseconds since the Unix epoch: the only notion of time this crate knows.
 pub type Millis = i64;

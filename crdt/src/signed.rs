@@ -127,6 +127,111 @@ pub struct SignedDoc {
     tally: roster::Tally,
 }
 
+/// A sync message taken apart without its document: the changes decoded
+/// and (by [`Self::verify`]) their signatures checked — the costly part of
+/// receiving, which needs no lock on the document. The document then takes
+/// the changes a batch at a time ([`SignedDoc::ingest_batch`]), so that a
+/// message of 100,000 changes never holds it for the whole, and the rest of
+/// the message last ([`SignedDoc::finish_sync`]).
+pub struct OpenedSync {
+    message: sync::Message,
+    changes: std::collections::VecDeque<Change>,
+    sigs: HashMap<ChangeHash, [u8; 64]>,
+    verdicts: HashMap<ChangeHash, Signed>,
+    malformed: Vec<Rejection>,
+}
+
+/// Some of an [`OpenedSync`]'s changes, in the order they came.
+pub struct SyncBatch {
+    changes: Vec<Change>,
+    sigs: HashMap<ChangeHash, [u8; 64]>,
+    verdicts: HashMap<ChangeHash, Signed>,
+    malformed: Vec<Rejection>,
+}
+
+impl OpenedSync {
+    /// Decodes a sync payload. Changes that do not decode become
+    /// rejections of the first batch; a message that does not decode is an
+    /// error.
+    pub fn open(payload: SyncPayload) -> Result<Self, DocError> {
+        let message = sync::Message::decode(&payload.message)
+            .map_err(|e| DocError::BadSync(e.to_string()))?;
+        let mut sigs = HashMap::new();
+        for entry in &payload.signatures {
+            if let (Ok(h), Ok(s)) = (
+                <[u8; 32]>::try_from(entry.get(..32).unwrap_or_default()),
+                <[u8; 64]>::try_from(entry.get(32..).unwrap_or_default()),
+            ) {
+                sigs.insert(ChangeHash(h), s);
+            }
+        }
+        let mut changes = std::collections::VecDeque::new();
+        let mut malformed = Vec::new();
+        for chunk in message.changes.iter() {
+            match decode_chunk(chunk) {
+                Ok(cs) => changes.extend(cs),
+                Err(e) => malformed.push(e),
+            }
+        }
+        Ok(Self {
+            message,
+            changes,
+            sigs,
+            verdicts: HashMap::new(),
+            malformed,
+        })
+    }
+
+    /// Drops the changes `doc` already holds (another peer sent them
+    /// first): they need no signature check.
+    pub fn forget_known(&mut self, doc: &SignedDoc) {
+        self.changes
+            .retain(|c| doc.doc.get_change_meta_by_hash(&c.hash()).is_none());
+    }
+
+    /// Checks every change's signature (in parallel; see
+    /// [`crate::identity::verify_changes`]).
+    pub fn verify(&mut self) {
+        self.verdicts = signed_by_author(&self.changes, &self.sigs);
+    }
+
+    /// How many changes are left to ingest.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Whether no change is left to ingest.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The next at most `n` changes (`None` once all were taken and no
+    /// rejection is left to report).
+    pub fn next_batch(&mut self, n: usize) -> Option<SyncBatch> {
+        if self.changes.is_empty() && self.malformed.is_empty() {
+            return None;
+        }
+        let changes: Vec<Change> = self.changes.drain(..n.min(self.changes.len())).collect();
+        let mut sigs = HashMap::with_capacity(changes.len());
+        let mut verdicts = HashMap::with_capacity(changes.len());
+        for c in &changes {
+            let h = c.hash();
+            if let Some(s) = self.sigs.remove(&h) {
+                sigs.insert(h, s);
+            }
+            if let Some(v) = self.verdicts.remove(&h) {
+                verdicts.insert(h, v);
+            }
+        }
+        Some(SyncBatch {
+            changes,
+            sigs,
+            verdicts,
+            malformed: std::mem::take(&mut self.malformed),
+        })
+    }
+}
+
 /// The most changes held back for missing dependencies; past it, new ones
 /// are dropped (sync will offer them again).
 const MAX_PENDING: usize = 10_000;
@@ -417,7 +522,7 @@ impl SignedDoc {
                 Err(e) => report.rejected.push(Rejection::Malformed(e.to_string())),
             }
         }
-        self.ingest_changes(changes, &sigs, roster, &mut report);
+        self.ingest_changes(changes, &sigs, &HashMap::new(), roster, &mut report);
         report
     }
 
@@ -501,35 +606,56 @@ impl SignedDoc {
         payload: SyncPayload,
         roster: Option<&mut RosterAt<'_>>,
     ) -> Result<Ingest, DocError> {
-        let mut message = sync::Message::decode(&payload.message)
-            .map_err(|e| DocError::BadSync(e.to_string()))?;
-        let mut sigs = HashMap::new();
-        for entry in &payload.signatures {
-            if let (Ok(h), Ok(s)) = (
-                <[u8; 32]>::try_from(entry.get(..32).unwrap_or_default()),
-                <[u8; 64]>::try_from(entry.get(32..).unwrap_or_default()),
-            ) {
-                sigs.insert(ChangeHash(h), s);
-            }
-        }
-        let mut report = Ingest::default();
-        let mut changes = Vec::new();
-        for chunk in message.changes.iter() {
-            match decode_chunk(chunk) {
-                Ok(mut cs) => changes.append(&mut cs),
-                Err(e) => report.rejected.push(e),
-            }
-        }
-        self.ingest_changes(changes, &sigs, roster, &mut report);
+        let mut opened = OpenedSync::open(payload)?;
+        opened.forget_known(self);
+        opened.verify();
+        let report = match opened.next_batch(usize::MAX) {
+            Some(batch) => self.ingest_batch(batch, roster),
+            None => Ingest::default(),
+        };
+        self.finish_sync(state, opened)?;
+        Ok(report)
+    }
+
+    /// Takes one batch of an [`OpenedSync`]'s changes, judged as
+    /// [`Self::ingest_under`] judges them (`roster` for a department
+    /// document, `None` for the roster). Their signatures were checked
+    /// when the message was opened.
+    pub fn ingest_batch(&mut self, batch: SyncBatch, roster: Option<&mut RosterAt<'_>>) -> Ingest {
+        let mut report = Ingest {
+            rejected: batch.malformed,
+            ..Ingest::default()
+        };
+        self.ingest_changes(
+            batch.changes,
+            &batch.sigs,
+            &batch.verdicts,
+            roster,
+            &mut report,
+        );
+        report
+    }
+
+    /// The rest of a sync message once its changes were taken
+    /// ([`Self::ingest_batch`]): the sync state learns the peer's heads
+    /// and what it has and needs. Changes left in `opened` are dropped
+    /// (sync offers them again).
+    pub fn finish_sync(
+        &mut self,
+        state: &mut sync::State,
+        opened: OpenedSync,
+    ) -> Result<(), DocError> {
+        let mut message = opened.message;
         message.changes = sync::ChunkList::empty();
         self.doc.receive_sync_message(state, message)?;
-        Ok(report)
+        Ok(())
     }
 
     fn ingest_changes(
         &mut self,
         changes: Vec<Change>,
         sigs: &HashMap<ChangeHash, [u8; 64]>,
+        verdicts: &HashMap<ChangeHash, Signed>,
         mut roster: Option<&mut RosterAt<'_>>,
         report: &mut Ingest,
     ) {
@@ -569,7 +695,17 @@ impl SignedDoc {
                 }
             },
         };
-        let signed = signed_by_author(&ordered, sigs);
+        // Signatures checked when the message was opened are not checked
+        // again; those of held-back changes coming back are.
+        let mut signed = signed_by_author(
+            ordered.iter().filter(|c| !verdicts.contains_key(&c.hash())),
+            sigs,
+        );
+        for c in &ordered {
+            if let Some(v) = verdicts.get(&c.hash()) {
+                signed.insert(c.hash(), *v);
+            }
+        }
         let mut accepted = Vec::with_capacity(ordered.len());
         let mut rejected_hashes = HashSet::new();
         // Whether something applied above was then refused or held back.
@@ -814,6 +950,7 @@ fn actor(signer: &Signer) -> ActorId {
 }
 
 /// What a change's signature says, once checked.
+#[derive(Clone, Copy)]
 enum Signed {
     /// A valid signature by this author.
     By(MemberId, [u8; 64]),
@@ -823,8 +960,8 @@ enum Signed {
 
 /// Checks the signatures of a batch of changes at once (see
 /// [`crate::identity::verify_changes`]); changes without one are absent.
-fn signed_by_author(
-    changes: &[Change],
+fn signed_by_author<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
     sigs: &HashMap<ChangeHash, [u8; 64]>,
 ) -> HashMap<ChangeHash, Signed> {
     let mut out = HashMap::new();

@@ -41,7 +41,8 @@ use meshwork_crdt::pins::{write as pins_write, PinRequest, Pins};
 use meshwork_crdt::roster::{write as roster_write, Role, Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
-    Ingest, MemberId, RosterAt, RosterBook, SignedChange, SignedDoc, Signer, SyncPayload,
+    Ingest, MemberId, OpenedSync, RosterAt, RosterBook, SignedChange, SignedDoc, Signer,
+    SyncPayload,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -229,18 +230,48 @@ impl Node {
         self.receive(doc, report)
     }
 
-    fn receive_sync(&mut self, from: usize, doc: &Doc, payload: SyncPayload) -> Option<Ingest> {
-        let mut state = self.sync.remove(&(from, doc.clone())).unwrap_or_default();
-        let report = if *doc == Doc::Roster {
-            self.roster.receive_sync(&mut state, payload)
-        } else {
-            self.doc(doc);
-            let signed = self.docs.get_mut(doc).expect("loaded");
-            let mut at = RosterAt::new(self.roster.doc(), &mut self.book);
-            signed.receive_sync_under(&mut at, &mut state, payload)
+    /// Receives a sync message as the node does: opened and its signatures
+    /// checked apart from the document, its changes taken `batch` at a
+    /// time (the node releases its lock between batches), the rest last.
+    fn receive_sync(
+        &mut self,
+        from: usize,
+        doc: &Doc,
+        payload: SyncPayload,
+        batch: usize,
+    ) -> Option<Ingest> {
+        let mut opened = OpenedSync::open(payload).ok()?;
+        self.doc(doc);
+        let signed = match doc {
+            Doc::Roster => &mut self.roster,
+            _ => self.docs.get_mut(doc).expect("loaded"),
         };
+        opened.forget_known(signed);
+        opened.verify();
+        let mut report = Ingest::default();
+        while let Some(b) = opened.next_batch(batch) {
+            let got = match doc {
+                Doc::Roster => self.roster.ingest_batch(b, None),
+                _ => {
+                    let mut at = RosterAt::new(self.roster.doc(), &mut self.book);
+                    let signed = self.docs.get_mut(doc).expect("loaded");
+                    signed.ingest_batch(b, Some(&mut at))
+                }
+            };
+            report.accepted.extend(got.accepted);
+            report.rejected.extend(got.rejected);
+            report.missing_deps = got.missing_deps;
+            report.waiting_for_roster += got.waiting_for_roster;
+        }
+        let mut state = self.sync.remove(&(from, doc.clone())).unwrap_or_default();
+        let signed = match doc {
+            Doc::Roster => &mut self.roster,
+            _ => self.docs.get_mut(doc).expect("loaded"),
+        };
+        let finished = signed.finish_sync(&mut state, opened);
         self.sync.insert((from, doc.clone()), state);
-        Some(self.receive(doc, report.ok()?))
+        finished.ok()?;
+        Some(self.receive(doc, report))
     }
 
     fn generate(&mut self, to: usize, doc: &Doc) -> Option<SyncPayload> {
@@ -458,7 +489,9 @@ impl World {
                 if !self.nodes[to].may_share(&doc, from) {
                     return;
                 }
-                let Some(got) = self.nodes[to].receive_sync(from, &doc, payload) else {
+                // Whole, or a few changes at a time.
+                let batch = *[usize::MAX, 1, 2, 5].choose(&mut self.rng).expect("sizes");
+                let Some(got) = self.nodes[to].receive_sync(from, &doc, payload, batch) else {
                     return;
                 };
                 self.note_escaped(to, &got);

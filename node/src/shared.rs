@@ -16,7 +16,6 @@ use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
     automerge::ChangeHash, Ingest, MemberId, Millis, RosterAt, RosterBook, SignedChange, SignedDoc,
-    SyncPayload,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -131,7 +130,7 @@ impl Workspace {
 
     /// A department document (loaded on first use) and the roster its
     /// changes are judged by: what a local change or a peer's changes need.
-    fn judged(
+    pub(crate) fn judged(
         &mut self,
         doc: &DocRef,
         store: &Store,
@@ -226,38 +225,6 @@ impl Workspace {
         docs
     }
 
-    /// One round of the sync protocol with `peer` on `side`: takes in what
-    /// the peer sent (if anything) and produces our next message (if any).
-    pub(crate) fn sync_step(
-        &mut self,
-        peer: PeerId,
-        side: Side,
-        doc: &DocRef,
-        received: Option<SyncPayload>,
-        store: &Store,
-    ) -> Result<(Ingest, Option<SyncPayload>), NodeError> {
-        let mut state = self
-            .sync
-            .remove(&(peer, side, doc.clone()))
-            .unwrap_or_default();
-        let (report, next) = if *doc == DocRef::Roster {
-            let report = match received {
-                Some(p) => self.roster.receive_sync(&mut state, p)?,
-                None => Ingest::default(),
-            };
-            (report, self.roster.generate_sync(&mut state))
-        } else {
-            let (signed, mut roster) = self.judged(doc, store)?;
-            let report = match received {
-                Some(p) => signed.receive_sync_under(&mut roster, &mut state, p)?,
-                None => Ingest::default(),
-            };
-            (report, signed.generate_sync(&mut state))
-        };
-        self.sync.insert((peer, side, doc.clone()), state);
-        Ok((report, next))
-    }
-
     /// Starts a new sync session with `peer`: keeps only the heads both are
     /// known to share (automerge's advice for a new connection), so nothing
     /// an earlier, cut-off or refused session "sent" is taken as delivered.
@@ -326,6 +293,8 @@ pub(crate) struct Shared {
     presence: Mutex<Presence>,
     /// Members' libp2p peer ids (deriving one decompresses a curve point).
     peer_ids: Mutex<HashMap<MemberId, Option<PeerId>>>,
+    /// One turn per document: its sync rounds run one at a time.
+    turns: Mutex<HashMap<DocRef, Arc<Mutex<()>>>>,
 }
 
 impl Shared {
@@ -349,7 +318,18 @@ impl Shared {
             }),
             clock,
             peer_ids: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The turn of `doc`'s sync rounds: held for a round's length.
+    pub(crate) fn doc_turn(&self, doc: &DocRef) -> Arc<Mutex<()>> {
+        self.turns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(doc.clone())
+            .or_default()
+            .clone()
     }
 
     /// The libp2p peer id of `member` (the same key).

@@ -39,6 +39,7 @@ pub(crate) enum PendingResponse {
 }
 
 pub(crate) use blobs::PieceReply;
+pub(crate) use replication::SyncRound;
 
 struct PendingJoin {
     request: JoinRequest,
@@ -218,6 +219,7 @@ impl EventLoop {
             }
             Command::FetchPiece(peer, request, reply) => self.fetch_piece(peer, request, reply),
             Command::Penalise(peer, why) => self.penalise(peer, why),
+            Command::Stepped(round) => self.on_round(*round),
             Command::Respond(PendingResponse::Blob(channel, response)) => {
                 let _ = self
                     .swarm
@@ -310,14 +312,7 @@ impl EventLoop {
                 match message {
                     request_response::Message::Request {
                         request, channel, ..
-                    } => {
-                        let response = self.on_sync_request(peer, request);
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_response(channel, response);
-                    }
+                    } => self.on_sync_request(peer, request, channel),
                     request_response::Message::Response {
                         response,
                         request_id,

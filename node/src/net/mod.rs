@@ -5,6 +5,7 @@
 mod behaviour;
 mod event_loop;
 pub(crate) mod pieces;
+mod sync_work;
 mod transport;
 
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub(crate) enum Command {
     FetchPiece(PeerId, crate::wire::BlobRequest, event_loop::PieceReply),
     /// Cut off a peer that misbehaved.
     Penalise(PeerId, String),
+    /// A sync round done off the loop: answer or continue the session.
+    Stepped(Box<event_loop::SyncRound>),
     Shutdown(oneshot::Sender<()>),
 }
 

@@ -3,12 +3,14 @@
 //! department's feed only with that department's members.
 
 use libp2p::gossipsub::{self, MessageAcceptance};
-use libp2p::request_response::OutboundRequestId;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use meshwork_crdt::{Ingest, MemberId};
 use tracing::{debug, info, warn};
 
 use super::{EventLoop, MAX_SYNC_ROUNDS};
+use crate::net::sync_work::{self, Stepped};
+use crate::net::Command;
 use crate::shared::Side;
 use crate::wire::{DocRef, GossipChange, SyncRequest, SyncResponse};
 
@@ -56,6 +58,8 @@ impl EventLoop {
         verdict
     }
 
+    /// Stores changes accepted on the loop (gossip, held-back ones) and
+    /// does what follows ([`Self::recorded`]).
     pub(super) fn record(&mut self, doc: &DocRef, report: Ingest) {
         if report.accepted.is_empty() {
             return;
@@ -64,6 +68,12 @@ impl EventLoop {
             warn!("cannot store changes: {e}");
             return;
         }
+        self.recorded(doc);
+    }
+
+    /// After changes of `doc` were stored: flush them, and if the roster
+    /// moved, see who is a member now and judge what waited for it.
+    fn recorded(&mut self, doc: &DocRef) {
         let store = self.shared.store.clone();
         self.background.spawn(async move {
             if let Err(e) = store.flush().await {
@@ -267,47 +277,131 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn on_sync_request(&mut self, peer: PeerId, request: SyncRequest) -> SyncResponse {
+    /// A round asked by `peer`: checked here, worked off the loop
+    /// ([`sync_work::step`]), answered in [`Self::on_round`].
+    pub(super) fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
         if request.workspace != self.workspace {
-            return SyncResponse::Refused("a different workspace".into());
+            return self.answer(
+                channel,
+                SyncResponse::Refused("a different workspace".into()),
+            );
         }
         let Some(them) = self.members.get(&peer).copied() else {
-            if let (Some(member), DocRef::Roster) = (self.removed.get(&peer), &request.doc) {
-                return self.removal_proof(peer, *member);
-            }
-            return SyncResponse::Refused("not a member of this workspace".into());
+            let answer = match (self.removed.get(&peer), &request.doc) {
+                (Some(member), DocRef::Roster) => self.removal_proof(peer, *member),
+                _ => SyncResponse::Refused("not a member of this workspace".into()),
+            };
+            return self.answer(channel, answer);
         };
-        let me = self.shared.identity.signer.id();
-        let doc = request.doc;
-        let store = self.shared.store.clone();
-        let result = self.shared.with_ws(|ws| {
-            if !ws.may_share(&doc, &me, &them) {
-                return Ok(None);
-            }
-            if request.first {
-                ws.new_session(peer, Side::Responder, &doc);
-            }
-            ws.sync_step(peer, Side::Responder, &doc, request.payload, &store)
-                .map(Some)
+        let covered: Vec<PeerId> = request
+            .covered
+            .iter()
+            .take(SyncRequest::MAX_COVERED)
+            .filter_map(|b| PeerId::from_bytes(b).ok())
+            .collect();
+        let asker = sync_work::Asker {
+            me: self.shared.identity.signer.id(),
+            them,
+            first: request.first,
+        };
+        let after = After::Answer {
+            channel,
+            first: request.first,
+            covered,
+        };
+        self.work(
+            peer,
+            Side::Responder,
+            request.doc,
+            request.payload,
+            Some(asker),
+            after,
+        );
+    }
+
+    /// Runs a round on a blocking thread; its result comes back to the
+    /// loop as [`Command::Stepped`].
+    fn work(
+        &mut self,
+        peer: PeerId,
+        side: Side,
+        doc: DocRef,
+        payload: Option<meshwork_crdt::SyncPayload>,
+        asker: Option<sync_work::Asker>,
+        after: After,
+    ) {
+        let shared = self.shared.clone();
+        let workspace = self.workspace;
+        let back = self.commands_tx.clone();
+        self.background.spawn_blocking(move || {
+            let result = sync_work::step(&shared, &workspace, peer, side, &doc, payload, asker);
+            let round = SyncRound {
+                peer,
+                doc,
+                result,
+                after,
+            };
+            // Closed at shutdown: the round's answer is dropped with it.
+            let _ = back.blocking_send(Command::Stepped(Box::new(round)));
         });
-        match result {
-            Ok(Some((report, reply))) => {
-                if request.first {
+    }
+
+    /// A round is done: answer the asker, or continue our session.
+    pub(super) fn on_round(&mut self, round: SyncRound) {
+        let SyncRound {
+            peer,
+            doc,
+            result,
+            after,
+        } = round;
+        let (report, next) = match result {
+            Ok(Stepped::Done(report, next)) => (report, next),
+            Ok(Stepped::NotShared) => {
+                if let After::Answer { channel, .. } = after {
+                    self.answer(
+                        channel,
+                        SyncResponse::Refused("this document is not shared with you".into()),
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                warn!(%peer, "bad sync message: {e}");
+                match after {
+                    After::Answer { channel, .. } => self.answer(
+                        channel,
+                        SyncResponse::Refused("malformed sync message".into()),
+                    ),
+                    After::Continue { .. } => {
+                        self.sessions.remove(&(peer, doc));
+                    }
+                }
+                return;
+            }
+        };
+        let refused = self.penalise_if_rejected(peer, &report);
+        self.fetch_cited_roster(peer, &report);
+        let arrived = !report.accepted.is_empty();
+        if arrived {
+            self.recorded(&doc);
+        }
+        match after {
+            After::Answer {
+                channel,
+                first,
+                covered,
+            } => {
+                if first {
                     // The change a push carries arrives in a later round:
                     // remember whom the pusher covers until the session's
-                    // next start (only for documents it may share).
-                    let covered: Vec<PeerId> = request
-                        .covered
-                        .iter()
-                        .take(SyncRequest::MAX_COVERED)
-                        .filter_map(|b| PeerId::from_bytes(b).ok())
-                        .collect();
+                    // next start.
                     self.covered.insert((peer, doc.clone()), covered);
                 }
-                self.penalise_if_rejected(peer, &report);
-                self.fetch_cited_roster(peer, &report);
-                let arrived = !report.accepted.is_empty();
-                self.record(&doc, report);
                 if arrived {
                     let covered = self
                         .covered
@@ -316,14 +410,32 @@ impl EventLoop {
                         .unwrap_or_default();
                     self.relay(&doc, peer, &covered);
                 }
-                SyncResponse::Sync(reply)
+                self.answer(channel, SyncResponse::Sync(next));
             }
-            Ok(None) => SyncResponse::Refused("this document is not shared with you".into()),
-            Err(e) => {
-                warn!(%peer, "bad sync message: {e}");
-                SyncResponse::Refused("malformed sync message".into())
+            After::Continue { their_silence } => {
+                if arrived {
+                    self.relay(&doc, peer, &[]);
+                }
+                let key = (peer, doc);
+                // The peer left (or the session was cut) meanwhile.
+                let Some(rounds) = self.sessions.get(&key).map(|r| r + 1) else {
+                    return;
+                };
+                if refused || (next.is_none() && their_silence) || rounds >= MAX_SYNC_ROUNDS {
+                    return self.end_session(key.0, key.1);
+                }
+                self.sessions.insert(key.clone(), rounds);
+                self.send_sync(key.0, key.1, next, false, Vec::new());
             }
         }
+    }
+
+    fn answer(&mut self, channel: ResponseChannel<SyncResponse>, response: SyncResponse) {
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
     }
 
     pub(super) fn on_sync_failure(&mut self, peer: PeerId, id: OutboundRequestId) {
@@ -357,32 +469,14 @@ impl EventLoop {
             }
         };
         let their_silence = payload.is_none();
-        let store = self.shared.store.clone();
-        let result = self
-            .shared
-            .with_ws(|ws| ws.sync_step(peer, Side::Initiator, &doc, payload, &store));
-        let (report, next) = match result {
-            Ok(step) => step,
-            Err(e) => {
-                warn!(%peer, "bad sync message: {e}");
-                self.sessions.remove(&(peer, doc));
-                return;
-            }
-        };
-        let refused = self.penalise_if_rejected(peer, &report);
-        self.fetch_cited_roster(peer, &report);
-        let arrived = !report.accepted.is_empty();
-        self.record(&doc, report);
-        if arrived {
-            self.relay(&doc, peer, &[]);
-        }
-        let key = (peer, doc);
-        let rounds = self.sessions.get(&key).copied().unwrap_or(0) + 1;
-        if refused || (next.is_none() && their_silence) || rounds >= MAX_SYNC_ROUNDS {
-            return self.end_session(key.0, key.1);
-        }
-        self.sessions.insert(key.clone(), rounds);
-        self.send_sync(key.0, key.1, next, false, Vec::new());
+        self.work(
+            peer,
+            Side::Initiator,
+            doc,
+            payload,
+            None,
+            After::Continue { their_silence },
+        );
     }
 
     /// What a removed member is told when it asks for the roster: the
@@ -424,4 +518,28 @@ impl EventLoop {
         }
         false
     }
+}
+
+/// A sync round done off the loop, on its way back to it.
+pub(crate) struct SyncRound {
+    peer: PeerId,
+    doc: DocRef,
+    result: Result<Stepped, crate::NodeError>,
+    after: After,
+}
+
+/// What the loop does with a round's result.
+enum After {
+    /// Answer the peer that asked.
+    Answer {
+        channel: ResponseChannel<SyncResponse>,
+        first: bool,
+        /// The peers the asker said its push covers.
+        covered: Vec<PeerId>,
+    },
+    /// Continue the session this node runs.
+    Continue {
+        /// The peer sent nothing this round.
+        their_silence: bool,
+    },
 }
