@@ -18,13 +18,10 @@
 
 use std::time::{Duration, Instant};
 
-use meshwork::crdt::feed::post_id;
-use meshwork::crdt::feed::write::{self, NewPost};
-use meshwork::crdt::signed::Rules;
-use meshwork::crdt::{automerge::ChangeHash, RosterAt, RosterBook, SignedDoc};
-use meshwork::node::wire::DocRef;
-use meshwork::node::{Home, Node, NodeConfig, Store};
+use meshwork::node::{Home, Node, NodeConfig};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+
+mod common;
 
 const DEPT: &str = "Eng";
 const REPEAT: usize = 200;
@@ -85,46 +82,14 @@ async fn run(posts: usize) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut rng = StdRng::seed_from_u64(7);
     let bodies: Vec<String> = (0..posts).map(|k| words(&mut rng, k)).collect();
-    {
-        let store = Store::open(&Home::new(&home).db())?;
-        let meta = store.workspace()?.expect("a workspace");
-        let roster = SignedDoc::load(
-            Rules::Roster {
-                workspace: ChangeHash(meta.id),
-            },
-            store.changes(&meta.id)?,
-        )?;
-        let key = DocRef::Feed(dept.id.clone()).store_key(&meta.id);
-        let mut feed = SignedDoc::feed(&dept.id, store.changes(&key)?)?;
-        let mut book = RosterBook::new();
-        let me = identity.signer.id();
-        let mut batch = Vec::new();
-        for (k, body) in bodies.iter().enumerate() {
-            let id = post_id(&me, (k as u64).to_be_bytes());
-            let post = NewPost {
-                id: &id,
-                author: me,
-                body,
-                created_at: 1_700_000_000_000 + k as i64 * 60_000,
-                reply_to: None,
-                mentions: &[],
-            };
-            let mut at = RosterAt::new(roster.doc(), &mut book);
-            if let Some(c) =
-                feed.change_under(&mut at, &identity.signer, post.created_at, |tx| {
-                    write::post(tx, &post)
-                })?
-            {
-                batch.push(c);
-            }
-            if batch.len() == 5_000 {
-                store.put_changes(&key, &batch)?;
-                batch.clear();
-            }
-        }
-        store.put_changes(&key, &batch)?;
-        store.flush().await?;
-    }
+    common::write_posts(
+        &home,
+        &dept.id,
+        &identity.signer,
+        &bodies,
+        1_700_000_000_000,
+    )
+    .await?;
     eprintln!(
         "{posts} posts written in {:.1} s",
         t.elapsed().as_secs_f64()

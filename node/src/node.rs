@@ -184,8 +184,16 @@ pub struct Node {
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The local search index, opened on first use.
     search: Arc<std::sync::Mutex<Option<Arc<crate::search::SearchIndex>>>>,
-    /// The task that keeps the search index up, stopped at shutdown.
-    indexer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The task that keeps the search index up, and its stop signal.
+    #[allow(clippy::type_complexity)]
+    indexer: Arc<
+        std::sync::Mutex<
+            Option<(
+                tokio::task::JoinHandle<()>,
+                tokio::sync::watch::Sender<bool>,
+            )>,
+        >,
+    >,
 }
 
 impl Node {
@@ -511,15 +519,24 @@ impl Node {
 
     /// Stops networking and closes the store.
     pub async fn shutdown(&self) {
-        for task in [&self.pin_keeper, &self.indexer] {
-            let task = task
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take();
-            if let Some(task) = task {
-                task.abort();
-                let _ = task.await;
-            }
+        let keeper = self
+            .pin_keeper
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(keeper) = keeper {
+            keeper.abort();
+            let _ = keeper.await;
+        }
+        // The indexer finishes its pass (it holds the store) and stops.
+        let indexer = self
+            .indexer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some((task, stop)) = indexer {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         if let Some(net) = self.net.lock().await.take() {
             let _ = net.ask(Command::Shutdown).await;

@@ -176,6 +176,14 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// Why an index could not be opened.
+enum Opening {
+    /// Another writer holds it.
+    Busy(NodeError),
+    /// It cannot be read: rebuilt.
+    Damaged(NodeError),
+}
+
 /// The index, its writer, and the marks of what it has seen.
 pub(crate) struct SearchIndex {
     index: Index,
@@ -192,6 +200,9 @@ impl SearchIndex {
     pub(crate) fn open(dir: &Path) -> Result<Self, NodeError> {
         match Self::open_as_is(dir) {
             Ok(Some(index)) => Ok(index),
+            // Another writer has it (this home's other node, still closing):
+            // its index is fine, and not ours to throw away.
+            Err(Opening::Busy(e)) => Err(e),
             Ok(None) => {
                 warn!(
                     "the search index in {} is of another version: rebuilding it",
@@ -199,7 +210,7 @@ impl SearchIndex {
                 );
                 Self::rebuild(dir)
             }
-            Err(e) => {
+            Err(Opening::Damaged(e)) => {
                 warn!(
                     "cannot open the search index in {}: {e}; rebuilding it",
                     dir.display()
@@ -214,18 +225,23 @@ impl SearchIndex {
             std::io::ErrorKind::NotFound => Ok(()),
             _ => Err(e),
         })?;
-        Self::open_as_is(dir)?.ok_or_else(|| {
-            NodeError::Internal("a new search index reads as another version".into())
-        })
+        match Self::open_as_is(dir) {
+            Ok(Some(index)) => Ok(index),
+            Ok(None) => Err(NodeError::Internal(
+                "a new search index reads as another version".into(),
+            )),
+            Err(Opening::Busy(e) | Opening::Damaged(e)) => Err(e),
+        }
     }
 
     /// `None` when the index holds another version's payload.
-    fn open_as_is(dir: &Path) -> Result<Option<Self>, NodeError> {
-        std::fs::create_dir_all(dir)?;
+    fn open_as_is(dir: &Path) -> Result<Option<Self>, Opening> {
+        let damaged = |e: TantivyError| Opening::Damaged(search_error(e));
+        std::fs::create_dir_all(dir).map_err(|e| Opening::Damaged(e.into()))?;
         let (schema, fields) = schema();
         let directory =
-            tantivy::directory::MmapDirectory::open(dir).map_err(|e| search_error(e.into()))?;
-        let index = Index::open_or_create(directory, schema.clone()).map_err(search_error)?;
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| damaged(e.into()))?;
+        let index = Index::open_or_create(directory, schema.clone()).map_err(damaged)?;
         if index.schema() != schema {
             return Ok(None);
         }
@@ -237,7 +253,7 @@ impl SearchIndex {
                 .filter(AsciiFoldingFilter)
                 .build(),
         );
-        let marks = match index.load_metas().map_err(search_error)?.payload {
+        let marks = match index.load_metas().map_err(damaged)?.payload {
             None => Marks::new(),
             Some(text) => match serde_json::from_str::<Payload>(&text) {
                 Ok(p) if p.version == VERSION => decode_marks(p.marks),
@@ -246,12 +262,17 @@ impl SearchIndex {
         };
         let writer = index
             .writer_with_num_threads(1, WRITER_MEMORY)
-            .map_err(search_error)?;
+            .map_err(|e| match e {
+                TantivyError::LockFailure(..) => Opening::Busy(NodeError::Conflict(format!(
+                    "the search index is in use by another process: {e}"
+                ))),
+                e => damaged(e),
+            })?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
-            .map_err(search_error)?;
+            .map_err(damaged)?;
         Ok(Some(Self {
             index,
             reader,

@@ -227,11 +227,14 @@ impl Node {
         })
     }
 
-    /// Starts the task that keeps the index up with every change.
+    /// Starts the task that keeps the index up with every change. It ends
+    /// when `stop` turns true, after the pass in progress (which holds the
+    /// store): [`Node::shutdown`] waits for it.
     pub(super) fn spawn_indexer(&self) {
         use tokio::sync::broadcast::error::RecvError;
         let node = self.clone();
         let mut events = self.shared.events.subscribe();
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let n = node.clone();
@@ -244,15 +247,18 @@ impl Node {
                 // Wait for a change that may matter, then take all that came
                 // meanwhile in the same pass.
                 loop {
-                    match events.recv().await {
-                        Ok(
-                            NodeEvent::FeedChanged { .. }
-                            | NodeEvent::LibraryChanged { .. }
-                            | NodeEvent::RosterChanged { .. },
-                        )
-                        | Err(RecvError::Lagged(_)) => break,
-                        Ok(_) => {}
-                        Err(RecvError::Closed) => return,
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        event = events.recv() => match event {
+                            Ok(
+                                NodeEvent::FeedChanged { .. }
+                                | NodeEvent::LibraryChanged { .. }
+                                | NodeEvent::RosterChanged { .. },
+                            )
+                            | Err(RecvError::Lagged(_)) => break,
+                            Ok(_) => {}
+                            Err(RecvError::Closed) => return,
+                        },
                     }
                 }
                 while events.try_recv().is_ok() {}
@@ -262,8 +268,8 @@ impl Node {
             .indexer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .replace(task);
-        if let Some(old) = old {
+            .replace((task, stop_tx));
+        if let Some((old, _)) = old {
             old.abort();
         }
     }

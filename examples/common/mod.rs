@@ -1,0 +1,57 @@
+//! What several benchmarks share: a department's history written straight
+//! into a stopped node's store, as a finished sync would leave it.
+
+use meshwork::crdt::automerge::ChangeHash;
+use meshwork::crdt::feed::post_id;
+use meshwork::crdt::feed::write::{self, NewPost};
+use meshwork::crdt::signed::Rules;
+use meshwork::crdt::{RosterAt, RosterBook, SignedChange, SignedDoc, Signer};
+use meshwork::node::wire::DocRef;
+use meshwork::node::{Home, Store};
+
+/// The posts of `bodies`, by `author`, one a minute from `t0`, as signed
+/// changes of department `dept`'s feed in the workspace of `home` (whose
+/// node must be stopped). Returns the changes, to store in other homes too.
+pub async fn write_posts(
+    home: &std::path::Path,
+    dept: &str,
+    author: &Signer,
+    bodies: &[String],
+    t0: i64,
+) -> anyhow::Result<Vec<SignedChange>> {
+    let store = Store::open(&Home::new(home).db())?;
+    let meta = store.workspace()?.expect("a workspace");
+    let roster = SignedDoc::load(
+        Rules::Roster {
+            workspace: ChangeHash(meta.id),
+        },
+        store.changes(&meta.id)?,
+    )?;
+    let key = DocRef::Feed(dept.to_owned()).store_key(&meta.id);
+    let mut feed = SignedDoc::feed(dept, store.changes(&key)?)?;
+    let mut book = RosterBook::new();
+    let me = author.id();
+    let mut all = Vec::with_capacity(bodies.len());
+    for (k, body) in bodies.iter().enumerate() {
+        let id = post_id(&me, (k as u64).to_be_bytes());
+        let post = NewPost {
+            id: &id,
+            author: me,
+            body,
+            created_at: t0 + k as i64 * 60_000,
+            reply_to: None,
+            mentions: &[],
+        };
+        let mut at = RosterAt::new(roster.doc(), &mut book);
+        if let Some(c) = feed.change_under(&mut at, author, post.created_at, |tx| {
+            write::post(tx, &post)
+        })? {
+            all.push(c);
+        }
+    }
+    for batch in all.chunks(5_000) {
+        store.put_changes(&key, batch)?;
+    }
+    store.flush().await?;
+    Ok(all)
+}
