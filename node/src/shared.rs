@@ -20,6 +20,8 @@ use meshwork_crdt::{
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+use tracing::debug;
+
 use crate::home::Identity;
 use crate::store::{Store, WorkspaceMeta};
 use crate::wire::DocRef;
@@ -108,19 +110,7 @@ impl Workspace {
             return Ok(&mut self.roster);
         }
         if !self.docs.contains_key(doc) {
-            let stored = store.changes(&doc.store_key(&self.meta.id))?;
-            let loaded = match doc {
-                DocRef::Direct(_) => {
-                    let [a, b] = doc.pair().ok_or_else(|| {
-                        NodeError::BadRequest("not a direct conversation id".into())
-                    })?;
-                    SignedDoc::direct(a, b, stored)?
-                }
-                DocRef::Library(id) => SignedDoc::library(id, stored)?,
-                DocRef::Pins => SignedDoc::pins(&hex::encode(self.meta.id), stored)?,
-                DocRef::Feed(id) => SignedDoc::feed(id, stored)?,
-                DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
-            };
+            let loaded = load(doc, &self.meta.id, store)?;
             self.docs.insert(doc.clone(), loaded);
         }
         self.docs
@@ -279,6 +269,27 @@ impl Presence {
     }
 }
 
+/// A department document (feed, conversation, library, pin ledger) as the
+/// store holds it.
+fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, NodeError> {
+    let stored = store.changes(&doc.store_key(workspace))?;
+    Ok(match doc {
+        DocRef::Direct(_) => {
+            let [a, b] = doc
+                .pair()
+                .ok_or_else(|| NodeError::BadRequest("not a direct conversation id".into()))?;
+            SignedDoc::direct(a, b, stored)?
+        }
+        DocRef::Library(id) => SignedDoc::library(id, stored)?,
+        DocRef::Pins => SignedDoc::pins(&hex::encode(workspace), stored)?,
+        DocRef::Feed(id) => SignedDoc::feed(id, stored)?,
+        DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
+    })
+}
+
+/// A hold of the workspace lock worth a log line.
+const LONG_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub(crate) struct Shared {
     pub identity: Identity,
     pub store: Store,
@@ -322,6 +333,26 @@ impl Shared {
         }
     }
 
+    /// Loads `doc` from the store, if it is not loaded yet, without
+    /// holding the workspace lock: a 100,000-post feed takes a second to
+    /// load. (Whoever loads it first under the lock wins; nothing writes to
+    /// a document that is not loaded, so a copy loaded here is never
+    /// behind one that was.)
+    pub(crate) fn preload(&self, doc: &DocRef) -> Result<(), NodeError> {
+        if *doc == DocRef::Roster {
+            return Ok(());
+        }
+        let missing = self.with_ws(|ws| Ok((!ws.docs.contains_key(doc)).then_some(ws.meta.id)))?;
+        let Some(workspace) = missing else {
+            return Ok(());
+        };
+        let loaded = load(doc, &workspace, &self.store)?;
+        self.with_ws(|ws| {
+            ws.docs.entry(doc.clone()).or_insert(loaded);
+            Ok(())
+        })
+    }
+
     /// The turn of `doc`'s sync rounds: held for a round's length.
     pub(crate) fn doc_turn(&self, doc: &DocRef) -> Arc<Mutex<()>> {
         self.turns
@@ -348,14 +379,29 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the workspace, or fails if there is none.
+    /// Runs `f` on the workspace, or fails if there is none. A hold longer
+    /// than [`LONG_HOLD`] is logged with its caller: everything else waits
+    /// for it.
+    #[track_caller]
     pub(crate) fn with_ws<R>(
         &self,
         f: impl FnOnce(&mut Workspace) -> Result<R, NodeError>,
     ) -> Result<R, NodeError> {
+        let caller = std::panic::Location::caller();
         let mut guard = self.lock();
+        let held = std::time::Instant::now();
         let ws = guard.as_mut().ok_or_else(NodeError::no_workspace)?;
-        f(ws)
+        let out = f(ws);
+        drop(guard);
+        if held.elapsed() > LONG_HOLD {
+            debug!(
+                "the workspace lock was held {:?} at {}:{}",
+                held.elapsed(),
+                caller.file(),
+                caller.line()
+            );
+        }
+        out
     }
 
     /// Records that `peer` connected (`true`) or left (`false`) now.

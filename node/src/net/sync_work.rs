@@ -77,6 +77,7 @@ pub(crate) fn step(
         Some(payload) => Some(OpenedSync::open(payload)?),
         None => None,
     };
+    shared.preload(doc)?;
     if let Some(opened) = &mut opened {
         shared.with_ws(|ws| {
             opened.forget_known(ws.doc_mut(doc, store)?);

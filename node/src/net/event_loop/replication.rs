@@ -222,17 +222,9 @@ impl EventLoop {
         }
         self.sessions.insert(key.clone(), 0);
         let (peer, doc) = key;
-        let first = self.shared.with_ws(|ws| {
+        let _ = self.shared.with_ws(|ws| {
             ws.new_session(peer, Side::Initiator, &doc);
-            let mut state = ws
-                .sync
-                .remove(&(peer, Side::Initiator, doc.clone()))
-                .unwrap_or_default();
-            let payload = ws
-                .doc_mut(&doc, &self.shared.store)?
-                .generate_sync(&mut state);
-            ws.sync.insert((peer, Side::Initiator, doc.clone()), state);
-            Ok(payload)
+            Ok(())
         });
         let covered = covered
             .map(|c| {
@@ -241,13 +233,16 @@ impl EventLoop {
                     .collect()
             })
             .unwrap_or_default();
-        match first {
-            Ok(payload) => self.send_sync(peer, doc, payload, true, covered),
-            Err(e) => {
-                warn!("cannot start a sync: {e}");
-                self.sessions.remove(&(peer, doc));
-            }
-        }
+        // The first message (for a peer that has nothing, a summary of the
+        // whole history) is made off the loop too.
+        self.work(
+            peer,
+            Side::Initiator,
+            doc,
+            None,
+            None,
+            After::Start { covered },
+        );
     }
 
     fn send_sync(
@@ -377,7 +372,7 @@ impl EventLoop {
                         channel,
                         SyncResponse::Refused("malformed sync message".into()),
                     ),
-                    After::Continue { .. } => {
+                    After::Continue { .. } | After::Start { .. } => {
                         self.sessions.remove(&(peer, doc));
                     }
                 }
@@ -411,6 +406,11 @@ impl EventLoop {
                     self.relay(&doc, peer, &covered);
                 }
                 self.answer(channel, SyncResponse::Sync(next));
+            }
+            After::Start { covered } => {
+                if self.sessions.contains_key(&(peer, doc.clone())) {
+                    self.send_sync(peer, doc, next, true, covered);
+                }
             }
             After::Continue { their_silence } => {
                 if arrived {
@@ -536,6 +536,11 @@ enum After {
         first: bool,
         /// The peers the asker said its push covers.
         covered: Vec<PeerId>,
+    },
+    /// Send the first message of a session this node starts.
+    Start {
+        /// The peers the change it pushes is already going to.
+        covered: Vec<serde_bytes::ByteBuf>,
     },
     /// Continue the session this node runs.
     Continue {
