@@ -30,6 +30,12 @@ mod common;
 const FILE: usize = 16 << 20;
 
 fn main() -> anyhow::Result<()> {
+    // `RUST_LOG=meshwork_node::shared=debug` names every long hold of the
+    // workspace lock.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let posts: usize = match std::env::args().skip_while(|a| a != "--posts").nth(1) {
         Some(n) => n.parse()?,
         None => 100_000,
@@ -281,6 +287,13 @@ async fn measure(
         let (fetcher, out) = (fetcher.clone(), dir.join(format!("{tag}.got")));
         let id = shared.entry.id.clone();
         tokio::spawn(async move {
+            // Timed from when the fetcher's library lists it.
+            while !fetcher
+                .files("Ops")
+                .is_ok_and(|f| f.iter().any(|f| f.entry.id == id))
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let t = Instant::now();
             fetcher.get(&id, &out, None).await.map(|_| t.elapsed())
         })

@@ -64,6 +64,9 @@ fn members_find_what_they_may_read_and_nothing_else() {
         &["post", "Research", "Budget draft for Q3: see the sheet"],
     );
     let draft = draft.trim();
+    until("Bob has Ada's draft", || {
+        ok(&bob, &["feed", "Research", "--json"]).contains(draft)
+    });
     let reply = ok(
         &bob,
         &[

@@ -366,6 +366,16 @@ impl SignedDoc {
         &self.doc
     }
 
+    /// How many signed changes it holds (cheap: no change is read).
+    pub fn len(&self) -> usize {
+        self.signatures.len()
+    }
+
+    /// Whether it holds no signed change.
+    pub fn is_empty(&self) -> bool {
+        self.signatures.is_empty()
+    }
+
     /// The current heads.
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.doc.get_heads()

@@ -38,7 +38,7 @@ use crate::NodeError;
 
 /// Bumped whenever the schema or what is indexed changes: an index of
 /// another version is rebuilt.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The indexing arena: tantivy's minimum for one thread.
 const WRITER_MEMORY: usize = 15_000_000;
@@ -106,8 +106,8 @@ pub(crate) struct Record {
 pub(crate) struct DocUpdate {
     /// The document, as [`crate::wire::DocRef::index_key`] names it.
     pub doc: String,
-    /// Its heads after this update.
-    pub heads: Vec<ChangeHash>,
+    /// What the index has seen of it after this update.
+    pub mark: Mark,
     /// `None`: every record is replaced by `records`. `Some(ids)`: the
     /// records with these ids are replaced by those of `records` that carry
     /// them (an id without one was deleted).
@@ -116,8 +116,19 @@ pub(crate) struct DocUpdate {
     pub records: Vec<Record>,
 }
 
-/// A document's heads as the index last saw them, by document.
-pub(crate) type Marks = BTreeMap<String, Vec<ChangeHash>>;
+/// What the index has seen of a document: its heads then, and how many
+/// changes it held (so that a big delta is told without reading it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Mark {
+    /// The heads, hex.
+    #[serde(with = "heads_hex")]
+    pub heads: Vec<ChangeHash>,
+    /// How many changes the document held.
+    pub changes: usize,
+}
+
+/// What the index has seen, by document.
+pub(crate) type Marks = BTreeMap<String, Mark>;
 
 /// A hit, before the node names its department and author.
 #[derive(Clone, Debug)]
@@ -139,8 +150,8 @@ pub(crate) struct RawHit {
 #[derive(Serialize, Deserialize)]
 struct Payload {
     version: u32,
-    /// Document → heads, hex.
-    marks: BTreeMap<String, Vec<String>>,
+    /// Document → what was seen of it.
+    marks: Marks,
 }
 
 #[derive(Clone, Copy)]
@@ -256,7 +267,7 @@ impl SearchIndex {
         let marks = match index.load_metas().map_err(damaged)?.payload {
             None => Marks::new(),
             Some(text) => match serde_json::from_str::<Payload>(&text) {
-                Ok(p) if p.version == VERSION => decode_marks(p.marks),
+                Ok(p) if p.version == VERSION => p.marks,
                 _ => return Ok(None),
             },
         };
@@ -326,11 +337,11 @@ impl SearchIndex {
                 writer.add_document(d).map_err(search_error)?;
                 written += 1;
             }
-            next.insert(u.doc, u.heads);
+            next.insert(u.doc, u.mark);
         }
         let payload = serde_json::to_string(&Payload {
             version: VERSION,
-            marks: encode_marks(&next),
+            marks: next.clone(),
         })?;
         let mut commit = writer.prepare_commit().map_err(search_error)?;
         commit.set_payload(&payload);
@@ -438,24 +449,31 @@ fn key(doc: &str, id: &str) -> String {
     format!("{doc}/{id}")
 }
 
-fn encode_marks(marks: &Marks) -> BTreeMap<String, Vec<String>> {
-    marks
-        .iter()
-        .map(|(d, heads)| (d.clone(), heads.iter().map(|h| hex::encode(h.0)).collect()))
-        .collect()
-}
+/// Heads as hex strings in the payload.
+mod heads_hex {
+    use meshwork_crdt::automerge::ChangeHash;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-fn decode_marks(stored: BTreeMap<String, Vec<String>>) -> Marks {
-    stored
-        .into_iter()
-        .filter_map(|(d, heads)| {
-            let heads = heads
-                .iter()
-                .map(|h| Some(ChangeHash(hex::decode(h).ok()?.try_into().ok()?)))
-                .collect::<Option<Vec<_>>>()?;
-            Some((d, heads))
-        })
-        .collect()
+    pub(super) fn serialize<S: Serializer>(heads: &[ChangeHash], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(heads.iter().map(|h| hex::encode(h.0)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<ChangeHash>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|h| {
+                let bytes: [u8; 32] = hex::decode(h)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        serde::de::Error::custom("a head that is not 32 bytes of hex")
+                    })?;
+                Ok(ChangeHash(bytes))
+            })
+            .collect()
+    }
 }
 
 fn search_error(e: TantivyError) -> NodeError {

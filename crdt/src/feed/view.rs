@@ -76,10 +76,18 @@ impl<'a> Feed<'a> {
 
     /// Every post, newest first, read as the iterator goes.
     pub fn newest(&self) -> impl Iterator<Item = Post> + '_ {
+        self.newest_from(0)
+    }
+
+    /// [`Self::newest`] from the `skip`th place of the order on: for a
+    /// reader that takes a long feed a stretch at a time. (A post added
+    /// meanwhile pushes the rest one place on, so such a reader may meet a
+    /// post twice, never miss one.)
+    pub fn newest_from(&self, skip: usize) -> impl Iterator<Item = Post> + '_ {
         let ids = self
             .order
             .as_ref()
-            .map(|o| self.doc.list_range(o, ..))
+            .map(|o| self.doc.list_range(o, skip..))
             .into_iter()
             .flatten()
             .filter_map(|item| item.value.into_value().as_str().map(str::to_owned));

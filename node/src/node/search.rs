@@ -5,9 +5,10 @@
 //! newer still, so it always sees the node's own last write.
 //!
 //! The workspace lock is held only to compare heads and read what changed.
-//! A document that changed a lot (a fresh member's first sync) is cloned
-//! under the lock and read outside it, so indexing a big feed never holds
-//! the lock for the length of the read.
+//! A document that changed a lot (a fresh member's first sync) is read
+//! whole a stretch at a time, the lock taken per stretch, so indexing a big
+//! feed never holds the lock for the length of the read; and one whose
+//! sync round is running waits for the round to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tracing::{debug, warn};
 
 use super::feed::{conversations, my_dept, my_depts};
 use super::Node;
-use crate::search::{DocUpdate, Marks, Record, SearchIndex};
+use crate::search::{DocUpdate, Mark, Marks, Record, SearchIndex};
 use crate::shared::{NodeEvent, Workspace};
 use crate::store::Store;
 use crate::wire::DocRef;
@@ -36,9 +37,15 @@ pub const MAX_HITS: usize = 200;
 /// The longest query, in bytes.
 const MAX_QUERY: usize = 1024;
 
-/// Past this many new changes, a document is read whole (outside the lock)
-/// rather than change by change.
+/// Past this many new changes, a document is read whole, a stretch per hold
+/// of the lock, rather than change by change in one hold.
 const READ_WHOLE_AFTER: usize = 2_000;
+
+/// The least time between two background passes that found work: while a
+/// big history syncs in (events every few milliseconds), each pass takes
+/// what came meanwhile, and the index commits a few times a second rather
+/// than once per batch. A search catches up itself, without waiting.
+const PASS_EVERY: std::time::Duration = std::time::Duration::from_millis(1_000);
 
 /// What `meshwork search` finds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -81,6 +88,14 @@ pub struct SearchHit {
     pub snippet: String,
     /// The matched words: `[start, end)` byte offsets into `snippet`.
     pub highlights: Vec<[usize; 2]>,
+}
+
+/// What a catch-up did.
+struct Caught {
+    /// Records (re)written.
+    written: usize,
+    /// Documents left for later: their sync round was running.
+    busy: usize,
 }
 
 /// Where a readable document sits, for naming its hits.
@@ -196,8 +211,8 @@ impl Node {
     }
 
     /// Brings the index up to date with every document this member may
-    /// read. Returns how many records were (re)written.
-    fn catch_up_all(&self) -> Result<usize, NodeError> {
+    /// read.
+    fn catch_up_all(&self) -> Result<Caught, NodeError> {
         let index = self.search_index()?;
         let me = self.member_id();
         let places = self.shared.with_ws(|ws| {
@@ -207,24 +222,44 @@ impl Node {
         self.catch_up(&index, &places)
     }
 
+    /// Catches the index up with `places`. A document whose sync round is
+    /// running (a fresh member's history arriving) is left for a later
+    /// pass: it would be read again and again as it grows, and the round
+    /// needs the lock more.
     fn catch_up(
         &self,
         index: &SearchIndex,
         places: &BTreeMap<String, Place>,
-    ) -> Result<usize, NodeError> {
+    ) -> Result<Caught, NodeError> {
         let store = &self.shared.store;
-        index.catch_up(|marks| {
-            let pending = self.shared.with_ws(|ws| {
-                places
-                    .keys()
-                    .filter_map(|key| doc_of(key).map(|doc| (key, doc)))
-                    .map(|(key, doc)| changed(ws, store, key, &doc, marks))
-                    .filter_map(Result::transpose)
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
-            // What was cloned is read here, outside the lock.
-            Ok(pending.into_iter().map(Pending::finish).collect())
-        })
+        let mut busy = 0;
+        let written = index.catch_up(|marks| {
+            let mut pending = Vec::new();
+            for key in places.keys() {
+                let Some(doc) = doc_of(key) else { continue };
+                let turn = self.shared.doc_turn(&doc);
+                if matches!(turn.try_lock(), Err(std::sync::TryLockError::WouldBlock)) {
+                    busy += 1;
+                    continue;
+                }
+                // One short hold per document (loaded without it).
+                self.shared.preload(&doc)?;
+                if let Some(p) = self
+                    .shared
+                    .with_ws(|ws| changed(ws, store, key, &doc, marks))?
+                {
+                    pending.push(p);
+                }
+            }
+            pending
+                .into_iter()
+                .map(|p| match p {
+                    Pending::Read(u) => Ok(u),
+                    Pending::Whole { key, doc, mark } => self.read_whole(key, doc, mark),
+                })
+                .collect()
+        })?;
+        Ok(Caught { written, busy })
     }
 
     /// Starts the task that keeps the index up with every change. It ends
@@ -238,11 +273,27 @@ impl Node {
         let task = tokio::spawn(async move {
             loop {
                 let n = node.clone();
-                match tokio::task::spawn_blocking(move || n.catch_up_all()).await {
-                    Ok(Ok(0)) | Err(_) => {}
-                    Ok(Ok(n)) => debug!("search index: {n} records written"),
-                    Ok(Err(NodeError::Conflict(_))) => {} // no workspace yet
-                    Ok(Err(e)) => warn!("search index: {e}"),
+                let again = match tokio::task::spawn_blocking(move || n.catch_up_all()).await {
+                    Ok(Ok(caught)) => {
+                        if caught.written > 0 {
+                            debug!("search index: {} records written", caught.written);
+                        }
+                        caught.written > 0 || caught.busy > 0
+                    }
+                    Err(_) | Ok(Err(NodeError::Conflict(_))) => false, // no workspace yet
+                    Ok(Err(e)) => {
+                        warn!("search index: {e}");
+                        false
+                    }
+                };
+                if again {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(PASS_EVERY) => {}
+                    }
+                    // A document was busy: try it again, event or not.
+                    while events.try_recv().is_ok() {}
+                    continue;
                 }
                 // Wait for a change that may matter, then take all that came
                 // meanwhile in the same pass.
@@ -339,31 +390,70 @@ fn doc_of(key: &str) -> Option<DocRef> {
     })
 }
 
-/// What a document's update needs: read already, or to read from a clone.
+/// What a document's update needs: read already, or to read whole.
 enum Pending {
     Read(DocUpdate),
+    /// Changed too much to follow change by change: read whole, a stretch
+    /// at a time, as of these heads.
     Whole {
         key: String,
         doc: DocRef,
-        clone: Box<Automerge>,
+        mark: Mark,
     },
 }
 
-impl Pending {
-    fn finish(self) -> DocUpdate {
-        match self {
-            Pending::Read(u) => u,
-            Pending::Whole { key, doc, clone } => DocUpdate {
-                heads: clone.get_heads(),
-                touched: None,
-                records: records(&clone, &doc, None),
-                doc: key,
-            },
+/// Posts read per hold of the workspace lock when a feed is read whole.
+const STRETCH: usize = 500;
+
+impl Node {
+    /// Reads a document whole for the index. A feed is read [`STRETCH`]
+    /// posts per hold of the lock: its order list newest first, so a post
+    /// added meanwhile is met twice at worst (and kept once), never missed;
+    /// one changed after `mark` (taken before the first stretch) is read
+    /// again by the next pass.
+    fn read_whole(&self, key: String, doc: DocRef, mark: Mark) -> Result<DocUpdate, NodeError> {
+        let store = &self.shared.store;
+        let mut records = Vec::new();
+        if matches!(doc, DocRef::Library(_)) {
+            records = self
+                .shared
+                .with_ws(|ws| Ok(library_records(ws.doc_mut(&doc, store)?.doc(), None)))?;
+        } else {
+            let direct = matches!(doc, DocRef::Direct(_));
+            let mut seen = std::collections::HashSet::new();
+            let mut at = 0;
+            loop {
+                let stretch: Vec<_> = self.shared.with_ws(|ws| {
+                    Ok(Feed::new(ws.doc_mut(&doc, store)?.doc())
+                        .newest_from(at)
+                        .take(STRETCH)
+                        .collect())
+                })?;
+                at += stretch.len();
+                let done = stretch.len() < STRETCH;
+                records.extend(
+                    stretch
+                        .into_iter()
+                        .filter(|p| seen.insert(p.id.clone()))
+                        .filter_map(|p| post_record(p, direct)),
+                );
+                if done {
+                    break;
+                }
+            }
         }
+        Ok(DocUpdate {
+            doc: key,
+            mark,
+            touched: None,
+            records,
+        })
     }
 }
 
-/// What changed in `doc` since the index's mark, if anything.
+/// What changed in `doc` since the index's mark, if anything. Only a small
+/// delta is read here, under the lock; a big one is left to
+/// [`Node::read_whole`].
 fn changed(
     ws: &mut Workspace,
     store: &Store,
@@ -371,93 +461,102 @@ fn changed(
     doc: &DocRef,
     marks: &Marks,
 ) -> Result<Option<Pending>, NodeError> {
-    let am = ws.doc_mut(doc, store)?.doc();
-    let heads = am.get_heads();
-    let mark = marks.get(key);
-    if mark == Some(&heads) {
+    let signed = ws.doc_mut(doc, store)?;
+    let mark = Mark {
+        heads: signed.heads(),
+        changes: signed.len(),
+    };
+    let seen = marks.get(key);
+    if seen.is_some_and(|s| s.heads == mark.heads) {
         return Ok(None);
     }
     let field = match doc {
         DocRef::Library(_) => "files",
         _ => "posts",
     };
-    let touched = mark.and_then(|m| meshwork_crdt::touched_since(am, m, field, READ_WHOLE_AFTER));
+    let small = seen.filter(|s| mark.changes.saturating_sub(s.changes) <= READ_WHOLE_AFTER);
+    let touched = small.and_then(|s| {
+        meshwork_crdt::touched_since(signed.doc(), &s.heads, field, READ_WHOLE_AFTER)
+    });
     Ok(Some(match touched {
         Some(ids) => Pending::Read(DocUpdate {
             doc: key.to_owned(),
-            records: records(am, doc, Some(&ids)),
+            records: records(signed.doc(), doc, &ids),
             touched: Some(ids),
-            heads,
+            mark,
         }),
         None => Pending::Whole {
             key: key.to_owned(),
             doc: doc.clone(),
-            clone: Box::new(am.clone()),
+            mark,
         },
     }))
 }
 
-/// The searchable records of `doc`: all, or those with the given ids.
-fn records(
-    am: &Automerge,
-    doc: &DocRef,
-    only: Option<&std::collections::BTreeSet<String>>,
-) -> Vec<Record> {
+/// The searchable records of `doc` with the given ids (a deleted post has
+/// none).
+fn records(am: &Automerge, doc: &DocRef, only: &std::collections::BTreeSet<String>) -> Vec<Record> {
     match doc {
-        DocRef::Library(_) => {
-            let library = Library::new(am);
-            let files = match only {
-                None => library.files(),
-                Some(ids) => ids.iter().filter_map(|id| library.file(id)).collect(),
-            };
-            files
-                .into_iter()
-                .map(|f| {
-                    let mut text = f.name;
-                    for e in f.entries.iter().flatten() {
-                        text.push('\n');
-                        text.push_str(&e.path);
-                    }
-                    Record {
-                        kind: if f.entries.is_some() {
-                            HitKind::Folder
-                        } else {
-                            HitKind::File
-                        },
-                        id: f.id,
-                        thread: None,
-                        author: f.uploader,
-                        text,
-                        at: f.shared_at,
-                    }
-                })
-                .collect()
-        }
+        DocRef::Library(_) => library_records(am, Some(only)),
         _ => {
-            let direct = matches!(doc, DocRef::Direct(_));
             let feed = Feed::new(am);
-            let posts: Vec<_> = match only {
-                None => feed.newest().collect(),
-                Some(ids) => ids.iter().filter_map(|id| feed.post(id)).collect(),
-            };
-            posts
-                .into_iter()
-                .filter_map(|p| {
-                    let kind = match (direct, &p.reply_to) {
-                        (true, _) => HitKind::Message,
-                        (false, Some(_)) => HitKind::Reply,
-                        (false, None) => HitKind::Post,
-                    };
-                    Some(Record {
-                        kind,
-                        text: p.body?,
-                        id: p.id,
-                        thread: p.reply_to,
-                        author: p.author,
-                        at: p.created_at,
-                    })
-                })
+            let direct = matches!(doc, DocRef::Direct(_));
+            only.iter()
+                .filter_map(|id| feed.post(id))
+                .filter_map(|p| post_record(p, direct))
                 .collect()
         }
     }
+}
+
+/// A library's files (all, or those with the given ids) as records: a
+/// folder's text is its name and its files' paths.
+fn library_records(
+    am: &Automerge,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<Record> {
+    let library = Library::new(am);
+    let files = match only {
+        None => library.files(),
+        Some(ids) => ids.iter().filter_map(|id| library.file(id)).collect(),
+    };
+    files
+        .into_iter()
+        .map(|f| {
+            let mut text = f.name;
+            for e in f.entries.iter().flatten() {
+                text.push('\n');
+                text.push_str(&e.path);
+            }
+            Record {
+                kind: if f.entries.is_some() {
+                    HitKind::Folder
+                } else {
+                    HitKind::File
+                },
+                id: f.id,
+                thread: None,
+                author: f.uploader,
+                text,
+                at: f.shared_at,
+            }
+        })
+        .collect()
+}
+
+/// A post as a record, unless it was deleted.
+fn post_record(p: meshwork_crdt::feed::Post, direct: bool) -> Option<Record> {
+    let kind = match (direct, &p.reply_to) {
+        (true, _) => HitKind::Message,
+        (false, Some(_)) => HitKind::Reply,
+        (false, None) => HitKind::Post,
+    };
+    Some(Record {
+        kind,
+        text: p.body?,
+        id: p.id,
+        thread: p.reply_to,
+        author: p.author,
+        at: p.created_at,
+    })
 }
