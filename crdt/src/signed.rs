@@ -139,6 +139,8 @@ pub struct OpenedSync {
     sigs: HashMap<ChangeHash, [u8; 64]>,
     verdicts: HashMap<ChangeHash, Signed>,
     malformed: Vec<Rejection>,
+    /// Every change the message carried, known here already or not.
+    carried: Vec<ChangeHash>,
 }
 
 /// Some of an [`OpenedSync`]'s changes, in the order they came.
@@ -175,6 +177,7 @@ impl OpenedSync {
         }
         Ok(Self {
             message,
+            carried: changes.iter().map(Change::hash).collect(),
             changes,
             sigs,
             verdicts: HashMap::new(),
@@ -235,6 +238,47 @@ impl OpenedSync {
 /// The most changes held back for missing dependencies; past it, new ones
 /// are dropped (sync will offer them again).
 const MAX_PENDING: usize = 10_000;
+
+/// The most bytes of changes (with their signatures) one sync message
+/// carries. The transport takes messages of up to 16 MiB
+/// (`node/src/net/behaviour.rs`); a fresh member's 100,000-post feed, ~30
+/// MiB, goes in several rounds.
+pub const SYNC_BUDGET: usize = 4 << 20;
+
+/// What a change's signature adds to a message: hash, signature, framing.
+const SIGNATURE_COST: usize = 32 + 64 + 4;
+
+/// Cuts `message`'s changes to a prefix of at most `budget` bytes (one
+/// change at least) and tells `state` that only those were sent.
+/// automerge lists them dependencies first, so the prefix applies as it
+/// comes.
+fn cut_to(
+    message: &mut sync::Message,
+    state: &mut sync::State,
+    sent_before: &std::collections::BTreeSet<ChangeHash>,
+    budget: usize,
+) {
+    let cost = |chunk: &[u8]| chunk.len() + SIGNATURE_COST;
+    if message.changes.iter().map(cost).sum::<usize>() <= budget {
+        return;
+    }
+    let mut kept = Vec::new();
+    let mut size = 0;
+    for chunk in message.changes.iter() {
+        if !kept.is_empty() && size + cost(chunk) > budget {
+            break;
+        }
+        size += cost(chunk);
+        kept.push(chunk.to_vec());
+    }
+    state.sent_hashes.clone_from(sent_before);
+    state.sent_hashes.extend(
+        kept.iter()
+            .filter_map(|c| Change::from_bytes(c.clone()).ok())
+            .map(|c| c.hash()),
+    );
+    message.changes = kept.into();
+}
 
 impl SignedDoc {
     /// An empty document under `rules`, to be filled by sync.
@@ -537,11 +581,33 @@ impl SignedDoc {
     }
 
     /// Produces the next sync message for the peer whose state is `state`,
-    /// with the signatures of the changes it carries.
+    /// with the signatures of the changes it carries, at most
+    /// [`SYNC_BUDGET`] bytes of them.
     pub fn generate_sync(&self, state: &mut sync::State) -> Option<SyncPayload> {
+        self.generate_sync_within(state, SYNC_BUDGET)
+    }
+
+    /// [`Self::generate_sync`] with the changes cut to `budget` bytes
+    /// (signatures included; at least one change). Those left out are
+    /// forgotten as sent, so the next round carries them: a long history
+    /// goes in several rounds, each within the transport's message limit.
+    pub fn generate_sync_within(
+        &self,
+        state: &mut sync::State,
+        budget: usize,
+    ) -> Option<SyncPayload> {
         let sent_before = state.sent_hashes.clone();
         let missing = self.missing_deps();
-        let mut message = match self.doc.generate_sync_message(state) {
+        // Changes go one per chunk, never as the whole document in one
+        // chunk (automerge's v2 messages, for a peer that has nothing),
+        // so that a message can be cut anywhere.
+        state.their_capabilities = None;
+        let hidden = self.hide_beyond(state, budget);
+        let generated = self.doc.generate_sync_message(state);
+        for h in &hidden {
+            state.sent_hashes.remove(h);
+        }
+        let mut message = match generated {
             Some(m) => m,
             None if !missing.is_empty() => sync::Message {
                 heads: self.doc.get_heads(),
@@ -553,6 +619,7 @@ impl SignedDoc {
             },
             None => return None,
         };
+        cut_to(&mut message, state, &sent_before, budget);
         // Ask for what held-back changes are waiting on.
         message.need.extend(missing);
         message.need.sort();
@@ -572,6 +639,45 @@ impl SignedDoc {
             message: message.encode(),
             signatures,
         })
+    }
+
+    /// Marks as sent, for the length of one `generate_sync_message`, the
+    /// changes the peer lacks past about twice `budget`: automerge builds
+    /// every change it means to send from its operations (~10 µs each), so
+    /// a message cut afterwards would still cost the whole rest of a long
+    /// history, at every round. Reading which changes those are costs only
+    /// the change graph. Returns the hashes marked, to unmark.
+    fn hide_beyond(&self, state: &mut sync::State, budget: usize) -> Vec<ChangeHash> {
+        let (Some(have), Some(need)) = (&state.their_have, &state.their_need) else {
+            return Vec::new();
+        };
+        let last_sync: Vec<ChangeHash> = have.iter().flat_map(|h| h.last_sync.clone()).collect();
+        let metas = self.doc.get_changes_meta(&last_sync);
+        // Op counts tell a change's size roughly; the cut that follows
+        // generation is exact.
+        let estimate = |m: &automerge::ChangeMetadata<'_>| {
+            let message = m.message.as_ref().map_or(0, |s| s.len());
+            64 + message + 16 * (m.max_op + 1).saturating_sub(m.start_op) as usize
+        };
+        let mut size = 0;
+        let mut hidden = Vec::new();
+        for m in &metas {
+            if state.sent_hashes.contains(&m.hash)
+                || need.contains(&m.hash)
+                || have.iter().any(|h| h.bloom.contains_hash(&m.hash))
+            {
+                continue;
+            }
+            if size > 2 * budget {
+                hidden.push(m.hash);
+            } else {
+                size += estimate(m) + SIGNATURE_COST;
+            }
+        }
+        for h in &hidden {
+            state.sent_hashes.insert(*h);
+        }
+        hidden
     }
 
     /// Dependencies of held-back changes that nobody has sent yet.
@@ -650,6 +756,13 @@ impl SignedDoc {
     /// ([`Self::ingest_batch`]): the sync state learns the peer's heads
     /// and what it has and needs. Changes left in `opened` are dropped
     /// (sync offers them again).
+    ///
+    /// The changes it carried that are heads here now count as shared
+    /// with the peer, as automerge counts changes it applies from a
+    /// message itself: the next "have" this node sends summarises only
+    /// what came after them, not a long history that arrives over many
+    /// rounds (the summary of 100,000 changes, rebuilt every round, was
+    /// most of a round's time).
     pub fn finish_sync(
         &mut self,
         state: &mut sync::State,
@@ -658,6 +771,11 @@ impl SignedDoc {
         let mut message = opened.message;
         message.changes = sync::ChunkList::empty();
         self.doc.receive_sync_message(state, message)?;
+        let heads: HashSet<ChangeHash> = self.doc.get_heads().into_iter().collect();
+        let mut shared: std::collections::BTreeSet<ChangeHash> =
+            state.shared_heads.iter().copied().collect();
+        shared.extend(opened.carried.into_iter().filter(|h| heads.contains(h)));
+        state.shared_heads = shared.into_iter().collect();
         Ok(())
     }
 

@@ -475,3 +475,42 @@ fn departments_created_apart_with_one_name_are_told_apart_alike() {
     assert_eq!(r.resolve_dept("Ops East").unwrap().id, a);
     assert_eq!(r.dept_label(b).as_deref(), Some("Ops"));
 }
+
+#[test]
+fn a_long_history_syncs_in_messages_cut_to_the_budget() {
+    let admin = signer(1);
+    let (mut doc, _) = workspace(&admin);
+    for n in 0..200u16 {
+        let mut secret = [9u8; 32];
+        secret[..2].copy_from_slice(&n.to_le_bytes());
+        add_member(&mut doc, &admin, &Signer::from_secret(secret), Role::Member);
+    }
+    let mut replica = SignedDoc::new(doc.rules().clone());
+    let (mut sa, mut sb) = (sync::State::new(), sync::State::new());
+    let budget = 8 * 1024;
+    let mut carrying = 0;
+    for _ in 0..500 {
+        let m1 = doc.generate_sync_within(&mut sa, budget);
+        if let Some(m) = m1.clone() {
+            let message = sync::Message::decode(&m.message).unwrap();
+            let bytes: usize = message.changes.iter().map(|c| c.len() + 100).sum();
+            assert!(
+                bytes <= budget || message.changes.len() == 1,
+                "{bytes} bytes"
+            );
+            assert_eq!(m.signatures.len(), message.changes.len());
+            carrying += usize::from(!message.changes.is_empty());
+            let report = replica.receive_sync(&mut sb, m).unwrap();
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        }
+        let m2 = replica.generate_sync_within(&mut sb, budget);
+        if let Some(m) = m2.clone() {
+            doc.receive_sync(&mut sa, m).unwrap();
+        }
+        if m1.is_none() && m2.is_none() {
+            break;
+        }
+    }
+    assert_eq!(replica.heads(), doc.heads(), "the replica caught up");
+    assert!(carrying > 3, "{carrying} messages carried the history");
+}

@@ -274,9 +274,10 @@ impl Node {
         Some(self.receive(doc, report))
     }
 
-    fn generate(&mut self, to: usize, doc: &Doc) -> Option<SyncPayload> {
+    /// The next sync message to `to`, its changes cut to `budget` bytes.
+    fn generate(&mut self, to: usize, doc: &Doc, budget: usize) -> Option<SyncPayload> {
         let mut state = self.sync.remove(&(to, doc.clone())).unwrap_or_default();
-        let out = self.doc(doc).generate_sync(&mut state);
+        let out = self.doc(doc).generate_sync_within(&mut state, budget);
         self.sync.insert((to, doc.clone()), state);
         out
     }
@@ -448,6 +449,15 @@ impl World {
         self.queue.push(msg);
     }
 
+    /// How many bytes of changes a sync message may carry: the node's
+    /// budget, or one so small that a history goes over many rounds (and
+    /// the rounds' messages are lost and reordered like any other).
+    fn budget(&mut self) -> usize {
+        *[meshwork_crdt::signed::SYNC_BUDGET, 4_096, 600]
+            .choose(&mut self.rng)
+            .expect("budgets")
+    }
+
     /// Starts a sync session `from` → `to` on `doc`.
     fn start_sync(&mut self, from: usize, to: usize, doc: &Doc) {
         if from == to || !self.nodes[from].may_share(doc, to) {
@@ -455,7 +465,8 @@ impl World {
         }
         self.nodes[from].new_session(to, doc);
         self.nodes[to].new_session(from, doc);
-        if let Some(p) = self.nodes[from].generate(to, doc) {
+        let budget = self.budget();
+        if let Some(p) = self.nodes[from].generate(to, doc, budget) {
             self.send(Msg {
                 from,
                 to,
@@ -499,7 +510,8 @@ impl World {
                 self.stats.waited_for_roster += got.waiting_for_roster;
                 // A session ends after MAX_ROUNDS, as the node's does.
                 if rounds < MAX_ROUNDS {
-                    if let Some(p) = self.nodes[to].generate(from, &doc) {
+                    let budget = self.budget();
+                    if let Some(p) = self.nodes[to].generate(from, &doc, budget) {
                         self.send(Msg {
                             from: to,
                             to: from,

@@ -21,6 +21,10 @@ pub const JOIN_PROTOCOL: &str = "/meshwork/join/1";
 /// [`super::PIECES_PROTOCOL`]).
 pub const BLOB_PROTOCOL: &str = "/meshwork/blob/1";
 
+/// The largest sync message taken, either way (see
+/// [`meshwork_crdt::signed::SYNC_BUDGET`]).
+const MAX_SYNC_MESSAGE: u64 = 16 << 20;
+
 /// Every protocol a Meshwork node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -77,7 +81,14 @@ impl Behaviour {
             ),
             mdns: mdns.into(),
             gossipsub,
-            sync: request_response::cbor::Behaviour::new(
+            // A sync message carries up to `SYNC_BUDGET` (4 MiB) of
+            // changes, plus its bloom filter and heads, either way: the
+            // codec's defaults (1 MiB requests) would refuse a push of a
+            // long history.
+            sync: request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_SYNC_MESSAGE)
+                    .set_response_size_maximum(MAX_SYNC_MESSAGE),
                 [(
                     StreamProtocol::new(SYNC_PROTOCOL),
                     request_response::ProtocolSupport::Full,
