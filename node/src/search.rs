@@ -203,9 +203,30 @@ pub(crate) struct SearchIndex {
     /// Held while an update is gathered and applied: updates never overlap,
     /// and none is gathered against marks another is about to change.
     writer: Mutex<(IndexWriter, Marks)>,
+    /// Documents waiting to hold still before they are read whole
+    /// ([`Self::settled`]), with their change counts when last asked.
+    sizes: Mutex<BTreeMap<String, usize>>,
 }
 
 impl SearchIndex {
+    /// Whether `doc`, which changed too much to follow change by change,
+    /// held still since the last time it was asked about (it then had
+    /// `changes` changes too). A fresh member's history arrives over
+    /// minutes; it is read whole once, when it stops growing.
+    pub(crate) fn settled(&self, doc: &str, changes: usize) -> bool {
+        let mut last = self
+            .sizes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match last.insert(doc.to_owned(), changes) {
+            Some(before) if before == changes => {
+                last.remove(doc);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Opens the index in `dir`, creating it, or rebuilding it from nothing
     /// when it is unreadable or of another version.
     pub(crate) fn open(dir: &Path) -> Result<Self, NodeError> {
@@ -289,6 +310,7 @@ impl SearchIndex {
             reader,
             fields,
             writer: Mutex::new((writer, marks)),
+            sizes: Mutex::default(),
         }))
     }
 
@@ -477,5 +499,5 @@ mod heads_hex {
 }
 
 fn search_error(e: TantivyError) -> NodeError {
-    NodeError::Internal(format!("search index: {e}"))
+    NodeError::failed("search index", e)
 }

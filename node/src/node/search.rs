@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use super::feed::{conversations, my_dept, my_depts};
 use super::Node;
+use crate::error::Context;
 use crate::search::{DocUpdate, Mark, Marks, Record, SearchIndex};
 use crate::shared::{NodeEvent, Workspace};
 use crate::store::Store;
@@ -133,7 +134,7 @@ impl Node {
         let (query, dept) = (query.to_owned(), dept.map(str::to_owned));
         tokio::task::spawn_blocking(move || node.search_blocking(&query, dept.as_deref(), limit))
             .await
-            .map_err(|e| NodeError::Internal(format!("search task: {e}")))?
+            .context("search task")?
     }
 
     fn search_blocking(
@@ -151,7 +152,8 @@ impl Node {
                 roster,
             ))
         })?;
-        self.catch_up(&index, &places)?;
+        // A search reads what is stored, however much is still arriving.
+        self.catch_up(&index, &places, false)?;
         let docs: Vec<String> = places.keys().cloned().collect();
         let (raw, total) = index.search(query, &docs, limit)?;
         let name = |id: &MemberId| {
@@ -219,17 +221,21 @@ impl Node {
             let roster = ws.roster_view();
             readable(ws, &roster, &self.shared.store, &me, None)
         })?;
-        self.catch_up(&index, &places)
+        self.catch_up(&index, &places, true)
     }
 
     /// Catches the index up with `places`. A document whose sync round is
     /// running (a fresh member's history arriving) is left for a later
     /// pass: it would be read again and again as it grows, and the round
     /// needs the lock more.
+    ///
+    /// `patient` (the background task): a document with a long history
+    /// arriving is read whole only once it held still for a pass.
     fn catch_up(
         &self,
         index: &SearchIndex,
         places: &BTreeMap<String, Place>,
+        patient: bool,
     ) -> Result<Caught, NodeError> {
         let store = &self.shared.store;
         let mut busy = 0;
@@ -251,13 +257,26 @@ impl Node {
                     pending.push(p);
                 }
             }
-            pending
-                .into_iter()
-                .map(|p| match p {
-                    Pending::Read(u) => Ok(u),
-                    Pending::Whole { key, doc, mark } => self.read_whole(key, doc, mark),
-                })
-                .collect()
+            // A document read whole is read once it held still for a pass:
+            // a history still arriving would be read again and again.
+            let mut updates = Vec::new();
+            for p in pending {
+                match p {
+                    Pending::Read(u) => updates.push(u),
+                    Pending::Whole {
+                        key,
+                        mark,
+                        big: true,
+                        ..
+                    } if patient && !index.settled(&key, mark.changes) => {
+                        busy += 1;
+                    }
+                    Pending::Whole { key, doc, mark, .. } => {
+                        updates.push(self.read_whole(key, doc, mark)?)
+                    }
+                }
+            }
+            Ok(updates)
         })?;
         Ok(Caught { written, busy })
     }
@@ -399,11 +418,14 @@ enum Pending {
         key: String,
         doc: DocRef,
         mark: Mark,
+        /// More than [`READ_WHOLE_AFTER`] changes came since the index
+        /// looked: a history arriving, read once it holds still.
+        big: bool,
     },
 }
 
 /// Posts read per hold of the workspace lock when a feed is read whole.
-const STRETCH: usize = 500;
+const STRETCH: usize = 200;
 
 impl Node {
     /// Reads a document whole for the index. A feed is read [`STRETCH`]
@@ -488,6 +510,7 @@ fn changed(
         None => Pending::Whole {
             key: key.to_owned(),
             doc: doc.clone(),
+            big: mark.changes.saturating_sub(seen.map_or(0, |s| s.changes)) > READ_WHOLE_AFTER,
             mark,
         },
     }))
