@@ -3,7 +3,7 @@
 
 use libp2p::PeerId;
 use meshwork_crdt::roster::{write, Invite, Roster};
-use meshwork_crdt::{MemberId, Millis, SignedChange};
+use meshwork_crdt::{Millis, SignedChange};
 
 use crate::shared::Shared;
 use crate::wire::JoinRequest;
@@ -16,7 +16,7 @@ pub(crate) fn admit(
     request: &JoinRequest,
     now: Millis,
 ) -> Result<Option<SignedChange>, String> {
-    let joiner = member_id(&peer).ok_or("your peer id is not an ed25519 key")?;
+    let joiner = crate::ids::member_of(&peer).ok_or("your peer id is not an ed25519 key")?;
     meshwork_crdt::roster::check_display_name(&request.name).map_err(|e| e.to_string())?;
     let signer = &shared.identity.signer;
     shared
@@ -79,12 +79,6 @@ fn check_invite<'r>(
         }
     }
     Ok(invite)
-}
-
-/// The member id of a peer: its ed25519 key.
-pub(crate) fn member_id(peer: &PeerId) -> Option<MemberId> {
-    let key = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
-    MemberId::from_bytes(&key.try_into_ed25519().ok()?.to_bytes())
 }
 
 /// "3h 20m", "45s": durations as people read them.

@@ -226,7 +226,7 @@ impl IntoResponse for ApiError {
             NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
             NodeError::Unreachable(_) => StatusCode::GATEWAY_TIMEOUT,
             NodeError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
-            NodeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            NodeError::Internal(_) | NodeError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({"error": self.0.to_string()}))).into_response()
     }

@@ -60,10 +60,10 @@ impl Disk {
             .find(|p| p.exists())
             .unwrap_or(Path::new("."));
         (self.free)(existing).map_err(|e| {
-            NodeError::Internal(format!(
-                "cannot tell the free space at {}: {e}",
-                existing.display()
-            ))
+            NodeError::failed(
+                format!("cannot tell the free space at {}", existing.display()),
+                e,
+            )
         })
     }
 

@@ -9,6 +9,7 @@ use libp2p::identity::Keypair;
 use meshwork_crdt::Signer;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Context;
 use crate::NodeError;
 
 /// Paths inside a node's home directory.
@@ -131,8 +132,7 @@ impl Home {
                 NodeError::Internal(format!("{} is damaged", self.key_path().display()))
             })?;
         let profile: Profile = serde_json::from_slice(&fs::read(self.profile_path())?)?;
-        let keypair =
-            Keypair::ed25519_from_bytes(secret).map_err(|e| NodeError::Internal(e.to_string()))?;
+        let keypair = Keypair::ed25519_from_bytes(secret).context("the identity key is damaged")?;
         Ok(Identity {
             signer: Signer::from_secret(secret),
             keypair,

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod disk;
 mod error;
 pub mod home;
+mod ids;
 pub mod net;
 pub mod node;
 mod search;

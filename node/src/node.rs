@@ -3,6 +3,7 @@
 //! changes that are stored durably, then gossiped.
 
 use crate::disk::Disk;
+use crate::error::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,12 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 mod audit;
+mod commit;
 mod download;
 mod feed;
 mod files;
 mod folder;
+mod ledger;
 mod opening;
 mod pins;
 mod roster;
@@ -27,9 +30,10 @@ mod unread;
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
 pub use feed::{Attachment, Thread};
 pub use files::{FileInfo, Progress};
+pub use ledger::SKEW_MARGIN_MS;
 pub use pins::{
     PinInfo, PinNodeConfig, PinNodeInfo, PinnerInfo, PinsView, Reconciled, LOST_AFTER_MS,
-    SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
+    VOLUNTEER_STAGGER_MS,
 };
 pub use search::{HitKind, SearchHit, SearchResults, MAX_HITS};
 pub use unread::{ReadIn, Unread, UnreadIn, COUNT_AT_MOST};
@@ -174,7 +178,7 @@ pub struct Node {
     net: Arc<Mutex<Option<NetHandle>>>,
     /// Held by a pin reconcile pass: passes never overlap.
     pin_pass: Arc<Mutex<()>>,
-    ledger_cache: Arc<std::sync::Mutex<Option<pins::LedgerCache>>>,
+    ledger_cache: Arc<std::sync::Mutex<Option<ledger::LedgerCache>>>,
     /// When this node first saw each blob below its replica target.
     below_target_since:
         Arc<std::sync::Mutex<std::collections::HashMap<String, meshwork_crdt::Millis>>>,
@@ -492,7 +496,7 @@ impl Node {
             })
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?
+        .context("a background task failed")?
     }
 
     /// The workspace part of [`Status`].

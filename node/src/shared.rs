@@ -303,7 +303,7 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<NodeEvent>,
     presence: Mutex<Presence>,
     /// Members' libp2p peer ids (deriving one decompresses a curve point).
-    peer_ids: Mutex<HashMap<MemberId, Option<PeerId>>>,
+    peer_ids: crate::ids::PeerIds,
     /// One turn per document: its sync rounds run one at a time.
     turns: Mutex<HashMap<DocRef, Arc<Mutex<()>>>>,
 }
@@ -328,7 +328,7 @@ impl Shared {
                 last: HashMap::new(),
             }),
             clock,
-            peer_ids: Mutex::new(HashMap::new()),
+            peer_ids: Default::default(),
             turns: Mutex::new(HashMap::new()),
         }
     }
@@ -365,12 +365,7 @@ impl Shared {
 
     /// The libp2p peer id of `member` (the same key).
     pub(crate) fn peer_of(&self, member: &MemberId) -> Option<PeerId> {
-        *self
-            .peer_ids
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(*member)
-            .or_insert_with(|| crate::net::peer_id(member))
+        self.peer_ids.peer_of(member)
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Workspace>> {
@@ -440,6 +435,18 @@ impl Shared {
     /// The roster as it is now.
     pub(crate) fn roster(&self) -> Result<Roster, NodeError> {
         self.with_ws(|ws| Ok(ws.roster_view()))
+    }
+
+    /// Stores a change this node made and makes it durable: what every
+    /// writer does before it tells a peer of the change.
+    pub(crate) async fn persist(
+        &self,
+        workspace: &[u8; 32],
+        doc: &DocRef,
+        change: &SignedChange,
+    ) -> Result<(), NodeError> {
+        self.record(workspace, doc, std::slice::from_ref(change))?;
+        self.store.flush().await
     }
 
     /// Stores accepted changes of `doc` (durable after [`Store::flush`])

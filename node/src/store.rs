@@ -7,6 +7,7 @@
 use meshwork_crdt::{Millis, SignedChange};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Context;
 use crate::NodeError;
 
 /// What a node remembers of its workspace besides the documents.
@@ -278,7 +279,7 @@ impl Store {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| NodeError::Internal(format!("flush task: {e}")))??;
+            .context("flush task")??;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::{Command, NetConfig, PeerInfo};
+use crate::error::Context;
 use crate::shared::{NodeEvent, Shared};
 use crate::wire::{BlobResponse, DocRef, JoinRequest, JoinResponse};
 use crate::NodeError;
@@ -62,7 +63,6 @@ pub(crate) struct EventLoop {
     members: HashMap<PeerId, MemberId>,
     /// Peer ids of every member ever seen: deriving one costs a curve point
     /// decompression, so each is derived once.
-    peer_ids: HashMap<MemberId, Option<PeerId>>,
     /// Whether this node is itself an active member (a joiner is not yet).
     i_am_member: bool,
     /// This node's own roster says it was removed: it takes part no more.
@@ -113,7 +113,7 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .subscribe(&topic)
-            .map_err(|e| NodeError::Internal(format!("cannot subscribe: {e}")))?;
+            .context("cannot subscribe")?;
         for addr in &cfg.listen {
             swarm
                 .listen_on(addr.clone())
@@ -140,7 +140,6 @@ impl EventLoop {
             ready: Some(ready),
             listen_addrs: Vec::new(),
             members: HashMap::new(),
-            peer_ids: HashMap::new(),
             i_am_member: false,
             i_was_removed: false,
             removed: HashMap::new(),
@@ -417,10 +416,4 @@ fn dial(swarm: &mut Swarm<Behaviour>, addr: Multiaddr) {
     if let Err(e) = swarm.dial(opts) {
         warn!(%addr, "cannot dial: {e}");
     }
-}
-
-/// The libp2p peer id of a member: the same ed25519 key.
-pub(crate) fn peer_id(member: &MemberId) -> Option<PeerId> {
-    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(member.as_bytes()).ok()?;
-    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }

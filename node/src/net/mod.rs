@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::PeerId;
+use meshwork_crdt::SignedChange;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
-pub(crate) use event_loop::{peer_id, EventLoop};
+pub(crate) use event_loop::EventLoop;
 pub use libp2p::Multiaddr;
 pub use pieces::{MAX_RUN, PIECES_PROTOCOL};
 pub use transport::network_key;
@@ -27,7 +28,7 @@ pub fn roster_topic(workspace: &[u8; 32]) -> String {
 }
 
 use crate::shared::Shared;
-use crate::wire::JoinRequest;
+use crate::wire::{DocRef, GossipChange, JoinRequest};
 use crate::NodeError;
 
 /// How often a node pings each connection: how a dead link (a cable pulled,
@@ -115,6 +116,23 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What tells the peers of a change this node made: the roster goes by
+/// gossip to the whole workspace, any other document by a push to the
+/// connected peers that share it.
+pub(crate) fn announcement(
+    workspace: [u8; 32],
+    doc: &DocRef,
+    change: SignedChange,
+) -> Result<Vec<Command>, NodeError> {
+    Ok(match doc {
+        DocRef::Roster => vec![
+            Command::Publish(GossipChange { workspace, change }.encode()?),
+            Command::RosterChanged,
+        ],
+        _ => vec![Command::Push(doc.clone())],
+    })
+}
+
 /// The handle to a running network event loop.
 #[derive(Clone)]
 pub(crate) struct NetHandle {
@@ -150,6 +168,19 @@ impl NetHandle {
     pub(crate) async fn send(&self, cmd: Command) {
         // A closed channel means the loop has stopped: nothing left to do.
         let _ = self.tx.send(cmd).await;
+    }
+
+    /// Tells the peers of a change this node made (and persisted).
+    pub(crate) async fn announce(
+        &self,
+        workspace: [u8; 32],
+        doc: &DocRef,
+        change: SignedChange,
+    ) -> Result<(), NodeError> {
+        for cmd in announcement(workspace, doc, change)? {
+            self.send(cmd).await;
+        }
+        Ok(())
     }
 
     /// Asks `peer` for piece `piece` of blob `hash`; the answer comes on

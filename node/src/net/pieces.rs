@@ -271,7 +271,7 @@ async fn serve_stream(
     shared: &Arc<Shared>,
     workspace: [u8; 32],
 ) -> Result<(), StreamError> {
-    let them = member_of(&peer);
+    let them = crate::ids::member_of(&peer);
     // The blob this stream was last allowed: asked again and again.
     let mut granted: Option<[u8; 32]> = None;
     loop {
@@ -360,17 +360,6 @@ async fn send_run(
     }
     stream.flush().await?;
     Ok(())
-}
-
-/// The member whose key `peer` is, if it is an ed25519 key.
-pub(crate) fn member_of(peer: &PeerId) -> Option<MemberId> {
-    let multihash = peer.as_ref();
-    // An ed25519 peer id is the key itself, not a hash of it.
-    if multihash.code() != 0 {
-        return None;
-    }
-    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
-    MemberId::from_bytes(&key.try_into_ed25519().ok()?.to_bytes())
 }
 
 /// Whether member `them` may be served blob `hash`: an active member with
@@ -491,16 +480,5 @@ mod tests {
         for bytes in [huge, long_reason, vec![9], vec![PIECE, 3, 0, 0, 0, b'a']] {
             assert!(read(&bytes, |c| Box::pin(read_answer(c))).is_err());
         }
-    }
-
-    #[test]
-    fn a_peer_id_names_its_member() {
-        let key = libp2p::identity::Keypair::generate_ed25519();
-        let peer = key.public().to_peer_id();
-        let member = member_of(&peer).unwrap();
-        assert_eq!(crate::net::peer_id(&member), Some(peer));
-        // Not an ed25519 key: a hash, not the key itself.
-        let other = PeerId::random();
-        assert_eq!(member_of(&other), None);
     }
 }

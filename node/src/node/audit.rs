@@ -33,7 +33,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use super::pins::{Ledger, SKEW_MARGIN_MS};
+use super::ledger::{Ledger, SKEW_MARGIN_MS};
 use super::Node;
 use crate::net::Command;
 use crate::wire::BlobResponse;

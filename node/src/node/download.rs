@@ -28,6 +28,7 @@ use meshwork_crdt::MemberId;
 
 use super::files::Progress;
 use super::Node;
+use crate::error::Context;
 use crate::net::pieces::{Answer, PieceClient, StreamError};
 use crate::net::{Command, NetHandle};
 use crate::wire::RunRequest;
@@ -231,8 +232,9 @@ impl Fetch {
                 "sent piece {index} of {} that does not verify: {e}",
                 self.what
             ))),
-            Ok(Err(e)) => Err(RunEnd::Fatal(NodeError::Internal(e.to_string()))),
-            Err(e) => Err(RunEnd::Fatal(NodeError::Internal(e.to_string()))),
+            Ok(Err(meshwork_blobs::PieceError::Store(e))) => Err(RunEnd::Fatal(e.into())),
+            Ok(Err(e)) => Err(RunEnd::Fatal(NodeError::failed("cannot store a piece", e))),
+            Err(e) => Err(RunEnd::Fatal(e.into())),
         }
     }
 }
@@ -276,11 +278,11 @@ impl Node {
             tokio::task::spawn_blocking(move || -> Result<Vec<u64>, NodeError> {
                 blobs
                     .prepare(&hash, size)
-                    .map_err(|e| NodeError::Internal(e.to_string()))?;
+                    .context("cannot prepare the blob's file")?;
                 Ok(blobs.missing_pieces(&hash)?.unwrap_or_default())
             })
             .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??
+            .context("a background task failed")??
         };
         let pieces = meshwork_blobs::piece_count(size);
         let fetch = Fetch {
@@ -346,7 +348,7 @@ impl Node {
                 let blobs = fetch.blobs.clone();
                 let complete = tokio::task::spawn_blocking(move || blobs.has(&hash))
                     .await
-                    .map_err(|e| NodeError::Internal(e.to_string()))??;
+                    .context("a background task failed")??;
                 if complete {
                     fetch.tell(Arrived::All);
                     fetch.report(pieces);

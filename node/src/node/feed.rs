@@ -14,7 +14,6 @@ use meshwork_crdt::MemberId;
 use serde::Serialize;
 
 use super::Node;
-use crate::net::Command;
 use crate::shared::Workspace;
 use crate::store::Store;
 use crate::wire::DocRef;
@@ -179,6 +178,18 @@ impl Node {
                     post,
                 })
                 .collect())
+        })
+    }
+
+    /// How many posts and replies of a department this node holds (deleted
+    /// ones included): what a member sees grow while a history arrives.
+    pub fn feed_len(&self, dept: &str) -> Result<usize, NodeError> {
+        let me = self.member_id();
+        let store = &self.shared.store;
+        self.shared.with_ws(|ws| {
+            let dept = my_dept(&ws.roster_view(), &me, dept)?;
+            let doc = ws.doc_mut(&DocRef::Feed(dept.id), store)?;
+            Ok(Feed::new(doc.doc()).len())
         })
     }
 
@@ -361,45 +372,20 @@ impl Node {
     }
 
     /// The shape of every feed edit: check against the roster and the feed
-    /// (`plan`), write one signed change (`apply`), make it durable, then
-    /// offer it to the department's connected members.
+    /// (`plan`), then [`Node::change`].
     async fn change_feed<P>(
         &self,
         doc: DocRef,
         plan: impl FnOnce(&Roster, &Feed<'_>) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
-        let signer = &self.shared.identity.signer;
-        let now = self.shared.clock.now();
         let store = self.shared.store.clone();
-        let (planned, change, workspace) = self.shared.with_ws(|ws| {
+        let read = doc.clone();
+        let check = move |ws: &mut Workspace| {
             let roster = ws.roster_view();
-            let planned = plan(&roster, &Feed::new(ws.doc_mut(&doc, &store)?.doc()))?;
-            let change = ws.change_doc(&doc, &store, signer, now, |tx| apply(tx, &planned))?;
-            Ok((planned, change, ws.meta.id))
-        })?;
-        self.offer_change(workspace, doc, change).await?;
-        Ok(planned)
-    }
-
-    /// Stores a local change of a department document (feed, conversation,
-    /// library) durably, then offers it to the connected peers sharing it.
-    pub(super) async fn offer_change(
-        &self,
-        workspace: [u8; 32],
-        doc: DocRef,
-        change: Option<meshwork_crdt::SignedChange>,
-    ) -> Result<(), NodeError> {
-        let Some(change) = change else {
-            return Ok(());
+            plan(&roster, &Feed::new(ws.doc_mut(&read, &store)?.doc()))
         };
-        self.shared
-            .record(&workspace, &doc, std::slice::from_ref(&change))?;
-        self.shared.store.flush().await?;
-        if let Some(net) = self.net().await {
-            net.send(Command::Push(doc)).await;
-        }
-        Ok(())
+        self.change(doc, check, apply).await
     }
 }
 

@@ -26,6 +26,7 @@ use serde::Serialize;
 use super::download::Watch;
 use super::Node;
 use crate::disk::{self, human_size};
+use crate::error::Context;
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -186,7 +187,7 @@ impl Node {
         };
         tokio::spawn(async move { node.seal_and_record(dept, &name, reader, entries).await })
             .await
-            .map_err(|e| NodeError::Internal(format!("sharing stopped: {e}")))?
+            .context("sharing stopped")?
     }
 
     /// Seals what `reader` yields (it says how much it promised) and, if
@@ -203,7 +204,7 @@ impl Node {
         let size = reader.total;
         let sealed = tokio::task::spawn_blocking(move || meshwork_blobs::seal(&blobs, reader))
             .await
-            .map_err(|e| NodeError::Internal(format!("sealing stopped: {e}")))??;
+            .context("sealing stopped")??;
         if sealed.plaintext_size != size {
             let blobs = self.shared.blobs.clone();
             let hash = sealed.hash;
@@ -378,7 +379,7 @@ impl Node {
                 .saturating_sub(present.saturating_mul(meshwork_blobs::PIECE_SIZE)))
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?
+        .context("a background task failed")?
     }
 
     /// Fetches file `id` into `dest` (which must not exist yet): from this
@@ -418,8 +419,8 @@ impl Node {
                 self.fetch_opening(&info, progress.clone(), move |growing| {
                     super::folder::unpack(growing, &key, entries, &building, &target).map_err(|e| {
                         match e {
-                            NodeError::Internal(m) => {
-                                NodeError::Internal(format!("writing {name:?}: {m}"))
+                            NodeError::Internal(_) | NodeError::Failed { .. } => {
+                                NodeError::failed(format!("writing {name:?}"), e)
                             }
                             other => other,
                         }
@@ -563,22 +564,14 @@ impl Node {
         }
     }
 
-    /// Records a change in a department's library, durably, and offers it
-    /// to the department's connected members.
+    /// Records a change in a department's library ([`Node::change`]).
     pub(super) async fn change_library(
         &self,
         dept_id: &str,
         apply: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<(), NodeError> {
-        let signer = &self.shared.identity.signer;
-        let now = self.shared.clock.now();
-        let store = self.shared.store.clone();
         let doc = DocRef::Library(dept_id.to_owned());
-        let (change, workspace) = self.shared.with_ws(|ws| {
-            let change = ws.change_doc(&doc, &store, signer, now, apply)?;
-            Ok((change, ws.meta.id))
-        })?;
-        self.offer_change(workspace, doc, change).await
+        self.change(doc, |_| Ok(()), |tx, ()| apply(tx)).await
     }
 
     /// The connected peers among a file's holders.

@@ -21,6 +21,7 @@ use meshwork_crdt::library::folder::{self, FolderEntry};
 use super::files::{FileInfo, Progress};
 use super::opening::Growing;
 use super::Node;
+use crate::error::Context;
 use crate::NodeError;
 
 impl Node {
@@ -48,7 +49,7 @@ impl Node {
         let root = dir.to_owned();
         let files = tokio::task::spawn_blocking(move || scan(&root))
             .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??;
+            .context("a background task failed")??;
         let entries: Vec<FolderEntry> = files.iter().map(|(_, e)| e.clone()).collect();
         let size = folder::total(&entries)
             .ok_or_else(|| NodeError::BadRequest("the folder is too large".into()))?;
@@ -229,10 +230,7 @@ fn write_tree(
         )));
     }
     fs::rename(building, dest).map_err(|e| {
-        NodeError::Internal(format!(
-            "cannot move the folder into {}: {e}",
-            dest.display()
-        ))
+        NodeError::failed(format!("cannot move the folder into {}", dest.display()), e)
     })?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_dir(parent)?;
@@ -305,8 +303,7 @@ impl FolderWriter {
     /// renamed into place only after this, so a crash before leaves only
     /// the hidden directory, which the next start removes.
     fn sync_all(&mut self) -> Result<(), NodeError> {
-        sync_files(std::mem::take(&mut self.written))
-            .map_err(|e| NodeError::Internal(format!("cannot sync the folder: {e}")))?;
+        sync_files(std::mem::take(&mut self.written)).context("cannot sync the folder")?;
         for dir in self.dirs.iter().rev() {
             sync_dir(dir)?;
         }
@@ -380,13 +377,13 @@ fn create_private_dir(path: &Path) -> Result<(), NodeError> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder
         .create(path)
-        .map_err(|e| NodeError::Internal(format!("cannot create {}: {e}", path.display())))
+        .context(format!("cannot create {}", path.display()))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), NodeError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| NodeError::Internal(format!("cannot sync {}: {e}", dir.display())))
+        .context(format!("cannot sync {}", dir.display()))
 }
 
 #[cfg(test)]

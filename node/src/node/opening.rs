@@ -17,6 +17,7 @@ use meshwork_blobs::{Arrived, BlobError, BlobHash, FileKey};
 
 use super::files::{blob_hash, FileInfo, Progress};
 use super::Node;
+use crate::error::Context;
 use crate::NodeError;
 
 /// A blob being fetched, as its reader sees it.
@@ -61,11 +62,11 @@ impl Node {
         let (data, path) = tokio::task::spawn_blocking(move || {
             blobs
                 .prepare(&hash, size)
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
+                .context("cannot prepare the blob's file")?;
             Ok::<_, NodeError>(blobs.data_file(&hash)?)
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))??;
+        .context("a background task failed")??;
         let (watch, arrived) = mpsc::channel();
         let growing = Growing {
             data,
@@ -78,9 +79,7 @@ impl Node {
         // The watch goes with the fetch: once it is over, the reader has
         // heard all it will.
         let fetched = self.fetch_blob(info, progress, Some(watch)).await;
-        let opened = reader
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let opened = reader.await.context("a background task failed")?;
         fetched?;
         opened
     }

@@ -18,14 +18,12 @@
 //!   keeps are deleted, and the node withdraws as their holder.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use futures::StreamExt;
 use std::time::Duration;
 
 use libp2p::PeerId;
 use meshwork_blobs::BlobHash;
-use meshwork_crdt::automerge::ChangeHash;
 use meshwork_crdt::library::{self, Library};
 use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
 use meshwork_crdt::roster::{PinPolicy, Role, Roster};
@@ -33,7 +31,9 @@ use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use super::ledger::{Ledger, SKEW_MARGIN_MS};
 use super::Node;
+use crate::error::Context;
 use crate::wire::DocRef;
 use crate::{NodeError, NodeEvent};
 
@@ -45,11 +45,6 @@ pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
 /// blob below its replica target waits for them before stepping in itself
 /// (the next one waits twice as long, and so on).
 pub const VOLUNTEER_STAGGER_MS: Millis = 2 * 60 * 1000;
-
-/// How long past a deadline a blob is still kept, and its pinners still
-/// count: clocks of different nodes may disagree by up to this much without
-/// breaking the promise.
-pub const SKEW_MARGIN_MS: Millis = 15 * 60 * 1000;
 
 /// How many blobs a pass fetches at once.
 const PIN_FETCHES: usize = 8;
@@ -170,24 +165,6 @@ fn sources_for_pin(r: &PinRequest, commits: &[Commitment], file: Option<&MyFile>
     out.sort();
     out.dedup();
     out
-}
-
-/// A snapshot of what a pass decides on, read under the workspace lock.
-pub(super) struct Ledger {
-    pub(super) roster: Roster,
-    pub(super) requests: Arc<[PinRequest]>,
-    pub(super) commits: Arc<HashMap<String, Vec<Commitment>>>,
-    reported: Option<pins::PinNodeReport>,
-}
-
-/// The pin ledger as read at some heads: reading 10,000 requests costs a
-/// quarter of a second, and most passes find the ledger unchanged.
-#[derive(Clone)]
-pub(super) struct LedgerCache {
-    heads: Vec<ChangeHash>,
-    requests: Arc<[PinRequest]>,
-    commits: Arc<HashMap<String, Vec<Commitment>>>,
-    nodes: Arc<[pins::PinNodeReport]>,
 }
 
 impl Node {
@@ -620,7 +597,7 @@ impl Node {
         let blobs = self.shared.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.delete(&hash))
             .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??;
+            .context("a background task failed")??;
         Ok(())
     }
 
@@ -833,7 +810,7 @@ impl Node {
             Ok((blobs.list()?, blobs.list_partial()?))
         })
         .await
-        .map_err(|e| NodeError::Internal(e.to_string()))?
+        .context("a background task failed")?
     }
 
     /// Whether blob `hash` is complete in this node's store.
@@ -841,40 +818,7 @@ impl Node {
         let blobs = self.shared.blobs.clone();
         Ok(tokio::task::spawn_blocking(move || blobs.has(&hash))
             .await
-            .map_err(|e| NodeError::Internal(e.to_string()))??)
-    }
-
-    fn ledger(&self) -> Result<Ledger, NodeError> {
-        let me = self.member_id();
-        let store = self.shared.store.clone();
-        let (roster, read) = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let doc = ws.doc_mut(&DocRef::Pins, &store)?;
-            let heads = doc.heads();
-            let mut cache = self
-                .ledger_cache
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match cache.as_ref() {
-                Some(c) if c.heads == heads => {}
-                _ => {
-                    let pins = Pins::new(doc.doc());
-                    *cache = Some(LedgerCache {
-                        heads,
-                        requests: pins.requests().into(),
-                        commits: Arc::new(pins.all_commitments()),
-                        nodes: pins.nodes().into(),
-                    });
-                }
-            }
-            Ok((roster, cache.clone().expect("just filled")))
-        })?;
-        Ok(Ledger {
-            reported: read.nodes.iter().find(|n| n.member == me).cloned(),
-            requests: read.requests,
-            commits: read.commits,
-            roster,
-        })
+            .context("a background task failed")??)
     }
 
     /// The files of my departments, by blob.
@@ -900,21 +844,14 @@ impl Node {
         })
     }
 
-    /// Records a change in the pin ledger, durably, and offers it to every
-    /// connected member.
+    /// Records a change in the pin ledger ([`Node::change`]).
     async fn change_pins(
         &self,
         apply: impl FnOnce(
             &mut meshwork_crdt::automerge::transaction::Transaction<'_>,
         ) -> Result<(), meshwork_crdt::automerge::AutomergeError>,
     ) -> Result<(), NodeError> {
-        let signer = &self.shared.identity.signer;
-        let now = self.shared.clock.now();
-        let store = self.shared.store.clone();
-        let (change, workspace) = self.shared.with_ws(|ws| {
-            let change = ws.change_doc(&DocRef::Pins, &store, signer, now, apply)?;
-            Ok((change, ws.meta.id))
-        })?;
-        self.offer_change(workspace, DocRef::Pins, change).await
+        self.change(DocRef::Pins, |_| Ok(()), |tx, ()| apply(tx))
+            .await
     }
 }

@@ -1,6 +1,7 @@
 //! Editing the roster: invites, departments, members. Every edit has one
-//! shape ([`Node::change_roster`]): check, write one signed change, make it
-//! durable, gossip it.
+//! shape ([`Node::change_roster`]): check the caller's role and the request,
+//! then the node's one write path ([`Node::change`]): write one signed
+//! change, make it durable, gossip it.
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
@@ -9,11 +10,11 @@ use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::roster::{
     write, Department, Invite, Member, PinPolicy, Role, Roster, RosterError,
 };
-use meshwork_crdt::{MemberId, Millis, SignedChange};
+use meshwork_crdt::{MemberId, Millis};
 
 use super::{InviteInfo, InviteSpec, Node};
 use crate::net::Command;
-use crate::wire::{DocRef, GossipChange, InviteToken};
+use crate::wire::{DocRef, InviteToken};
 use crate::NodeError;
 
 impl Node {
@@ -392,41 +393,23 @@ impl Node {
     }
 
     /// The shape of every roster edit: check the caller's role and the
-    /// request against the roster (`plan`), write it (`apply`) as one signed
-    /// change, make it durable, then gossip it. Returns what `plan` decided.
+    /// request against the roster (`plan`), then [`Node::change`]. Returns
+    /// what `plan` decided.
     async fn change_roster<P>(
         &self,
         admin_only: bool,
         plan: impl FnOnce(&Roster) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
-        let signer = &self.shared.identity.signer;
-        let now = self.shared.clock.now();
-        let (planned, change, workspace) = self.shared.with_ws(|ws| {
+        let me = self.member_id();
+        let check = |ws: &mut crate::shared::Workspace| {
             let roster = ws.roster_view();
-            if admin_only && !roster.is_admin(&signer.id()) {
+            if admin_only && !roster.is_admin(&me) {
                 return Err(RosterError::NotAdmin.into());
             }
-            let planned = plan(&roster)?;
-            let change = ws.roster.change(signer, now, |tx| apply(tx, &planned))?;
-            Ok((planned, change, ws.meta.id))
-        })?;
-        if let Some(change) = change {
-            self.commit(workspace, change).await?;
-        }
-        Ok(planned)
-    }
-
-    async fn commit(&self, workspace: [u8; 32], change: SignedChange) -> Result<(), NodeError> {
-        self.shared
-            .record(&workspace, &DocRef::Roster, std::slice::from_ref(&change))?;
-        self.shared.store.flush().await?;
-        if let Some(net) = self.net().await {
-            let data = GossipChange { workspace, change }.encode()?;
-            net.send(Command::Publish(data)).await;
-            net.send(Command::RosterChanged).await;
-        }
-        Ok(())
+            plan(&roster)
+        };
+        self.change(DocRef::Roster, check, apply).await
     }
 }
 

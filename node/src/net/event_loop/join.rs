@@ -6,7 +6,9 @@ use tracing::{info, warn};
 
 use super::{Command, EventLoop, PendingResponse};
 use crate::admission;
-use crate::wire::{DocRef, GossipChange, JoinRequest, JoinResponse};
+use crate::net::announcement;
+use crate::shared::Shared;
+use crate::wire::{DocRef, JoinRequest, JoinResponse};
 use crate::NodeError;
 
 impl EventLoop {
@@ -54,66 +56,54 @@ impl EventLoop {
         }
     }
 
+    /// Judges a join off the loop: checks the invite, writes the admission,
+    /// makes it durable, gossips it, and only then answers the joiner.
     pub(super) fn on_join_request(
         &mut self,
         peer: PeerId,
         request: JoinRequest,
         channel: ResponseChannel<JoinResponse>,
     ) {
-        let now = self.shared.clock.now();
-        let outcome = admission::admit(&self.shared, peer, &request, now);
-        let response = match outcome {
-            Ok(Some(change)) => {
-                info!(%peer, name = %request.name, "admitted a joiner");
-                if let Err(e) = self.shared.record(
-                    &self.workspace,
-                    &DocRef::Roster,
-                    std::slice::from_ref(&change),
-                ) {
-                    warn!("cannot store the admission: {e}");
-                    let _ = self.swarm.behaviour_mut().join.send_response(
-                        channel,
-                        JoinResponse::Refused(
-                            "the admitting node could not store the admission; try again".into(),
-                        ),
-                    );
-                    return;
-                }
-                self.refresh_members();
-                let gossip = GossipChange {
-                    workspace: self.workspace,
-                    change,
-                }
-                .encode()
-                .ok();
-                (JoinResponse::Admitted, gossip)
-            }
-            Ok(None) => (JoinResponse::Admitted, None),
-            Err(why) => {
-                info!(%peer, "refused a join: {why}");
-                (JoinResponse::Refused(why), None)
-            }
-        };
-        // Announce and acknowledge only once the admission is durable:
-        // record, flush, then tell others (as every local change does).
-        let (response, gossip) = response;
-        let store = self.shared.store.clone();
-        let tx = self.commands_tx.clone();
+        let shared = self.shared.clone();
+        let (workspace, tx) = (self.workspace, self.commands_tx.clone());
         self.background.spawn(async move {
-            let response = match store.flush().await {
-                Ok(()) => {
-                    if let Some(data) = gossip {
-                        let _ = tx.send(Command::Publish(data)).await;
+            let response = match admit(&shared, workspace, peer, &request).await {
+                Ok(commands) => {
+                    for cmd in commands {
+                        let _ = tx.send(cmd).await;
                     }
-                    response
+                    JoinResponse::Admitted
                 }
-                Err(e) => JoinResponse::Refused(format!(
-                    "the admitting node could not store the admission: {e}"
-                )),
+                Err(why) => JoinResponse::Refused(why),
             };
             let _ = tx
                 .send(Command::Respond(PendingResponse::Join(channel, response)))
                 .await;
         });
     }
+}
+
+/// Admits `peer` if its invite holds, and persists the admission. Returns
+/// what announces it (nothing if `peer` was already a member), or the
+/// reason the joiner reads.
+async fn admit(
+    shared: &Shared,
+    workspace: [u8; 32],
+    peer: PeerId,
+    request: &JoinRequest,
+) -> Result<Vec<Command>, String> {
+    let now = shared.clock.now();
+    let Some(change) = admission::admit(shared, peer, request, now).inspect_err(|why| {
+        info!(%peer, "refused a join: {why}");
+    })?
+    else {
+        return Ok(Vec::new());
+    };
+    info!(%peer, name = %request.name, "admitted a joiner");
+    let stored = shared.persist(&workspace, &DocRef::Roster, &change).await;
+    let announce = stored.and_then(|()| announcement(workspace, &DocRef::Roster, change));
+    announce.map_err(|e| {
+        warn!("cannot store the admission: {e}");
+        format!("the admitting node could not store the admission ({e}); try again")
+    })
 }

@@ -9,7 +9,7 @@ use meshwork_crdt::MemberId;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{peer_id, EventLoop};
+use super::EventLoop;
 use crate::wire::DocRef;
 
 impl EventLoop {
@@ -53,8 +53,7 @@ impl EventLoop {
         }
         // Who may fetch which blob follows department membership.
         self.blob_grants.clear();
-        let peer_ids = &mut self.peer_ids;
-        let mut peer_of = |id: &MemberId| *peer_ids.entry(*id).or_insert_with(|| peer_id(id));
+        let peer_of = |id: &MemberId| self.shared.peer_of(id);
         self.members = roster
             .active_members()
             .filter_map(|m| Some((peer_of(&m.id)?, m.id)))
