@@ -53,7 +53,7 @@ impl Client {
             .context("the daemon's answer is not what this CLI expects (is it the same version?)")
     }
 
-    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Value> {
         let resp = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -68,7 +68,7 @@ impl Client {
     pub(crate) fn post_progress(
         &self,
         path: &str,
-        body: Value,
+        body: &impl serde::Serialize,
         mut on_progress: impl FnMut(u64, u64),
     ) -> Result<Value> {
         use std::io::BufRead;

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures::{Stream, StreamExt};
-use meshwork_crdt::roster::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -24,8 +23,10 @@ use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
 mod extract;
+pub mod types;
 mod web;
 use extract::{Json, Query};
+use types::*;
 pub use web::{Sessions, SESSION_IDLE_MS};
 
 /// A running control API.
@@ -246,30 +247,8 @@ async fn peers(State(node): State<Node>) -> ApiResult {
     ok(node.peers().await)
 }
 
-#[derive(Deserialize)]
-struct NameBody {
-    name: String,
-}
-
 async fn create_workspace(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiResult {
     ok(node.create_workspace(&b.name).await?)
-}
-
-#[derive(Deserialize)]
-struct InviteBody {
-    dept: Option<String>,
-    #[serde(default = "default_role")]
-    role: Role,
-    #[serde(default = "default_expiry")]
-    expires_secs: u64,
-}
-
-fn default_role() -> Role {
-    Role::Member
-}
-
-fn default_expiry() -> u64 {
-    24 * 3600
 }
 
 async fn invite(State(node): State<Node>, Json(b): Json<InviteBody>) -> ApiResult {
@@ -282,11 +261,6 @@ async fn invite(State(node): State<Node>, Json(b): Json<InviteBody>) -> ApiResul
         ttl: Duration::from_secs(b.expires_secs),
     };
     ok(node.invite(spec).await?)
-}
-
-#[derive(Deserialize)]
-struct JoinBody {
-    token: String,
 }
 
 async fn join(State(node): State<Node>, Json(b): Json<JoinBody>) -> ApiResult {
@@ -319,21 +293,9 @@ async fn dept_create(State(node): State<Node>, Json(b): Json<NameBody>) -> ApiRe
     ok(node.dept_create_joined(&b.name).await?)
 }
 
-#[derive(Deserialize)]
-struct RenameBody {
-    old: String,
-    new: String,
-}
-
 async fn dept_rename(State(node): State<Node>, Json(b): Json<RenameBody>) -> ApiResult {
     node.dept_rename(&b.old, &b.new).await?;
     ok(json!({"renamed": b.old, "to": b.new}))
-}
-
-#[derive(Deserialize)]
-struct MemberDeptBody {
-    member: String,
-    dept: String,
 }
 
 async fn dept_add(State(node): State<Node>, Json(b): Json<MemberDeptBody>) -> ApiResult {
@@ -362,27 +324,12 @@ async fn members(State(node): State<Node>, Query(q): Query<MembersQuery>) -> Api
     ok(node.members(q.dept.as_deref())?)
 }
 
-#[derive(Deserialize)]
-struct MemberBody {
-    member: String,
-}
-
 async fn promote(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
     ok(node.promote(&b.member).await?)
 }
 
 async fn remove_member(State(node): State<Node>, Json(b): Json<MemberBody>) -> ApiResult {
     ok(node.remove_member(&b.member).await?)
-}
-
-#[derive(Deserialize)]
-struct PostBody {
-    dept: String,
-    text: String,
-    reply_to: Option<String>,
-    /// Files of the department's library to attach, by id.
-    #[serde(default)]
-    files: Vec<String>,
 }
 
 async fn create_post(State(node): State<Node>, Json(b): Json<PostBody>) -> ApiResult {
@@ -420,12 +367,6 @@ async fn search(State(node): State<Node>, Query(q): Query<SearchQuery>) -> ApiRe
     ok(node.search(&q.q, q.dept.as_deref(), q.limit).await?)
 }
 
-#[derive(Deserialize)]
-struct DmBody {
-    member: String,
-    text: String,
-}
-
 async fn send_dm(State(node): State<Node>, Json(b): Json<DmBody>) -> ApiResult {
     ok(node.dm(&b.member, &b.text).await?)
 }
@@ -456,13 +397,6 @@ async fn unread(State(node): State<Node>) -> ApiResult {
     ok(node.unread()?)
 }
 
-/// Where something was read: a department or a conversation.
-#[derive(Deserialize)]
-struct ReadBody {
-    dept: Option<String>,
-    member: Option<String>,
-}
-
 async fn mark_read(State(node): State<Node>, Json(b): Json<ReadBody>) -> ApiResult {
     let what = match (b.dept, b.member) {
         (Some(d), None) => crate::node::ReadIn::Dept(d),
@@ -478,21 +412,9 @@ async fn mark_read(State(node): State<Node>, Json(b): Json<ReadBody>) -> ApiResu
     ok(node.unread()?)
 }
 
-#[derive(Deserialize)]
-struct ReactBody {
-    post: String,
-    emoji: String,
-}
-
 async fn react(State(node): State<Node>, Json(b): Json<ReactBody>) -> ApiResult {
     node.react(&b.post, &b.emoji).await?;
     ok(json!({"post": b.post, "reacted": b.emoji}))
-}
-
-#[derive(Deserialize)]
-struct EditBody {
-    post: String,
-    text: String,
 }
 
 async fn edit_post(State(node): State<Node>, Json(b): Json<EditBody>) -> ApiResult {
@@ -500,28 +422,9 @@ async fn edit_post(State(node): State<Node>, Json(b): Json<EditBody>) -> ApiResu
     ok(json!({"edited": b.post}))
 }
 
-#[derive(Deserialize)]
-struct PostRef {
-    post: String,
-}
-
 async fn delete_post(State(node): State<Node>, Json(b): Json<PostRef>) -> ApiResult {
     node.delete(&b.post).await?;
     ok(json!({"deleted": b.post}))
-}
-
-#[derive(Deserialize)]
-struct ShareBody {
-    dept: String,
-    path: std::path::PathBuf,
-    name: Option<String>,
-    /// Say so in the department's feed (the default).
-    #[serde(default = "yes")]
-    announce: bool,
-}
-
-pub(super) fn yes() -> bool {
-    true
 }
 
 /// Shares a file from a path on this machine, streaming progress (see
@@ -577,12 +480,6 @@ async fn find_file(State(node): State<Node>, Query(q): Query<FindQuery>) -> ApiR
     ok(node.file(&q.id)?.1)
 }
 
-#[derive(Deserialize)]
-struct GetBody {
-    id: String,
-    dest: std::path::PathBuf,
-}
-
 /// Fetches a file to a path on this machine, streaming progress (see
 /// [`with_progress`]). The CLI only: see [`web::CliOnly`].
 async fn get_file(_: web::CliOnly, State(node): State<Node>, Json(b): Json<GetBody>) -> Response {
@@ -597,22 +494,11 @@ async fn pins(State(node): State<Node>) -> ApiResult {
     ok(node.pins()?)
 }
 
-#[derive(Deserialize)]
-struct PinBody {
-    id: String,
-    for_secs: u64,
-}
-
 async fn pin(State(node): State<Node>, Json(b): Json<PinBody>) -> ApiResult {
     if b.for_secs == 0 {
         return Err(NodeError::BadRequest("pin for some time: --for 7d, say".into()).into());
     }
     ok(node.pin(&b.id, Duration::from_secs(b.for_secs)).await?)
-}
-
-#[derive(Deserialize)]
-struct UnpinBody {
-    id: String,
 }
 
 async fn unpin(State(node): State<Node>, Json(b): Json<UnpinBody>) -> ApiResult {
@@ -623,21 +509,9 @@ async fn reconcile_pins(State(node): State<Node>) -> ApiResult {
     ok(node.reconcile_pins().await?)
 }
 
-#[derive(Deserialize)]
-struct PinnerBody {
-    peer: String,
-    name: Option<String>,
-}
-
 async fn add_pinner(State(node): State<Node>, Json(b): Json<PinnerBody>) -> ApiResult {
     let (member, invite) = node.add_pinner(&b.peer, b.name.as_deref()).await?;
     ok(json!({ "member": member, "token": invite.token }))
-}
-
-#[derive(Deserialize)]
-struct PolicyBody {
-    retention_secs: Option<u64>,
-    replicas: Option<u32>,
 }
 
 async fn set_policy(State(node): State<Node>, Json(b): Json<PolicyBody>) -> ApiResult {

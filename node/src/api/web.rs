@@ -463,7 +463,7 @@ pub(super) struct UploadQuery {
     dept: String,
     name: String,
     /// Say so in the department's feed (the default).
-    #[serde(default = "super::yes")]
+    #[serde(default = "super::types::yes")]
     announce: bool,
 }
 
