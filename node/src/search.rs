@@ -501,3 +501,19 @@ mod heads_hex {
 fn search_error(e: TantivyError) -> NodeError {
     NodeError::failed("search index", e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_growing_history_is_read_once_it_held_still_for_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        assert!(!index.settled("feed/a", 5_000), "first seen");
+        assert!(!index.settled("feed/a", 9_000), "still growing");
+        assert!(!index.settled("feed/b", 9_000), "another document");
+        assert!(index.settled("feed/a", 9_000), "held still");
+        assert!(!index.settled("feed/a", 9_000), "asked afresh after a read");
+    }
+}
