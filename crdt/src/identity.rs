@@ -122,19 +122,22 @@ impl fmt::Debug for Signer {
 }
 
 /// Checks many change signatures at once: each author's key is decompressed
-/// once, and the work is spread over all the machine's cores but one. A
-/// catch-up of thousands of changes from a handful of authors is mostly
-/// this.
+/// once, and the work is spread over the machine's cores (all but one for a
+/// long history). A catch-up of thousands of changes from a handful of
+/// authors is mostly this.
 ///
 /// Returns, for each `(author, hash, signature)`, whether it verifies.
 pub fn verify_changes(items: &[(MemberId, [u8; 32], [u8; 64])]) -> Vec<bool> {
     /// Below this many signatures a thread costs more than it saves.
     const PER_THREAD: usize = 64;
-    // One core is left to the rest of the node (its network loop, whoever
-    // holds the workspace lock): a fresh member's history is checked in
-    // the background, never at the cost of live traffic.
+    /// Past this many (a quarter second of work on one core), one core is
+    /// left to the rest of the node — its network loop, whoever holds the
+    /// workspace lock: a long history is checked in the background, never
+    /// at the cost of live traffic. A roster's 2,000 changes still use all.
+    const LONG: usize = 4_096;
+    let spare = usize::from(items.len() > LONG);
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| usize::from(n).saturating_sub(1))
+        .map_or(1, |n| usize::from(n).saturating_sub(spare))
         .min(items.len().div_ceil(PER_THREAD))
         .max(1);
     let verify_all = |part: &[(MemberId, [u8; 32], [u8; 64])]| -> Vec<bool> {

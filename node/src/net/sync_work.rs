@@ -4,7 +4,7 @@
 //!
 //! The workspace lock is never held for a whole message. A sync message is
 //! opened and its signatures checked without it ([`OpenedSync`]); its
-//! changes are then judged, applied and stored [`BATCH`] at a time, the
+//! changes are then judged, applied and stored a batch at a time, the
 //! lock taken for each batch alone; the sync state learns the rest of the
 //! message last. A fresh member's 100,000-post feed thus leaves the lock
 //! free many times a second for the API, other documents' sync and the
@@ -22,8 +22,16 @@ use crate::wire::DocRef;
 use crate::NodeError;
 
 /// Changes judged and applied per hold of the workspace lock: at ~0.3 ms a
-/// change (rules, apply, store), a hold of ~20 ms.
-pub(crate) const BATCH: usize = 64;
+/// change (rules, apply, store), a hold of ~20 ms. The roster takes bigger
+/// batches: each batch tells every roster watcher (admission waiters, the
+/// member map), which made a fresh node's 1,000-member roster sync 2–3×
+/// slower in batches of 64 (BENCHMARKS.md, roster).
+fn batch_for(doc: &DocRef) -> usize {
+    match doc {
+        DocRef::Roster => 256,
+        _ => 64,
+    }
+}
 
 /// Who asks, when this node answers a round.
 pub(crate) struct Asker {
@@ -85,7 +93,7 @@ pub(crate) fn step(
             Ok(())
         })?;
         opened.verify();
-        while let Some(batch) = opened.next_batch(BATCH) {
+        while let Some(batch) = opened.next_batch(batch_for(doc)) {
             let got = shared.with_ws(|ws| {
                 Ok(if *doc == DocRef::Roster {
                     ws.roster.ingest_batch(batch, None)
