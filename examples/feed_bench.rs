@@ -24,8 +24,12 @@ use meshwork::crdt::feed::write::{self, NewPost};
 use meshwork::crdt::feed::{post_id, Feed};
 use meshwork::crdt::roster::{write as roster_write, Role};
 use meshwork::crdt::{RosterAt, RosterBook, SignedDoc, Signer};
-use meshwork::node::{Home, InviteSpec, Node, NodeConfig, NodeEvent};
+use meshwork::node::{InviteSpec, Node, NodeConfig, NodeEvent};
 use tokio::sync::mpsc;
+
+mod common;
+
+use common::{ms, start};
 
 const DEPT: &str = "Eng";
 const BODY: &str = "Status update: the build is green again, the release notes are in the \
@@ -97,17 +101,6 @@ async fn main() -> anyhow::Result<()> {
     }
     big_feed(args.big)?;
     Ok(())
-}
-
-async fn start(home: &std::path::Path, name: &str) -> anyhow::Result<Node> {
-    if !home.exists() {
-        Home::new(home).init(name)?;
-    }
-    let mut cfg = NodeConfig::new(home);
-    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    cfg.net.mdns = false;
-    cfg.join_timeout = Duration::from_secs(120);
-    Ok(Node::start(cfg).await?)
 }
 
 /// `n` nodes in one department, each connected to every other.
@@ -545,10 +538,6 @@ fn roster_of(authors: &[Signer]) -> anyhow::Result<SignedDoc> {
         Ok(())
     })?;
     Ok(doc)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn human(d: Duration) -> String {

@@ -18,10 +18,12 @@
 
 use std::time::{Duration, Instant};
 
-use meshwork::node::{Home, Node, NodeConfig};
+use meshwork::node::Home;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 mod common;
+
+use common::{ms, percentiles, start};
 
 const DEPT: &str = "Eng";
 const REPEAT: usize = 200;
@@ -61,18 +63,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(posts))
 }
 
-async fn start(home: &std::path::Path) -> anyhow::Result<Node> {
-    let mut cfg = NodeConfig::new(home);
-    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    cfg.net.mdns = false;
-    Ok(Node::start(cfg).await?)
-}
-
 async fn run(posts: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("ada");
     let identity = Home::new(&home).init("Ada")?;
-    let node = start(&home).await?;
+    let node = start(&home, "Ada").await?;
     node.create_workspace("Bench").await?;
     let dept = node.dept_create_joined(DEPT).await?;
     node.shutdown().await;
@@ -95,7 +90,7 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let node = start(&home).await?;
+    let node = start(&home, "Ada").await?;
     // Let the background indexer be the one that builds it, as in use;
     // a search waits for it (they share the writer) and then finds all.
     let t = Instant::now();
@@ -161,16 +156,6 @@ async fn run(posts: usize) -> anyhow::Result<()> {
     );
     node.shutdown().await;
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    (at(0.5), at(0.99))
 }
 
 fn du(dir: &std::path::Path) -> u64 {

@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use meshwork::crdt::roster::Role;
-use meshwork::node::{Home, InviteSpec, Node, NodeConfig, NodeEvent};
+use meshwork::node::{Home, InviteSpec, Node, NodeEvent};
 
 mod common;
+
+use common::{ms, percentiles, start};
 
 const FILE: usize = 16 << 20;
 
@@ -45,17 +47,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(run(posts))
-}
-
-async fn start(home: &std::path::Path, name: &str) -> anyhow::Result<Node> {
-    if !home.exists() {
-        Home::new(home).init(name)?;
-    }
-    let mut cfg = NodeConfig::new(home);
-    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    cfg.net.mdns = false;
-    cfg.join_timeout = Duration::from_secs(120);
-    Ok(Node::start(cfg).await?)
 }
 
 async fn connect(a: &Node, b: &Node) -> anyhow::Result<()> {
@@ -373,17 +364,4 @@ async fn measure(
         status: percentiles(&mut status),
         get,
     })
-}
-
-fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
-    if times.is_empty() {
-        return (Duration::ZERO, Duration::ZERO);
-    }
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    (at(0.5), at(0.99))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

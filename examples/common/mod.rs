@@ -1,5 +1,7 @@
-//! What several benchmarks share: a department's history written straight
-//! into a stopped node's store, as a finished sync would leave it.
+//! What several benchmarks share: a node on loopback, a department's
+//! history written straight into a stopped node's store (as a finished
+//! sync would leave it), and percentiles. Each example uses a part.
+#![allow(dead_code)]
 
 use meshwork::crdt::automerge::ChangeHash;
 use meshwork::crdt::feed::post_id;
@@ -7,7 +9,9 @@ use meshwork::crdt::feed::write::{self, NewPost};
 use meshwork::crdt::signed::Rules;
 use meshwork::crdt::{RosterAt, RosterBook, SignedChange, SignedDoc, Signer};
 use meshwork::node::wire::DocRef;
-use meshwork::node::{Home, Store};
+use std::time::Duration;
+
+use meshwork::node::{Home, Node, NodeConfig, Store};
 
 /// The posts of `bodies`, by `author`, one a minute from `t0`, as signed
 /// changes of department `dept`'s feed in the workspace of `home` (whose
@@ -54,4 +58,32 @@ pub async fn write_posts(
     }
     store.flush().await?;
     Ok(all)
+}
+
+/// A node on 127.0.0.1 (a free port, no mDNS), its identity made first if
+/// `home` has none.
+pub async fn start(home: &std::path::Path, name: &str) -> anyhow::Result<Node> {
+    if !home.exists() {
+        Home::new(home).init(name)?;
+    }
+    let mut cfg = NodeConfig::new(home);
+    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    cfg.net.mdns = false;
+    cfg.join_timeout = Duration::from_secs(120);
+    Ok(Node::start(cfg).await?)
+}
+
+/// The median and the 99th percentile (zero for no samples).
+pub fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
+    if times.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    (at(0.5), at(0.99))
+}
+
+/// Milliseconds, for tables.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
