@@ -393,10 +393,19 @@ async function feedPage(key) {
   const text = h("textarea", { id: "compose", "aria-label": `Write to ${title}`, placeholder: `Write to ${title} — @Name mentions someone` });
   // A file of the department's library to attach to the post.
   const attach = h("select", { id: "attach", "aria-label": "Attach a file" });
+  // A refresh (the library changed, perhaps by this very upload) keeps the
+  // file already chosen: rebuilding the options would otherwise reset it.
+  // Only the latest refresh's answer is used, so an older list that misses
+  // a new upload cannot land after it.
+  let refreshes = 0;
   const loadFiles = async () => {
+    const mine = ++refreshes;
     const files = await api(`/v1/files?dept=${encodeURIComponent(dept)}`);
+    if (mine !== refreshes) return;
+    const chosen = attach.value;
     attach.replaceChildren(h("option", { value: "" }, "No file attached"),
       ...files.map((f) => h("option", { value: f.id }, `📎 ${f.name}`)));
+    if (files.some((f) => f.id === chosen)) attach.value = chosen;
   };
   // Or a new file from this computer: shared into the library (without a
   // post of its own), then attached to the post being written.
