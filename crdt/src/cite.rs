@@ -158,8 +158,9 @@ impl RosterBook {
             m.removed = false;
         }
         let mut ever_in: HashMap<String, HashSet<MemberId>> = HashMap::new();
+        let mut places = crate::roster::ObjectPaths::default();
         for change in doc.get_changes(&[]) {
-            let Ok(paths) = crate::roster::touched_paths(doc, &change) else {
+            let Ok(paths) = places.touched(doc, &change) else {
                 continue;
             };
             for path in paths {

@@ -20,7 +20,7 @@ pub(crate) mod view;
 pub mod write;
 
 pub use cache::RosterCache;
-pub(crate) use rules::{authorize, touched_paths};
+pub(crate) use rules::{authorize, ObjectPaths};
 pub(crate) use tally::Tally;
 pub use view::{
     check_name as check_display_name, Department, Invite, Member, PinPolicy, Role, Roster,
@@ -35,8 +35,9 @@ pub fn removal_of(
     member: &crate::MemberId,
 ) -> Option<automerge::ChangeHash> {
     let id = member.to_string();
+    let mut places = ObjectPaths::default();
     doc.get_changes(&[]).into_iter().find_map(|c| {
-        let paths = touched_paths(doc, &c).ok()?;
+        let paths = places.touched(doc, &c).ok()?;
         paths
             .iter()
             .any(|p| matches!(p.as_slice(), [m, who, r] if m == "members" && *who == id && r == "removed"))

@@ -6,7 +6,7 @@
 
 use automerge::ChangeHash;
 
-use super::rules::touched_paths;
+use super::rules::ObjectPaths;
 use super::view::{dept_in, invite_in, member_in, policy_in};
 use super::Roster;
 use crate::read::View;
@@ -21,6 +21,7 @@ pub struct RosterCache {
     heads: Vec<ChangeHash>,
     roster: Roster,
     read: bool,
+    paths: ObjectPaths,
 }
 
 impl RosterCache {
@@ -55,7 +56,7 @@ impl RosterCache {
         }
         let view = View::at(am, heads);
         for change in &new {
-            let Ok(paths) = touched_paths(am, change) else {
+            let Ok(paths) = self.paths.touched(am, change) else {
                 return false;
             };
             for path in paths {

@@ -40,7 +40,7 @@ pub(crate) fn authorize(
         };
     }
     let after = [change.hash()];
-    let touched = touched_paths(doc, change)?;
+    let touched = tally.paths.touched(doc, change)?;
     let standing = tally.standing(doc, deps, &author);
     tally.advance(doc, change, &touched);
     let Some((role, _)) = standing.filter(|(_, removed)| !removed) else {
@@ -208,26 +208,127 @@ fn check_capacity(
     Ok(())
 }
 
-/// The document paths a change writes, as keys from the root: one per
-/// operation, read from the change itself (its operations' objects are
-/// located in `doc`, where the change is applied). This costs the size of the
-/// change, where a document diff would cost the size of the document.
-pub(crate) fn touched_paths(doc: &Automerge, change: &Change) -> Result<Vec<Vec<String>>, String> {
-    let mut objects: HashMap<String, Vec<String>> = HashMap::new();
-    let mut touched = Vec::new();
-    for op in change.decode().operations {
-        let obj = op.obj.to_string();
-        if !objects.contains_key(&obj) {
-            let path =
-                crate::read::object_path(doc, &obj).ok_or("an operation on an unknown object")?;
-            objects.insert(obj.clone(), path);
+/// Where the roster's objects sit, learnt once: an object's place (the map
+/// and key that made it) never changes, so a long-lived map (`members`, a
+/// department's member map) is located in the document once, not at every
+/// change that writes into it. Objects a change makes itself are placed from
+/// the change's own operations, without the document.
+#[derive(Default)]
+pub(crate) struct ObjectPaths {
+    known: HashMap<String, Vec<String>>,
+}
+
+/// Past this many objects, the cache starts over (a roster has a few
+/// thousand: one per member, department and invite).
+const MAX_KNOWN_OBJECTS: usize = 100_000;
+
+impl ObjectPaths {
+    /// The document paths `change` writes, as keys from the root: one per
+    /// operation, read from the change itself (its operations' objects are
+    /// located in `doc`, where the change is applied). This costs the size
+    /// of the change, where a document diff would cost the size of the
+    /// document.
+    pub(crate) fn touched(
+        &mut self,
+        doc: &Automerge,
+        change: &Change,
+    ) -> Result<Vec<Vec<String>>, String> {
+        if self.known.len() > MAX_KNOWN_OBJECTS {
+            self.known.clear();
         }
-        let mut path = objects[&obj].clone();
-        path.push(match &op.key {
-            Key::Map(k) => k.to_string(),
-            Key::Seq(_) => "[sequence]".into(),
-        });
-        touched.push(path);
+        let start = change.start_op().get();
+        let actor = change.actor_id().to_hex_string();
+        let mut touched = Vec::new();
+        for (i, op) in change.decode().operations.into_iter().enumerate() {
+            let obj = op.obj.to_string();
+            let mut path = match self.known.get(&obj) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = crate::read::object_path(doc, &obj)
+                        .ok_or("an operation on an unknown object")?;
+                    self.known.insert(obj, p.clone());
+                    p
+                }
+            };
+            let key = match &op.key {
+                Key::Map(k) => k.to_string(),
+                Key::Seq(_) => "[sequence]".into(),
+            };
+            path.push(key);
+            // An object this operation makes sits at the path it wrote
+            // (a list element's index moves: those are looked up).
+            if matches!(op.action, automerge::legacy::OpType::Make(_))
+                && matches!(op.key, Key::Map(_))
+            {
+                self.known
+                    .insert(format!("{}@{actor}", start + i as u64), path.clone());
+            }
+            touched.push(path);
+        }
+        Ok(touched)
     }
-    Ok(touched)
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{ActorId, AutomergeError, ReadDoc};
+
+    use super::*;
+    use crate::roster::{write, Role};
+    use crate::Signer;
+
+    /// Every operation's path, each object located in the document anew.
+    fn looked_up(doc: &Automerge, change: &Change) -> Vec<Vec<String>> {
+        change
+            .decode()
+            .operations
+            .iter()
+            .map(|op| {
+                let mut path = crate::read::object_path(doc, &op.obj.to_string()).unwrap();
+                path.push(match &op.key {
+                    Key::Map(k) => k.to_string(),
+                    Key::Seq(_) => "[sequence]".into(),
+                });
+                path
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remembered_places_are_the_places_the_document_gives() {
+        let ids: Vec<MemberId> = (1..=6u8)
+            .map(|i| Signer::from_secret([i; 32]).id())
+            .collect();
+        let mut doc = Automerge::new();
+        doc.set_actor(ActorId::from(vec![7u8; 32]));
+        let mut paths = ObjectPaths::default();
+        let mut edits: Vec<
+            Box<dyn Fn(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>>,
+        > = vec![
+            Box::new(|tx| write::genesis(tx, "W", ids[0], "A", 0)),
+            Box::new(|tx| write::create_dept(tx, "d", "D")),
+        ];
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            let id = *id;
+            edits.push(Box::new(move |tx| {
+                write::add_member(tx, id, &format!("M{i}"), Role::Member, 0, None)?;
+                write::dept_add(tx, "d", id)
+            }));
+            edits.push(Box::new(move |tx| write::set_role(tx, id, Role::Admin)));
+        }
+        edits.push(Box::new(|tx| write::create_dept(tx, "e", "E")));
+        edits.push(Box::new(|tx| write::dept_add(tx, "e", ids[2])));
+        for edit in edits {
+            let hash = doc
+                .transact::<_, _, AutomergeError>(|tx| edit(tx))
+                .unwrap()
+                .hash
+                .unwrap();
+            let change = doc.get_change_by_hash(&hash).unwrap();
+            assert_eq!(
+                paths.touched(&doc, &change).unwrap(),
+                looked_up(&doc, &change)
+            );
+        }
+    }
 }

@@ -51,6 +51,8 @@ struct Dept {
 #[derive(Default)]
 pub(crate) struct Tally {
     at: HashMap<Vec<ChangeHash>, Facts>,
+    /// Where the objects changes write sit (heads play no part in that).
+    pub(crate) paths: super::rules::ObjectPaths,
 }
 
 impl Tally {
@@ -166,7 +168,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::roster::{touched_paths, write};
+    use crate::roster::{write, ObjectPaths};
     use crate::Signer;
 
     /// Department `dept`'s members at `heads`, counted anew.
@@ -250,7 +252,8 @@ mod tests {
                 for d in ["a", "b"] {
                     tally.size(am, change.deps(), d);
                 }
-                tally.advance(am, &change, &touched_paths(am, &change).unwrap());
+                let touched = ObjectPaths::default().touched(am, &change).unwrap();
+                tally.advance(am, &change, &touched);
                 let after = [hash];
                 for d in ["a", "b"] {
                     assert_eq!(
