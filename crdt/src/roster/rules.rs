@@ -277,6 +277,9 @@ mod tests {
     use crate::roster::{write, Role};
     use crate::Signer;
 
+    type Edit<'a> =
+        dyn Fn(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError> + 'a;
+
     /// Every operation's path, each object located in the document anew.
     fn looked_up(doc: &Automerge, change: &Change) -> Vec<Vec<String>> {
         change
@@ -302,9 +305,7 @@ mod tests {
         let mut doc = Automerge::new();
         doc.set_actor(ActorId::from(vec![7u8; 32]));
         let mut paths = ObjectPaths::default();
-        let mut edits: Vec<
-            Box<dyn Fn(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>>,
-        > = vec![
+        let mut edits: Vec<Box<Edit<'_>>> = vec![
             Box::new(|tx| write::genesis(tx, "W", ids[0], "A", 0)),
             Box::new(|tx| write::create_dept(tx, "d", "D")),
         ];
