@@ -514,8 +514,8 @@ impl Node {
                 documents: vec![DocStatus {
                     name: "roster".into(),
                     heads: ws.roster.heads().iter().map(|h| h.to_string()).collect(),
-                    changes: ws.roster.doc().get_changes(&[]).len(),
-                    saved_bytes: ws.roster.doc().save().len(),
+                    changes: ws.roster.len(),
+                    saved_bytes: ws.roster_saved_bytes(),
                 }],
             })
         })

@@ -1,8 +1,19 @@
 //! State shared by the node's handle and its network event loop: identity,
-//! store, clock, and the workspace's documents behind one lock.
+//! store, clock, and the workspace's documents.
 //!
-//! Work under the lock is synchronous and short (automerge operations); no
-//! await happens while it is held.
+//! Two kinds of lock, always taken in this order:
+//! 1. a department document's own ([`DocState`]: the document and the sync
+//!    sessions running on it), held for as long as work on that document
+//!    takes — a sync message to a fresh member, half a second on a
+//!    100,000-post feed, holds up that feed alone;
+//! 2. the workspace's (meta, the roster and its sessions, the map of
+//!    documents), held briefly: the roster, a lookup, the judging of one
+//!    batch of changes against the roster.
+//!
+//! Nobody waits for a document's lock while holding the workspace's, so a
+//! long hold of a document stalls no one who does not need that document:
+//! not the network loop, not `status`, not another department's post. No
+//! await happens while either is held.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,8 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use libp2p::PeerId;
 use meshwork_blobs::BlobStore;
 use meshwork_crdt::automerge::sync;
-use meshwork_crdt::automerge::transaction::Transaction;
-use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
@@ -75,17 +84,33 @@ pub enum NodeEvent {
     },
 }
 
-/// The documents of the workspace this node belongs to.
+/// A department document (feed, conversation, library, pin ledger) and the
+/// sync sessions running on it, behind the document's own lock.
+pub(crate) struct DocState {
+    pub signed: SignedDoc,
+    /// One automerge sync state per peer and side.
+    pub sync: HashMap<(PeerId, Side), sync::State>,
+}
+
+/// A loaded department document, shared by whoever works on it.
+pub(crate) type DocSlot = Arc<Mutex<DocState>>;
+
+/// The workspace this node belongs to: its roster, and the department
+/// documents loaded so far (each behind its own lock).
 pub(crate) struct Workspace {
     pub meta: WorkspaceMeta,
     pub roster: SignedDoc,
-    /// Feeds, conversations and libraries, loaded on first use.
-    docs: HashMap<DocRef, SignedDoc>,
+    /// The roster's sync sessions, per peer and side.
+    pub roster_sync: HashMap<(PeerId, Side), sync::State>,
+    /// Feeds, conversations, libraries and the pin ledger, loaded on first
+    /// use.
+    docs: HashMap<DocRef, DocSlot>,
     /// Typed rosters at the heads department documents' changes cite.
     book: RosterBook,
-    pub sync: HashMap<(PeerId, Side, DocRef), sync::State>,
     /// The typed roster, kept current by re-reading what changes touch.
     cache: RosterCache,
+    /// The roster's saved size at some heads (a save costs milliseconds).
+    saved: Option<(Vec<ChangeHash>, usize)>,
 }
 
 impl Workspace {
@@ -93,77 +118,31 @@ impl Workspace {
         Self {
             meta,
             roster,
+            roster_sync: HashMap::new(),
             docs: HashMap::new(),
             book: RosterBook::new(),
-            sync: HashMap::new(),
             cache: RosterCache::default(),
+            saved: None,
         }
     }
 
-    /// A document of this workspace, loaded from `store` on first use.
-    pub(crate) fn doc_mut(
-        &mut self,
-        doc: &DocRef,
-        store: &Store,
-    ) -> Result<&mut SignedDoc, NodeError> {
-        if *doc == DocRef::Roster {
-            return Ok(&mut self.roster);
-        }
-        if !self.docs.contains_key(doc) {
-            let loaded = load(doc, &self.meta.id, store)?;
-            self.docs.insert(doc.clone(), loaded);
-        }
-        self.docs
-            .get_mut(doc)
-            .ok_or_else(|| NodeError::Internal("document vanished".into()))
+    /// The roster as department documents' changes are judged by it: at
+    /// the heads each cites.
+    pub(crate) fn roster_at(&mut self) -> RosterAt<'_> {
+        RosterAt::new(self.roster.doc(), &mut self.book)
     }
 
-    /// A department document (loaded on first use) and the roster its
-    /// changes are judged by: what a local change or a peer's changes need.
-    pub(crate) fn judged(
-        &mut self,
-        doc: &DocRef,
-        store: &Store,
-    ) -> Result<(&mut SignedDoc, RosterAt<'_>), NodeError> {
-        self.doc_mut(doc, store)?;
-        let signed = self
-            .docs
-            .get_mut(doc)
-            .ok_or_else(|| NodeError::Internal("document vanished".into()))?;
-        Ok((signed, RosterAt::new(self.roster.doc(), &mut self.book)))
-    }
-
-    /// Makes a local change to a department document (feed, conversation,
-    /// library, pin ledger), citing the roster as this node holds it.
-    pub(crate) fn change_doc(
-        &mut self,
-        doc: &DocRef,
-        store: &Store,
-        signer: &meshwork_crdt::Signer,
-        now: Millis,
-        edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
-    ) -> Result<Option<SignedChange>, NodeError> {
-        if *doc == DocRef::Roster {
-            return Ok(self.roster.change(signer, now, edit)?);
-        }
-        let (signed, mut roster) = self.judged(doc, store)?;
-        Ok(signed.change_under(&mut roster, signer, now, edit)?)
-    }
-
-    /// Changes of department documents that waited for roster heads now
-    /// here (or for dependencies), tried again: call after the roster moved.
-    pub(crate) fn retry_held_back(&mut self) -> Vec<(DocRef, Ingest)> {
-        let mut out = Vec::new();
-        for (doc, signed) in &mut self.docs {
-            if signed.has_held_back() {
-                let mut roster = RosterAt::new(self.roster.doc(), &mut self.book);
-                let report = signed.retry(&mut roster);
-                if !(report.accepted.is_empty() && report.rejected.is_empty()) {
-                    out.push((doc.clone(), report));
-                }
+    /// The roster's saved size, remembered until it changes.
+    pub(crate) fn roster_saved_bytes(&mut self) -> usize {
+        let heads = self.roster.heads();
+        match &self.saved {
+            Some((at, bytes)) if *at == heads => *bytes,
+            _ => {
+                let bytes = self.roster.doc().save().len();
+                self.saved = Some((heads, bytes));
+                bytes
             }
         }
-        out
     }
 
     /// Whether `a` and `b` may exchange `doc`: both active members, and for
@@ -213,20 +192,6 @@ impl Workspace {
             }
         }
         docs
-    }
-
-    /// Starts a new sync session with `peer`: keeps only the heads both are
-    /// known to share (automerge's advice for a new connection), so nothing
-    /// an earlier, cut-off or refused session "sent" is taken as delivered.
-    pub(crate) fn new_session(&mut self, peer: PeerId, side: Side, doc: &DocRef) {
-        if let Some(state) = self.sync.get_mut(&(peer, side, doc.clone())) {
-            *state = sync::State::decode(&state.encode()).unwrap_or_default();
-        }
-    }
-
-    /// Forgets the sync states of a peer that went away.
-    pub(crate) fn forget_peer(&mut self, peer: &PeerId) {
-        self.sync.retain(|(p, _, _), _| p != peer);
     }
 
     /// The roster as it is now.
@@ -287,8 +252,26 @@ fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, 
     })
 }
 
-/// A hold of the workspace lock worth a log line.
+/// A hold of a lock worth a log line.
 const LONG_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Logs a hold of `what` lock that began at `held` if it was long.
+fn log_long_hold(what: &str, held: std::time::Instant, caller: &std::panic::Location<'_>) {
+    if held.elapsed() > LONG_HOLD {
+        debug!(
+            "{what} lock was held {:?} at {}:{}",
+            held.elapsed(),
+            caller.file(),
+            caller.line()
+        );
+    }
+}
+
+/// Locks a document's state (a panic while it was held leaves it as the
+/// last completed operation left it: automerge changes are applied whole).
+fn lock(slot: &DocSlot) -> MutexGuard<'_, DocState> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub(crate) struct Shared {
     pub identity: Identity,
@@ -333,24 +316,126 @@ impl Shared {
         }
     }
 
-    /// Loads `doc` from the store, if it is not loaded yet, without
-    /// holding the workspace lock: a 100,000-post feed takes a second to
-    /// load. (Whoever loads it first under the lock wins; nothing writes to
-    /// a document that is not loaded, so a copy loaded here is never
-    /// behind one that was.)
-    pub(crate) fn preload(&self, doc: &DocRef) -> Result<(), NodeError> {
+    /// The slot of department document `doc`, loaded from the store on
+    /// first use — outside any lock: a 100,000-post feed takes a second to
+    /// load. (Whoever inserts first wins; nothing writes to a document
+    /// that is not loaded, so a copy loaded here is never behind one that
+    /// was.)
+    pub(crate) fn slot(&self, doc: &DocRef) -> Result<DocSlot, NodeError> {
         if *doc == DocRef::Roster {
-            return Ok(());
+            return Err(NodeError::Internal(
+                "the roster lives in the workspace, not in a slot".into(),
+            ));
         }
-        let missing = self.with_ws(|ws| Ok((!ws.docs.contains_key(doc)).then_some(ws.meta.id)))?;
-        let Some(workspace) = missing else {
-            return Ok(());
+        let workspace = self.with_ws(|ws| {
+            Ok(match ws.docs.get(doc) {
+                Some(slot) => Err(slot.clone()),
+                None => Ok(ws.meta.id),
+            })
+        })?;
+        let workspace = match workspace {
+            Err(slot) => return Ok(slot),
+            Ok(id) => id,
         };
         let loaded = load(doc, &workspace, &self.store)?;
         self.with_ws(|ws| {
-            ws.docs.entry(doc.clone()).or_insert(loaded);
-            Ok(())
+            Ok(ws
+                .docs
+                .entry(doc.clone())
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(DocState {
+                        signed: loaded,
+                        sync: HashMap::new(),
+                    }))
+                })
+                .clone())
         })
+    }
+
+    /// The slots of the department documents loaded now.
+    fn loaded(&self) -> Vec<(DocRef, DocSlot)> {
+        self.with_ws(|ws| {
+            Ok(ws
+                .docs
+                .iter()
+                .map(|(d, s)| (d.clone(), s.clone()))
+                .collect())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Runs `f` on department document `doc` under its own lock alone. A
+    /// hold longer than [`LONG_HOLD`] is logged with its caller.
+    #[track_caller]
+    pub(crate) fn with_doc<R>(
+        &self,
+        doc: &DocRef,
+        f: impl FnOnce(&mut DocState) -> Result<R, NodeError>,
+    ) -> Result<R, NodeError> {
+        let caller = std::panic::Location::caller();
+        let slot = self.slot(doc)?;
+        let mut state = lock(&slot);
+        let held = std::time::Instant::now();
+        let out = f(&mut state);
+        drop(state);
+        log_long_hold("a document's", held, caller);
+        out
+    }
+
+    /// Reads department document `doc` ([`Self::with_doc`]).
+    #[track_caller]
+    pub(crate) fn read_doc<R>(
+        &self,
+        doc: &DocRef,
+        f: impl FnOnce(&SignedDoc) -> R,
+    ) -> Result<R, NodeError> {
+        self.with_doc(doc, |state| Ok(f(&state.signed)))
+    }
+
+    /// Runs `f` on department document `doc` and the workspace together
+    /// (what judging a change against the roster needs): the document's
+    /// lock first, then the workspace's, the order everyone keeps.
+    #[track_caller]
+    pub(crate) fn with_judged<R>(
+        &self,
+        doc: &DocRef,
+        f: impl FnOnce(&mut DocState, &mut Workspace) -> Result<R, NodeError>,
+    ) -> Result<R, NodeError> {
+        let slot = self.slot(doc)?;
+        let mut state = lock(&slot);
+        self.with_ws(|ws| f(&mut state, ws))
+    }
+
+    /// Forgets the sync states of a peer that went away. (Takes document
+    /// locks: not for the network loop's thread.)
+    pub(crate) fn forget_peer(&self, peer: &PeerId) {
+        let _ = self.with_ws(|ws| {
+            ws.roster_sync.retain(|(p, _), _| p != peer);
+            Ok(())
+        });
+        for (_, slot) in self.loaded() {
+            lock(&slot).sync.retain(|(p, _), _| p != peer);
+        }
+    }
+
+    /// Changes of department documents that waited for roster heads now
+    /// here (or for dependencies), tried again: call after the roster
+    /// moved. (Takes document locks: not for the network loop's thread.)
+    pub(crate) fn retry_held_back(&self) -> Vec<(DocRef, Ingest)> {
+        let mut out = Vec::new();
+        for (doc, slot) in self.loaded() {
+            let mut state = lock(&slot);
+            if !state.signed.has_held_back() {
+                continue;
+            }
+            let report = self.with_ws(|ws| Ok(state.signed.retry(&mut ws.roster_at())));
+            if let Ok(report) = report {
+                if !(report.accepted.is_empty() && report.rejected.is_empty()) {
+                    out.push((doc, report));
+                }
+            }
+        }
+        out
     }
 
     /// The turn of `doc`'s sync rounds: held for a round's length.
@@ -388,14 +473,7 @@ impl Shared {
         let ws = guard.as_mut().ok_or_else(NodeError::no_workspace)?;
         let out = f(ws);
         drop(guard);
-        if held.elapsed() > LONG_HOLD {
-            debug!(
-                "the workspace lock was held {:?} at {}:{}",
-                held.elapsed(),
-                caller.file(),
-                caller.line()
-            );
-        }
+        log_long_hold("the workspace", held, caller);
         out
     }
 
@@ -432,6 +510,11 @@ impl Shared {
         self.lock().is_some()
     }
 
+    /// The id of the workspace.
+    pub(crate) fn workspace_id(&self) -> Result<[u8; 32], NodeError> {
+        self.with_ws(|ws| Ok(ws.meta.id))
+    }
+
     /// The roster as it is now.
     pub(crate) fn roster(&self) -> Result<Roster, NodeError> {
         self.with_ws(|ws| Ok(ws.roster_view()))
@@ -460,9 +543,29 @@ impl Shared {
         if accepted.is_empty() {
             return Ok(());
         }
-        self.store
-            .put_changes(&doc.store_key(workspace), accepted)?;
-        let changes = accepted.len();
+        self.store_quietly(workspace, doc, accepted)?;
+        self.tell(doc, accepted.len());
+        Ok(())
+    }
+
+    /// Stores accepted changes of `doc` without telling anyone: a sync
+    /// round stores the roster a batch at a time and tells once
+    /// ([`Self::tell`]), as every roster event wakes every roster watcher.
+    pub(crate) fn store_quietly(
+        &self,
+        workspace: &[u8; 32],
+        doc: &DocRef,
+        accepted: &[SignedChange],
+    ) -> Result<(), NodeError> {
+        self.store.put_changes(&doc.store_key(workspace), accepted)
+    }
+
+    /// Tells waiters and listeners that `changes` changes of `doc` were
+    /// stored.
+    pub(crate) fn tell(&self, doc: &DocRef, changes: usize) {
+        if changes == 0 {
+            return;
+        }
         match doc {
             DocRef::Roster => {
                 self.roster_version.send_modify(|v| *v += 1);
@@ -478,6 +581,5 @@ impl Shared {
             }),
             DocRef::Pins => self.emit(NodeEvent::PinsChanged { changes }),
         }
-        Ok(())
     }
 }

@@ -219,6 +219,7 @@ impl EventLoop {
             Command::FetchPiece(peer, request, reply) => self.fetch_piece(peer, request, reply),
             Command::Penalise(peer, why) => self.penalise(peer, why),
             Command::Stepped(round) => self.on_round(*round),
+            Command::Granted(peer, hash) => self.granted(peer, hash),
             Command::Respond(PendingResponse::Blob(channel, response)) => {
                 let _ = self
                     .swarm
@@ -275,10 +276,10 @@ impl EventLoop {
                 self.again.retain(|(p, _)| *p != peer_id);
                 self.covered.retain(|(p, _), _| *p != peer_id);
                 self.shared_with.remove(&peer_id);
-                let _ = self.shared.with_ws(|ws| {
-                    ws.forget_peer(&peer_id);
-                    Ok(())
-                });
+                // Document locks may be held for a while: not on the loop.
+                let shared = self.shared.clone();
+                self.background
+                    .spawn_blocking(move || shared.forget_peer(&peer_id));
                 if let Some(join) = &mut self.join {
                     if join.in_flight.is_some() && join.asked.contains(&peer_id) {
                         join.in_flight = None;

@@ -38,6 +38,7 @@ use tracing::{debug, warn};
 
 use crate::shared::Shared;
 use crate::wire::{DocRef, RunRequest};
+use crate::NodeError;
 
 /// The protocol name.
 pub const PIECES_PROTOCOL: &str = "/meshwork/blob/2";
@@ -368,38 +369,39 @@ async fn send_run(
 /// department (how a pin node, which sees no library, gets blobs and serves
 /// them back).
 pub(crate) fn may_have_blob(shared: &Shared, them: &MemberId, hash: &[u8; 32]) -> bool {
+    may_have(shared, them, hash).unwrap_or(false)
+}
+
+fn may_have(shared: &Shared, them: &MemberId, hash: &[u8; 32]) -> Result<bool, NodeError> {
     let me = shared.identity.signer.id();
-    let store = shared.store.clone();
     let blob = BlobHash::from_bytes(*hash).to_hex();
-    shared
-        .with_ws(|ws| {
-            let roster = ws.roster_view();
-            if !roster.is_active(them) {
-                return Ok(false);
-            }
-            let ledger = ws.doc_mut(&DocRef::Pins, &store)?;
-            if let Some(request) = Pins::new(ledger.doc()).request(&blob) {
-                let pinner = roster.member(them).is_some_and(|m| m.role == Role::Pinner);
-                let in_dept = roster
-                    .dept(&request.dept)
-                    .is_some_and(|d| d.members.contains(them));
-                if pinner || in_dept {
-                    return Ok(true);
-                }
-            }
-            for d in roster
-                .depts
-                .iter()
-                .filter(|d| d.members.contains(&me) && d.members.contains(them))
-            {
-                let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
-                if Library::new(doc.doc()).by_blob(&blob).is_some() {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .unwrap_or(false)
+    let roster = shared.roster()?;
+    if !roster.is_active(them) {
+        return Ok(false);
+    }
+    let request = shared.read_doc(&DocRef::Pins, |d| Pins::new(d.doc()).request(&blob))?;
+    if let Some(request) = request {
+        let pinner = roster.member(them).is_some_and(|m| m.role == Role::Pinner);
+        let in_dept = roster
+            .dept(&request.dept)
+            .is_some_and(|d| d.members.contains(them));
+        if pinner || in_dept {
+            return Ok(true);
+        }
+    }
+    for d in roster
+        .depts
+        .iter()
+        .filter(|d| d.members.contains(&me) && d.members.contains(them))
+    {
+        let listed = shared.read_doc(&DocRef::Library(d.id.clone()), |doc| {
+            Library::new(doc.doc()).by_blob(&blob).is_some()
+        })?;
+        if listed {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! opened and its signatures checked without it ([`OpenedSync`]); its
 //! changes are then judged, applied and stored a batch at a time, the
 //! lock taken for each batch alone; the sync state learns the rest of the
-//! message last. A fresh member's 100,000-post feed thus leaves the lock
+//! message last, and the next message is made, under the document's own
+//! lock (for a department document) — half a second for a fresh member of
+//! a 100,000-post feed, which holds up nobody else. A fresh member's 100,000-post feed thus leaves the lock
 //! free many times a second for the API, other documents' sync and the
 //! piece server, and each stored batch is announced as it lands.
 //!
@@ -14,8 +16,11 @@
 //! three members send a fresh node the same history at once, the second and
 //! third find it known and check no signature twice.
 
+use std::collections::HashMap;
+
 use libp2p::PeerId;
-use meshwork_crdt::{Ingest, MemberId, OpenedSync, SyncPayload};
+use meshwork_crdt::automerge::sync;
+use meshwork_crdt::{Ingest, MemberId, OpenedSync, SignedDoc, SyncPayload};
 
 use crate::shared::{Shared, Side};
 use crate::wire::DocRef;
@@ -23,9 +28,8 @@ use crate::NodeError;
 
 /// Changes judged and applied per hold of the workspace lock: at ~0.3 ms a
 /// change (rules, apply, store), a hold of ~20 ms. The roster takes bigger
-/// batches: each batch tells every roster watcher (admission waiters, the
-/// member map), which made a fresh node's 1,000-member roster sync 2–3×
-/// slower in batches of 64 (BENCHMARKS.md, roster).
+/// batches (it is checked against itself, a cheaper judgement), and its
+/// round tells roster watchers once, at its end.
 fn batch_for(doc: &DocRef) -> usize {
     match doc {
         DocRef::Roster => 256,
@@ -39,8 +43,6 @@ pub(crate) struct Asker {
     pub me: MemberId,
     /// The asker's member id.
     pub them: MemberId,
-    /// The first round of a session: only shared heads are trusted.
-    pub first: bool,
 }
 
 /// What a round did.
@@ -52,9 +54,15 @@ pub(crate) enum Stepped {
     NotShared,
 }
 
+/// The sync states of one document, per peer and side.
+type States = HashMap<(PeerId, Side), sync::State>;
+
 /// Runs one round for `peer` on `doc`: takes `received` and produces the
-/// next message. Accepted changes are stored (not yet flushed) and
-/// announced to listeners before this returns.
+/// next message. `first`: the session's first round on this side, which
+/// trusts only the heads both are known to share. Accepted changes are
+/// stored (not yet flushed) and announced to listeners before this
+/// returns.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
     shared: &Shared,
     workspace: &[u8; 32],
@@ -62,57 +70,58 @@ pub(crate) fn step(
     side: Side,
     doc: &DocRef,
     received: Option<SyncPayload>,
+    first: bool,
     asker: Option<Asker>,
 ) -> Result<Stepped, NodeError> {
     let turn = shared.doc_turn(doc);
     let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let store = &shared.store;
     if let Some(a) = &asker {
-        let allowed = shared.with_ws(|ws| {
-            if !ws.may_share(doc, &a.me, &a.them) {
-                return Ok(false);
-            }
-            if a.first {
-                ws.new_session(peer, side, doc);
-            }
-            Ok(true)
-        })?;
-        if !allowed {
+        if !shared.with_ws(|ws| Ok(ws.may_share(doc, &a.me, &a.them)))? {
             return Ok(Stepped::NotShared);
         }
+    }
+    if first {
+        on_doc(shared, doc, |_, states| {
+            restart(states, peer, side);
+            Ok(())
+        })?;
     }
     let mut report = Ingest::default();
     let mut opened = match received {
         Some(payload) => Some(OpenedSync::open(payload)?),
         None => None,
     };
-    shared.preload(doc)?;
     if let Some(opened) = &mut opened {
-        shared.with_ws(|ws| {
-            opened.forget_known(ws.doc_mut(doc, store)?);
+        on_doc(shared, doc, |signed, _| {
+            opened.forget_known(signed);
             Ok(())
         })?;
         opened.verify();
         while let Some(batch) = opened.next_batch(batch_for(doc)) {
-            let got = shared.with_ws(|ws| {
-                Ok(if *doc == DocRef::Roster {
-                    ws.roster.ingest_batch(batch, None)
-                } else {
-                    let (signed, mut roster) = ws.judged(doc, store)?;
-                    signed.ingest_batch(batch, Some(&mut roster))
-                })
-            })?;
-            shared.record(workspace, doc, &got.accepted)?;
+            let got = if *doc == DocRef::Roster {
+                shared.with_ws(|ws| Ok(ws.roster.ingest_batch(batch, None)))?
+            } else {
+                shared.with_judged(doc, |state, ws| {
+                    Ok(state.signed.ingest_batch(batch, Some(&mut ws.roster_at())))
+                })?
+            };
+            if *doc == DocRef::Roster {
+                shared.store_quietly(workspace, doc, &got.accepted)?;
+            } else {
+                shared.record(workspace, doc, &got.accepted)?;
+            }
             report.accepted.extend(got.accepted);
             report.rejected.extend(got.rejected);
             report.missing_deps = got.missing_deps;
             report.waiting_for_roster += got.waiting_for_roster;
         }
+        if *doc == DocRef::Roster {
+            shared.tell(doc, report.accepted.len());
+        }
     }
-    let next = shared.with_ws(|ws| {
-        let key = (peer, side, doc.clone());
-        let mut state = ws.sync.remove(&key).unwrap_or_default();
-        let signed = ws.doc_mut(doc, store)?;
+    let next = on_doc(shared, doc, |signed, states| {
+        let key = (peer, side);
+        let mut state = states.remove(&key).unwrap_or_default();
         let t = std::time::Instant::now();
         let finished = match opened {
             Some(opened) => signed.finish_sync(&mut state, opened),
@@ -126,9 +135,32 @@ pub(crate) fn step(
             signed.len(),
             state.sent_hashes.len()
         );
-        ws.sync.insert(key, state);
+        states.insert(key, state);
         finished?;
         Ok(next)
     })?;
     Ok(Stepped::Done(report, next))
+}
+
+/// Runs `f` on `doc` and its sync states under the lock that guards them:
+/// the workspace's for the roster, the document's own for the others.
+fn on_doc<R>(
+    shared: &Shared,
+    doc: &DocRef,
+    f: impl FnOnce(&mut SignedDoc, &mut States) -> Result<R, NodeError>,
+) -> Result<R, NodeError> {
+    if *doc == DocRef::Roster {
+        shared.with_ws(|ws| f(&mut ws.roster, &mut ws.roster_sync))
+    } else {
+        shared.with_doc(doc, |state| f(&mut state.signed, &mut state.sync))
+    }
+}
+
+/// A new session with `peer` on this side keeps only the heads both are
+/// known to share (automerge's advice for a new connection), so nothing an
+/// earlier, cut-off or refused session "sent" is taken as delivered.
+fn restart(states: &mut States, peer: PeerId, side: Side) {
+    if let Some(state) = states.get_mut(&(peer, side)) {
+        *state = sync::State::decode(&state.encode()).unwrap_or_default();
+    }
 }

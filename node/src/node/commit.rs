@@ -1,36 +1,47 @@
 //! The one write path. Every local edit, of any document, goes the same
-//! way: decide under the workspace lock against what this node holds
+//! way: decide under the document's lock against what this node holds
 //! (`plan`), write one signed change (`apply`), store it and make it durable,
 //! and only then tell the peers. A change a peer may have seen is never lost
 //! by a crash.
 
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
-use meshwork_crdt::SignedChange;
+use meshwork_crdt::roster::Roster;
+use meshwork_crdt::{SignedChange, SignedDoc};
 
 use super::Node;
-use crate::shared::Workspace;
 use crate::wire::DocRef;
 use crate::NodeError;
 
 impl Node {
-    /// Edits `doc`: `plan` checks the request against the workspace and
-    /// returns what `apply` writes (and the caller gets back); an edit that
-    /// writes nothing makes no change.
+    /// Edits `doc`: `plan` checks the request against the roster and the
+    /// document as this node holds them, and returns what `apply` writes
+    /// (and the caller gets back); an edit that writes nothing makes no
+    /// change. A department document's change cites the roster it was
+    /// made under.
     pub(super) async fn change<P>(
         &self,
         doc: DocRef,
-        plan: impl FnOnce(&mut Workspace) -> Result<P, NodeError>,
+        plan: impl FnOnce(&Roster, &SignedDoc) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
         let signer = &self.shared.identity.signer;
         let now = self.shared.clock.now();
-        let store = &self.shared.store;
-        let (planned, change, workspace) = self.shared.with_ws(|ws| {
-            let planned = plan(ws)?;
-            let change = ws.change_doc(&doc, store, signer, now, |tx| apply(tx, &planned))?;
-            Ok((planned, change, ws.meta.id))
-        })?;
+        let (planned, change, workspace) = if doc == DocRef::Roster {
+            self.shared.with_ws(|ws| {
+                let planned = plan(&ws.roster_view(), &ws.roster)?;
+                let change = ws.roster.change(signer, now, |tx| apply(tx, &planned))?;
+                Ok((planned, change, ws.meta.id))
+            })?
+        } else {
+            self.shared.with_judged(&doc, |state, ws| {
+                let planned = plan(&ws.roster_view(), &state.signed)?;
+                let change = state
+                    .signed
+                    .change_under(&mut ws.roster_at(), signer, now, |tx| apply(tx, &planned))?;
+                Ok((planned, change, ws.meta.id))
+            })?
+        };
         if let Some(change) = change {
             self.commit(workspace, &doc, change).await?;
         }

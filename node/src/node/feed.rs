@@ -14,8 +14,7 @@ use meshwork_crdt::MemberId;
 use serde::Serialize;
 
 use super::Node;
-use crate::shared::Workspace;
-use crate::store::Store;
+use crate::shared::Shared;
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -92,22 +91,23 @@ impl Node {
         let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
         let me = self.member_id();
         let now = self.shared.clock.now();
-        let store = self.shared.store.clone();
-        let (dept_id, mentions) = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let dept = my_dept(&roster, &me, dept)?;
-            if !files.is_empty() {
-                let library = ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?;
-                let library = Library::new(library.doc());
-                if let Some(missing) = files.iter().find(|f| library.file(f).is_none()) {
-                    return Err(NodeError::NotFound(format!(
-                        "no file {missing} in {}'s library to attach; `meshwork files {}` lists them",
-                        dept.name, dept.name
-                    )));
-                }
+        let roster = self.shared.roster()?;
+        let dept = my_dept(&roster, &me, dept)?;
+        if !files.is_empty() {
+            let missing = self
+                .shared
+                .read_doc(&DocRef::Library(dept.id.clone()), |d| {
+                    let library = Library::new(d.doc());
+                    files.iter().find(|f| library.file(f).is_none()).cloned()
+                })?;
+            if let Some(missing) = missing {
+                return Err(NodeError::NotFound(format!(
+                    "no file {missing} in {}'s library to attach; `meshwork files {}` lists them",
+                    dept.name, dept.name
+                )));
             }
-            Ok((dept.id, mentions(&roster, text)))
-        })?;
+        }
+        let (dept_id, mentions) = (dept.id, mentions(&roster, text));
         let post = NewPost {
             id: &id,
             author: me,
@@ -147,50 +147,49 @@ impl Node {
         before: Option<&str>,
     ) -> Result<Vec<Thread>, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let dept = my_dept(&roster, &me, dept)?;
-            let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
-            let doc = ws.doc_mut(&DocRef::Feed(dept.id.clone()), &store)?;
-            let page = Feed::new(doc.doc())
-                .threads(limit, before)
-                .map_err(NodeError::NotFound)?;
-            let attached = page
-                .iter()
-                .any(|(p, rs)| !p.files.is_empty() || rs.iter().any(|r| !r.files.is_empty()));
-            let library = if attached {
-                Some(ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?)
-            } else {
-                None
-            };
-            let library = library.as_ref().map(|d| Library::new(d.doc()));
-            Ok(page
-                .into_iter()
-                .map(|(post, replies)| Thread {
-                    dept: label.clone(),
-                    author_name: name_of(&roster, &post.author),
-                    attachments: library
-                        .as_ref()
-                        .map(|l| attachments(l, std::iter::once(&post).chain(&replies)))
-                        .unwrap_or_default(),
-                    replies,
-                    post,
-                })
-                .collect())
-        })
+        let roster = self.shared.roster()?;
+        let dept = my_dept(&roster, &me, dept)?;
+        let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
+        let page = self
+            .shared
+            .read_doc(&DocRef::Feed(dept.id.clone()), |d| {
+                Feed::new(d.doc()).threads(limit, before)
+            })?
+            .map_err(NodeError::NotFound)?;
+        let attached = page
+            .iter()
+            .any(|(p, rs)| !p.files.is_empty() || rs.iter().any(|r| !r.files.is_empty()));
+        let mut attached = if attached {
+            self.shared
+                .read_doc(&DocRef::Library(dept.id.clone()), |d| {
+                    let library = Library::new(d.doc());
+                    page.iter()
+                        .map(|(p, rs)| attachments(&library, std::iter::once(p).chain(rs)))
+                        .collect()
+                })?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
+        Ok(page
+            .into_iter()
+            .map(|(post, replies)| Thread {
+                dept: label.clone(),
+                author_name: name_of(&roster, &post.author),
+                attachments: attached.next().unwrap_or_default(),
+                replies,
+                post,
+            })
+            .collect())
     }
 
     /// How many posts and replies of a department this node holds (deleted
     /// ones included): what a member sees grow while a history arrives.
     pub fn feed_len(&self, dept: &str) -> Result<usize, NodeError> {
         let me = self.member_id();
-        let store = &self.shared.store;
-        self.shared.with_ws(|ws| {
-            let dept = my_dept(&ws.roster_view(), &me, dept)?;
-            let doc = ws.doc_mut(&DocRef::Feed(dept.id), store)?;
-            Ok(Feed::new(doc.doc()).len())
-        })
+        let dept = my_dept(&self.shared.roster()?, &me, dept)?;
+        self.shared
+            .read_doc(&DocRef::Feed(dept.id), |d| Feed::new(d.doc()).len())
     }
 
     /// Sends a direct message to a member (id or display name).
@@ -224,58 +223,54 @@ impl Node {
         let me = self.member_id();
         let them = self.roster()?.resolve_member(member)?.id;
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
-        let store = self.shared.store.clone();
-        self.shared
-            .with_ws(|ws| Ok(Feed::new(ws.doc_mut(&doc, &store)?.doc()).all()))
+        self.shared.read_doc(&doc, |d| Feed::new(d.doc()).all())
     }
 
     /// My direct conversations: with whom, how many messages, the last one.
     pub fn dm_list(&self) -> Result<Vec<Conversation>, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let mut out = Vec::new();
-            for (m, doc) in conversations(ws, &roster, &store, &me)? {
-                let feed = Feed::new(ws.doc_mut(&doc, &store)?.doc());
-                out.push(Conversation {
-                    member: m.id,
-                    name: m.name.clone(),
-                    messages: feed.len(),
-                    last: feed.newest().next(),
-                });
-            }
-            Ok(out)
-        })
+        let roster = self.shared.roster()?;
+        let mut out = Vec::new();
+        for (m, doc) in conversations(&self.shared, &roster, &me)? {
+            let (messages, last) = self.shared.read_doc(&doc, |d| {
+                let feed = Feed::new(d.doc());
+                let last = feed.newest().next();
+                (feed.len(), last)
+            })?;
+            out.push(Conversation {
+                member: m.id,
+                name: m.name.clone(),
+                messages,
+                last,
+            });
+        }
+        Ok(out)
     }
 
     /// Posts that mention me across my departments, newest first (as
     /// threads without replies).
     pub fn mentions(&self, limit: usize) -> Result<Vec<Thread>, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        let mut found: Vec<Thread> = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let mut found = Vec::new();
-            for (d, label) in my_depts(&roster, me) {
-                // Newest first in each feed: the `limit` newest of all are
-                // among the `limit` newest of each.
-                let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
-                found.extend(
-                    feed.newest()
-                        .filter(|p| p.mentions.contains(&me) && !p.deleted)
-                        .take(limit)
-                        .map(|p| Thread {
-                            dept: label.clone(),
-                            author_name: name_of(&roster, &p.author),
-                            replies: Vec::new(),
-                            attachments: BTreeMap::new(),
-                            post: p,
-                        }),
-                );
-            }
-            Ok(found)
-        })?;
+        let roster = self.shared.roster()?;
+        let mut found = Vec::new();
+        for (d, label) in my_depts(&roster, me) {
+            // Newest first in each feed: the `limit` newest of all are
+            // among the `limit` newest of each.
+            let mine: Vec<Post> = self.shared.read_doc(&DocRef::Feed(d.id.clone()), |doc| {
+                Feed::new(doc.doc())
+                    .newest()
+                    .filter(|p| p.mentions.contains(&me) && !p.deleted)
+                    .take(limit)
+                    .collect()
+            })?;
+            found.extend(mine.into_iter().map(|p| Thread {
+                dept: label.clone(),
+                author_name: name_of(&roster, &p.author),
+                replies: Vec::new(),
+                attachments: BTreeMap::new(),
+                post: p,
+            }));
+        }
         found.sort_by(|a, b| {
             b.post
                 .created_at
@@ -351,24 +346,24 @@ impl Node {
     /// The feed or direct conversation that holds a post of mine to see.
     fn doc_of_post(&self, post_id: &str) -> Result<DocRef, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let feeds = roster
-                .depts
-                .iter()
-                .filter(|d| d.members.contains(&me))
-                .map(|d| DocRef::Feed(d.id.clone()));
-            let direct = conversations(ws, &roster, &store, &me)?
-                .into_iter()
-                .map(|(_, doc)| doc);
-            for doc in feeds.chain(direct) {
-                if Feed::new(ws.doc_mut(&doc, &store)?.doc()).contains(post_id) {
-                    return Ok(doc);
-                }
+        let roster = self.shared.roster()?;
+        let feeds = roster
+            .depts
+            .iter()
+            .filter(|d| d.members.contains(&me))
+            .map(|d| DocRef::Feed(d.id.clone()));
+        let direct = conversations(&self.shared, &roster, &me)?
+            .into_iter()
+            .map(|(_, doc)| doc);
+        for doc in feeds.chain(direct) {
+            if self
+                .shared
+                .read_doc(&doc, |d| Feed::new(d.doc()).contains(post_id))?
+            {
+                return Ok(doc);
             }
-            Err(unknown_post(post_id))
-        })
+        }
+        Err(unknown_post(post_id))
     }
 
     /// The shape of every feed edit: check against the roster and the feed
@@ -379,11 +374,8 @@ impl Node {
         plan: impl FnOnce(&Roster, &Feed<'_>) -> Result<P, NodeError>,
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
-        let store = self.shared.store.clone();
-        let read = doc.clone();
-        let check = move |ws: &mut Workspace| {
-            let roster = ws.roster_view();
-            plan(&roster, &Feed::new(ws.doc_mut(&read, &store)?.doc()))
+        let check = |roster: &Roster, signed: &meshwork_crdt::SignedDoc| {
+            plan(roster, &Feed::new(signed.doc()))
         };
         self.change(doc, check, apply).await
     }
@@ -444,15 +436,15 @@ pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Depa
 
 /// My direct conversations that have begun, with the other member.
 pub(super) fn conversations(
-    ws: &Workspace,
+    shared: &Shared,
     roster: &Roster,
-    store: &Store,
     me: &MemberId,
 ) -> Result<Vec<(Member, DocRef)>, NodeError> {
+    let workspace = shared.workspace_id()?;
     let mut out = Vec::new();
     for m in roster.active_members().filter(|m| m.id != *me) {
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(me, &m.id));
-        if store.has_changes(&doc.store_key(&ws.meta.id))? {
+        if shared.store.has_changes(&doc.store_key(&workspace))? {
             out.push((m.clone(), doc));
         }
     }

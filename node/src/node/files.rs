@@ -105,9 +105,7 @@ impl Node {
             )));
         }
         let me = self.member_id();
-        let dept = self
-            .shared
-            .with_ws(|ws| super::feed::my_dept(&ws.roster_view(), &me, dept))?;
+        let dept = super::feed::my_dept(&self.shared.roster()?, &me, dept)?;
         let sealed = meshwork_blobs::ciphertext_size(size);
         if sealed > meshwork_blobs::MAX_BLOB_SIZE {
             return Err(NodeError::BadRequest(format!(
@@ -239,9 +237,7 @@ impl Node {
         };
         self.change_library(&dept.id, |tx| write::share(tx, &record))
             .await?;
-        let retention = self
-            .shared
-            .with_ws(|ws| Ok(ws.roster_view().policy.retention_ms))?;
+        let retention = self.shared.roster()?.policy.retention_ms;
         self.request_pin(PinRequest {
             blob: blob.clone(),
             dept: dept.id.clone(),
@@ -256,58 +252,65 @@ impl Node {
     /// The files of department `dept` (a name), newest first.
     pub fn files(&self, dept: &str) -> Result<Vec<FileInfo>, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let dept = super::feed::my_dept(&roster, &me, dept)?;
-            let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
-            let doc = ws.doc_mut(&DocRef::Library(dept.id.clone()), &store)?;
-            Ok(Library::new(doc.doc())
-                .files()
-                .into_iter()
-                .map(|entry| info(&roster, &label, entry))
-                .collect())
-        })
+        let roster = self.shared.roster()?;
+        let dept = super::feed::my_dept(&roster, &me, dept)?;
+        let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
+        let entries = self
+            .shared
+            .read_doc(&DocRef::Library(dept.id.clone()), |d| {
+                Library::new(d.doc()).files()
+            })?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| info(&roster, &label, entry))
+            .collect())
     }
 
     /// A file or folder in one of my departments' libraries, by its id or
     /// by a name only one of them has; with its department id.
     pub fn file(&self, id: &str) -> Result<(String, FileInfo), NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let mut named = Vec::new();
-            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-                let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
-                let library = Library::new(doc.doc());
-                let label = roster.dept_label(&d.id).unwrap_or_default();
-                if let Some(entry) = library.file(id) {
-                    return Ok((d.id.clone(), info(&roster, &label, entry)));
-                }
-                named.extend(
-                    library
+        let roster = self.shared.roster()?;
+        let mut named = Vec::new();
+        for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+            let (by_id, by_name) = self
+                .shared
+                .read_doc(&DocRef::Library(d.id.clone()), |doc| {
+                    let library = Library::new(doc.doc());
+                    let by_name: Vec<_> = library
                         .files()
                         .into_iter()
                         .filter(|f| f.name == id)
-                        .map(|f| (d.id.clone(), info(&roster, &label, f))),
-                );
+                        .collect();
+                    (library.file(id), by_name)
+                })?;
+            let label = roster.dept_label(&d.id).unwrap_or_default();
+            if let Some(entry) = by_id {
+                return Ok((d.id.clone(), info(&roster, &label, entry)));
             }
-            match named.len() {
-                1 => Ok(named.remove(0)),
-                0 => Err(NodeError::NotFound(format!(
-                    "no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them"
-                ))),
-                n => Err(NodeError::BadRequest(format!(
-                    "{n} files are named {id:?}: {}; use the id",
-                    named
-                        .iter()
-                        .map(|(_, f)| format!("{} (in {}, shared by {})", f.entry.id, f.dept, f.uploader_name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
-            }
-        })
+            named.extend(
+                by_name
+                    .into_iter()
+                    .map(|f| (d.id.clone(), info(&roster, &label, f))),
+            );
+        }
+        match named.len() {
+            1 => Ok(named.remove(0)),
+            0 => Err(NodeError::NotFound(format!(
+                "no file {id:?} in your departments' libraries; `meshwork files DEPT` lists them"
+            ))),
+            n => Err(NodeError::BadRequest(format!(
+                "{n} files are named {id:?}: {}; use the id",
+                named
+                    .iter()
+                    .map(|(_, f)| format!(
+                        "{} (in {}, shared by {})",
+                        f.entry.id, f.dept, f.uploader_name
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Makes sure the blob of file `id` is in this node's store, fetching
@@ -571,7 +574,7 @@ impl Node {
         apply: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<(), NodeError> {
         let doc = DocRef::Library(dept_id.to_owned());
-        self.change(doc, |_| Ok(()), |tx, ()| apply(tx)).await
+        self.change(doc, |_, _| Ok(()), |tx, ()| apply(tx)).await
     }
 
     /// The connected peers among a file's holders.

@@ -41,10 +41,8 @@ impl Node {
     /// The ledger now (read again only if it changed).
     pub(super) fn ledger(&self) -> Result<Ledger, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        let (roster, read) = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let doc = ws.doc_mut(&DocRef::Pins, &store)?;
+        let roster = self.shared.roster()?;
+        let read = self.shared.read_doc(&DocRef::Pins, |doc| {
             let heads = doc.heads();
             let mut cache = self
                 .ledger_cache
@@ -62,7 +60,7 @@ impl Node {
                     });
                 }
             }
-            Ok((roster, cache.clone().expect("just filled")))
+            cache.clone().expect("just filled")
         })?;
         Ok(Ledger {
             reported: read.nodes.iter().find(|n| n.member == me).cloned(),

@@ -227,10 +227,7 @@ impl Node {
         }
         let nodes = self
             .shared
-            .with_ws(|ws| {
-                let doc = ws.doc_mut(&DocRef::Pins, &self.shared.store)?;
-                Ok(Pins::new(doc.doc()).nodes())
-            })?
+            .read_doc(&DocRef::Pins, |doc| Pins::new(doc.doc()).nodes())?
             .into_iter()
             .map(|n| PinNodeInfo {
                 name: name(&n.member),
@@ -824,24 +821,25 @@ impl Node {
     /// The files of my departments, by blob.
     fn my_files_by_blob(&self) -> Result<HashMap<String, MyFile>, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let mut out = HashMap::new();
-            for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-                let doc = ws.doc_mut(&DocRef::Library(d.id.clone()), &store)?;
-                for f in Library::new(doc.doc()).files() {
-                    let file = MyFile {
-                        id: f.id,
-                        name: f.name,
-                        dept: d.id.clone(),
-                        holders: f.holders,
-                    };
-                    out.insert(f.blob, file);
-                }
+        let roster = self.shared.roster()?;
+        let mut out = HashMap::new();
+        for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
+            let files = self
+                .shared
+                .read_doc(&DocRef::Library(d.id.clone()), |doc| {
+                    Library::new(doc.doc()).files()
+                })?;
+            for f in files {
+                let file = MyFile {
+                    id: f.id,
+                    name: f.name,
+                    dept: d.id.clone(),
+                    holders: f.holders,
+                };
+                out.insert(f.blob, file);
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     /// Records a change in the pin ledger ([`Node::change`]).
@@ -851,7 +849,7 @@ impl Node {
             &mut meshwork_crdt::automerge::transaction::Transaction<'_>,
         ) -> Result<(), meshwork_crdt::automerge::AutomergeError>,
     ) -> Result<(), NodeError> {
-        self.change(DocRef::Pins, |_| Ok(()), |tx, ()| apply(tx))
+        self.change(DocRef::Pins, |_, _| Ok(()), |tx, ()| apply(tx))
             .await
     }
 }

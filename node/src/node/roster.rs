@@ -402,12 +402,11 @@ impl Node {
         apply: impl FnOnce(&mut Transaction<'_>, &P) -> Result<(), AutomergeError>,
     ) -> Result<P, NodeError> {
         let me = self.member_id();
-        let check = |ws: &mut crate::shared::Workspace| {
-            let roster = ws.roster_view();
+        let check = |roster: &Roster, _: &meshwork_crdt::SignedDoc| {
             if admin_only && !roster.is_admin(&me) {
                 return Err(RosterError::NotAdmin.into());
             }
-            plan(&roster)
+            plan(roster)
         };
         self.change(DocRef::Roster, check, apply).await
     }

@@ -17,7 +17,7 @@ use meshwork_crdt::automerge::Automerge;
 use meshwork_crdt::feed::Feed;
 use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::Roster;
-use meshwork_crdt::{MemberId, Millis};
+use meshwork_crdt::{MemberId, Millis, SignedDoc};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -25,8 +25,7 @@ use super::feed::{conversations, my_dept, my_depts};
 use super::Node;
 use crate::error::Context;
 use crate::search::{DocUpdate, Mark, Marks, Record, SearchIndex};
-use crate::shared::{NodeEvent, Workspace};
-use crate::store::Store;
+use crate::shared::{NodeEvent, Shared};
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -145,13 +144,8 @@ impl Node {
     ) -> Result<SearchResults, NodeError> {
         let index = self.search_index()?;
         let me = self.member_id();
-        let (places, roster) = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            Ok((
-                readable(ws, &roster, &self.shared.store, &me, dept)?,
-                roster,
-            ))
-        })?;
+        let roster = self.shared.roster()?;
+        let places = readable(&self.shared, &roster, &me, dept)?;
         // A search reads what is stored, however much is still arriving.
         self.catch_up(&index, &places, false)?;
         let docs: Vec<String> = places.keys().cloned().collect();
@@ -217,10 +211,7 @@ impl Node {
     fn catch_up_all(&self) -> Result<Caught, NodeError> {
         let index = self.search_index()?;
         let me = self.member_id();
-        let places = self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            readable(ws, &roster, &self.shared.store, &me, None)
-        })?;
+        let places = readable(&self.shared, &self.shared.roster()?, &me, None)?;
         self.catch_up(&index, &places, true)
     }
 
@@ -237,7 +228,6 @@ impl Node {
         places: &BTreeMap<String, Place>,
         patient: bool,
     ) -> Result<Caught, NodeError> {
-        let store = &self.shared.store;
         let mut busy = 0;
         let written = index.catch_up(|marks| {
             let mut pending = Vec::new();
@@ -249,10 +239,9 @@ impl Node {
                     continue;
                 }
                 // One short hold per document (loaded without it).
-                self.shared.preload(&doc)?;
                 if let Some(p) = self
                     .shared
-                    .with_ws(|ws| changed(ws, store, key, &doc, marks))?
+                    .with_doc(&doc, |state| changed(&state.signed, key, &doc, marks))?
                 {
                     pending.push(p);
                 }
@@ -348,9 +337,8 @@ impl Node {
 /// The documents this member may read (or those of one department), by
 /// index key.
 fn readable(
-    ws: &Workspace,
+    shared: &Shared,
     roster: &Roster,
-    store: &Store,
     me: &MemberId,
     dept: Option<&str>,
 ) -> Result<BTreeMap<String, Place>, NodeError> {
@@ -376,7 +364,7 @@ fn readable(
     for (d, label) in my_depts(roster, *me) {
         add_dept(&d.id, label);
     }
-    for (m, doc) in conversations(ws, roster, store, me)? {
+    for (m, doc) in conversations(shared, roster, me)? {
         out.insert(
             index_key(&doc),
             Place::Direct {
@@ -434,22 +422,18 @@ impl Node {
     /// one changed after `mark` (taken before the first stretch) is read
     /// again by the next pass.
     fn read_whole(&self, key: String, doc: DocRef, mark: Mark) -> Result<DocUpdate, NodeError> {
-        let store = &self.shared.store;
         let mut records = Vec::new();
         if matches!(doc, DocRef::Library(_)) {
             records = self
                 .shared
-                .with_ws(|ws| Ok(library_records(ws.doc_mut(&doc, store)?.doc(), None)))?;
+                .read_doc(&doc, |d| library_records(d.doc(), None))?;
         } else {
             let direct = matches!(doc, DocRef::Direct(_));
             let mut seen = std::collections::HashSet::new();
             let mut at = 0;
             loop {
-                let stretch: Vec<_> = self.shared.with_ws(|ws| {
-                    Ok(Feed::new(ws.doc_mut(&doc, store)?.doc())
-                        .newest_from(at)
-                        .take(STRETCH)
-                        .collect())
+                let stretch: Vec<_> = self.shared.read_doc(&doc, |d| {
+                    Feed::new(d.doc()).newest_from(at).take(STRETCH).collect()
                 })?;
                 at += stretch.len();
                 let done = stretch.len() < STRETCH;
@@ -477,13 +461,11 @@ impl Node {
 /// delta is read here, under the lock; a big one is left to
 /// [`Node::read_whole`].
 fn changed(
-    ws: &mut Workspace,
-    store: &Store,
+    signed: &SignedDoc,
     key: &str,
     doc: &DocRef,
     marks: &Marks,
 ) -> Result<Option<Pending>, NodeError> {
-    let signed = ws.doc_mut(doc, store)?;
     let mark = Mark {
         heads: signed.heads(),
         changes: signed.len(),

@@ -62,57 +62,59 @@ impl Node {
     /// What is unread, per department and conversation.
     pub fn unread(&self) -> Result<Unread, NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let mut out = Unread::default();
-            for (d, label) in my_depts(&roster, me) {
-                let mark = store.read_mark(&mark_key(&DocRef::Feed(d.id.clone())))?;
-                let feed = Feed::new(ws.doc_mut(&DocRef::Feed(d.id.clone()), &store)?.doc());
-                out.depts
-                    .push(count(&feed, mark.as_deref(), &me, d.id.clone(), label));
-            }
-            for (m, doc) in conversations(ws, &roster, &store, &me)? {
-                let mark = store.read_mark(&mark_key(&doc))?;
-                let feed = Feed::new(ws.doc_mut(&doc, &store)?.doc());
-                out.dms.push(count(
-                    &feed,
+        let store = &self.shared.store;
+        let roster = self.shared.roster()?;
+        let mut out = Unread::default();
+        for (d, label) in my_depts(&roster, me) {
+            let doc = DocRef::Feed(d.id.clone());
+            let mark = store.read_mark(&mark_key(&doc))?;
+            out.depts.push(self.shared.read_doc(&doc, |signed| {
+                count(
+                    &Feed::new(signed.doc()),
+                    mark.as_deref(),
+                    &me,
+                    d.id.clone(),
+                    label,
+                )
+            })?);
+        }
+        for (m, doc) in conversations(&self.shared, &roster, &me)? {
+            let mark = store.read_mark(&mark_key(&doc))?;
+            out.dms.push(self.shared.read_doc(&doc, |signed| {
+                count(
+                    &Feed::new(signed.doc()),
                     mark.as_deref(),
                     &me,
                     m.id.to_string(),
                     m.name.clone(),
-                ));
-            }
-            for u in out.depts.iter().chain(&out.dms) {
-                out.total += u.unread;
-                out.mentions += u.mentions;
-            }
-            Ok(out)
-        })
+                )
+            })?);
+        }
+        for u in out.depts.iter().chain(&out.dms) {
+            out.total += u.unread;
+            out.mentions += u.mentions;
+        }
+        Ok(out)
     }
 
     /// Marks a department or conversation read, up to its newest post.
     pub fn mark_read(&self, what: &ReadIn) -> Result<(), NodeError> {
         let me = self.member_id();
-        let store = self.shared.store.clone();
-        self.shared.with_ws(|ws| {
-            let roster = ws.roster_view();
-            let doc = match what {
-                ReadIn::Dept(d) => DocRef::Feed(my_dept(&roster, &me, d)?.id),
-                ReadIn::Member(m) => {
-                    let them = roster.resolve_member(m)?.id;
-                    DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them))
-                }
-            };
-            let newest = Feed::new(ws.doc_mut(&doc, &store)?.doc())
-                .newest()
-                .next()
-                .map(|p| p.id);
-            match newest {
-                Some(id) => store.set_read_mark(&mark_key(&doc), &id),
-                None => Ok(()),
+        let roster = self.shared.roster()?;
+        let doc = match what {
+            ReadIn::Dept(d) => DocRef::Feed(my_dept(&roster, &me, d)?.id),
+            ReadIn::Member(m) => {
+                let them = roster.resolve_member(m)?.id;
+                DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them))
             }
-        })
+        };
+        let newest = self
+            .shared
+            .read_doc(&doc, |d| Feed::new(d.doc()).newest().next().map(|p| p.id))?;
+        match newest {
+            Some(id) => self.shared.store.set_read_mark(&mark_key(&doc), &id),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! A blob is served to a peer only if a library of a department both belong
 //! to lists it, or if the pin ledger requests it and the peer is a pinner or
 //! a member of the request's department (how a pin node, which sees no
-//! library, gets blobs and serves them back). Reading a piece from disk happens on a blocking thread, never
-//! on this loop; so does everything a download does with what comes back.
+//! library, gets blobs and serves them back). That decision and reading a
+//! piece from disk happen on a blocking thread, never on this loop; so does
+//! everything a download does with what comes back.
 
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
@@ -23,48 +24,47 @@ use crate::wire::{BlobRequest, BlobResponse};
 pub(crate) type PieceReply = oneshot::Sender<Result<BlobResponse, String>>;
 
 impl EventLoop {
+    /// A piece asked for by `peer`: whether it may have it is decided off
+    /// the loop (it reads the ledger and libraries, under their own locks),
+    /// then the piece is read off the loop too.
     pub(super) fn on_blob_request(
         &mut self,
         peer: PeerId,
         request: BlobRequest,
         channel: ResponseChannel<BlobResponse>,
     ) {
-        let refusal = if request.workspace != self.workspace {
-            Some("a different workspace")
-        } else if !self.may_have_blob(peer, request.hash) {
-            Some("that blob is neither in a library you share with this node nor pinned for you")
-        } else {
-            None
-        };
-        if let Some(why) = refusal {
+        if request.workspace != self.workspace {
+            let refused = BlobResponse::Refused("a different workspace".into());
             let _ = self
                 .swarm
                 .behaviour_mut()
                 .blob
-                .send_response(channel, BlobResponse::Refused(why.into()));
+                .send_response(channel, refused);
             return;
         }
-        let blobs = self.shared.blobs.clone();
+        let granted = self.blob_grants.contains(&(peer, request.hash));
+        let them = self.members.get(&peer).copied();
+        let shared = self.shared.clone();
         let tx = self.commands_tx.clone();
         let hash = BlobHash::from_bytes(request.hash);
         self.background.spawn(async move {
-            let piece =
-                tokio::task::spawn_blocking(move || blobs.read_piece(&hash, request.piece)).await;
-            let response = match piece {
-                Ok(Ok(p)) => BlobResponse::Piece(p.into_bytes()),
-                // Not here, or not here intact (auditors count on this).
-                Ok(Err(
-                    e @ (BlobError::NotFound(_)
-                    | BlobError::NoSuchPiece { .. }
-                    | BlobError::Corrupt { .. }),
-                )) => {
-                    debug!(%peer, "cannot serve a piece: {e}");
-                    BlobResponse::NotHere
-                }
-                // A disk that cannot be read just now is no proof either way.
-                Ok(Err(e)) => {
-                    warn!(%peer, "cannot read a piece to serve: {e}");
-                    BlobResponse::Refused("this node cannot read that blob just now".into())
+            let serve = move || {
+                let allowed = granted
+                    || them.is_some_and(|m| {
+                        crate::net::pieces::may_have_blob(&shared, &m, &request.hash)
+                    });
+                allowed.then(|| (!granted, shared.blobs.read_piece(&hash, request.piece)))
+            };
+            let response = match tokio::task::spawn_blocking(serve).await {
+                Ok(None) => BlobResponse::Refused(
+                    "that blob is neither in a library you share with this node nor pinned for you"
+                        .into(),
+                ),
+                Ok(Some((newly, piece))) => {
+                    if newly {
+                        let _ = tx.send(Command::Granted(peer, request.hash)).await;
+                    }
+                    piece_response(peer, piece)
                 }
                 Err(_) => BlobResponse::Refused("this node is stopping".into()),
             };
@@ -74,21 +74,9 @@ impl EventLoop {
         });
     }
 
-    /// Whether `peer` may be served blob `hash`
-    /// ([`pieces::may_have_blob`](crate::net::pieces::may_have_blob)).
-    /// Remembered until the roster changes.
-    fn may_have_blob(&mut self, peer: PeerId, hash: [u8; 32]) -> bool {
-        if self.blob_grants.contains(&(peer, hash)) {
-            return true;
-        }
-        let Some(them) = self.members.get(&peer).copied() else {
-            return false;
-        };
-        let granted = crate::net::pieces::may_have_blob(&self.shared, &them, &hash);
-        if granted {
-            self.blob_grants.insert((peer, hash));
-        }
-        granted
+    /// Remembers that `peer` may have blob `hash`, until the roster changes.
+    pub(super) fn granted(&mut self, peer: PeerId, hash: [u8; 32]) {
+        self.blob_grants.insert((peer, hash));
     }
 
     pub(super) fn fetch_piece(&mut self, peer: PeerId, request: BlobRequest, reply: PieceReply) {
@@ -110,5 +98,28 @@ impl EventLoop {
     pub(super) fn penalise(&mut self, peer: PeerId, why: String) {
         warn!(%peer, "penalised: {why}");
         let _ = self.swarm.disconnect_peer_id(peer);
+    }
+}
+
+/// What a piece read tells the asker.
+fn piece_response(
+    peer: PeerId,
+    piece: Result<meshwork_blobs::EncodedPiece, BlobError>,
+) -> BlobResponse {
+    match piece {
+        Ok(p) => BlobResponse::Piece(p.into_bytes()),
+        // Not here, or not here intact (auditors count on this).
+        Err(
+            e
+            @ (BlobError::NotFound(_) | BlobError::NoSuchPiece { .. } | BlobError::Corrupt { .. }),
+        ) => {
+            debug!(%peer, "cannot serve a piece: {e}");
+            BlobResponse::NotHere
+        }
+        // A disk that cannot be read just now is no proof either way.
+        Err(e) => {
+            warn!(%peer, "cannot read a piece to serve: {e}");
+            BlobResponse::Refused("this node cannot read that blob just now".into())
+        }
     }
 }

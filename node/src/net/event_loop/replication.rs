@@ -87,26 +87,46 @@ impl EventLoop {
     }
 
     /// The roster moved: department changes that waited for the roster
-    /// heads they cite are judged now, stored and offered on.
+    /// heads they cite are judged now (off the loop: it takes document
+    /// locks), stored, flushed, and offered on.
     fn retry_held_back(&mut self) {
-        let retried = self
-            .shared
-            .with_ws(|ws| Ok(ws.retry_held_back()))
-            .unwrap_or_default();
-        for (doc, report) in retried {
-            if let Some(first) = report.rejected.first() {
-                warn!(
-                    ?doc,
-                    "refused {} held-back change(s): {first}",
-                    report.rejected.len()
-                );
+        let shared = self.shared.clone();
+        let workspace = self.workspace;
+        let back = self.commands_tx.clone();
+        self.background.spawn(async move {
+            let judge = shared.clone();
+            let Ok(retried) = tokio::task::spawn_blocking(move || judge.retry_held_back()).await
+            else {
+                return;
+            };
+            let mut arrived = Vec::new();
+            for (doc, report) in retried {
+                if let Some(first) = report.rejected.first() {
+                    warn!(
+                        ?doc,
+                        "refused {} held-back change(s): {first}",
+                        report.rejected.len()
+                    );
+                }
+                if report.accepted.is_empty() {
+                    continue;
+                }
+                match shared.record(&workspace, &doc, &report.accepted) {
+                    Ok(()) => arrived.push(doc),
+                    Err(e) => warn!("cannot store changes: {e}"),
+                }
             }
-            let arrived = !report.accepted.is_empty();
-            self.record(&doc, report);
-            if arrived {
-                self.offer(&doc, Vec::new());
+            if arrived.is_empty() {
+                return;
             }
-        }
+            if let Err(e) = shared.store.flush().await {
+                warn!("cannot flush: {e}");
+                return;
+            }
+            for doc in arrived {
+                let _ = back.send(Command::Push(doc)).await;
+            }
+        });
     }
 
     /// Changes from `peer` wait for roster heads this node lacks: ask that
@@ -222,10 +242,6 @@ impl EventLoop {
         }
         self.sessions.insert(key.clone(), 0);
         let (peer, doc) = key;
-        let _ = self.shared.with_ws(|ws| {
-            ws.new_session(peer, Side::Initiator, &doc);
-            Ok(())
-        });
         let covered = covered
             .map(|c| {
                 c.iter()
@@ -240,6 +256,7 @@ impl EventLoop {
             Side::Initiator,
             doc,
             None,
+            true,
             None,
             After::Start { covered },
         );
@@ -302,7 +319,6 @@ impl EventLoop {
         let asker = sync_work::Asker {
             me: self.shared.identity.signer.id(),
             them,
-            first: request.first,
         };
         let after = After::Answer {
             channel,
@@ -314,6 +330,7 @@ impl EventLoop {
             Side::Responder,
             request.doc,
             request.payload,
+            request.first,
             Some(asker),
             after,
         );
@@ -321,12 +338,14 @@ impl EventLoop {
 
     /// Runs a round on a blocking thread; its result comes back to the
     /// loop as [`Command::Stepped`].
+    #[allow(clippy::too_many_arguments)]
     fn work(
         &mut self,
         peer: PeerId,
         side: Side,
         doc: DocRef,
         payload: Option<meshwork_crdt::SyncPayload>,
+        first: bool,
         asker: Option<sync_work::Asker>,
         after: After,
     ) {
@@ -334,7 +353,8 @@ impl EventLoop {
         let workspace = self.workspace;
         let back = self.commands_tx.clone();
         self.background.spawn_blocking(move || {
-            let result = sync_work::step(&shared, &workspace, peer, side, &doc, payload, asker);
+            let result =
+                sync_work::step(&shared, &workspace, peer, side, &doc, payload, first, asker);
             let round = SyncRound {
                 peer,
                 doc,
@@ -474,6 +494,7 @@ impl EventLoop {
             Side::Initiator,
             doc,
             payload,
+            false,
             None,
             After::Continue { their_silence },
         );
