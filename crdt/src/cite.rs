@@ -11,6 +11,7 @@
 //! Changes written before citations existed ("legacy") carry no message; see
 //! [`RosterBook::ever`] for how they are judged.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -69,38 +70,100 @@ fn holds(doc: &Automerge, heads: &[ChangeHash]) -> bool {
         .all(|h| doc.get_change_meta_by_hash(h).is_some())
 }
 
-/// The roster document as department documents see it: the roster itself
-/// and a [`RosterBook`] of typed rosters already read at cited heads.
+/// The roster as department documents' changes are judged by it: either
+/// the roster document itself with a [`RosterBook`] of typed rosters
+/// already read at cited heads, or ([`RosterAt::cited_by`]) just the
+/// rosters some changes cite, read beforehand — what lets a node judge a
+/// batch without holding the roster.
 pub struct RosterAt<'a> {
-    doc: &'a Automerge,
-    book: &'a mut RosterBook,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Live {
+        doc: &'a Automerge,
+        book: &'a mut RosterBook,
+    },
+    /// The rosters at the heads some changes cite (those the roster held
+    /// when they were read), and the one legacy changes are judged by.
+    Read {
+        rosters: HashMap<Vec<ChangeHash>, Arc<Roster>>,
+        ever: Option<Arc<Roster>>,
+    },
 }
 
 impl<'a> RosterAt<'a> {
     /// Judges against `roster` (the workspace's roster document), reading
     /// through `book`.
     pub fn new(roster: &'a Automerge, book: &'a mut RosterBook) -> Self {
-        Self { doc: roster, book }
+        Self {
+            source: Source::Live { doc: roster, book },
+        }
+    }
+
+    /// The rosters that `changes` cite, read now: a change citing heads
+    /// the roster does not hold yet finds none and waits, as it would
+    /// have; the roster legacy changes are judged by is read if one of
+    /// them is legacy. Judging against this gives the verdicts judging
+    /// against `self` would.
+    pub(crate) fn cited_by<'c>(
+        &mut self,
+        changes: impl IntoIterator<Item = &'c Change>,
+    ) -> RosterAt<'static> {
+        let mut rosters = HashMap::new();
+        let mut ever = None;
+        for change in changes {
+            match cited(change) {
+                Ok(Some(heads)) => {
+                    if let Entry::Vacant(slot) = rosters.entry(heads) {
+                        if let Some(r) = self.at(slot.key()) {
+                            slot.insert(r);
+                        }
+                    }
+                }
+                Ok(None) if ever.is_none() => ever = Some(self.ever()),
+                Ok(None) | Err(_) => {}
+            }
+        }
+        RosterAt {
+            source: Source::Read { rosters, ever },
+        }
     }
 
     /// The heads a local change cites: the roster as the author holds it.
     pub(crate) fn heads(&self) -> Vec<ChangeHash> {
-        self.doc.get_heads()
+        match &self.source {
+            Source::Live { doc, .. } => doc.get_heads(),
+            // Rosters read ahead judge a peer's changes, never make one: a
+            // change citing no heads is refused, its own maker's included.
+            Source::Read { .. } => Vec::new(),
+        }
     }
 
     /// Whether every one of `heads` is in the roster.
     pub(crate) fn holds(&self, heads: &[ChangeHash]) -> bool {
-        holds(self.doc, heads)
+        match &self.source {
+            Source::Live { doc, .. } => holds(doc, heads),
+            Source::Read { rosters, .. } => rosters.contains_key(heads),
+        }
     }
 
     /// The roster at `heads`, or `None` while some of them are not here.
     pub(crate) fn at(&mut self, heads: &[ChangeHash]) -> Option<Arc<Roster>> {
-        self.book.at(self.doc, heads)
+        match &mut self.source {
+            Source::Live { doc, book } => book.at(doc, heads),
+            Source::Read { rosters, .. } => rosters.get(heads).cloned(),
+        }
     }
 
     /// The roster a legacy (uncited) change is judged against.
     pub(crate) fn ever(&mut self) -> Arc<Roster> {
-        self.book.ever(self.doc)
+        match &mut self.source {
+            Source::Live { doc, book } => book.ever(doc),
+            // Read ahead whenever a legacy change was among those cited;
+            // an empty roster (which allows nothing) otherwise.
+            Source::Read { ever, .. } => ever.clone().unwrap_or_default(),
+        }
     }
 }
 

@@ -733,6 +733,19 @@ impl SignedDoc {
         Ok(report)
     }
 
+    /// The rosters that `batch`, and the changes held back here, cite,
+    /// read now from `roster` ([`RosterAt::cited_by`]): judging the batch
+    /// against them gives the verdicts judging it against `roster` would,
+    /// without holding the roster meanwhile.
+    pub fn rosters_for(&self, batch: &SyncBatch, roster: &mut RosterAt<'_>) -> RosterAt<'static> {
+        roster.cited_by(
+            batch
+                .changes
+                .iter()
+                .chain(self.pending.values().map(|(c, _)| c)),
+        )
+    }
+
     /// Takes one batch of an [`OpenedSync`]'s changes, judged as
     /// [`Self::ingest_under`] judges them (`roster` for a department
     /// document, `None` for the roster). Their signatures were checked

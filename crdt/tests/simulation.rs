@@ -255,7 +255,14 @@ impl Node {
                 _ => {
                     let mut at = RosterAt::new(self.roster.doc(), &mut self.book);
                     let signed = self.docs.get_mut(doc).expect("loaded");
-                    signed.ingest_batch(b, Some(&mut at))
+                    if batch == usize::MAX {
+                        signed.ingest_batch(b, Some(&mut at))
+                    } else {
+                        // As the node judges a batch: against the rosters
+                        // it cites, read beforehand.
+                        let mut cited = signed.rosters_for(&b, &mut at);
+                        signed.ingest_batch(b, Some(&mut cited))
+                    }
                 }
             };
             report.accepted.extend(got.accepted);

@@ -26,8 +26,8 @@ use crate::shared::{Shared, Side};
 use crate::wire::DocRef;
 use crate::NodeError;
 
-/// Changes judged and applied per hold of the workspace lock: at ~0.3 ms a
-/// change (rules, apply, store), a hold of ~20 ms. The roster takes bigger
+/// Changes judged and applied per hold of the document's lock: at ~0.3 ms
+/// a change (rules, apply, store), a hold of ~20 ms. The roster takes bigger
 /// batches (it is checked against itself, a cheaper judgement), and its
 /// round tells roster watchers once, at its end.
 fn batch_for(doc: &DocRef) -> usize {
@@ -101,8 +101,13 @@ pub(crate) fn step(
             let got = if *doc == DocRef::Roster {
                 shared.with_ws(|ws| Ok(ws.roster.ingest_batch(batch, None)))?
             } else {
-                shared.with_judged(doc, |state, ws| {
-                    Ok(state.signed.ingest_batch(batch, Some(&mut ws.roster_at())))
+                // The workspace lock only to read the rosters the batch
+                // cites; the batch is judged under the document's alone.
+                shared.with_doc(doc, |state| {
+                    let signed = &mut state.signed;
+                    let mut cited =
+                        shared.with_ws(|ws| Ok(signed.rosters_for(&batch, &mut ws.roster_at())))?;
+                    Ok(signed.ingest_batch(batch, Some(&mut cited)))
                 })?
             };
             if *doc == DocRef::Roster {
