@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
-use crate::read::{child_map as map, scalar};
+use crate::read::child_map as map;
 use crate::{MemberId, Millis};
 
 /// A post, or the tombstone of a deleted one.
@@ -104,23 +104,47 @@ impl<'a> Feed<'a> {
         posts
     }
 
-    /// The post with this id.
+    /// The post with this id. Its fields are read in one pass over the
+    /// post's map: a lookup per field seeks through the whole document's
+    /// operations each time (most of what reading a 100,000-post feed's
+    /// pages and index cost).
     pub fn post(&self, id: &str) -> Option<Post> {
         let obj = map(self.doc, self.posts.as_ref()?, id)?;
-        let s = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_str().map(str::to_owned));
-        let i = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_i64());
-        let deleted = scalar(self.doc, &obj, "deleted").and_then(|v| v.as_bool()) == Some(true);
+        let (mut author, mut body, mut reply_to) = (None, None, None);
+        let (mut created_at, mut edited_at, mut deleted) = (0, None, false);
+        let (mut mentions, mut files) = (Vec::new(), Vec::new());
+        for item in self.doc.map_range(&obj, ..) {
+            let value = item.value.clone().into_value();
+            let text = || value.as_str().map(str::to_owned);
+            match (item.key.as_ref(), &value) {
+                ("author", _) => author = text(),
+                ("body", _) => body = text(),
+                ("created_at", _) => created_at = value.as_i64().unwrap_or(0),
+                ("reply_to", _) => reply_to = text(),
+                ("edited_at", _) => edited_at = value.as_i64(),
+                ("deleted", _) => deleted = value.as_bool() == Some(true),
+                ("mentions", Value::Object(ObjType::Map)) => {
+                    mentions = member_keys(self.doc, &item.id());
+                }
+                ("files", Value::Object(ObjType::List)) => {
+                    files = self
+                        .doc
+                        .values(item.id())
+                        .filter_map(|(v, _)| v.into_string().ok())
+                        .collect();
+                }
+                _ => {}
+            }
+        }
         Some(Post {
-            author: s("author")?.parse().ok()?,
-            body: if deleted { None } else { s("body") },
-            created_at: i("created_at").unwrap_or(0),
-            reply_to: s("reply_to"),
-            edited_at: i("edited_at"),
+            author: author?.parse().ok()?,
+            body: if deleted { None } else { body },
+            created_at,
+            reply_to,
+            edited_at,
             deleted,
-            mentions: map(self.doc, &obj, "mentions")
-                .map(|m| member_keys(self.doc, &m))
-                .unwrap_or_default(),
-            files: attached(self.doc, &obj),
+            mentions,
+            files,
             reactions: self.reactions(id),
             id: id.to_owned(),
         })
@@ -183,16 +207,6 @@ impl<'a> Feed<'a> {
 }
 
 /// The keys of a map that are member ids, sorted.
-/// The file ids a post's `files` list holds.
-fn attached(doc: &Automerge, post: &ObjId) -> Vec<String> {
-    let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(post, "files") else {
-        return Vec::new();
-    };
-    doc.values(&list)
-        .filter_map(|(v, _)| v.into_string().ok())
-        .collect()
-}
-
 fn member_keys(doc: &Automerge, obj: &ObjId) -> Vec<MemberId> {
     let mut ids: Vec<MemberId> = doc.keys(obj).filter_map(|k| k.parse().ok()).collect();
     ids.sort();
