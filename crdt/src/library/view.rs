@@ -1,5 +1,7 @@
 //! Typed reads of a library.
 
+use std::collections::HashMap;
+
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
@@ -65,15 +67,35 @@ impl<'a> Library<'a> {
         out
     }
 
-    /// The file with this id.
+    /// The file with this id. Its fields are read in one pass over its
+    /// map (a lookup per field seeks through the whole document).
     pub fn file(&self, id: &str) -> Option<FileEntry> {
         let obj = map(self.doc, self.files.as_ref()?, id)?;
-        let s = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_str().map(str::to_owned));
-        let n = |k: &str| scalar(self.doc, &obj, k).and_then(|v| v.as_i64());
-        let mut holders: Vec<MemberId> = map(self.doc, &obj, "holders")
-            .map(|h| self.doc.keys(&h).filter_map(|k| k.parse().ok()).collect())
-            .unwrap_or_default();
+        let mut text: HashMap<String, String> = HashMap::new();
+        let mut number: HashMap<String, i64> = HashMap::new();
+        let mut holders: Vec<MemberId> = Vec::new();
+        for item in self.doc.map_range(&obj, ..) {
+            let key = item.key.to_string();
+            match item.value.clone().into_value() {
+                Value::Object(ObjType::Map) if key == "holders" => {
+                    holders = self
+                        .doc
+                        .keys(item.id())
+                        .filter_map(|k| k.parse().ok())
+                        .collect();
+                }
+                value => {
+                    if let Some(s) = value.as_str() {
+                        text.insert(key, s.to_owned());
+                    } else if let Some(n) = value.as_i64() {
+                        number.insert(key, n);
+                    }
+                }
+            }
+        }
         holders.sort();
+        let mut s = |k: &str| text.remove(k);
+        let n = |k: &str| number.get(k).copied();
         Some(FileEntry {
             name: s("name")?,
             size: u64::try_from(n("size")?).ok()?,
@@ -92,8 +114,81 @@ impl<'a> Library<'a> {
         })
     }
 
-    /// The file whose blob has this hex hash.
+    /// The file whose blob has this hex hash (the newest, if several
+    /// files share one blob). Only each file's `blob` is read until one
+    /// matches.
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
-        self.files().into_iter().find(|f| f.blob == blob)
+        let files = self.files.as_ref()?;
+        let mut found: Vec<FileEntry> = self
+            .doc
+            .keys(files)
+            .filter(|id| {
+                map(self.doc, files, id)
+                    .and_then(|obj| scalar(self.doc, &obj, "blob"))
+                    .is_some_and(|v| v.as_str() == Some(blob))
+            })
+            .filter_map(|id| self.file(&id))
+            .collect();
+        found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
+        found.into_iter().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::AutomergeError;
+
+    use super::*;
+    use crate::library::write::{share, NewFile};
+    use crate::Signer;
+
+    fn file<'a>(id: &'a str, blob: &'a str, shared_at: Millis, uploader: MemberId) -> NewFile<'a> {
+        NewFile {
+            id,
+            name: "Q3 report.xlsx",
+            size: 1234,
+            media_type: "application/vnd.ms-excel",
+            blob,
+            blob_size: 1300,
+            key: "00ff",
+            uploader,
+            shared_at,
+            entries: None,
+        }
+    }
+
+    #[test]
+    fn a_file_reads_back_as_written_and_a_blob_finds_its_newest_file() {
+        let me = Signer::from_secret([3; 32]).id();
+        let mut doc = crate::library::genesis("d").unwrap();
+        doc.transact::<_, _, AutomergeError>(|tx| {
+            share(tx, &file("a1", "b0", 10, me))?;
+            share(tx, &file("a2", "b0", 20, me))?;
+            share(tx, &file("a3", "b9", 30, me))
+        })
+        .unwrap();
+        let library = Library::new(&doc);
+        let one = library.file("a1").unwrap();
+        assert_eq!(
+            (
+                one.name.as_str(),
+                one.size,
+                one.media_type.as_str(),
+                one.blob.as_str()
+            ),
+            ("Q3 report.xlsx", 1234, "application/vnd.ms-excel", "b0")
+        );
+        assert_eq!(
+            (one.blob_size, one.key.as_str(), one.uploader),
+            (1300, "00ff", me)
+        );
+        assert_eq!(
+            (one.shared_at, one.holders.clone(), one.entries),
+            (10, vec![me], None)
+        );
+        assert_eq!(library.by_blob("b0").unwrap().id, "a2");
+        assert_eq!(library.by_blob("b9").unwrap().id, "a3");
+        assert!(library.by_blob("zz").is_none());
+        assert_eq!(library.files().len(), 3);
     }
 }
