@@ -566,3 +566,80 @@ impl Node {
         &self.cfg.home
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The lock order (`shared.rs`): a document held long stalls nobody who
+    //! does not need it.
+
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::{Node, NodeConfig};
+    use crate::wire::DocRef;
+
+    /// Runs `f` on a blocking thread and fails the test if it does not
+    /// finish in time (a deadlock or a wait on the held document).
+    async fn soon<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+        tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
+            .await
+            .unwrap_or_else(|_| panic!("{what} waited for the held document"))
+            .expect("the call panicked")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_document_held_long_holds_up_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = NodeConfig::new(dir.path());
+        cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        cfg.net.mdns = false;
+        cfg.auto_pin = false;
+        cfg.disk = crate::disk::Disk::measured_by(
+            std::sync::Arc::new(|_: &std::path::Path| Ok(u64::MAX / 2)),
+            crate::disk::DEFAULT_MIN_FREE,
+        );
+        cfg.home.init("Ada").unwrap();
+        let node = Node::start(cfg).await.unwrap();
+        node.create_workspace("W").await.unwrap();
+        let eng = node.dept_create_joined("Eng").await.unwrap();
+        node.dept_create_joined("Ops").await.unwrap();
+        node.post("Eng", "before", None).await.unwrap();
+
+        // Someone (a sync message for a fresh member, say) holds Eng's feed.
+        let (held_tx, held) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let shared = node.shared.clone();
+        let feed = DocRef::Feed(eng.id.clone());
+        let holder = std::thread::spawn(move || {
+            shared.with_doc(&feed, |_| {
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+        });
+        held.recv().unwrap();
+
+        // Meanwhile the rest of the node answers: the roster, status,
+        // another department's feed, a post there, and the network loop.
+        let n = node.clone();
+        soon("status", move || n.workspace_status().unwrap()).await;
+        let n = node.clone();
+        soon("the roster", move || n.roster().unwrap()).await;
+        node.post("Ops", "still here", None).await.unwrap();
+        let n = node.clone();
+        let ops = soon("Ops' feed", move || n.feed("Ops", 10, None).unwrap()).await;
+        assert_eq!(ops[0].post.body.as_deref(), Some("still here"));
+        tokio::time::timeout(Duration::from_secs(20), node.peers())
+            .await
+            .expect("the network loop waited for the held document");
+
+        // Eng itself waits for the holder, then goes on.
+        let n = node.clone();
+        let reader = tokio::task::spawn_blocking(move || n.feed("Eng", 10, None));
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        let eng_feed = reader.await.unwrap().unwrap();
+        assert_eq!(eng_feed[0].post.body.as_deref(), Some("before"));
+        node.shutdown().await;
+    }
+}

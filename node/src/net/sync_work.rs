@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use libp2p::PeerId;
 use meshwork_crdt::automerge::sync;
-use meshwork_crdt::{Ingest, MemberId, OpenedSync, SignedDoc, SyncPayload};
+use meshwork_crdt::{Ingest, MemberId, OpenedSync, SignedDoc, SyncBatch, SyncPayload};
 
 use crate::shared::{Shared, Side};
 use crate::wire::DocRef;
@@ -86,44 +86,14 @@ pub(crate) fn step(
             Ok(())
         })?;
     }
-    let mut report = Ingest::default();
     let mut opened = match received {
         Some(payload) => Some(OpenedSync::open(payload)?),
         None => None,
     };
-    if let Some(opened) = &mut opened {
-        on_doc(shared, doc, |signed, _| {
-            opened.forget_known(signed);
-            Ok(())
-        })?;
-        opened.verify();
-        while let Some(batch) = opened.next_batch(batch_for(doc)) {
-            let got = if *doc == DocRef::Roster {
-                shared.with_ws(|ws| Ok(ws.roster.ingest_batch(batch, None)))?
-            } else {
-                // The workspace lock only to read the rosters the batch
-                // cites; the batch is judged under the document's alone.
-                shared.with_doc(doc, |state| {
-                    let signed = &mut state.signed;
-                    let mut cited =
-                        shared.with_ws(|ws| Ok(signed.rosters_for(&batch, &mut ws.roster_at())))?;
-                    Ok(signed.ingest_batch(batch, Some(&mut cited)))
-                })?
-            };
-            if *doc == DocRef::Roster {
-                shared.store_quietly(workspace, doc, &got.accepted)?;
-            } else {
-                shared.record(workspace, doc, &got.accepted)?;
-            }
-            report.accepted.extend(got.accepted);
-            report.rejected.extend(got.rejected);
-            report.missing_deps = got.missing_deps;
-            report.waiting_for_roster += got.waiting_for_roster;
-        }
-        if *doc == DocRef::Roster {
-            shared.tell(doc, report.accepted.len());
-        }
-    }
+    let report = match &mut opened {
+        Some(opened) => take(shared, workspace, doc, opened)?,
+        None => Ingest::default(),
+    };
     let next = on_doc(shared, doc, |signed, states| {
         let key = (peer, side);
         let mut state = states.remove(&key).unwrap_or_default();
@@ -145,6 +115,54 @@ pub(crate) fn step(
         Ok(next)
     })?;
     Ok(Stepped::Done(report, next))
+}
+
+/// Takes the changes of an opened message: drops those already here,
+/// checks the signatures (no lock), then judges, applies and stores them a
+/// batch at a time ([`judge`]). Feeds announce each stored batch; the
+/// roster tells its watchers once, at the end.
+fn take(
+    shared: &Shared,
+    workspace: &[u8; 32],
+    doc: &DocRef,
+    opened: &mut OpenedSync,
+) -> Result<Ingest, NodeError> {
+    on_doc(shared, doc, |signed, _| {
+        opened.forget_known(signed);
+        Ok(())
+    })?;
+    opened.verify();
+    let mut report = Ingest::default();
+    while let Some(batch) = opened.next_batch(batch_for(doc)) {
+        let got = judge(shared, doc, batch)?;
+        if *doc == DocRef::Roster {
+            shared.store_quietly(workspace, doc, &got.accepted)?;
+        } else {
+            shared.record(workspace, doc, &got.accepted)?;
+        }
+        report.accepted.extend(got.accepted);
+        report.rejected.extend(got.rejected);
+        report.missing_deps = got.missing_deps;
+        report.waiting_for_roster += got.waiting_for_roster;
+    }
+    if *doc == DocRef::Roster {
+        shared.tell(doc, report.accepted.len());
+    }
+    Ok(report)
+}
+
+/// Judges and applies one batch. A department document's batch is judged
+/// under that document's lock alone, against the rosters it cites, read
+/// beforehand: the workspace lock only for that read.
+fn judge(shared: &Shared, doc: &DocRef, batch: SyncBatch) -> Result<Ingest, NodeError> {
+    if *doc == DocRef::Roster {
+        return shared.with_ws(|ws| Ok(ws.roster.ingest_batch(batch, None)));
+    }
+    shared.with_doc(doc, |state| {
+        let signed = &mut state.signed;
+        let mut cited = shared.with_ws(|ws| Ok(signed.rosters_for(&batch, &mut ws.roster_at())))?;
+        Ok(signed.ingest_batch(batch, Some(&mut cited)))
+    })
 }
 
 /// Runs `f` on `doc` and its sync states under the lock that guards them:
