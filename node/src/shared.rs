@@ -327,16 +327,10 @@ impl Shared {
                 "the roster lives in the workspace, not in a slot".into(),
             ));
         }
-        let workspace = self.with_ws(|ws| {
-            Ok(match ws.docs.get(doc) {
-                Some(slot) => Err(slot.clone()),
-                None => Ok(ws.meta.id),
-            })
-        })?;
-        let workspace = match workspace {
-            Err(slot) => return Ok(slot),
-            Ok(id) => id,
-        };
+        let (loaded, workspace) = self.with_ws(|ws| Ok((ws.docs.get(doc).cloned(), ws.meta.id)))?;
+        if let Some(slot) = loaded {
+            return Ok(slot);
+        }
         let loaded = load(doc, &workspace, &self.store)?;
         self.with_ws(|ws| {
             Ok(ws
