@@ -121,6 +121,8 @@ async fn run(posts: usize) -> anyhow::Result<()> {
     )
     .await;
 
+    // What Dan's app says meanwhile: "still arriving", until it is all in.
+    let (mut said_arriving, mut looked) = (0, 0);
     let during = measure(
         &[&ada, &cy, &dan],
         &bob,
@@ -128,7 +130,12 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         &cy,
         dir.path(),
         "during",
-        || dan.feed_len("Eng").unwrap_or(0) < posts,
+        || {
+            let state = dan.feed_state("Eng");
+            looked += 1;
+            said_arriving += usize::from(state.as_ref().is_ok_and(|s| s.arriving));
+            state.map_or(true, |s| s.posts < posts)
+        },
     )
     .await?;
     while dan.feed_len("Eng").unwrap_or(0) < posts {
@@ -164,6 +171,11 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         synced.as_secs_f64(),
         first_page.as_secs_f64(),
         indexed.as_secs_f64()
+    );
+    println!(
+        "While it came in, Dan's feed said \"still arriving\" at {said_arriving} of \
+         {looked} looks; once all was in: {}.\n",
+        dan.feed_state("Eng")?.arriving
     );
     println!("| while Dan syncs {posts} posts | during the sync | idle (ceiling) | ratio |");
     println!("|---|---|---|---|");

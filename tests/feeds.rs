@@ -36,6 +36,12 @@ async fn a_post_reaches_the_department_live_and_no_one_else() {
         cleo.feed("Research", 10, None).unwrap()[0].replies[0].mentions,
         vec![bob.member_id()]
     );
+    // Once in step, nothing is said to be still arriving.
+    until("Ada holds both posts, and no more is coming", || async {
+        ada.feed_state("Research")
+            .is_ok_and(|s| s.posts == 2 && !s.arriving)
+    })
+    .await;
 
     // Dave is in the workspace, not in Research: refused, and after all
     // that traffic his disk holds not one copy of the text.

@@ -331,6 +331,15 @@ fn feed(
     let names = names_unless(json, client)?;
     print(json, &threads, |t| feed_text(t, &names, false));
     if !json {
+        // A fresh member's first minutes: say that the page is not all.
+        let state: meshwork_node::FeedState =
+            client.get_as(&format!("/v1/feed/state?dept={}", urlencode(&dept)))?;
+        if state.arriving {
+            eprintln!(
+                "Older posts are still arriving ({} here so far); run this again in a while.",
+                state.posts
+            );
+        }
         client.post(
             "/v1/read",
             &ReadBody {

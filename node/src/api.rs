@@ -144,6 +144,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/posts/edit", post(edit_post))
         .route("/v1/posts/delete", post(delete_post))
         .route("/v1/feed", get(feed))
+        .route("/v1/feed/state", get(feed_state))
         .route("/v1/mentions", get(mentions))
         .route("/v1/unread", get(unread))
         .route("/v1/search", get(search))
@@ -352,6 +353,12 @@ fn default_limit() -> usize {
 
 async fn feed(State(node): State<Node>, Query(q): Query<FeedQuery>) -> ApiResult {
     ok(node.feed(&q.dept, q.limit, q.before.as_deref())?)
+}
+
+/// `GET /v1/feed/state?dept=…`: how much of the feed is here, and whether
+/// more is still arriving ([`meshwork_node::FeedState`]).
+async fn feed_state(State(node): State<Node>, Query(q): Query<DeptQuery>) -> ApiResult {
+    ok(node.feed_state(&q.dept)?)
 }
 
 /// `GET /v1/search?q=…[&dept=…][&limit=…]`: [`meshwork_node::SearchResults`].

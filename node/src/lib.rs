@@ -38,8 +38,8 @@ pub use libp2p::Multiaddr;
 pub use meshwork_crdt as crdt;
 pub use net::{NetConfig, PeerInfo};
 pub use node::{
-    DiskStatus, FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo, PinNodeConfig,
-    PinsView, Progress, ReadIn, Reconciled, SearchHit, SearchResults, Status, Unread, UnreadIn,
-    AUDIT_EVERY_MS, LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
+    DiskStatus, FeedState, FileInfo, InviteInfo, InviteSpec, Node, NodeConfig, PinInfo,
+    PinNodeConfig, PinsView, Progress, ReadIn, Reconciled, SearchHit, SearchResults, Status,
+    Unread, UnreadIn, AUDIT_EVERY_MS, LOST_AFTER_MS, SKEW_MARGIN_MS, VOLUNTEER_STAGGER_MS,
 };
 pub use store::Store;

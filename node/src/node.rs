@@ -28,7 +28,7 @@ mod search;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
-pub use feed::{Attachment, Thread};
+pub use feed::{Attachment, FeedState, Thread};
 pub use files::{FileInfo, Progress};
 pub use ledger::SKEW_MARGIN_MS;
 pub use pins::{

@@ -90,6 +90,31 @@ pub(crate) struct DocState {
     pub signed: SignedDoc,
     /// One automerge sync state per peer and side.
     pub sync: HashMap<(PeerId, Side), sync::State>,
+    /// When a peer's changes were last taken in.
+    pub arrived: Option<std::time::Instant>,
+}
+
+/// How recently changes must have come in for a history a peer holds and
+/// this node lacks to count as still arriving (a peer whose changes are
+/// refused does not leave a feed "arriving" for ever).
+const ARRIVING: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl DocState {
+    /// Whether a history is still coming in: changes arrived lately, and a
+    /// peer in session holds heads this node does not have yet.
+    pub(crate) fn still_arriving(&self) -> bool {
+        let lately = self.arrived.is_some_and(|t| t.elapsed() < ARRIVING);
+        let lacking = |heads: &Vec<ChangeHash>| {
+            heads
+                .iter()
+                .any(|h| self.signed.doc().get_change_meta_by_hash(h).is_none())
+        };
+        lately
+            && self
+                .sync
+                .values()
+                .any(|s| s.their_heads.as_ref().is_some_and(lacking))
+    }
 }
 
 /// A loaded department document, shared by whoever works on it.
@@ -340,6 +365,7 @@ impl Shared {
                     Arc::new(Mutex::new(DocState {
                         signed: loaded,
                         sync: HashMap::new(),
+                        arrived: None,
                     }))
                 })
                 .clone())
@@ -575,5 +601,46 @@ impl Shared {
             }),
             DocRef::Pins => self.emit(NodeEvent::PinsChanged { changes }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use meshwork_crdt::automerge::sync;
+
+    use super::*;
+
+    fn feed() -> DocState {
+        DocState {
+            signed: SignedDoc::feed("d", Vec::new()).unwrap(),
+            sync: HashMap::new(),
+            arrived: None,
+        }
+    }
+
+    fn peer_at(heads: Vec<ChangeHash>) -> sync::State {
+        let mut state = sync::State::new();
+        state.their_heads = Some(heads);
+        state
+    }
+
+    #[test]
+    fn a_history_arrives_while_a_peer_holds_heads_not_here_and_changes_came_lately() {
+        let mut doc = feed();
+        let elsewhere = ChangeHash([9; 32]);
+        let peer = PeerId::random();
+        doc.sync
+            .insert((peer, Side::Initiator), peer_at(vec![elsewhere]));
+        assert!(!doc.still_arriving(), "nothing came in yet");
+        doc.arrived = Some(Instant::now());
+        assert!(doc.still_arriving());
+        doc.arrived = Instant::now().checked_sub(ARRIVING + Duration::from_secs(1));
+        assert!(!doc.still_arriving(), "nothing came in lately");
+        doc.arrived = Some(Instant::now());
+        let here = doc.signed.heads();
+        doc.sync.insert((peer, Side::Initiator), peer_at(here));
+        assert!(!doc.still_arriving(), "the peer holds nothing more");
     }
 }

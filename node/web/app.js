@@ -437,6 +437,7 @@ async function feedPage(key) {
     await load();
   }) }, "Post");
   const sentinel = h("div", { class: "muted" });
+  const arriving = h("div", { class: "muted", id: "arriving", "aria-live": "polite" });
   const load = async () => {
     const threads = await api(`/v1/feed?dept=${encodeURIComponent(dept)}&limit=${limit}`);
     for (const t of threads) {
@@ -445,6 +446,16 @@ async function feedPage(key) {
     more = threads.length >= limit;
     if (document.visibilityState === "visible") await quietly(() => markRead({ dept }));
     list.replaceChildren(...threads.map((t) => threadEl(t, dept, load)));
+    // A fresh member's first minutes: the history is still coming in.
+    let feedState = null;
+    try {
+      feedState = await api(`/v1/feed/state?dept=${encodeURIComponent(dept)}`);
+    } catch {
+      // The page stands without the note.
+    }
+    arriving.textContent = feedState?.arriving
+      ? `Older posts are still arriving (${feedState.posts} here so far)…`
+      : "";
     sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
   };
   new IntersectionObserver((seen) => {
@@ -469,7 +480,7 @@ async function feedPage(key) {
   const mentions = people.length
     ? h("span", { class: "muted" }, "Mention: ", people.map((m) => h("button", { type: "button", class: "mention", onclick: () => mention(m.name) }, `@${m.name}`)))
     : null;
-  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, attach, upload, uploading, mentions)), list, sentinel);
+  show(h("h1", {}, title), h("div", { class: "compose" }, text, h("div", { class: "row" }, send, attach, upload, uploading, mentions)), arriving, list, sentinel);
   await Promise.all([load(), quietly(loadFiles)]);
 }
 

@@ -161,7 +161,11 @@ fn judge(shared: &Shared, doc: &DocRef, batch: SyncBatch) -> Result<Ingest, Node
     shared.with_doc(doc, |state| {
         let signed = &mut state.signed;
         let mut cited = shared.with_ws(|ws| Ok(signed.rosters_for(&batch, &mut ws.roster_at())))?;
-        Ok(signed.ingest_batch(batch, Some(&mut cited)))
+        let got = signed.ingest_batch(batch, Some(&mut cited));
+        if !got.accepted.is_empty() {
+            state.arrived = Some(std::time::Instant::now());
+        }
+        Ok(got)
     })
 }
 

@@ -11,7 +11,7 @@ use meshwork_crdt::feed::{Feed, Post, MAX_ATTACHED, MAX_BODY};
 use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::{Department, Member, Roster};
 use meshwork_crdt::MemberId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Node;
 use crate::shared::Shared;
@@ -33,6 +33,15 @@ pub struct Thread {
     /// The files its posts attach that the department's library lists, by
     /// id (one that left the library is missing here).
     pub attachments: BTreeMap<String, Attachment>,
+}
+
+/// How much of a feed is here ([`Node::feed_state`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FeedState {
+    /// Posts and replies held here, deleted ones included.
+    pub posts: usize,
+    /// More of the history is still coming from a peer.
+    pub arriving: bool,
 }
 
 /// A file a post attaches, as the library describes it.
@@ -190,6 +199,20 @@ impl Node {
         let dept = my_dept(&self.shared.roster()?, &me, dept)?;
         self.shared
             .read_doc(&DocRef::Feed(dept.id), |d| Feed::new(d.doc()).len())
+    }
+
+    /// How much of a department's feed is here, and whether more of its
+    /// history is still arriving from a peer (a fresh member's first
+    /// minutes in a long-lived department).
+    pub fn feed_state(&self, dept: &str) -> Result<FeedState, NodeError> {
+        let me = self.member_id();
+        let dept = my_dept(&self.shared.roster()?, &me, dept)?;
+        self.shared.with_doc(&DocRef::Feed(dept.id), |state| {
+            Ok(FeedState {
+                posts: Feed::new(state.signed.doc()).len(),
+                arriving: state.still_arriving(),
+            })
+        })
     }
 
     /// Sends a direct message to a member (id or display name).
