@@ -391,21 +391,20 @@ async function feedPage(key) {
   let more = true;
   const list = h("div", { id: "threads" });
   const text = h("textarea", { id: "compose", "aria-label": `Write to ${title}`, placeholder: `Write to ${title} — @Name mentions someone` });
-  // A file of the department's library to attach to the post.
-  const attach = h("select", { id: "attach", "aria-label": "Attach a file" });
-  // A refresh (the library changed, perhaps by this very upload) keeps the
-  // file already chosen: rebuilding the options would otherwise reset it.
-  // Only the latest refresh's answer is used, so an older list that misses
-  // a new upload cannot land after it.
+  // A file of the department's library to attach to the post. Which one
+  // is kept here, not in the list: a refresh of the list (the library
+  // changed, perhaps by this very upload) rebuilds its options, and an
+  // older answer may land after a newer one.
+  let attached = "";
+  const attach = h("select", { id: "attach", "aria-label": "Attach a file", onchange: () => { attached = attach.value; } });
   let refreshes = 0;
   const loadFiles = async () => {
     const mine = ++refreshes;
     const files = await api(`/v1/files?dept=${encodeURIComponent(dept)}`);
     if (mine !== refreshes) return;
-    const chosen = attach.value;
     attach.replaceChildren(h("option", { value: "" }, "No file attached"),
       ...files.map((f) => h("option", { value: f.id }, `📎 ${f.name}`)));
-    if (files.some((f) => f.id === chosen)) attach.value = chosen;
+    attach.value = files.some((f) => f.id === attached) ? attached : "";
   };
   // Or a new file from this computer: shared into the library (without a
   // post of its own), then attached to the post being written.
@@ -416,8 +415,8 @@ async function feedPage(key) {
     uploading.textContent = `Uploading ${file.name}…`;
     try {
       const shared = await share(dept, file, { announce: false, progress: (p) => { uploading.textContent = `Uploading ${file.name}… ${Math.round(p * 100)} %`; } });
+      attached = shared.id;
       await loadFiles();
-      attach.value = shared.id;
       uploading.textContent = `${file.name} is attached.`;
     } catch (e) {
       uploading.textContent = "";
@@ -429,9 +428,10 @@ async function feedPage(key) {
   const upload = h("label", { class: "button", for: "compose-file" }, "Upload…", pick);
   const send = h("button", { class: "primary", id: "send", onclick: () => act(async () => {
     if (!text.value.trim()) return;
-    const files = attach.value ? [attach.value] : [];
+    const files = attached ? [attached] : [];
     await api("/v1/posts", { method: "POST", body: { dept, text: text.value, files } });
     text.value = "";
+    attached = "";
     attach.value = "";
     uploading.textContent = "";
     await load();
