@@ -87,6 +87,9 @@ pub(crate) struct EventLoop {
     covered: HashMap<(PeerId, DocRef), Vec<PeerId>>,
     /// Peers found entitled to a blob, until the roster changes.
     blob_grants: HashSet<(PeerId, [u8; 32])>,
+    /// Bumped whenever the grants are cleared: a grant decided off the loop
+    /// against an older roster is not remembered.
+    grants_epoch: u64,
     /// Downloads waiting for the answer to a piece request.
     piece_replies: HashMap<OutboundRequestId, PieceReply>,
     join: Option<PendingJoin>,
@@ -151,6 +154,7 @@ impl EventLoop {
             in_flight: HashMap::new(),
             covered: HashMap::new(),
             blob_grants: HashSet::new(),
+            grants_epoch: 0,
             piece_replies: HashMap::new(),
             join: None,
             background: tokio::task::JoinSet::new(),
@@ -219,7 +223,7 @@ impl EventLoop {
             Command::FetchPiece(peer, request, reply) => self.fetch_piece(peer, request, reply),
             Command::Penalise(peer, why) => self.penalise(peer, why),
             Command::Stepped(round) => self.on_round(*round),
-            Command::Granted(peer, hash) => self.granted(peer, hash),
+            Command::Granted(peer, hash, epoch) => self.granted(peer, hash, epoch),
             Command::Respond(PendingResponse::Blob(channel, response)) => {
                 let _ = self
                     .swarm

@@ -113,9 +113,9 @@ pub(crate) enum Command {
     Penalise(PeerId, String),
     /// A sync round done off the loop: answer or continue the session.
     Stepped(Box<event_loop::SyncRound>),
-    /// A peer was found entitled to a blob (remembered until the roster
-    /// changes).
-    Granted(PeerId, [u8; 32]),
+    /// A peer was found entitled to a blob, against the roster of the
+    /// grants' epoch then (remembered until the roster changes).
+    Granted(PeerId, [u8; 32], u64),
     Shutdown(oneshot::Sender<()>),
 }
 

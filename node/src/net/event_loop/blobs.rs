@@ -43,6 +43,7 @@ impl EventLoop {
             return;
         }
         let granted = self.blob_grants.contains(&(peer, request.hash));
+        let epoch = self.grants_epoch;
         let them = self.members.get(&peer).copied();
         let shared = self.shared.clone();
         let tx = self.commands_tx.clone();
@@ -62,7 +63,7 @@ impl EventLoop {
                 ),
                 Ok(Some((newly, piece))) => {
                     if newly {
-                        let _ = tx.send(Command::Granted(peer, request.hash)).await;
+                        let _ = tx.send(Command::Granted(peer, request.hash, epoch)).await;
                     }
                     piece_response(peer, piece)
                 }
@@ -74,9 +75,12 @@ impl EventLoop {
         });
     }
 
-    /// Remembers that `peer` may have blob `hash`, until the roster changes.
-    pub(super) fn granted(&mut self, peer: PeerId, hash: [u8; 32]) {
-        self.blob_grants.insert((peer, hash));
+    /// Remembers that `peer` may have blob `hash`, until the roster
+    /// changes — unless it changed while the grant was being decided.
+    pub(super) fn granted(&mut self, peer: PeerId, hash: [u8; 32], epoch: u64) {
+        if epoch == self.grants_epoch {
+            self.blob_grants.insert((peer, hash));
+        }
     }
 
     pub(super) fn fetch_piece(&mut self, peer: PeerId, request: BlobRequest, reply: PieceReply) {

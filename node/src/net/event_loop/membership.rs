@@ -53,6 +53,7 @@ impl EventLoop {
         }
         // Who may fetch which blob follows department membership.
         self.blob_grants.clear();
+        self.grants_epoch += 1;
         let peer_of = |id: &MemberId| self.shared.peer_of(id);
         self.members = roster
             .active_members()
