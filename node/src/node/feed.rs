@@ -195,10 +195,7 @@ impl Node {
     /// How many posts and replies of a department this node holds (deleted
     /// ones included): what a member sees grow while a history arrives.
     pub fn feed_len(&self, dept: &str) -> Result<usize, NodeError> {
-        let me = self.member_id();
-        let dept = my_dept(&self.shared.roster()?, &me, dept)?;
-        self.shared
-            .read_doc(&DocRef::Feed(dept.id), |d| Feed::new(d.doc()).len())
+        Ok(self.feed_state(dept)?.posts)
     }
 
     /// How much of a department's feed is here, and whether more of its

@@ -62,33 +62,22 @@ impl Node {
     /// What is unread, per department and conversation.
     pub fn unread(&self) -> Result<Unread, NodeError> {
         let me = self.member_id();
-        let store = &self.shared.store;
         let roster = self.shared.roster()?;
+        // One conversation's counts, past its read mark.
+        let unread_in = |doc: &DocRef, id: String, name: String| {
+            let mark = self.shared.store.read_mark(&mark_key(doc))?;
+            self.shared.read_doc(doc, |signed| {
+                count(&Feed::new(signed.doc()), mark.as_deref(), &me, id, name)
+            })
+        };
         let mut out = Unread::default();
         for (d, label) in my_depts(&roster, me) {
-            let doc = DocRef::Feed(d.id.clone());
-            let mark = store.read_mark(&mark_key(&doc))?;
-            out.depts.push(self.shared.read_doc(&doc, |signed| {
-                count(
-                    &Feed::new(signed.doc()),
-                    mark.as_deref(),
-                    &me,
-                    d.id.clone(),
-                    label,
-                )
-            })?);
+            out.depts
+                .push(unread_in(&DocRef::Feed(d.id.clone()), d.id.clone(), label)?);
         }
         for (m, doc) in conversations(&self.shared, &roster, &me)? {
-            let mark = store.read_mark(&mark_key(&doc))?;
-            out.dms.push(self.shared.read_doc(&doc, |signed| {
-                count(
-                    &Feed::new(signed.doc()),
-                    mark.as_deref(),
-                    &me,
-                    m.id.to_string(),
-                    m.name.clone(),
-                )
-            })?);
+            out.dms
+                .push(unread_in(&doc, m.id.to_string(), m.name.clone())?);
         }
         for u in out.depts.iter().chain(&out.dms) {
             out.total += u.unread;
