@@ -19,18 +19,16 @@
 //!
 //! Run: `cargo run --release --example pin_bench [-- --blobs 10000 --kib 4 --idle-secs 60]`
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::pin_child::{self, bytes, on_clock, plain_ledger_rss, PinChild};
 use libp2p::multiaddr::Protocol;
 use meshwork::crdt::roster::Role;
-use meshwork::node::{
-    Clock, Home, InviteSpec, ManualClock, Node, NodeConfig, PinNodeConfig, SystemClock,
-    LOST_AFTER_MS,
-};
+use meshwork::node::{Clock, InviteSpec, ManualClock, Node, SystemClock, LOST_AFTER_MS};
 
 const DEPT: &str = "Research";
 
@@ -51,8 +49,8 @@ async fn main() -> anyhow::Result<()> {
     while let Some(flag) = args.next() {
         let mut value = || args.next().unwrap_or_default();
         match flag.as_str() {
-            "--pin-node" => return pin_node(PathBuf::from(value())).await,
-            "--plain-ledger" => return plain_ledger(value().parse()?),
+            "--pin-node" => return pin_child::run(std::iter::once(value())).await,
+            "--plain-ledger" => return pin_child::plain_ledger(value().parse()?),
             "--blobs" => a.blobs = value().parse()?,
             "--kib" => a.kib = value().parse()?,
             "--idle-secs" => a.idle = Duration::from_secs(value().parse()?),
@@ -65,11 +63,11 @@ async fn main() -> anyhow::Result<()> {
 async fn run(a: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let clock = ManualClock::new(SystemClock.now());
-    let ada = start(dir.path(), "Ada", &clock, false).await?;
+    let ada = on_clock(dir.path(), "Ada", &clock, false).await?;
     ada.create_workspace("Bench").await?;
     ada.dept_create(DEPT).await?;
     ada.dept_add("Ada", DEPT).await?;
-    let cleo = start(dir.path(), "Cleo", &clock, false).await?;
+    let cleo = on_clock(dir.path(), "Cleo", &clock, false).await?;
     let token = ada
         .invite(InviteSpec {
             dept: Some(DEPT.into()),
@@ -79,7 +77,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         .await?
         .token;
     cleo.join(&token).await?;
-    let pete = start(dir.path(), "Pete", &clock, true).await?;
+    let pete = on_clock(dir.path(), "Pete", &clock, true).await?;
     let (_, token) = ada
         .add_pinner(&pete.peer_id().to_string(), Some("Pete"))
         .await?;
@@ -88,7 +86,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         let addr = other.listen_addrs().await[0].clone();
         node.dial(addr.with(Protocol::P2p(other.peer_id()))).await?;
     }
-    let mut pia = PinChild::spawn(&dir.path().join("pia"))?;
+    let mut pia = PinChild::spawn(&dir.path().join("pia"), None)?;
     let (_, token) = ada.add_pinner(&pia.peer, Some("Pia")).await?;
     pia.say(&format!("join {}", token.token))?;
     pia.expect("joined")?;
@@ -229,213 +227,6 @@ async fn run(a: Args) -> anyhow::Result<()> {
         node.shutdown().await;
     }
     Ok(())
-}
-
-async fn start(dir: &Path, name: &str, clock: &ManualClock, pin: bool) -> anyhow::Result<Node> {
-    let home = dir.join(name.to_lowercase());
-    Home::new(&home).init(name)?;
-    let mut cfg = NodeConfig::new(&home);
-    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    cfg.net.mdns = false;
-    cfg.clock = std::sync::Arc::new(clock.clone());
-    // These nodes reconcile when the benchmark says so.
-    cfg.auto_pin = false;
-    if pin {
-        cfg.pin = Some(PinNodeConfig { quota: u64::MAX });
-    }
-    Ok(Node::start(cfg).await?)
-}
-
-/// The memory ceiling, in a child of its own: resident memory before and
-/// after building, in plain automerge (no signatures, no rules, no store),
-/// a ledger of `n` requests (one change each, as sharing writes them) and
-/// two pinners' commitments to each (in changes of 256, as passes write
-/// them).
-fn plain_ledger_rss(n: usize) -> anyhow::Result<(u64, u64)> {
-    let out = Command::new(std::env::current_exe()?)
-        .args(["--plain-ledger", &n.to_string()])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "the plain-ledger child failed");
-    let text = String::from_utf8(out.stdout)?;
-    let mut kib = text.split_whitespace().map(str::parse::<u64>);
-    match (kib.next(), kib.next()) {
-        (Some(Ok(before)), Some(Ok(after))) => Ok((before, after)),
-        _ => anyhow::bail!("the plain-ledger child said {text:?}"),
-    }
-}
-
-fn plain_ledger(n: usize) -> anyhow::Result<()> {
-    use meshwork::crdt::automerge::transaction::Transactable;
-    use meshwork::crdt::automerge::{AutoCommit, ObjType, ScalarValue, ROOT};
-    let before = rss_kib(std::process::id())?;
-    let mut doc = AutoCommit::new();
-    let requests = doc.put_object(ROOT, "requests", ObjType::Map)?;
-    let commits = doc.put_object(ROOT, "commits", ObjType::Map)?;
-    doc.commit();
-    let blob = |i: usize| blake3::hash(&(i as u64).to_le_bytes()).to_hex().to_string();
-    let member = blake3::hash(b"uploader").to_hex().to_string();
-    for i in 0..n {
-        let r = doc.put_object(&requests, blob(i), ObjType::Map)?;
-        doc.put(&r, "dept", member.as_str())?;
-        doc.put(&r, "size", ScalarValue::Uint(4096))?;
-        doc.put(&r, "until", ScalarValue::Int(1_800_000_000_000 + i as i64))?;
-        doc.put(&r, "by", member.as_str())?;
-        doc.commit();
-    }
-    for pinner in ["pinner-one", "pinner-two"] {
-        let pinner = blake3::hash(pinner.as_bytes()).to_hex().to_string();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
-            for &i in chunk {
-                let until = ScalarValue::Int(1_800_000_000_000 + i as i64);
-                doc.put(&commits, format!("{}/{pinner}", blob(i)), until)?;
-            }
-            doc.commit();
-        }
-    }
-    println!("{before} {}", rss_kib(std::process::id())?);
-    drop(doc);
-    Ok(())
-}
-
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))
-}
-
-/// The child: a pin node as the daemon runs one, driven over stdin.
-async fn pin_node(home: PathBuf) -> anyhow::Result<()> {
-    Home::new(&home).init("Pia")?;
-    let mut cfg = NodeConfig::new(&home);
-    cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-    cfg.net.mdns = false;
-    cfg.pin = Some(PinNodeConfig { quota: u64::MAX });
-    let node = Node::start(cfg).await?;
-    println!("peer {}", node.peer_id());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(line) = rx.recv().await {
-        match line.split_once(' ') {
-            Some(("join", token)) => {
-                node.join(token).await?;
-                println!("joined");
-            }
-            _ if line == "quit" => break,
-            _ => anyhow::bail!("unknown command {line:?}"),
-        }
-    }
-    node.shutdown().await;
-    Ok(())
-}
-
-/// The pin-node child process and its lines.
-struct PinChild {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    peer: String,
-}
-
-/// What an idle stretch cost.
-struct Idle {
-    rss_kib: u64,
-    cpu: Duration,
-    over: Duration,
-}
-
-impl PinChild {
-    fn spawn(home: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--pin-node")
-            .arg(home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = lines.recv_timeout(Duration::from_secs(60))?;
-        let peer = first
-            .strip_prefix("peer ")
-            .ok_or_else(|| anyhow::anyhow!("the pin node said {first:?}"))?
-            .to_owned();
-        Ok(Self {
-            child,
-            stdin,
-            lines,
-            peer,
-        })
-    }
-
-    fn say(&mut self, line: &str) -> anyhow::Result<()> {
-        writeln!(self.stdin, "{line}")?;
-        Ok(self.stdin.flush()?)
-    }
-
-    fn expect(&self, what: &str) -> anyhow::Result<()> {
-        let line = self.lines.recv_timeout(Duration::from_secs(60))?;
-        anyhow::ensure!(line == what, "the pin node said {line:?}, not {what:?}");
-        Ok(())
-    }
-
-    /// Its CPU time over `over` of idling, and its resident memory after.
-    fn idle(&self, over: Duration) -> anyhow::Result<Idle> {
-        let before = self.cpu()?;
-        std::thread::sleep(over);
-        let cpu = self.cpu()? - before;
-        let rss_kib = rss_kib(self.child.id())?;
-        Ok(Idle { rss_kib, cpu, over })
-    }
-
-    /// User + system CPU time so far (/proc/PID/stat, in clock ticks).
-    fn cpu(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised name: state is field 3; utime and
-        // stime are fields 14 and 15.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        Ok(Duration::from_millis(ticks * 1000 / clock_ticks()))
-    }
-}
-
-impl Drop for PinChild {
-    fn drop(&mut self) {
-        let _ = self.child.wait();
-    }
-}
-
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100)
-}
-
-/// File `i`'s bytes: distinct per file, so every blob is its own.
-fn bytes(i: usize, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&(i as u64).to_le_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    out
 }
 
 /// The ceiling of a takeover: `n` files read, sent over one loopback TCP

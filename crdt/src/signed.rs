@@ -31,7 +31,7 @@ pub enum Rules {
     Feed(FeedRules),
     /// A department's library, judged against a roster.
     Library(LibraryRules),
-    /// The workspace's pin ledger, judged against a roster.
+    /// A day of the workspace's pin ledger, judged against a roster.
     Pins(PinsRules),
 }
 
@@ -394,10 +394,18 @@ impl SignedDoc {
         Self::load_onto(library::genesis(dept)?, rules, stored)
     }
 
-    /// The workspace's pin ledger (`workspace`: its id in hex), then the
-    /// changes this node stored earlier.
-    pub fn pins(workspace: &str, stored: Vec<SignedChange>) -> Result<Self, DocError> {
-        Self::load_onto(pins::genesis(workspace)?, Rules::Pins(PinsRules), stored)
+    /// The workspace's pin ledger of day `epoch` (`workspace`: its id in
+    /// hex), then the changes this node stored earlier.
+    pub fn pins(
+        workspace: &str,
+        epoch: pins::Epoch,
+        stored: Vec<SignedChange>,
+    ) -> Result<Self, DocError> {
+        Self::load_onto(
+            pins::genesis(workspace, epoch)?,
+            Rules::Pins(PinsRules { epoch }),
+            stored,
+        )
     }
 
     /// The rules this document obeys.
@@ -1030,7 +1038,7 @@ impl SignedDoc {
             Rules::Roster { .. } => Err("the roster is judged above".into()),
             Rules::Feed(rules) => feed::authorize(&self.doc, change, author, rules, judged),
             Rules::Library(rules) => library::authorize(&self.doc, change, author, rules, judged),
-            Rules::Pins(_) => pins::authorize(&self.doc, change, author, judged),
+            Rules::Pins(rules) => pins::authorize(rules, &self.doc, change, author, judged),
         }
         .into()
     }

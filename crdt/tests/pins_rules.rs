@@ -1,16 +1,19 @@
 //! The pin ledger's rules through the public API: requests and commitments
 //! replicate; requests in another's name or for another's department,
-//! rewritten requests, commitments and quota reports in another's name, and
-//! writes by non-members are refused.
+//! rewritten requests, commitments and quota reports in another's name,
+//! deadlines outside the document's day, and writes by non-members are
+//! refused.
 
 mod common;
 
-use meshwork_crdt::pins::{write, Commitment, PinRequest, Pins};
+use meshwork_crdt::pins::{epoch_of, write, Commitment, PinRequest, Pins};
 use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
 
 const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 24 * 3600 * 1000;
+/// The deadline of every request here: the ledger's day is the one it is in.
+const UNTIL: i64 = T0 + 3 * DAY;
 
 fn signer(n: u8) -> Signer {
     Signer::from_secret([n; 32])
@@ -36,7 +39,10 @@ fn roster() -> SignedDoc {
 }
 
 fn ledger() -> common::Dept {
-    common::Dept::new(SignedDoc::pins("ws", vec![]).unwrap(), roster())
+    common::Dept::new(
+        SignedDoc::pins("ws", epoch_of(UNTIL), vec![]).unwrap(),
+        roster(),
+    )
 }
 
 fn blob(n: u8) -> String {
@@ -48,7 +54,7 @@ fn request(n: u8, by: &Signer, dept: &str) -> PinRequest {
         blob: blob(n),
         dept: dept.into(),
         size: 1 << 20,
-        until: T0 + 3 * DAY,
+        until: UNTIL,
         by: by.id(),
     }
 }
@@ -76,7 +82,7 @@ fn requests_commitments_and_reports_replicate() {
     assert_eq!(p.ingest(vec![asked]).accepted.len(), 1);
     let committed = p
         .change(&pia, T0, |tx| {
-            write::commit(tx, &blob(1), &pia.id(), T0 + 3 * DAY)?;
+            write::commit(tx, &blob(1), &pia.id(), UNTIL)?;
             write::report(tx, &pia.id(), 10 << 30, 1 << 20, 0)
         })
         .unwrap()
@@ -88,7 +94,7 @@ fn requests_commitments_and_reports_replicate() {
         pins.commitments(&blob(1)),
         vec![Commitment {
             member: pia.id(),
-            until: T0 + 3 * DAY
+            until: UNTIL
         }]
     );
     assert!(pins.commitments(&blob(2)).is_empty());
@@ -139,7 +145,7 @@ fn forged_requests_commitments_and_reports_are_refused() {
     refused(
         &mut c,
         common::forge_cited(&b, &pia, &pia, |tx| {
-            write::commit(tx, &blob(1), &bob.id(), T0).unwrap()
+            write::commit(tx, &blob(1), &bob.id(), UNTIL).unwrap()
         }),
     );
     refused(
@@ -152,7 +158,7 @@ fn forged_requests_commitments_and_reports_are_refused() {
     refused(
         &mut c,
         common::forge_cited(&b, &eve, &eve, |tx| {
-            write::commit(tx, &blob(1), &eve.id(), T0).unwrap()
+            write::commit(tx, &blob(1), &eve.id(), UNTIL).unwrap()
         }),
     );
     // A request that is not a blob hash.
@@ -164,6 +170,25 @@ fn forged_requests_commitments_and_reports_are_refused() {
             write::request(tx, &r).unwrap()
         }),
     );
+    // A request, or a commitment, whose deadline is in another day: the
+    // day's document is dropped whole once the day is over, so nothing in
+    // it may outlive it.
+    for until in [UNTIL - DAY, UNTIL + DAY, i64::MAX] {
+        refused(
+            &mut c,
+            common::forge_cited(&b, &bob, &bob, |tx| {
+                let mut r = request(5, &bob, "d1");
+                r.until = until;
+                write::request(tx, &r).unwrap()
+            }),
+        );
+        refused(
+            &mut c,
+            common::forge_cited(&b, &pia, &pia, |tx| {
+                write::commit(tx, &blob(1), &pia.id(), until).unwrap()
+            }),
+        );
+    }
     assert_eq!(Pins::new(c.doc()).requests(), vec![request(1, &bob, "d1")]);
     assert!(Pins::new(c.doc()).all_commitments().is_empty());
 }

@@ -37,7 +37,7 @@ use meshwork_crdt::feed::write::{self as feed_write, NewPost};
 use meshwork_crdt::feed::{self, Feed};
 use meshwork_crdt::library::write::{self as lib_write, NewFile};
 use meshwork_crdt::library::{self, Library};
-use meshwork_crdt::pins::{write as pins_write, PinRequest, Pins};
+use meshwork_crdt::pins::{epoch_of, write as pins_write, Epoch, PinRequest, Pins};
 use meshwork_crdt::roster::{write as roster_write, Role, Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
@@ -49,6 +49,12 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 const T0: i64 = 1_700_000_000_000;
+
+/// The day of the pin ledger the simulation writes: its requests' deadline
+/// is `T0 + 1`.
+fn pins_epoch() -> Epoch {
+    epoch_of(T0 + 1)
+}
 /// Nodes running from the start; two more identities join during the run
 /// and one more at the end.
 const FOUNDERS: usize = 5;
@@ -164,7 +170,7 @@ impl Node {
             let loaded = match doc {
                 Doc::Feed(d) => SignedDoc::feed(d, stored),
                 Doc::Library(d) => SignedDoc::library(d, stored),
-                Doc::Pins => SignedDoc::pins("ws", stored),
+                Doc::Pins => SignedDoc::pins("ws", pins_epoch(), stored),
                 Doc::Direct(a, b) => SignedDoc::direct(signer(*a).id(), signer(*b).id(), stored),
                 Doc::Roster => unreachable!(),
             }

@@ -3,6 +3,8 @@
 //! sync would leave it), and percentiles. Each example uses a part.
 #![allow(dead_code)]
 
+pub mod pin_child;
+
 use meshwork::crdt::automerge::ChangeHash;
 use meshwork::crdt::feed::post_id;
 use meshwork::crdt::feed::write::{self, NewPost};

@@ -178,7 +178,7 @@ pub struct Node {
     net: Arc<Mutex<Option<NetHandle>>>,
     /// Held by a pin reconcile pass: passes never overlap.
     pin_pass: Arc<Mutex<()>>,
-    ledger_cache: Arc<std::sync::Mutex<Option<ledger::LedgerCache>>>,
+    ledger_cache: Arc<std::sync::Mutex<ledger::LedgerCache>>,
     /// When this node first saw each blob below its replica target.
     below_target_since:
         Arc<std::sync::Mutex<std::collections::HashMap<String, meshwork_crdt::Millis>>>,
@@ -215,6 +215,7 @@ impl Node {
                     workspace: meshwork_crdt::automerge::ChangeHash(meta.id),
                 };
                 let roster = SignedDoc::load(rules, store.changes(&meta.id)?)?;
+                ledger::forget_undivided(&store, &meta.id)?;
                 Some(Workspace::new(meta, roster))
             }
             None => None,

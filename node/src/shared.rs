@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use libp2p::PeerId;
 use meshwork_blobs::BlobStore;
 use meshwork_crdt::automerge::sync;
+use meshwork_crdt::pins;
 use meshwork_crdt::roster::{Roster, RosterCache};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
@@ -170,13 +171,21 @@ impl Workspace {
         }
     }
 
-    /// Whether `a` and `b` may exchange `doc`: both active members, and for
-    /// a feed both in its department.
-    pub(crate) fn may_share(&mut self, doc: &DocRef, a: &MemberId, b: &MemberId) -> bool {
+    /// Whether `a` and `b` may exchange `doc` at `now`: both active members,
+    /// for a feed both in its department, for a day of the pin ledger a day
+    /// still live.
+    pub(crate) fn may_share(
+        &mut self,
+        doc: &DocRef,
+        a: &MemberId,
+        b: &MemberId,
+        now: Millis,
+    ) -> bool {
         let roster = self.cache.get(&self.roster);
         let both = roster.is_active(a) && roster.is_active(b);
         match doc {
-            DocRef::Roster | DocRef::Pins => both,
+            DocRef::Roster => both,
+            DocRef::Pins(day) => both && pins::day_is_live(*day, now),
             DocRef::Feed(d) | DocRef::Library(d) => {
                 both && roster
                     .dept(d)
@@ -190,12 +199,20 @@ impl Workspace {
         }
     }
 
-    /// The documents besides the roster `a` and `b` share: the pin ledger,
-    /// the feeds and libraries of departments both belong to, and their
-    /// direct conversation if it has begun here. (One that has begun only on the other side is
-    /// offered by the other side: with a thousand members, a node does not
-    /// run a sync session per colleague for conversations nobody started.)
-    pub(crate) fn shared_docs(&mut self, a: &MemberId, b: &MemberId, store: &Store) -> Vec<DocRef> {
+    /// The documents besides the roster `a` and `b` share at `now`: the
+    /// live days of the pin ledger held here, the feeds and libraries of
+    /// departments both belong to, and their direct conversation if it has
+    /// begun here. (A day, or a conversation, that has begun only on the
+    /// other side is offered by the other side: with a thousand members, a
+    /// node does not run a sync session per colleague for conversations
+    /// nobody started.)
+    pub(crate) fn shared_docs(
+        &mut self,
+        a: &MemberId,
+        b: &MemberId,
+        store: &Store,
+        now: Millis,
+    ) -> Vec<DocRef> {
         let roster = self.cache.get(&self.roster);
         let mut docs: Vec<DocRef> = roster
             .depts
@@ -204,7 +221,12 @@ impl Workspace {
             .flat_map(|d| [DocRef::Feed(d.id.clone()), DocRef::Library(d.id.clone())])
             .collect();
         if roster.is_active(a) && roster.is_active(b) {
-            docs.push(DocRef::Pins);
+            let days = store.ledger_days().unwrap_or_default();
+            docs.extend(
+                days.into_iter()
+                    .filter(|day| pins::day_is_live(*day, now))
+                    .map(DocRef::Pins),
+            );
         }
         if a != b && roster.is_active(a) && roster.is_active(b) {
             let direct = DocRef::Direct(meshwork_crdt::feed::direct_id(a, b));
@@ -271,7 +293,7 @@ fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, 
             SignedDoc::direct(a, b, stored)?
         }
         DocRef::Library(id) => SignedDoc::library(id, stored)?,
-        DocRef::Pins => SignedDoc::pins(&hex::encode(workspace), stored)?,
+        DocRef::Pins(day) => SignedDoc::pins(&hex::encode(workspace), *day, stored)?,
         DocRef::Feed(id) => SignedDoc::feed(id, stored)?,
         DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
     })
@@ -577,7 +599,42 @@ impl Shared {
         doc: &DocRef,
         accepted: &[SignedChange],
     ) -> Result<(), NodeError> {
+        if let DocRef::Pins(day) = doc {
+            self.store.add_ledger_day(*day)?;
+        }
         self.store.put_changes(&doc.store_key(workspace), accepted)
+    }
+
+    /// The days of the pin ledger held here that are live at `now`.
+    pub(crate) fn ledger_days(&self, now: Millis) -> Result<Vec<pins::Epoch>, NodeError> {
+        let mut days = self.store.ledger_days()?;
+        days.retain(|day| pins::day_is_live(*day, now));
+        Ok(days)
+    }
+
+    /// Drops the days of the pin ledger that are over at `now`, whole:
+    /// unloaded, their sync sessions ended, their changes deleted (durable
+    /// after [`Store::flush`]). Nothing in them is valid any more
+    /// ([`pins::day_is_live`]); a peer still holding one is refused it.
+    /// Returns the days dropped.
+    pub(crate) fn drop_past_ledger_days(&self, now: Millis) -> Result<Vec<pins::Epoch>, NodeError> {
+        let workspace = self.workspace_id()?;
+        let mut dropped = self.store.ledger_days()?;
+        dropped.retain(|day| !pins::day_is_live(*day, now));
+        for day in &dropped {
+            let doc = DocRef::Pins(*day);
+            self.with_ws(|ws| {
+                ws.docs.remove(&doc);
+                Ok(())
+            })?;
+            self.turns
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(&doc);
+            self.store.remove_changes(&doc.store_key(&workspace))?;
+            self.store.remove_ledger_day(*day)?;
+        }
+        Ok(dropped)
     }
 
     /// Tells waiters and listeners that `changes` changes of `doc` were
@@ -599,7 +656,7 @@ impl Shared {
                 dept: dept.clone(),
                 changes,
             }),
-            DocRef::Pins => self.emit(NodeEvent::PinsChanged { changes }),
+            DocRef::Pins(_) => self.emit(NodeEvent::PinsChanged { changes }),
         }
     }
 }

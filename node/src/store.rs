@@ -4,6 +4,7 @@
 //! this node's own pins (which blobs it keeps until when). Nothing is
 //! acknowledged before [`Store::flush`] returns.
 
+use meshwork_crdt::pins::Epoch;
 use meshwork_crdt::{Millis, SignedChange};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,9 @@ pub struct Store {
     /// Per conversation (a feed, a direct one), the newest post it held
     /// when this member last read it. This node's alone, never synced.
     read_marks: sled::Tree,
+    /// The days of the pin ledger this node holds changes of (a document's
+    /// store key is a hash: this is how the days are found again).
+    ledger_days: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -73,6 +77,7 @@ impl Store {
             parts: db.open_tree("parts")?,
             web_sessions: db.open_tree("web_sessions")?,
             read_marks: db.open_tree("read_marks")?,
+            ledger_days: db.open_tree("ledger_days")?,
             db,
         })
     }
@@ -116,6 +121,46 @@ impl Store {
     /// Whether document `doc` has any stored change.
     pub fn has_changes(&self, doc: &[u8; 32]) -> Result<bool, NodeError> {
         Ok(self.changes.scan_prefix(doc).next().transpose()?.is_some())
+    }
+
+    /// Forgets every change of document `doc` (not yet durable: call
+    /// [`Self::flush`]).
+    pub fn remove_changes(&self, doc: &[u8; 32]) -> Result<(), NodeError> {
+        let mut batch = sled::Batch::default();
+        for key in self.changes.scan_prefix(doc).keys() {
+            batch.remove(key?);
+        }
+        self.changes.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Notes that this node holds changes of the pin ledger's day `epoch`.
+    pub fn add_ledger_day(&self, epoch: Epoch) -> Result<(), NodeError> {
+        self.ledger_days.insert(epoch.to_be_bytes(), &[])?;
+        Ok(())
+    }
+
+    /// The pin ledger's days this node holds changes of, in order (days
+    /// since 1970: never negative, so big-endian keys sort as numbers).
+    pub fn ledger_days(&self) -> Result<Vec<Epoch>, NodeError> {
+        self.ledger_days
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let bytes: [u8; 8] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| NodeError::Internal("a ledger day's key is not 8 bytes".into()))?;
+                Ok(Epoch::from_be_bytes(bytes))
+            })
+            .collect()
+    }
+
+    /// Forgets the pin ledger's day `epoch`, once its changes are gone.
+    pub fn remove_ledger_day(&self, epoch: Epoch) -> Result<(), NodeError> {
+        self.ledger_days.remove(epoch.to_be_bytes())?;
+        Ok(())
     }
 
     /// Remembers where a peer said it listens (the peer book).

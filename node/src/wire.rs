@@ -19,9 +19,9 @@ pub enum DocRef {
     /// A department's library of shared files (by department id): its
     /// members' only.
     Library(String),
-    /// The workspace's pin ledger: every member's (hashes, sizes and
-    /// deadlines only).
-    Pins,
+    /// A day of the workspace's pin ledger ([`meshwork_crdt::pins::Epoch`]):
+    /// every member's (hashes, sizes and deadlines only).
+    Pins(meshwork_crdt::pins::Epoch),
 }
 
 impl DocRef {
@@ -50,7 +50,12 @@ impl DocRef {
                 h.update(id.as_bytes());
                 *h.finalize().as_bytes()
             }
-            DocRef::Pins => blake3::derive_key("meshwork pins document v1", workspace),
+            DocRef::Pins(epoch) => {
+                let mut h = blake3::Hasher::new_derive_key("meshwork pins document v2");
+                h.update(workspace);
+                h.update(&epoch.to_be_bytes());
+                *h.finalize().as_bytes()
+            }
         }
     }
 }

@@ -8,26 +8,32 @@
 //!   to; once written it does not change.
 //! - A member writes or withdraws only its own commitments, and only its
 //!   own quota report.
+//! - A request's and a commitment's deadline fall in the document's day
+//!   ([`super::Epoch`]): nothing in it outlives the day, so dropping the
+//!   day whole loses nothing live.
 
 use std::collections::HashSet;
 
 use automerge::legacy::{Key, OpType};
-use automerge::{Automerge, Change, ObjType};
+use automerge::{Automerge, Change, ObjType, ScalarValue};
 
-use super::is_blob_hex;
+use super::{epoch_of, is_blob_hex, Epoch};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
 use crate::MemberId;
 
-/// The rules of a workspace's pin ledger (all of them in this module: the
-/// ledger needs no parameters of its own).
+/// The rules of one day of a workspace's pin ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PinsRules;
+pub struct PinsRules {
+    /// The day whose deadlines this document holds.
+    pub epoch: Epoch,
+}
 
 const REQUEST_FIELDS: [&str; 4] = ["dept", "size", "until", "by"];
 const REPORT_FIELDS: [&str; 3] = ["quota", "used", "refused"];
 
 pub(crate) fn authorize(
+    rules: &PinsRules,
     doc: &Automerge,
     change: &Change,
     author: MemberId,
@@ -72,7 +78,19 @@ pub(crate) fn authorize(
                 if created.contains(*blob) && REQUEST_FIELDS.contains(&field) && !op.insert => {}
             (["commits"], Some(k))
                 if k.split_once('/')
-                    .is_some_and(|(blob, who)| is_blob_hex(blob) && who == me) => {}
+                    .is_some_and(|(blob, who)| is_blob_hex(blob) && who == me) =>
+            {
+                match &op.action {
+                    OpType::Put(ScalarValue::Int(until)) if epoch_of(*until) == rules.epoch => {}
+                    OpType::Delete => {}
+                    _ => {
+                        return Err(format!(
+                            "commitment {k} has no deadline in day {}",
+                            rules.epoch
+                        ))
+                    }
+                }
+            }
             (["nodes"], Some(who)) if who == me && make_map => {}
             (["nodes", who], Some(field)) if *who == me && REPORT_FIELDS.contains(&field) => {}
             _ => return Err(denied()),
@@ -98,8 +116,14 @@ pub(crate) fn authorize(
                 "request {blob} names a department its signer is not in"
             ));
         }
-        if after.int(&obj, "size").is_none_or(|n| n < 0) || after.int(&obj, "until").is_none() {
-            return Err(format!("request {blob} has no valid size or deadline"));
+        if after.int(&obj, "size").is_none_or(|n| n < 0) {
+            return Err(format!("request {blob} has no valid size"));
+        }
+        if after.int(&obj, "until").map(epoch_of) != Some(rules.epoch) {
+            return Err(format!(
+                "request {blob} has no deadline in day {}",
+                rules.epoch
+            ));
         }
     }
     Ok(())

@@ -31,7 +31,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
 use meshwork_blobs::{BlobError, BlobHash, MAX_ENCODED_PIECE_LEN};
 use meshwork_crdt::library::Library;
-use meshwork_crdt::pins::Pins;
+use meshwork_crdt::pins::{PinRequest, Pins};
 use meshwork_crdt::roster::Role;
 use meshwork_crdt::MemberId;
 use tracing::{debug, warn};
@@ -379,13 +379,15 @@ fn may_have(shared: &Shared, them: &MemberId, hash: &[u8; 32]) -> Result<bool, N
     if !roster.is_active(them) {
         return Ok(false);
     }
-    let request = shared.read_doc(&DocRef::Pins, |d| Pins::new(d.doc()).request(&blob))?;
-    if let Some(request) = request {
-        let pinner = roster.member(them).is_some_and(|m| m.role == Role::Pinner);
-        let in_dept = roster
-            .dept(&request.dept)
-            .is_some_and(|d| d.members.contains(them));
-        if pinner || in_dept {
+    let pinner = roster.member(them).is_some_and(|m| m.role == Role::Pinner);
+    for day in shared.ledger_days(shared.clock.now())? {
+        let request = shared.read_doc(&DocRef::Pins(day), |d| Pins::new(d.doc()).request(&blob))?;
+        let in_dept = |r: &PinRequest| {
+            roster
+                .dept(&r.dept)
+                .is_some_and(|d| d.members.contains(them))
+        };
+        if request.is_some_and(|r| pinner || in_dept(&r)) {
             return Ok(true);
         }
     }

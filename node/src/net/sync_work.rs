@@ -76,7 +76,8 @@ pub(crate) fn step(
     let turn = shared.doc_turn(doc);
     let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(a) = &asker {
-        if !shared.with_ws(|ws| Ok(ws.may_share(doc, &a.me, &a.them)))? {
+        let now = shared.clock.now();
+        if !shared.with_ws(|ws| Ok(ws.may_share(doc, &a.me, &a.them, now)))? {
             return Ok(Stepped::NotShared);
         }
     }

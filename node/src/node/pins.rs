@@ -25,7 +25,7 @@ use std::time::Duration;
 use libp2p::PeerId;
 use meshwork_blobs::BlobHash;
 use meshwork_crdt::library::{self, Library};
-use meshwork_crdt::pins::{self, Commitment, PinRequest, Pins};
+use meshwork_crdt::pins::{self, Commitment, Epoch, PinRequest, Pins};
 use meshwork_crdt::roster::{PinPolicy, Role, Roster};
 use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
@@ -225,10 +225,9 @@ impl Node {
                     .is_some_and(|u| u.saturating_add(SKEW_MARGIN_MS) >= now),
             });
         }
-        let nodes = self
-            .shared
-            .read_doc(&DocRef::Pins, |doc| Pins::new(doc.doc()).nodes())?
-            .into_iter()
+        let nodes = ledger
+            .nodes
+            .iter()
             .map(|n| PinNodeInfo {
                 name: name(&n.member),
                 member_id: n.member,
@@ -258,8 +257,7 @@ impl Node {
             .shared
             .store
             .pin(&info.entry.blob, self.shared.clock.now().saturating_add(ms))?;
-        let me = self.member_id();
-        self.change_pins(|tx| pins::write::commit(tx, &info.entry.blob, &me, until))
+        self.commit_pins(&[(info.entry.blob.clone(), until)], &[], None)
             .await?;
         self.pin_info(&info.entry.blob)
     }
@@ -281,10 +279,8 @@ impl Node {
             )));
         }
         self.shared.store.unpin(&blob)?;
-        let me = self.member_id();
         if committed {
-            self.change_pins(|tx| pins::write::release(tx, &blob, &me))
-                .await?;
+            self.commit_pins(&[], &[blob], None).await?;
         } else {
             self.shared.store.flush().await?;
         }
@@ -303,6 +299,10 @@ impl Node {
         let _one_at_a_time = self.pin_pass.lock().await;
         let now = self.shared.clock.now();
         let me = self.member_id();
+        let past = self.shared.drop_past_ledger_days(now)?;
+        if !past.is_empty() {
+            info!(days = ?past, "dropped the pin ledger's days that are over");
+        }
         let ledger = self.ledger()?;
         let files = self.my_files_by_blob()?;
         let k = ledger.roster.policy.replicas as usize;
@@ -470,7 +470,9 @@ impl Node {
     }
 
     /// Records this node's new commitments, released ones and its quota
-    /// report in one change of the ledger.
+    /// report: one change per day of the ledger it touches. A commitment
+    /// goes in the day of its deadline, a report in today's; a release
+    /// wherever a commitment of this node's to the blob is.
     async fn commit_pins(
         &self,
         commits: &[(String, Millis)],
@@ -478,19 +480,44 @@ impl Node {
         report: Option<(u64, u64, u64)>,
     ) -> Result<(), NodeError> {
         let me = self.member_id();
-        self.change_pins(|tx| {
-            for (blob, until) in commits {
-                pins::write::commit(tx, blob, &me, *until)?;
-            }
-            for blob in released {
-                pins::write::release(tx, blob, &me)?;
-            }
-            if let Some((quota, used, refused)) = report {
-                pins::write::report(tx, &me, quota, used, refused)?;
-            }
-            Ok(())
-        })
-        .await
+        let now = self.shared.clock.now();
+        let today = pins::epoch_of(now);
+        let mut days: Vec<Epoch> = commits
+            .iter()
+            .map(|(_, until)| pins::epoch_of(*until))
+            .collect();
+        if !released.is_empty() {
+            days.extend(self.shared.ledger_days(now)?);
+        }
+        if report.is_some() {
+            days.push(today);
+        }
+        days.sort_unstable();
+        days.dedup();
+        for day in days {
+            // Which of the released blobs this node committed to in this day.
+            let releases_here = |_: &Roster, doc: &meshwork_crdt::SignedDoc| {
+                let here = Pins::new(doc.doc());
+                Ok(released
+                    .iter()
+                    .filter(|blob| here.commitments(blob).iter().any(|c| c.member == me))
+                    .collect::<Vec<_>>())
+            };
+            self.change(DocRef::Pins(day), releases_here, |tx, releases| {
+                for (blob, until) in commits.iter().filter(|(_, u)| pins::epoch_of(*u) == day) {
+                    pins::write::commit(tx, blob, &me, *until)?;
+                }
+                for blob in releases {
+                    pins::write::release(tx, blob, &me)?;
+                }
+                if let Some((quota, used, refused)) = report.filter(|_| day == today) {
+                    pins::write::report(tx, &me, quota, used, refused)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Starts the task that runs a pass whenever the ledger, the roster, a
@@ -787,8 +814,13 @@ impl Node {
     /// until then.
     pub(super) async fn request_pin(&self, request: PinRequest) -> Result<(), NodeError> {
         self.shared.store.pin(&request.blob, request.until)?;
-        self.change_pins(|tx| pins::write::request(tx, &request))
-            .await
+        let day = DocRef::Pins(pins::epoch_of(request.until));
+        self.change(
+            day,
+            |_, _| Ok(()),
+            |tx, ()| pins::write::request(tx, &request),
+        )
+        .await
     }
 
     fn pin_info(&self, blob: &str) -> Result<PinInfo, NodeError> {
@@ -840,16 +872,5 @@ impl Node {
             }
         }
         Ok(out)
-    }
-
-    /// Records a change in the pin ledger ([`Node::change`]).
-    async fn change_pins(
-        &self,
-        apply: impl FnOnce(
-            &mut meshwork_crdt::automerge::transaction::Transaction<'_>,
-        ) -> Result<(), meshwork_crdt::automerge::AutomergeError>,
-    ) -> Result<(), NodeError> {
-        self.change(DocRef::Pins, |_, _| Ok(()), |tx, ()| apply(tx))
-            .await
     }
 }

@@ -383,7 +383,7 @@ fn index_key(doc: &DocRef) -> String {
         DocRef::Direct(id) => format!("direct/{id}"),
         DocRef::Library(d) => format!("library/{d}"),
         DocRef::Roster => "roster".into(),
-        DocRef::Pins => "pins".into(),
+        DocRef::Pins(day) => format!("pins/{day}"),
     }
 }
 

@@ -185,10 +185,11 @@ impl EventLoop {
         };
         let me = self.shared.identity.signer.id();
         let store = &self.shared.store;
+        let now = self.shared.clock.now();
         let mut docs = vec![DocRef::Roster];
         docs.extend(
             self.shared
-                .with_ws(|ws| Ok(ws.shared_docs(&me, &them, store)))
+                .with_ws(|ws| Ok(ws.shared_docs(&me, &them, store, now)))
                 .unwrap_or_default(),
         );
         docs

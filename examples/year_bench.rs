@@ -1,0 +1,263 @@
+//! Benchmark: a year of a workspace's pinning, on a manual clock — does
+//! what a pin node costs follow what is live, or the workspace's history?
+//!
+//! In this process, on one manual clock: Ada (admin, the uploader), Cleo
+//! (in Ada's department: a volunteer) and Pete (a pin node). In a child
+//! process (this binary, re-run with `--pin-node`): Pia, a pin node on a
+//! manual clock of her own moved in step, so that her memory and CPU are
+//! hers alone. The policy is the default: 72 hours, two replicas.
+//!
+//! Each day: Ada shares `--per-day` files of `--kib` KiB, each timed. Then
+//! passes, as the keepers would run them: Pia's (fetch and commit the
+//! day's files); Cleo's (she volunteers for each file below two replicas —
+//! all of them — and lets go, the next day, those the pin nodes now hold
+//! alone); Pete's; Ada's (collecting what is past). Then Pia's pass with
+//! nothing to do, timed (her keeper runs one every 30 s), and her
+//! resident memory. Then every clock moves a day on.
+//!
+//! Printed for some days: Pia's memory, idle pass, ledger days; Ada's
+//! share median and 99th percentile; each as a ratio to day 7 (the issue's
+//! bar: within 1.5× from the second week on — the table's last line is the
+//! worst day of all from day 14). Ceilings in the same run: plain automerge
+//! holding the live ledger (requests and two pinners' commitments, in a
+//! process of its own), and a file of the same size written and fsynced.
+//!
+//! Run: `cargo run --release --example year_bench [-- --days 365 --per-day 1000 --kib 1]`
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::pin_child::{self, bytes, on_clock, plain_ledger_rss, PinChild};
+use common::{ms, percentiles};
+use meshwork::crdt::roster::Role;
+use meshwork::node::{Clock, InviteSpec, ManualClock, Node, SystemClock};
+
+const DEPT: &str = "Research";
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+struct Args {
+    days: usize,
+    per_day: usize,
+    kib: usize,
+}
+
+/// What one day cost.
+struct Day {
+    share_p50: Duration,
+    share_p99: Duration,
+    pia_rss_kib: u64,
+    idle_pass: Duration,
+    pia_days: usize,
+    live_pins: usize,
+    took: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut a = Args {
+        days: 365,
+        per_day: 1000,
+        kib: 1,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--pin-node" => return pin_child::run(std::iter::once(value()).chain(args)).await,
+            "--plain-ledger" => return pin_child::plain_ledger(value().parse()?),
+            "--days" => a.days = value().parse()?,
+            "--per-day" => a.per_day = value().parse()?,
+            "--kib" => a.kib = value().parse()?,
+            _ => anyhow::bail!("usage: year_bench [--days N] [--per-day N] [--kib K]"),
+        }
+    }
+    run(a).await
+}
+
+async fn run(a: Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let start = SystemClock.now();
+    let clock = ManualClock::new(start);
+    let ada = on_clock(dir.path(), "Ada", &clock, false).await?;
+    ada.create_workspace("Year").await?;
+    ada.dept_create(DEPT).await?;
+    ada.dept_add("Ada", DEPT).await?;
+    let cleo = on_clock(dir.path(), "Cleo", &clock, false).await?;
+    cleo.join(&invite(&ada).await?).await?;
+    let pete = on_clock(dir.path(), "Pete", &clock, true).await?;
+    let (_, token) = ada
+        .add_pinner(&pete.peer_id().to_string(), Some("Pete"))
+        .await?;
+    pete.join(&token.token).await?;
+    let mut pia = PinChild::spawn(&dir.path().join("pia"), Some(start))?;
+    let (_, token) = ada.add_pinner(&pia.peer, Some("Pia")).await?;
+    pia.say(&format!("join {}", token.token))?;
+    pia.expect("joined")?;
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files)?;
+
+    let mut days: Vec<Day> = Vec::new();
+    for day in 1..=a.days {
+        let began = Instant::now();
+        let mut shares = Vec::with_capacity(a.per_day);
+        for i in 0..a.per_day {
+            let n = (day - 1) * a.per_day + i;
+            let path = files.join(format!("f{n}"));
+            std::fs::write(&path, bytes(n, a.kib * 1024))?;
+            let t = Instant::now();
+            ada.share(DEPT, &path, None, None).await?;
+            shares.push(t.elapsed());
+            std::fs::remove_file(&path)?;
+        }
+        let (share_p50, share_p99) = percentiles(&mut shares);
+        // The day's requests reach the pin nodes as they sync: each passes
+        // until it has committed to all of them.
+        let mut committed = 0;
+        while committed < a.per_day {
+            let now = pia_pass(&mut pia)?;
+            committed += now;
+            if now == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        cleo.reconcile_pins().await?;
+        let mut committed = 0;
+        while committed < a.per_day {
+            let now = pete.reconcile_pins().await?.committed.len();
+            committed += now;
+            if now == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        ada.reconcile_pins().await?;
+        let t = Instant::now();
+        let idle = pia_pass(&mut pia)?;
+        let idle_pass = t.elapsed();
+        anyhow::ensure!(idle == 0, "day {day}: an idle pass committed {idle}");
+        pia.say("days")?;
+        let pia_days = pia
+            .answer()?
+            .strip_prefix("days ")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("Pia did not say her days"))?;
+        days.push(Day {
+            share_p50,
+            share_p99,
+            pia_rss_kib: pia.rss_kib()?,
+            idle_pass,
+            pia_days,
+            live_pins: ada.pins()?.pins.len(),
+            took: began.elapsed(),
+        });
+        eprintln!(
+            "day {day}: share p50 {:.1} ms, Pia {:.1} MiB, idle pass {:.1} ms, {} live pins, {:.1} s",
+            ms(share_p50),
+            days[day - 1].pia_rss_kib as f64 / 1024.0,
+            ms(idle_pass),
+            days[day - 1].live_pins,
+            began.elapsed().as_secs_f64()
+        );
+        clock.advance(DAY);
+        pia.say(&format!("advance {}", DAY.as_millis()))?;
+        pia.expect("advanced")?;
+    }
+    let live = days.last().map_or(0, |d| d.live_pins);
+    let plain = plain_ledger_rss(live)?;
+    let fsync = fsync_ceiling(&files, a.kib * 1024)?;
+    pia.say("quit")?;
+    report(&a, &days, plain, fsync);
+    for node in [ada, cleo, pete] {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Runs a pass on Pia: how many blobs she committed to.
+fn pia_pass(pia: &mut PinChild) -> anyhow::Result<usize> {
+    pia.say("pass")?;
+    let line = pia.answer()?;
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("Pia's pass said {line:?}"))
+}
+
+async fn invite(ada: &Node) -> anyhow::Result<String> {
+    Ok(ada
+        .invite(InviteSpec {
+            dept: Some(DEPT.into()),
+            role: Role::Member,
+            ttl: Duration::from_secs(3600),
+        })
+        .await?
+        .token)
+}
+
+/// The median time to write and fsync a file of `len` bytes (100 tries):
+/// what a share cannot beat.
+fn fsync_ceiling(dir: &Path, len: usize) -> anyhow::Result<Duration> {
+    use std::io::Write;
+    let mut times = Vec::new();
+    for i in 0..100 {
+        let t = Instant::now();
+        let mut f = std::fs::File::create(dir.join(format!("raw{i}")))?;
+        f.write_all(&bytes(i, len))?;
+        f.sync_all()?;
+        times.push(t.elapsed());
+    }
+    Ok(percentiles(&mut times).0)
+}
+
+fn report(a: &Args, days: &[Day], plain: (u64, u64), fsync: Duration) {
+    println!(
+        "## A year of pinning: {} files of {} KiB a day, {} days\n",
+        a.per_day, a.kib, a.days
+    );
+    println!("| day | Pia's memory | ×day 7 | Pia's idle pass | ×day 7 | Pia's ledger days | share p50 | ×day 7 | share p99 | live pins | day took |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let base = days.get(6);
+    let ratio = |f: fn(&Day) -> f64, d: &Day| base.map_or(f64::NAN, |b| f(d) / f(b));
+    let rss = |d: &Day| d.pia_rss_kib as f64;
+    let pass = |d: &Day| d.idle_pass.as_secs_f64();
+    let share = |d: &Day| d.share_p50.as_secs_f64();
+    let shown =
+        |day: usize| [1, 7, 14, 30, 60, 90, 180, 270, 365].contains(&day) || day == days.len();
+    for (i, d) in days.iter().enumerate().filter(|(i, _)| shown(i + 1)) {
+        println!(
+            "| {} | {:.1} MiB | {:.2} | {:.1} ms | {:.2} | {} | {:.2} ms | {:.2} | {:.2} ms | {} | {:.1} s |",
+            i + 1,
+            rss(d) / 1024.0,
+            ratio(rss, d),
+            ms(d.idle_pass),
+            ratio(pass, d),
+            d.pia_days,
+            ms(d.share_p50),
+            ratio(share, d),
+            ms(d.share_p99),
+            d.live_pins,
+            d.took.as_secs_f64()
+        );
+    }
+    let worst = |f: fn(&Day) -> f64| {
+        days.iter()
+            .skip(13)
+            .map(|d| ratio(f, d))
+            .fold(f64::NAN, f64::max)
+    };
+    println!(
+        "| worst from day 14 | | {:.2} | | {:.2} | | | {:.2} | | | |",
+        worst(rss),
+        worst(pass),
+        worst(share)
+    );
+    println!(
+        "\nCeilings, same run: plain automerge holding the last day's live ledger ({} requests, two pinners' commitments) adds {:.1} MiB to a process of {:.1} MiB; writing and fsyncing one {} KiB file takes {:.2} ms (median).",
+        days.last().map_or(0, |d| d.live_pins),
+        (plain.1 - plain.0) as f64 / 1024.0,
+        plain.0 as f64 / 1024.0,
+        a.kib,
+        ms(fsync)
+    );
+}
