@@ -486,8 +486,17 @@ struct FindQuery {
     id: String,
 }
 
-/// A file or folder by id, or by a name only one of them has.
+/// `GET /v1/files/find?id=…`: a file or folder of my departments'
+/// libraries by id, or by a name only one of them has — one request
+/// whatever the number of departments. 404 when none has it, 400 for an
+/// empty `id` or a name that several have.
 async fn find_file(State(node): State<Node>, Query(q): Query<FindQuery>) -> ApiResult {
+    if q.id.trim().is_empty() {
+        return Err(NodeError::BadRequest(
+            "name a file or folder: its id, or a name only one of them has".into(),
+        )
+        .into());
+    }
     ok(node.file(&q.id)?.1)
 }
 
