@@ -2,7 +2,8 @@
 //! the command line — create, invite, join, departments, members — and an
 //! acknowledged change surviving `kill -9`; text from the network printed
 //! with its control characters escaped; SIGTERM with live event streams
-//! open (the CLI's, a web tab's) stopping the daemon promptly.
+//! open (the CLI's, a web tab's) stopping the daemon promptly; `--json`
+//! printing the daemon's own answers, byte for byte.
 
 mod common;
 
@@ -150,6 +151,20 @@ fn two_daemons_create_invite_join_and_organise() {
     );
     let dms = tz(&["dms", "Ada Lovelace"]);
     assert!(dms.contains(" +05:30  Bob: lunch?"), "{dms}");
+    // Both sides of a conversation go by their names, on both sides.
+    ok(&h1, &["dm", "Bob", "yes, at noon"]);
+    until("Bob has Ada's answer", || {
+        json(&h2, &["dms", "Ada Lovelace", "--json"])
+            .as_array()
+            .is_some_and(|m| m.len() == 2)
+    });
+    for (home, with) in [(&h2, "Ada Lovelace"), (&h1, "Bob")] {
+        let dms = ok(home, &["dms", with]);
+        assert!(
+            dms.contains("  Bob: lunch?  [") && dms.contains("  Ada Lovelace: yes, at noon  ["),
+            "{dms}"
+        );
+    }
     let peers = ok(&h2, &["peers"]);
     assert!(peers.starts_with("Ada Lovelace "), "{peers}");
     let status = ok(&h2, &["status"]);
@@ -288,6 +303,92 @@ fn a_newcomer_sees_every_post_of_a_department_someone_left() {
     }
     assert!(!meshwork(&bob, &["post", "Sales", "five"]).status.success());
     assert_eq!(feed_ids(&alice, "Sales"), seen_by_alice);
+}
+
+/// The body of the daemon's answer to `GET route`, asked directly with the
+/// bearer token of `home`.
+fn api_get(home: &std::path::Path, route: &str) -> String {
+    let api: Value = serde_json::from_slice(&std::fs::read(home.join("api.json")).unwrap())
+        .expect("api.json is JSON");
+    let (addr, token) = (
+        api["addr"].as_str().unwrap(),
+        api["token"].as_str().unwrap(),
+    );
+    let answer = http(
+        addr,
+        &format!("GET {route} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}"),
+        "",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a body");
+    body.to_owned()
+}
+
+/// `--json` is a contract with scripts: each read command prints the
+/// daemon's own answer, byte for byte. The CLI reads answers as the
+/// daemon's types; none of their fields may be lost or added on the way
+/// (a folder's `entries`, an attachment's `files`, an edit's `edited_at`).
+#[test]
+fn json_output_is_the_daemons_answer_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, _d) = ada_in_acme(dir.path());
+    ok(&home, &["dept", "create", "Research"]);
+    let folder = dir.path().join("Q3 docs");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("plan.txt"), b"the plan").unwrap();
+    ok(&home, &["share", "Research", folder.to_str().unwrap()]);
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"notes").unwrap();
+    let file = ok(
+        &home,
+        &["share", "Research", notes.to_str().unwrap(), "--no-post"],
+    );
+    let file = file.trim();
+    let post = ok(
+        &home,
+        &["post", "Research", "see the notes", "--file", file],
+    );
+    let post = post.trim();
+    ok(&home, &["post", "Research", "thanks", "--reply-to", post]);
+    ok(&home, &["react", post, "👍"]);
+    ok(&home, &["edit", post, "see the notes, @Ada"]);
+    ok(&home, &["pin", file, "--for", "1d"]);
+    for (args, route) in [
+        (
+            &["feed", "Research", "--json"][..],
+            "/v1/feed?dept=Research&limit=20",
+        ),
+        (&["feed", "--mentions", "--json"], "/v1/mentions?limit=20"),
+        (&["files", "Research", "--json"], "/v1/files?dept=Research"),
+        (&["dept", "list", "--json"], "/v1/depts"),
+        (&["members", "--json"], "/v1/members"),
+        (&["unread", "--json"], "/v1/unread"),
+        (&["pins", "--json"], "/v1/pins"),
+        (&["dms", "--json"], "/v1/dms"),
+        (&["peers", "--json"], "/v1/peers"),
+    ] {
+        let printed = ok(&home, args);
+        assert_eq!(
+            printed.trim_end(),
+            api_get(&home, route),
+            "meshwork {args:?}"
+        );
+    }
+    // What was checked holds what it should: the folder's entries, the
+    // edit, the reply, the attachment.
+    let feed = json(&home, &["feed", "Research", "--json"]);
+    assert!(feed[0]["edited_at"].is_i64(), "{feed}");
+    assert_eq!(feed[0]["replies"].as_array().map(Vec::len), Some(1));
+    assert_eq!(feed[0]["attachments"][file]["name"], "notes.txt");
+    let files = json(&home, &["files", "Research", "--json"]);
+    assert!(
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["entries"].is_array()),
+        "{files}"
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! and keeps its sandboxing CSP; a browser session cannot name local
 //! paths; malformed requests are answered in JSON; the icon is public; a
 //! session and the API's port outlive a restart of the daemon, and a
-//! logout outlives it too.
+//! logout outlives it too; a file is found by id (or by a name only it has)
+//! in one request across departments, and an unknown or empty id is
+//! answered with a clear JSON error.
 
 mod common;
 
@@ -502,6 +504,74 @@ async fn malformed_requests_are_answered_in_json_and_the_icon_is_public() {
     )
     .await;
     assert!(stale.starts_with("HTTP/1.1 200"), "{stale}");
+}
+
+/// Issue 16: `GET /v1/files/find` looks in every department I am in, in
+/// one request (what `meshwork get` and `post --file` use): by id, or by a
+/// name only one file has. Unknown: 404; empty, missing or ambiguous: 400;
+/// each with an `{"error"}` that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_found_by_id_or_by_its_name_in_any_department() {
+    let (_clock, ada, _) = office(&[]).await;
+    for dept in ["Research", "Sales"] {
+        ada.dept_create(dept).await.unwrap();
+        ada.dept_add("Ada", dept).await.unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let share = |dept: &'static str, name: &'static str| {
+        let path = write_file(work.path(), name, name.as_bytes());
+        let ada = &ada;
+        async move { ada.share(dept, &path, None, None).await.unwrap() }
+    };
+    // In the second department: found all the same.
+    let plan = share("Sales", "plan.txt").await;
+    let (server, addr) = serve(&ada).await;
+    let find = |id: &str| {
+        let bearer = format!("Authorization: Bearer {}", server.token);
+        let addr = addr.clone();
+        let head = format!("GET /v1/files/find{id} HTTP/1.1\r\n{bearer}");
+        async move { http(&addr, &head).await }
+    };
+    let found = |answer: &str| -> meshwork::node::FileInfo {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let (_, body) = answer.split_once("\r\n\r\n").expect("a body");
+        serde_json::from_str(body).expect("the daemon's FileInfo")
+    };
+
+    let by_id = found(&find(&format!("?id={}", plan.entry.id)).await);
+    assert_eq!(
+        (by_id.entry.id.as_str(), by_id.dept.as_str()),
+        (plan.entry.id.as_str(), "Sales")
+    );
+    assert_eq!(by_id.entry.key, "", "the file key stays in the node");
+    let by_name = found(&find("?id=plan.txt").await);
+    assert_eq!(by_name.entry.id, plan.entry.id);
+
+    let unknown = find("?id=0123456789abcdef").await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    let why = json_error(&unknown);
+    assert!(why.contains("no file \"0123456789abcdef\""), "{unknown}");
+    for malformed in ["?id=", "?id=%20", ""] {
+        let refused = find(malformed).await;
+        assert!(
+            refused.starts_with("HTTP/1.1 400"),
+            "{malformed:?}: {refused}"
+        );
+        json_error(&refused);
+    }
+
+    // Two files of one name: the name is no longer enough, and the error
+    // lists both ids; each id still is.
+    let other = share("Research", "plan.txt").await;
+    let ambiguous = find("?id=plan.txt").await;
+    assert!(ambiguous.starts_with("HTTP/1.1 400"), "{ambiguous}");
+    let why = json_error(&ambiguous);
+    assert!(
+        why.contains(&plan.entry.id) && why.contains(&other.entry.id),
+        "{why}"
+    );
+    let by_id = found(&find(&format!("?id={}", other.entry.id)).await);
+    assert_eq!(by_id.dept, "Research");
 }
 
 /// Issue 17: an image previews inline under its own type; whatever else an

@@ -1,15 +1,25 @@
-//! A client of a running daemon's control API.
+//! A client of a running daemon's control API. Every answer is read as the
+//! type the daemon serialises it from (the node's own types and
+//! `meshwork_node::api::types`): a field renamed on one side is a compile
+//! error on the other, not a `null` read at run time.
 
 use anyhow::{anyhow, bail, Context, Result};
+use meshwork_node::api::types::{ErrorBody, ProgressLine};
 use meshwork_node::home::ApiInfo;
 use meshwork_node::Home;
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Serialize;
 
 pub(crate) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
 }
+
+/// What an answer of the wrong shape means: the CLI and the daemon are
+/// different builds.
+const UNEXPECTED: &str =
+    "the daemon's answer is not what this CLI expects (is it the same version?)";
 
 impl Client {
     /// Finds the daemon of `home`, or explains how to start one.
@@ -31,7 +41,9 @@ impl Client {
             agent,
         };
         // A stale api.json (daemon killed) must not look like a live daemon.
-        client.get("/v1/status").map_err(|_| no_daemon())?;
+        client
+            .get::<IgnoredAny>("/v1/status")
+            .map_err(|_| no_daemon())?;
         Ok(client)
     }
 
@@ -43,78 +55,76 @@ impl Client {
             .context("the daemon did not answer")
     }
 
-    pub(crate) fn get(&self, path: &str) -> Result<Value> {
-        answer(self.get_raw(path)?)
-    }
-
-    /// [`Self::get`], read as the server's own answer type.
-    pub(crate) fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        serde_json::from_value(self.get(path)?)
-            .context("the daemon's answer is not what this CLI expects (is it the same version?)")
-    }
-
-    pub(crate) fn post(&self, path: &str, body: &impl serde::Serialize) -> Result<Value> {
-        let resp = self
-            .agent
+    fn post_raw(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        self.agent
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .send_json(body)
-            .context("the daemon did not answer")?;
-        answer(resp)
+            .context("the daemon did not answer")
+    }
+
+    /// `GET path`, its answer read as `T`.
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        answer(self.get_raw(path)?)
+    }
+
+    /// `POST path` with `body`, its answer read as `T`.
+    pub(crate) fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        answer(self.post_raw(path, body)?)
+    }
+
+    /// [`Self::post`] for a command that needs only to know it was done.
+    pub(crate) fn send(&self, path: &str, body: &impl Serialize) -> Result<()> {
+        self.post::<IgnoredAny>(path, body).map(drop)
     }
 
     /// Posts a request whose answer streams progress lines, calling
     /// `on_progress(done, total)` for each, and returns the final result.
-    pub(crate) fn post_progress(
+    pub(crate) fn post_progress<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &impl serde::Serialize,
+        body: &impl Serialize,
         mut on_progress: impl FnMut(u64, u64),
-    ) -> Result<Value> {
+    ) -> Result<T> {
         use std::io::BufRead;
-        let resp = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .send_json(body)
-            .context("the daemon did not answer")?;
+        let resp = self.post_raw(path, body)?;
         if !resp.status().is_success() {
             return answer(resp);
         }
         let reader = std::io::BufReader::new(resp.into_body().into_reader());
         for line in reader.lines() {
             let line = line.context("the daemon's answer broke off")?;
-            let v: Value = serde_json::from_str(&line).context("an answer that is not JSON")?;
-            if let Some(p) = v.get("progress") {
-                on_progress(
-                    p["done"].as_u64().unwrap_or(0),
-                    p["total"].as_u64().unwrap_or(0),
-                );
-            } else if let Some(ok) = v.get("ok") {
-                return Ok(ok.clone());
-            } else if let Some(msg) = v.get("error").and_then(Value::as_str) {
-                bail!("{msg}");
+            match serde_json::from_str(&line).context(UNEXPECTED)? {
+                ProgressLine::Progress(p) => on_progress(p.done, p.total),
+                ProgressLine::Ok(v) => return Ok(v),
+                ProgressLine::Error(why) => bail!("{why}"),
             }
         }
         bail!("the daemon stopped before it finished (is it still running?)")
     }
 
     /// Follows a server-sent-events stream, calling `on_event` with each
-    /// event's JSON until the daemon closes the stream or `on_event` returns
+    /// event until the daemon closes the stream or `on_event` returns
     /// `false`.
-    pub(crate) fn follow(&self, path: &str, mut on_event: impl FnMut(Value) -> bool) -> Result<()> {
+    pub(crate) fn follow<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(T) -> bool,
+    ) -> Result<()> {
         use std::io::BufRead;
         let resp = self.get_raw(path)?;
         if !resp.status().is_success() {
-            return answer(resp).map(drop);
+            return answer::<IgnoredAny>(resp).map(drop);
         }
         let reader = std::io::BufReader::new(resp.into_body().into_reader());
         for line in reader.lines() {
             let line = line.context("the event stream broke off")?;
             if let Some(data) = line.strip_prefix("data:") {
-                if !on_event(
-                    serde_json::from_str(data.trim()).context("an event that is not JSON")?,
-                ) {
+                if !on_event(serde_json::from_str(data.trim()).context(UNEXPECTED)?) {
                     break;
                 }
             }
@@ -123,17 +133,14 @@ impl Client {
     }
 }
 
-fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Result<Value> {
+/// A successful answer as `T`; a refusal as the error it gives.
+fn answer<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>) -> Result<T> {
     let status = resp.status();
-    let body: Value = resp
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("the daemon answered {status} with a body that is not JSON"))?;
     if status.is_success() {
-        return Ok(body);
+        return resp.body_mut().read_json().context(UNEXPECTED);
     }
-    match body.get("error").and_then(Value::as_str) {
-        Some(msg) => bail!("{msg}"),
-        None => bail!("the daemon answered {status}"),
+    match resp.body_mut().read_json::<ErrorBody>() {
+        Ok(refused) => bail!("{}", refused.error),
+        Err(_) => bail!("the daemon answered {status}"),
     }
 }

@@ -18,10 +18,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 
 use anyhow::Result;
+use meshwork_node::api::types::DeptListing;
+use meshwork_node::crdt::feed::Post;
+use meshwork_node::crdt::roster::{Member, Role};
+use meshwork_node::crdt::MemberId;
 use meshwork_node::disk::human_size;
-use serde_json::Value;
+use meshwork_node::node::{Conversation, Thread};
+use meshwork_node::{FileInfo, NodeEvent, PeerInfo, Status};
 
 use crate::client::Client;
+use crate::commands::urlencode;
 use crate::safe;
 use crate::text::{self, Names};
 
@@ -36,9 +42,16 @@ pub(crate) fn follow(client: &Client, json: bool) -> Result<()> {
     } else {
         Some(Watch::new(client)?)
     };
-    client.follow("/v1/events", |e| {
+    let mut failure = None;
+    client.follow("/v1/events", |e: NodeEvent| {
         let lines = match &mut watch {
-            None => vec![e.to_string()],
+            None => match crate::output::json(&e) {
+                Ok(line) => vec![line],
+                Err(err) => {
+                    failure = Some(err);
+                    return false;
+                }
+            },
             Some(w) => w
                 .lines(client, &e)
                 .into_iter()
@@ -50,14 +63,15 @@ pub(crate) fn follow(client: &Client, json: bool) -> Result<()> {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) ends the command quietly.
         lines.iter().all(|l| writeln!(out, "{l}").is_ok()) && out.flush().is_ok()
-    })
+    })?;
+    failure.map_or(Ok(()), Err)
 }
 
 /// A department as the last look found it.
 #[derive(Clone, PartialEq)]
 struct Dept {
     label: String,
-    members: BTreeSet<String>,
+    members: BTreeSet<MemberId>,
 }
 
 /// Lines to print, each with the time it tells of (a post's), if not now.
@@ -65,26 +79,26 @@ type Lines = Vec<(Option<i64>, String)>;
 
 /// What the API showed when last asked; each event is compared with it.
 struct Watch {
-    me: String,
+    me: MemberId,
     workspace: String,
     names: Names,
-    roles: HashMap<String, String>,
+    roles: HashMap<MemberId, Role>,
     depts: BTreeMap<String, Dept>,
     /// Posts by id, per department id I am in.
-    feeds: HashMap<String, HashMap<String, Value>>,
+    feeds: HashMap<String, HashMap<String, Post>>,
     /// Messages by id, per member I write with.
-    dms: HashMap<String, HashMap<String, Value>>,
+    dms: HashMap<MemberId, HashMap<String, Post>>,
     /// Files by id, per department id I am in.
-    files: HashMap<String, HashMap<String, Value>>,
+    files: HashMap<String, HashMap<String, FileInfo>>,
     /// Connected peers: their member id, if members.
     peers: HashMap<String, Option<String>>,
 }
 
 impl Watch {
     fn new(client: &Client) -> Result<Self> {
-        let status = client.get("/v1/status")?;
+        let status: Status = client.get("/v1/status")?;
         let mut w = Self {
-            me: status["member_id"].as_str().unwrap_or_default().to_owned(),
+            me: status.member_id.parse()?,
             workspace: String::new(),
             names: Names::default(),
             roles: HashMap::new(),
@@ -94,13 +108,11 @@ impl Watch {
             files: HashMap::new(),
             peers: HashMap::new(),
         };
-        if !status["workspace"].is_null() {
+        if status.workspace.is_some() {
             w.roster_lines(client, false)?;
             for c in conversations(client)? {
-                if let Some(m) = c["member"].as_str() {
-                    let got = messages(client, m)?;
-                    w.dms.insert(m.to_owned(), got);
-                }
+                let got = messages(client, &c.member)?;
+                w.dms.insert(c.member, got);
             }
         }
         w.peer_lines(client)?;
@@ -108,19 +120,21 @@ impl Watch {
     }
 
     /// The lines an event makes: at least one.
-    fn lines(&mut self, client: &Client, e: &Value) -> Vec<String> {
-        let dept = e["dept"].as_str().unwrap_or_default();
-        let got = match e["type"].as_str().unwrap_or_default() {
-            "roster_changed" => self.roster_lines(client, true),
-            "feed_changed" if self.depts.contains_key(dept) => self.feed_lines(client, dept),
-            "feed_changed" => self.dm_lines(client),
-            "library_changed" => self.library_lines(client, dept),
-            "peer_connected" | "peer_disconnected" => self.peer_lines(client),
-            "pins_changed" => Ok(vec![(
+    fn lines(&mut self, client: &Client, e: &NodeEvent) -> Vec<String> {
+        let got = match e {
+            NodeEvent::RosterChanged { .. } => self.roster_lines(client, true),
+            NodeEvent::FeedChanged { dept, .. } if self.depts.contains_key(dept) => {
+                self.feed_lines(client, dept)
+            }
+            NodeEvent::FeedChanged { .. } => self.dm_lines(client),
+            NodeEvent::LibraryChanged { dept, .. } => self.library_lines(client, dept),
+            NodeEvent::PeerConnected { .. } | NodeEvent::PeerDisconnected { .. } => {
+                self.peer_lines(client)
+            }
+            NodeEvent::PinsChanged { .. } => Ok(vec![(
                 None,
                 "pins changed (`meshwork pins` lists them)".to_owned(),
             )]),
-            other => Ok(vec![(None, other.replace('_', " "))]),
         };
         let now = text::now_ms();
         let mut lines: Vec<String> = got
@@ -131,58 +145,50 @@ impl Watch {
             .map(|(at, l)| format!("{}  {l}", text::time(at.unwrap_or(now))))
             .collect();
         if lines.is_empty() {
-            let what = match e["type"].as_str().unwrap_or_default() {
-                "feed_changed" => match self.depts.get(dept) {
-                    Some(d) => format!("{}: the feed changed", d.label),
-                    None => "direct messages changed".to_owned(),
-                },
-                "library_changed" => match self.depts.get(dept) {
-                    Some(d) => format!("{}: the files changed", d.label),
-                    None => "files changed".to_owned(),
-                },
-                "roster_changed" => "the workspace changed".to_owned(),
-                other => other.replace('_', " "),
-            };
-            lines.push(format!("{}  {what}", text::time(now)));
+            lines.push(format!("{}  {}", text::time(now), self.what(e)));
         }
         lines
+    }
+
+    /// What an event says by itself.
+    fn what(&self, e: &NodeEvent) -> String {
+        match e {
+            NodeEvent::FeedChanged { dept, .. } => match self.depts.get(dept) {
+                Some(d) => format!("{}: the feed changed", d.label),
+                None => "direct messages changed".to_owned(),
+            },
+            NodeEvent::LibraryChanged { dept, .. } => match self.depts.get(dept) {
+                Some(d) => format!("{}: the files changed", d.label),
+                None => "files changed".to_owned(),
+            },
+            NodeEvent::RosterChanged { .. } => "the workspace changed".to_owned(),
+            NodeEvent::PeerConnected { .. } => "peer connected".to_owned(),
+            NodeEvent::PeerDisconnected { .. } => "peer disconnected".to_owned(),
+            NodeEvent::PinsChanged { .. } => "pins changed".to_owned(),
+        }
     }
 
     /// Compares members, roles, departments and the workspace's name
     /// (says nothing unless `announce`).
     fn roster_lines(&mut self, client: &Client, announce: bool) -> Result<Lines> {
-        let members = client.get("/v1/members")?;
+        let members: Vec<Member> = client.get("/v1/members")?;
         let names = Names::from_members(&members);
-        let roles: HashMap<String, String> = members
-            .as_array()
+        let roles: HashMap<MemberId, Role> = members.iter().map(|m| (m.id, m.role)).collect();
+        let listed: Vec<DeptListing> = client.get("/v1/depts")?;
+        let depts: BTreeMap<String, Dept> = listed
             .into_iter()
-            .flatten()
-            .filter_map(|m| Some((m["id"].as_str()?.to_owned(), m["role"].as_str()?.to_owned())))
-            .collect();
-        let depts: BTreeMap<String, Dept> = client
-            .get("/v1/depts")?
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| {
-                let label = d["label"].as_str().or(d["name"].as_str())?;
-                Some((
-                    d["id"].as_str()?.to_owned(),
-                    Dept {
-                        label: safe::line(label).into_owned(),
-                        members: d["members"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|m| Some(m["id"].as_str()?.to_owned()))
-                            .collect(),
-                    },
-                ))
+            .map(|d| {
+                let dept = Dept {
+                    label: safe::line(&d.label).into_owned(),
+                    members: d.members.iter().map(|m| m.id).collect(),
+                };
+                (d.id, dept)
             })
             .collect();
-        let workspace = client.get("/v1/status")?["workspace"]["name"]
-            .as_str()
-            .map(|n| safe::line(n).into_owned())
+        let status: Status = client.get("/v1/status")?;
+        let workspace = status
+            .workspace
+            .map(|w| safe::line(&w.name).into_owned())
             .unwrap_or_default();
         let mut out = Vec::new();
         if announce && self.roles.is_empty() {
@@ -200,18 +206,18 @@ impl Watch {
                 match self.roles.get(id) {
                     None => out.push(format!("{name} joined the workspace")),
                     Some(old) => {
-                        let was = self.names.of_str(id);
+                        let was = self.names.of(id);
                         if was != name {
                             out.push(format!("{was} is now called {name}"));
                         }
                         if let Some(role) = roles.get(id).filter(|r| *r != old) {
-                            out.push(format!("{name} is now {}", article(role)));
+                            out.push(format!("{name} is now {}", article(*role)));
                         }
                     }
                 }
             }
             for id in self.roles.keys().filter(|id| !roles.contains_key(*id)) {
-                out.push(format!("{} left the workspace", self.names.of_str(id)));
+                out.push(format!("{} left the workspace", self.names.of(id)));
             }
             for (id, d) in &depts {
                 let before = self.depts.get(id);
@@ -224,10 +230,10 @@ impl Watch {
                 }
                 let had = before.map(|b| b.members.clone()).unwrap_or_default();
                 for m in d.members.difference(&had) {
-                    out.push(format!("{} joined {}", names.of_str(m), d.label));
+                    out.push(format!("{} joined {}", names.of(m), d.label));
                 }
                 for m in had.difference(&d.members) {
-                    out.push(format!("{} left {}", names.of_str(m), d.label));
+                    out.push(format!("{} left {}", names.of(m), d.label));
                 }
             }
         }
@@ -271,12 +277,9 @@ impl Watch {
     fn dm_lines(&mut self, client: &Client) -> Result<Lines> {
         let mut out = Vec::new();
         for c in conversations(client)? {
-            let Some(m) = c["member"].as_str() else {
-                continue;
-            };
-            let now = messages(client, m)?;
-            let before = self.dms.insert(m.to_owned(), now.clone());
-            let with = self.names.of_str(m);
+            let now = messages(client, &c.member)?;
+            let before = self.dms.insert(c.member, now.clone());
+            let with = self.names.of(&c.member);
             // A conversation not seen before is new: all of it is news.
             out.extend(self.post_lines(before.unwrap_or_default(), &now, |who| {
                 if who.is_mine {
@@ -293,29 +296,28 @@ impl Watch {
     /// `place` words where it happened and who did it.
     fn post_lines(
         &self,
-        before: HashMap<String, Value>,
-        now: &HashMap<String, Value>,
+        before: HashMap<String, Post>,
+        now: &HashMap<String, Post>,
         place: impl Fn(&Who) -> String,
     ) -> Lines {
-        let mut posts: Vec<&Value> = now.values().collect();
-        posts.sort_by_key(|p| (p["created_at"].as_i64(), p["id"].as_str()));
+        let mut posts: Vec<&Post> = now.values().collect();
+        posts.sort_by_key(|p| (p.created_at, &p.id));
+        let body = |p: &Post| text::snippet(p.body.as_deref().unwrap_or_default(), 200);
         let mut out = Vec::new();
         for p in posts {
-            let id = p["id"].as_str().unwrap_or_default();
-            let author = self.who(p["author"].as_str().unwrap_or_default());
-            let at = p["created_at"].as_i64();
-            let body = |p: &Value| text::snippet(p["body"].as_str().unwrap_or_default(), 200);
-            let Some(old) = before.get(id) else {
-                let parent = p["reply_to"]
-                    .as_str()
+            let author = self.who(&p.author);
+            let Some(old) = before.get(&p.id) else {
+                let parent = p
+                    .reply_to
+                    .as_ref()
                     .and_then(|r| now.get(r).or(before.get(r)));
                 out.push((
-                    at,
+                    Some(p.created_at),
                     match parent {
                         Some(parent) => format!(
                             "{} replied to {}: {}",
                             place(&author),
-                            self.names.of(&parent["author"]),
+                            self.names.of(&parent.author),
                             body(p)
                         ),
                         None => format!("{}: {}", place(&author), body(p)),
@@ -325,47 +327,35 @@ impl Watch {
             };
             let quoted = format!(
                 "“{}”",
-                text::snippet(old["body"].as_str().unwrap_or_default(), 40)
+                text::snippet(old.body.as_deref().unwrap_or_default(), 40)
             );
-            if p["deleted"].as_bool() == Some(true) && old["deleted"].as_bool() != Some(true) {
+            if p.deleted && !old.deleted {
                 out.push((None, format!("{} deleted {quoted}", place(&author))));
-            } else if p["edited_at"] != old["edited_at"] {
+            } else if p.edited_at != old.edited_at {
                 let edited = format!("{} edited {quoted}: {}", place(&author), body(p));
-                out.push((p["edited_at"].as_i64(), edited));
+                out.push((p.edited_at, edited));
             }
-            for (emoji, who) in p["reactions"].as_object().into_iter().flatten() {
-                let had: BTreeSet<&str> = old["reactions"][emoji]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                for r in who
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
-                    if !had.contains(r) {
-                        out.push((
-                            None,
-                            format!(
-                                "{} reacted {} to {quoted}",
-                                place(&self.who(r)),
-                                safe::line(emoji)
-                            ),
-                        ));
-                    }
+            for (emoji, who) in &p.reactions {
+                let had = old.reactions.get(emoji);
+                for r in who.iter().filter(|r| !had.is_some_and(|h| h.contains(r))) {
+                    out.push((
+                        None,
+                        format!(
+                            "{} reacted {} to {quoted}",
+                            place(&self.who(r)),
+                            safe::line(emoji)
+                        ),
+                    ));
                 }
             }
         }
         out
     }
 
-    fn who(&self, id: &str) -> Who {
+    fn who(&self, id: &MemberId) -> Who {
         Who {
-            name: self.names.of_str(id),
-            is_mine: id == self.me,
+            name: self.names.of(id),
+            is_mine: *id == self.me,
         }
     }
 
@@ -377,24 +367,24 @@ impl Watch {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        let mut files: Vec<&Value> = now.values().collect();
-        files.sort_by_key(|f| (f["shared_at"].as_i64(), f["id"].as_str()));
+        let mut files: Vec<&FileInfo> = now.values().collect();
+        files.sort_by_key(|f| (f.entry.shared_at, &f.entry.id));
         for f in files {
-            let name = safe::line(f["name"].as_str().unwrap_or("?")).into_owned();
-            match before.get(f["id"].as_str().unwrap_or_default()) {
+            let name = safe::line(&f.entry.name);
+            match before.get(&f.entry.id) {
                 None => out.push((
-                    f["shared_at"].as_i64(),
+                    Some(f.entry.shared_at),
                     format!(
                         "{label} · {} shared {name} ({})",
-                        safe::line(f["uploader_name"].as_str().unwrap_or("?")),
-                        human_size(f["size"].as_u64().unwrap_or(0)),
+                        safe::line(&f.uploader_name),
+                        human_size(f.entry.size),
                     ),
                 )),
-                Some(old) if old["peers"] != f["peers"] => out.push((
+                Some(old) if old.peers != f.peers => out.push((
                     None,
                     format!(
                         "{label} · {name} is now on {}",
-                        text::count_of(&f["peers"], "peer", "peers")
+                        text::count(f.peers as u64, "peer", "peers")
                     ),
                 )),
                 Some(_) => {}
@@ -406,7 +396,7 @@ impl Watch {
                     None,
                     format!(
                         "{label} · {} is no longer available",
-                        safe::line(f["name"].as_str().unwrap_or("?"))
+                        safe::line(&f.entry.name)
                     ),
                 ));
             }
@@ -416,17 +406,10 @@ impl Watch {
 
     /// Who connected and who went away.
     fn peer_lines(&mut self, client: &Client) -> Result<Lines> {
-        let now: HashMap<String, Option<String>> = client
-            .get("/v1/peers")?
-            .as_array()
+        let peers: Vec<PeerInfo> = client.get("/v1/peers")?;
+        let now: HashMap<String, Option<String>> = peers
             .into_iter()
-            .flatten()
-            .filter_map(|p| {
-                Some((
-                    p["peer_id"].as_str()?.to_owned(),
-                    p["member_id"].as_str().map(str::to_owned),
-                ))
-            })
+            .map(|p| (p.peer_id, p.member_id))
             .collect();
         let who = |member: &Option<String>, peer: &str| match member {
             Some(m) => self.names.of_str(m),
@@ -455,8 +438,8 @@ struct Who {
 }
 
 /// "an admin", "a member", "a pinner".
-fn article(role: &str) -> String {
-    let role = safe::line(role);
+fn article(role: Role) -> String {
+    let role = role.as_str();
     if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
         format!("an {role}")
     } else {
@@ -465,61 +448,28 @@ fn article(role: &str) -> String {
 }
 
 /// A department's newest threads, as posts and replies by id.
-fn feed(client: &Client, dept: &str) -> Result<HashMap<String, Value>> {
-    let threads = client.get(&format!(
-        "/v1/feed?dept={}&limit={WINDOW}",
-        crate::commands::urlencode(dept)
-    ))?;
-    let mut out = HashMap::new();
-    for t in threads.as_array().into_iter().flatten() {
-        for r in t["replies"].as_array().into_iter().flatten() {
-            by_id(&mut out, r.clone());
-        }
-        let mut t = t.clone();
-        if let Some(t) = t.as_object_mut() {
-            t.remove("replies");
-        }
-        by_id(&mut out, t);
-    }
-    Ok(out)
+fn feed(client: &Client, dept: &str) -> Result<HashMap<String, Post>> {
+    let threads: Vec<Thread> =
+        client.get(&format!("/v1/feed?dept={}&limit={WINDOW}", urlencode(dept)))?;
+    Ok(threads
+        .into_iter()
+        .flat_map(|t| std::iter::once(t.post).chain(t.replies))
+        .map(|p| (p.id.clone(), p))
+        .collect())
 }
 
-fn conversations(client: &Client) -> Result<Vec<Value>> {
-    Ok(client
-        .get("/v1/dms")?
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
+fn conversations(client: &Client) -> Result<Vec<Conversation>> {
+    client.get("/v1/dms")
 }
 
 /// My conversation with a member, by message id.
-fn messages(client: &Client, member: &str) -> Result<HashMap<String, Value>> {
-    let got = client.get(&format!(
-        "/v1/dms?member={}",
-        crate::commands::urlencode(member)
-    ))?;
-    let mut out = HashMap::new();
-    for m in got.as_array().into_iter().flatten() {
-        by_id(&mut out, m.clone());
-    }
-    Ok(out)
+fn messages(client: &Client, member: &MemberId) -> Result<HashMap<String, Post>> {
+    let got: Vec<Post> = client.get(&format!("/v1/dms?member={member}"))?;
+    Ok(got.into_iter().map(|m| (m.id.clone(), m)).collect())
 }
 
 /// A department's files, by id.
-fn library(client: &Client, dept: &str) -> Result<HashMap<String, Value>> {
-    let got = client.get(&format!(
-        "/v1/files?dept={}",
-        crate::commands::urlencode(dept)
-    ))?;
-    let mut out = HashMap::new();
-    for f in got.as_array().into_iter().flatten() {
-        by_id(&mut out, f.clone());
-    }
-    Ok(out)
-}
-
-fn by_id(map: &mut HashMap<String, Value>, v: Value) {
-    if let Some(id) = v["id"].as_str() {
-        map.insert(id.to_owned(), v);
-    }
+fn library(client: &Client, dept: &str) -> Result<HashMap<String, FileInfo>> {
+    let got: Vec<FileInfo> = client.get(&format!("/v1/files?dept={}", urlencode(dept)))?;
+    Ok(got.into_iter().map(|f| (f.entry.id.clone(), f)).collect())
 }

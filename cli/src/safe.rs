@@ -10,8 +10,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
-
 /// A body (post, reply, message, error): keeps its line breaks and tabs,
 /// escapes every other control character.
 pub(crate) fn body(s: &str) -> Cow<'_, str> {
@@ -22,11 +20,6 @@ pub(crate) fn body(s: &str) -> Cow<'_, str> {
 /// line breaks and tabs too, so that it stays on its line.
 pub(crate) fn line(s: &str) -> Cow<'_, str> {
     escape(s, |_| false)
-}
-
-/// The string `v` holds as a single-line field, `"?"` when it holds none.
-pub(crate) fn field(v: &Value) -> String {
-    line(v.as_str().unwrap_or("?")).into_owned()
 }
 
 /// Whether `c` reorders the text around it when displayed.
@@ -92,11 +85,5 @@ mod tests {
             assert!(matches!(line(s), Cow::Borrowed(t) if t == s));
             assert!(matches!(body(s), Cow::Borrowed(t) if t == s));
         }
-    }
-
-    #[test]
-    fn a_field_is_a_line_or_a_question_mark() {
-        assert_eq!(field(&Value::from("x\x1by")), r"x\u{1b}y");
-        assert_eq!(field(&Value::Null), "?");
     }
 }

@@ -7,7 +7,8 @@ use meshwork_node::node::HitKind;
 use meshwork_node::{SearchHit, SearchResults};
 
 use crate::client::Client;
-use crate::commands::{say, urlencode};
+use crate::commands::urlencode;
+use crate::output::{self, say};
 use crate::{safe, text};
 
 pub(crate) fn run(
@@ -21,13 +22,15 @@ pub(crate) fn run(
     if let Some(d) = dept {
         path += &format!("&dept={}", urlencode(d));
     }
+    let found: SearchResults = client.get(&path)?;
     if json {
-        say(&client.get(&path)?.to_string());
-        return Ok(());
+        say(&output::json(&found)?);
+    } else {
+        // Not through `output::print`, which would escape the bold: what
+        // peers wrote is made safe piece by piece in `results_text`.
+        use std::io::IsTerminal;
+        say(&results_text(&found, std::io::stdout().is_terminal()));
     }
-    let found: SearchResults = client.get_as(&path)?;
-    use std::io::IsTerminal;
-    say(&results_text(&found, std::io::stdout().is_terminal()));
     Ok(())
 }
 

@@ -3,9 +3,10 @@
 //! `when`) is the same: local time to the minute with its zone offset,
 //! `2026-12-03 09:14 +01:00`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
+use meshwork_node::crdt::roster::Member;
+use meshwork_node::crdt::MemberId;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::safe;
@@ -56,11 +57,6 @@ pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// [`count`] of a JSON number (0 when it is none).
-pub(crate) fn count_of(v: &Value, one: &str, many: &str) -> String {
-    count(v.as_u64().unwrap_or(0), one, many)
-}
-
 /// Items as a person writes them: "Engineering, Sales", or `none` when
 /// there are none. Each item should already be safe to print.
 pub(crate) fn list<S: AsRef<str>>(items: &[S], none: &str) -> String {
@@ -101,58 +97,50 @@ pub(crate) fn snippet(body: &str, max: usize) -> String {
 /// Members' display names by member id, to show a name wherever the API
 /// answers with an id.
 #[derive(Default, Clone)]
-pub(crate) struct Names(HashMap<String, String>);
+pub(crate) struct Names(HashMap<MemberId, String>);
 
 impl Names {
-    /// From a list of members (`/v1/members`: objects with `id` and `name`).
-    pub(crate) fn from_members(members: &Value) -> Self {
-        Self(
-            members
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| {
-                    Some((m["id"].as_str()?.to_owned(), m["name"].as_str()?.to_owned()))
-                })
-                .collect(),
-        )
+    /// From a list of members (`/v1/members`).
+    pub(crate) fn from_members(members: &[Member]) -> Self {
+        Self(members.iter().map(|m| (m.id, m.name.clone())).collect())
     }
 
-    /// The name of member `id` (a JSON string), safe to print; the start of
-    /// the id for someone not (or no longer) a member.
-    pub(crate) fn of(&self, id: &Value) -> String {
-        self.of_str(id.as_str().unwrap_or("?"))
-    }
-
-    /// [`Names::of`] for an id as a string.
-    pub(crate) fn of_str(&self, id: &str) -> String {
+    /// The name of member `id`, safe to print; the start of the id for
+    /// someone not (or no longer) a member.
+    pub(crate) fn of(&self, id: &MemberId) -> String {
         match self.0.get(id) {
             Some(name) => safe::line(name).into_owned(),
-            None => short_id(id),
+            None => short_id(&id.to_string()),
         }
     }
 
-    /// Whether `id` is a member this list knows.
+    /// [`Names::of`] for an id as the API writes it in a string field, or
+    /// as someone typed it.
+    pub(crate) fn of_str(&self, id: &str) -> String {
+        match id.parse() {
+            Ok(id) => self.of(&id),
+            Err(_) => short_id(id),
+        }
+    }
+
+    /// Whether `id` is the id of a member this list knows.
     pub(crate) fn knows(&self, id: &str) -> bool {
-        self.0.contains_key(id)
+        id.parse().is_ok_and(|id| self.0.contains_key(&id))
     }
 
     /// Every member id and name.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&MemberId, &String)> {
         self.0.iter()
     }
 }
 
 /// Reactions as names, not ids: "👍 Bob, Carol · 🎉 Ada"; more than three
 /// people for one emoji are counted: "👍 Bob, Carol and 5 others".
-pub(crate) fn reactions(r: &Value, names: &Names) -> String {
-    let Some(r) = r.as_object() else {
-        return String::new();
-    };
+pub(crate) fn reactions(r: &BTreeMap<String, Vec<MemberId>>, names: &Names) -> String {
     let each: Vec<String> = r
         .iter()
         .filter_map(|(emoji, who)| {
-            let who: Vec<String> = who.as_array()?.iter().map(|id| names.of(id)).collect();
+            let who: Vec<String> = who.iter().map(|id| names.of(id)).collect();
             if who.is_empty() {
                 return None;
             }
@@ -172,9 +160,9 @@ pub(crate) fn reactions(r: &Value, names: &Names) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use serde_json::json;
+    use meshwork_node::crdt::roster::Role;
 
     fn offset(h: i8, m: i8) -> UtcOffset {
         UtcOffset::from_hms(h, m, 0).unwrap()
@@ -211,8 +199,6 @@ mod tests {
         assert_eq!(count(1, "member", "members"), "1 member");
         assert_eq!(count(2, "member", "members"), "2 members");
         assert_eq!(count(1, "reply", "replies"), "1 reply");
-        assert_eq!(count_of(&json!(3), "peer", "peers"), "3 peers");
-        assert_eq!(count_of(&Value::Null, "peer", "peers"), "0 peers");
     }
 
     #[test]
@@ -227,34 +213,57 @@ mod tests {
         assert!(!shown.contains(['[', '"']), "{shown}");
     }
 
+    /// Member `n`'s id: 32 bytes of `n`.
+    pub(crate) fn id(n: u8) -> MemberId {
+        MemberId::from_bytes(&[n; 32]).unwrap()
+    }
+
+    /// The names of members 1, 2, …: `names`, in that order.
+    pub(crate) fn named(names: &[&str]) -> Names {
+        let members: Vec<Member> = (1..)
+            .zip(names)
+            .map(|(n, name)| Member {
+                id: id(n),
+                name: (*name).to_owned(),
+                role: Role::Member,
+                joined_at: 0,
+                removed: false,
+                invite: None,
+            })
+            .collect();
+        Names::from_members(&members)
+    }
+
     #[test]
     fn names_stand_for_ids_and_are_made_safe() {
-        let names = Names::from_members(&json!([
-            {"id": "aa11", "name": "Ada"},
-            {"id": "bb22", "name": "Bob\x1b[2J"},
-        ]));
-        assert_eq!(names.of(&json!("aa11")), "Ada");
-        assert_eq!(names.of_str("bb22"), r"Bob\u{1b}[2J");
-        // Someone no longer a member: the start of the id.
+        let names = named(&["Ada", "Bob\x1b[2J"]);
+        assert_eq!(names.of(&id(1)), "Ada");
+        assert_eq!(names.of_str(&id(2).to_string()), r"Bob\u{1b}[2J");
+        assert!(names.knows(&id(1).to_string()) && !names.knows("Ada"));
+        // Someone no longer a member: the start of the id, whole or not.
+        assert_eq!(names.of(&id(0x91)), "91919191…");
         assert_eq!(names.of_str("915b8b0bf5260c68fd0d"), "915b8b0b…");
-        assert_eq!(names.of(&Value::Null), "?");
+        assert_eq!(names.of_str("?"), "?");
     }
 
     #[test]
     fn reactions_name_who_reacted() {
-        let names = Names::from_members(&json!([
-            {"id": "a", "name": "Ada"}, {"id": "b", "name": "Bob"},
-            {"id": "c", "name": "Cy"}, {"id": "d", "name": "Di"},
-        ]));
+        let names = named(&["Ada", "Bob", "Cy", "Di"]);
+        let (a, b, c, d) = (id(1), id(2), id(3), id(4));
+        let r = |each: &[(&str, Vec<MemberId>)]| -> BTreeMap<String, Vec<MemberId>> {
+            each.iter()
+                .map(|(e, who)| ((*e).to_owned(), who.clone()))
+                .collect()
+        };
         assert_eq!(
-            reactions(&json!({"👍": ["a", "b"], "🎉": ["c"]}), &names),
+            reactions(&r(&[("👍", vec![a, b]), ("🎉", vec![c])]), &names),
             "🎉 Cy · 👍 Ada, Bob"
         );
         assert_eq!(
-            reactions(&json!({"👍": ["a", "b", "c", "d"]}), &names),
+            reactions(&r(&[("👍", vec![a, b, c, d])]), &names),
             "👍 Ada, Bob and 2 others"
         );
-        assert_eq!(reactions(&json!({}), &names), "");
+        assert_eq!(reactions(&r(&[("👍", vec![])]), &names), "");
     }
 
     #[test]

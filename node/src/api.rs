@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::crdt::MemberId;
 use crate::home::ApiInfo;
 use crate::{InviteSpec, Node, NodeError};
 
@@ -196,7 +197,7 @@ async fn require_auth(
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err((status, why)) => (status, Json(json!({ "error": why }))).into_response(),
+        Err((status, why)) => (status, Json(ErrorBody { error: why.into() })).into_response(),
     }
 }
 
@@ -230,7 +231,10 @@ impl IntoResponse for ApiError {
             NodeError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             NodeError::Internal(_) | NodeError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(json!({"error": self.0.to_string()}))).into_response()
+        let body = ErrorBody {
+            error: self.0.to_string(),
+        };
+        (status, Json(body)).into_response()
     }
 }
 
@@ -270,21 +274,21 @@ async fn join(State(node): State<Node>, Json(b): Json<JoinBody>) -> ApiResult {
 
 async fn depts(State(node): State<Node>) -> ApiResult {
     let roster = node.roster()?;
-    let depts: Vec<Value> = roster
+    let member = |id: &MemberId| DeptMember {
+        id: *id,
+        name: roster
+            .member(id)
+            .map_or("?", |m| m.name.as_str())
+            .to_owned(),
+    };
+    let depts: Vec<DeptListing> = roster
         .dept_labels()
         .into_iter()
-        .map(|(d, label)| {
-            json!({
-                "id": d.id,
-                "name": d.name,
-                // What to show: the name, with the start of the id when
-                // another department has the same name ("Ops (3f2a)").
-                "label": label,
-                "members": d.members.iter().map(|m| json!({
-                    "id": m,
-                    "name": roster.member(m).map(|m| m.name.as_str()).unwrap_or("?"),
-                })).collect::<Vec<_>>(),
-            })
+        .map(|(d, label)| DeptListing {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            label,
+            members: d.members.iter().map(member).collect(),
         })
         .collect();
     ok(depts)
@@ -482,8 +486,17 @@ struct FindQuery {
     id: String,
 }
 
-/// A file or folder by id, or by a name only one of them has.
+/// `GET /v1/files/find?id=…`: a file or folder of my departments'
+/// libraries by id, or by a name only one of them has — one request
+/// whatever the number of departments. 404 when none has it, 400 for an
+/// empty `id` or a name that several have.
 async fn find_file(State(node): State<Node>, Query(q): Query<FindQuery>) -> ApiResult {
+    if q.id.trim().is_empty() {
+        return Err(NodeError::BadRequest(
+            "name a file or folder: its id, or a name only one of them has".into(),
+        )
+        .into());
+    }
     ok(node.file(&q.id)?.1)
 }
 
@@ -493,7 +506,7 @@ async fn get_file(_: web::CliOnly, State(node): State<Node>, Json(b): Json<GetBo
     with_progress(move |progress| async move {
         node.get(&b.id, &b.dest, Some(progress))
             .await
-            .map(|path| json!({ "path": path }))
+            .map(|path| Fetched { path })
     })
 }
 
@@ -518,7 +531,10 @@ async fn reconcile_pins(State(node): State<Node>) -> ApiResult {
 
 async fn add_pinner(State(node): State<Node>, Json(b): Json<PinnerBody>) -> ApiResult {
     let (member, invite) = node.add_pinner(&b.peer, b.name.as_deref()).await?;
-    ok(json!({ "member": member, "token": invite.token }))
+    ok(PinnerAdded {
+        member,
+        token: invite.token,
+    })
 }
 
 async fn set_policy(State(node): State<Node>, Json(b): Json<PolicyBody>) -> ApiResult {
@@ -543,9 +559,9 @@ where
         let due = last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
         if due || done == total {
             *last = Some(std::time::Instant::now());
-            let line = json!({"progress": {"done": done, "total": total}});
+            let line = ProgressLine::<T>::Progress(ProgressReport { done, total });
             // A full channel only drops a progress line, never the result.
-            let _ = progress_tx.try_send(format!("{line}\n"));
+            let _ = progress_tx.try_send(ndjson(&line));
         }
     });
     tokio::spawn(async move {
@@ -554,13 +570,13 @@ where
         // share stops before it is published and a download stops (both
         // leave nothing behind; a download resumes on the next `get`).
         let line = tokio::select! {
-            r = work(progress) => match r {
-                Ok(v) => json!({ "ok": v }),
-                Err(e) => json!({ "error": e.to_string() }),
-            },
+            r = work(progress) => ndjson(&match r {
+                Ok(v) => ProgressLine::Ok(v),
+                Err(e) => ProgressLine::Error(e.to_string()),
+            }),
             () = tx.closed() => return,
         };
-        let _ = tx.send(format!("{line}\n")).await;
+        let _ = tx.send(line).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
@@ -570,6 +586,16 @@ where
         axum::body::Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// `line` as a line of newline-delimited JSON; an error line if it cannot
+/// be written as JSON (a path that is not UTF-8).
+fn ndjson<T: serde::Serialize>(line: &ProgressLine<T>) -> String {
+    let text = serde_json::to_string(line).unwrap_or_else(|e| {
+        let failed = ProgressLine::<()>::Error(format!("cannot write the answer: {e}"));
+        serde_json::to_string(&failed).unwrap_or_default()
+    });
+    text + "\n"
 }
 
 /// Server-sent events: one `data:` line of JSON per [`crate::NodeEvent`].

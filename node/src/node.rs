@@ -10,7 +10,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use meshwork_crdt::roster::{Role, Roster};
 use meshwork_crdt::{MemberId, SignedDoc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -28,7 +28,7 @@ mod search;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
-pub use feed::{Attachment, FeedState, Thread};
+pub use feed::{Attachment, Conversation, FeedState, Thread};
 pub use files::{FileInfo, Progress};
 pub use ledger::SKEW_MARGIN_MS;
 pub use pins::{
@@ -97,7 +97,7 @@ pub struct InviteSpec {
 }
 
 /// A created invite.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InviteInfo {
     /// The one-line token to hand the joiner.
     pub token: String,
@@ -108,7 +108,7 @@ pub struct InviteInfo {
 }
 
 /// This node's view of itself and its workspace.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
     /// This device's member id.
     pub member_id: String,
@@ -127,7 +127,7 @@ pub struct Status {
 }
 
 /// The disk of this node's home.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DiskStatus {
     /// Bytes free on the file system of the home.
     pub free: u64,
@@ -138,7 +138,7 @@ pub struct DiskStatus {
 }
 
 /// The workspace part of [`Status`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkspaceStatus {
     /// Workspace id (roster genesis hash).
     pub id: String,
@@ -158,7 +158,7 @@ pub struct WorkspaceStatus {
 }
 
 /// A document's sync position.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DocStatus {
     /// Which document.
     pub name: String,

@@ -27,7 +27,7 @@ use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{
     automerge::ChangeHash, Ingest, MemberId, Millis, RosterAt, RosterBook, SignedChange, SignedDoc,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use tracing::debug;
@@ -46,7 +46,7 @@ pub(crate) enum Side {
 }
 
 /// Something that happened, as the control API's event stream tells it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeEvent {
     /// New roster changes were stored (local or from peers).

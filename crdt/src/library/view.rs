@@ -23,8 +23,9 @@ pub struct FileEntry {
     pub blob: String,
     /// Ciphertext size in bytes.
     pub blob_size: u64,
-    /// The file key, hex.
-    #[serde(skip_serializing)]
+    /// The file key, hex. Never serialised (it would reach the control
+    /// API's answers); read back from one, it is empty.
+    #[serde(skip_serializing, default)]
     pub key: String,
     /// Who shared it.
     pub uploader: MemberId,

@@ -11,7 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
+
+use super::types::ErrorBody;
 
 /// A JSON request body; also a JSON answer.
 pub(super) struct Json<T>(pub T);
@@ -30,7 +31,8 @@ pub(super) struct Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": self.error }))).into_response()
+        let body = ErrorBody { error: self.error };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 

@@ -1,8 +1,13 @@
-//! The control API's request bodies: deserialised by the daemon
-//! (`api.rs`), built by the CLI. One definition for both ends, so that a
-//! renamed field is a compile error, not a silent `null`.
+//! The control API's request bodies, and the answers that are not a node
+//! type of their own: the daemon (`api.rs`) deserialises the bodies and
+//! serialises the answers, the CLI does the reverse with the same structs.
+//! One definition for both ends, so that a renamed field is a compile
+//! error, not a silent `null`. Every other answer is the node's own type
+//! ([`crate::Status`], [`crate::node::Thread`], [`crate::FileInfo`], …),
+//! deserialisable for the same reason.
 
-use meshwork_crdt::roster::Role;
+use meshwork_crdt::roster::{Member, Role};
+use meshwork_crdt::MemberId;
 use serde::{Deserialize, Serialize};
 
 fn default_role() -> Role {
@@ -182,4 +187,81 @@ pub struct PolicyBody {
     pub retention_secs: Option<u64>,
     /// How many pinners each file should have.
     pub replicas: Option<u32>,
+}
+
+/// `GET /v1/depts`: a department as `dept list` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeptListing {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What to show: the name, with the start of the id when another
+    /// department has the same name ("Ops (3f2a)").
+    pub label: String,
+    /// Its members.
+    pub members: Vec<DeptMember>,
+}
+
+/// A member of a [`DeptListing`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeptMember {
+    /// The member's id.
+    pub id: MemberId,
+    /// Their display name (`?` if the roster has no record of them).
+    pub name: String,
+}
+
+/// `POST /v1/members/add-pinner`: the pin node, and the token it joins
+/// with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PinnerAdded {
+    /// Its record in the roster.
+    pub member: Member,
+    /// The invite token to run `meshwork join` with on the pin node.
+    pub token: String,
+}
+
+/// `POST /v1/files/get`, once done: where the file or folder was written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fetched {
+    /// The path, on the daemon's machine.
+    pub path: std::path::PathBuf,
+}
+
+/// `POST /v1/login-links`: a link that opens the web app logged in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginLink {
+    /// The link (single use, short-lived).
+    pub url: String,
+}
+
+/// Every refusal and failure, whatever the route.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Why, for a person to read.
+    pub error: String,
+}
+
+/// One line of a long operation's answer (`POST /v1/files`, `POST
+/// /v1/files/get`), which is newline-delimited JSON: a progress line now
+/// and then, then the result or the error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressLine<T> {
+    /// `{"progress": {"done", "total"}}`.
+    Progress(ProgressReport),
+    /// `{"ok": …}`: the result; the last line.
+    Ok(T),
+    /// `{"error": …}`: why it failed; the last line.
+    Error(String),
+}
+
+/// How far a long operation has come, in bytes.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ProgressReport {
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
 }

@@ -39,6 +39,7 @@ use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::extract::{Json, Path, Query};
+use super::types::{ErrorBody, LoginLink};
 use super::{ok, ApiError, ApiResult};
 use crate::{Node, NodeError};
 
@@ -346,7 +347,9 @@ pub(super) async fn guard(
     } else {
         (
             StatusCode::MISDIRECTED_REQUEST,
-            Json(json!({"error": format!("this API answers only to 127.0.0.1:{}", sessions.port)})),
+            Json(ErrorBody {
+                error: format!("this API answers only to 127.0.0.1:{}", sessions.port),
+            }),
         )
             .into_response()
     };
@@ -443,7 +446,9 @@ pub(super) async fn new_login_link(
     req: Request,
 ) -> ApiResult {
     match req.extensions().get::<Caller>() {
-        Some(Caller::Bearer) => ok(json!({ "url": sessions.login_link() })),
+        Some(Caller::Bearer) => ok(LoginLink {
+            url: sessions.login_link(),
+        }),
         _ => Err(NodeError::Forbidden("a browser session cannot make login links".into()).into()),
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 use meshwork_crdt::SignedChange;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use behaviour::{BLOB_PROTOCOL, JOIN_PROTOCOL, SYNC_PROTOCOL};
@@ -87,7 +87,7 @@ impl Default for NetConfig {
 }
 
 /// A connected peer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerInfo {
     /// Its libp2p peer id.
     pub peer_id: String,

@@ -19,7 +19,7 @@ use crate::wire::DocRef;
 use crate::NodeError;
 
 /// A top-level post and its replies, as `meshwork feed` shows them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Thread {
     /// The department it is in, as [`Roster::dept_labels`] shows it.
     pub dept: String,
@@ -45,7 +45,7 @@ pub struct FeedState {
 }
 
 /// A file a post attaches, as the library describes it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Attachment {
     /// Its name.
     pub name: String,
@@ -58,7 +58,7 @@ pub struct Attachment {
 }
 
 /// A direct conversation, as `meshwork dms` lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Conversation {
     /// The other member.
     pub member: MemberId,

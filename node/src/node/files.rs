@@ -21,7 +21,7 @@ use meshwork_crdt::library::{FileEntry, Library, MAX_NAME};
 use meshwork_crdt::pins::PinRequest;
 use meshwork_crdt::roster::{Department, Roster};
 use meshwork_crdt::{MemberId, Millis};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::download::Watch;
 use super::Node;
@@ -45,7 +45,7 @@ fn in_file_bytes(progress: Progress, size: u64, blob_size: u64) -> Progress {
 }
 
 /// A file as `meshwork files` lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FileInfo {
     /// The library's record.
     #[serde(flatten)]

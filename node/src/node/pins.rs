@@ -60,7 +60,7 @@ pub struct PinNodeConfig {
 }
 
 /// A pinned blob, as `meshwork pins` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PinInfo {
     /// Hex hash of the blob (ciphertext).
     pub blob: String,
@@ -88,7 +88,7 @@ pub struct PinInfo {
 }
 
 /// One pinner of a blob.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PinnerInfo {
     /// Its member id.
     pub member_id: MemberId,
@@ -103,7 +103,7 @@ pub struct PinnerInfo {
 }
 
 /// A pin node's quota, as it reported it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PinNodeInfo {
     /// Its member id.
     pub member_id: MemberId,
@@ -120,7 +120,7 @@ pub struct PinNodeInfo {
 }
 
 /// Everything `meshwork pins` shows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PinsView {
     /// The workspace's policy.
     pub policy: PinPolicy,

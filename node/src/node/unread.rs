@@ -11,7 +11,7 @@
 
 use meshwork_crdt::feed::Feed;
 use meshwork_crdt::MemberId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::feed::{conversations, my_dept, my_depts};
 use super::Node;
@@ -22,7 +22,7 @@ use crate::NodeError;
 pub const COUNT_AT_MOST: usize = 999;
 
 /// What is unread, everywhere this member reads.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Unread {
     /// Per department I am in, as `dept list` names them.
     pub depts: Vec<UnreadIn>,
@@ -35,7 +35,7 @@ pub struct Unread {
 }
 
 /// What is unread in one department or conversation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnreadIn {
     /// The department's id, or the other member's.
     pub id: String,
