@@ -112,6 +112,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
             std::fs::remove_file(&path)?;
         }
         let (share_p50, share_p99) = percentiles(&mut shares);
+        let mut phases = vec![("shares", began.elapsed())];
+        let mut lap = Instant::now();
+        let mut phase = |name: &'static str| {
+            phases.push((name, lap.elapsed()));
+            lap = Instant::now();
+        };
         // The day's requests reach the pin nodes as they sync: each passes
         // until it has committed to all of them.
         let mut committed = 0;
@@ -122,7 +128,9 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        phase("Pia commits");
         cleo.reconcile_pins().await?;
+        phase("Cleo volunteers");
         let mut committed = 0;
         while committed < a.per_day {
             let now = pete.reconcile_pins().await?.committed.len();
@@ -131,7 +139,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        phase("Pete commits");
         ada.reconcile_pins().await?;
+        phase("Ada collects");
+        // A pass that takes in the others' commitments, then one with
+        // nothing new at all: what the keeper's every 30 s costs.
+        pia_pass(&mut pia)?;
         let t = Instant::now();
         let idle = pia_pass(&mut pia)?;
         let idle_pass = t.elapsed();
@@ -152,12 +165,17 @@ async fn run(a: Args) -> anyhow::Result<()> {
             took: began.elapsed(),
         });
         eprintln!(
-            "day {day}: share p50 {:.1} ms, Pia {:.1} MiB, idle pass {:.1} ms, {} live pins, {:.1} s",
+            "day {day}: share p50 {:.1} ms, Pia {:.1} MiB, idle pass {:.1} ms, {} live pins, {:.1} s ({})",
             ms(share_p50),
             days[day - 1].pia_rss_kib as f64 / 1024.0,
             ms(idle_pass),
             days[day - 1].live_pins,
-            began.elapsed().as_secs_f64()
+            began.elapsed().as_secs_f64(),
+            phases
+                .iter()
+                .map(|(what, took)| format!("{what} {:.1} s", took.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         clock.advance(DAY);
         pia.say(&format!("advance {}", DAY.as_millis()))?;

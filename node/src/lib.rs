@@ -21,6 +21,7 @@ pub mod disk;
 mod error;
 pub mod home;
 mod ids;
+mod memory;
 pub mod net;
 pub mod node;
 mod search;

@@ -119,19 +119,31 @@ impl<'a> Library<'a> {
     /// files share one blob). Only each file's `blob` is read until one
     /// matches.
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
-        let files = self.files.as_ref()?;
-        let mut found: Vec<FileEntry> = self
-            .doc
+        let mut found = self.where_str("blob", blob);
+        found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
+        found.into_iter().next()
+    }
+
+    /// The files named `name`.
+    pub fn named(&self, name: &str) -> Vec<FileEntry> {
+        self.where_str("name", name)
+    }
+
+    /// The files whose `field` is the string `value`: only that field of
+    /// the others is read (a library holds every file ever shared).
+    fn where_str(&self, field: &str, value: &str) -> Vec<FileEntry> {
+        let Some(files) = self.files.as_ref() else {
+            return Vec::new();
+        };
+        self.doc
             .keys(files)
             .filter(|id| {
                 map(self.doc, files, id)
-                    .and_then(|obj| scalar(self.doc, &obj, "blob"))
-                    .is_some_and(|v| v.as_str() == Some(blob))
+                    .and_then(|obj| scalar(self.doc, &obj, field))
+                    .is_some_and(|v| v.as_str() == Some(value))
             })
             .filter_map(|id| self.file(&id))
-            .collect();
-        found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
-        found.into_iter().next()
+            .collect()
     }
 }
 
@@ -159,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_reads_back_as_written_and_a_blob_finds_its_newest_file() {
+    fn a_file_reads_back_as_written_and_a_blob_or_a_name_finds_its_files() {
         let me = Signer::from_secret([3; 32]).id();
         let mut doc = crate::library::genesis("d").unwrap();
         doc.transact::<_, _, AutomergeError>(|tx| {
@@ -191,5 +203,7 @@ mod tests {
         assert_eq!(library.by_blob("b9").unwrap().id, "a3");
         assert!(library.by_blob("zz").is_none());
         assert_eq!(library.files().len(), 3);
+        assert_eq!(library.named("Q3 report.xlsx").len(), 3);
+        assert!(library.named("a1").is_empty(), "an id is not a name");
     }
 }

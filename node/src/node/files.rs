@@ -271,28 +271,32 @@ impl Node {
     pub fn file(&self, id: &str) -> Result<(String, FileInfo), NodeError> {
         let me = self.member_id();
         let roster = self.shared.roster()?;
-        let mut named = Vec::new();
-        for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-            let (by_id, by_name) = self
-                .shared
-                .read_doc(&DocRef::Library(d.id.clone()), |doc| {
-                    let library = Library::new(doc.doc());
-                    let by_name: Vec<_> = library
-                        .files()
-                        .into_iter()
-                        .filter(|f| f.name == id)
-                        .collect();
-                    (library.file(id), by_name)
-                })?;
+        let mine: Vec<&Department> = roster
+            .depts
+            .iter()
+            .filter(|d| d.members.contains(&me))
+            .collect();
+        let with_dept = |d: &Department, entry| {
             let label = roster.dept_label(&d.id).unwrap_or_default();
-            if let Some(entry) = by_id {
-                return Ok((d.id.clone(), info(&roster, &label, entry)));
+            (d.id.clone(), info(&roster, &label, entry))
+        };
+        // By id first: one lookup per library, where a name is a scan.
+        for d in &mine {
+            let library = DocRef::Library(d.id.clone());
+            if let Some(entry) = self
+                .shared
+                .read_doc(&library, |doc| Library::new(doc.doc()).file(id))?
+            {
+                return Ok(with_dept(d, entry));
             }
-            named.extend(
-                by_name
-                    .into_iter()
-                    .map(|f| (d.id.clone(), info(&roster, &label, f))),
-            );
+        }
+        let mut named = Vec::new();
+        for d in &mine {
+            let library = DocRef::Library(d.id.clone());
+            let found = self
+                .shared
+                .read_doc(&library, |doc| Library::new(doc.doc()).named(id))?;
+            named.extend(found.into_iter().map(|entry| with_dept(d, entry)));
         }
         match named.len() {
             1 => Ok(named.remove(0)),

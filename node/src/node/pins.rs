@@ -312,6 +312,18 @@ impl Node {
             ..Reconciled::default()
         };
         let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
+        // Gaps seen in blobs no longer requested are forgotten: what a node
+        // remembers follows the live requests, not every blob it ever saw.
+        let requested: HashSet<&str> = ledger
+            .requests
+            .iter()
+            .filter(live)
+            .map(|r| r.blob.as_str())
+            .collect();
+        self.below_target_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|blob, _| requested.contains(blob.as_str()));
         let (complete, partial) = self.stored_blobs().await?;
         let here: HashSet<String> = complete.iter().map(BlobHash::to_hex).collect();
         let committed = |r: &PinRequest| {
@@ -457,6 +469,8 @@ impl Node {
         } else {
             self.shared.store.flush().await?;
         }
+        // The pass read the ledger's live days and dropped what it read.
+        crate::memory::release_freed();
         if !done.committed.is_empty() || !done.collected.is_empty() || !done.stepped_down.is_empty()
         {
             info!(
@@ -741,6 +755,7 @@ impl Node {
         };
         // `here`: complete blobs, and downloads that never finished.
         let mut released = Vec::new();
+        let mut withdrawn: HashMap<&str, Vec<&str>> = HashMap::new();
         for hash in here {
             let blob = hash.to_hex();
             if !expired(&blob) {
@@ -748,9 +763,19 @@ impl Node {
             }
             self.delete_blob(hash).await?;
             self.shared.store.unpin(&blob)?;
-            self.withdraw_as_holder(files.get(&blob)).await?;
+            if let Some(f) = files.get(&blob).filter(|f| f.holders.contains(&me)) {
+                withdrawn.entry(&f.dept).or_default().push(&f.id);
+            }
             info!(%blob, "deleted a blob past its deadline");
             done.collected.push(blob);
+        }
+        // Off the files' holders: one change per department, not per file.
+        for (dept, ids) in withdrawn {
+            self.change_library(dept, |tx| {
+                ids.iter()
+                    .try_for_each(|id| library::write::hold(tx, id, me, false))
+            })
+            .await?;
         }
         // Commitments and local pins whose time is over, blob here or not.
         for (blob, until) in &local {
@@ -767,18 +792,6 @@ impl Node {
             }
         }
         Ok(released)
-    }
-
-    /// Takes this node off the holders of `file`, if it is one.
-    async fn withdraw_as_holder(&self, file: Option<&MyFile>) -> Result<(), NodeError> {
-        let me = self.member_id();
-        match file {
-            Some(f) if f.holders.contains(&me) => {
-                self.change_library(&f.dept, |tx| library::write::hold(tx, &f.id, me, false))
-                    .await
-            }
-            _ => Ok(()),
-        }
     }
 
     /// Where a blob may be fetched from: the file's holders, its pinners and

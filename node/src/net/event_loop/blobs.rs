@@ -23,6 +23,11 @@ use crate::wire::{BlobRequest, BlobResponse};
 /// What a download is told about one request.
 pub(crate) type PieceReply = oneshot::Sender<Result<BlobResponse, String>>;
 
+/// The most blob grants remembered. A grant saves one entitlement check (a
+/// read of the ledger's days and a library); forgetting them all costs one
+/// check per peer and blob served next.
+const MAX_GRANTS: usize = 16_384;
+
 impl EventLoop {
     /// A piece asked for by `peer`: whether it may have it is decided off
     /// the loop (it reads the ledger and libraries, under their own locks),
@@ -76,11 +81,17 @@ impl EventLoop {
     }
 
     /// Remembers that `peer` may have blob `hash`, until the roster
-    /// changes — unless it changed while the grant was being decided.
+    /// changes — unless it changed while the grant was being decided. Past
+    /// [`MAX_GRANTS`] the grants are forgotten together: a node serving for
+    /// a year would otherwise keep one per peer and blob it ever served.
     pub(super) fn granted(&mut self, peer: PeerId, hash: [u8; 32], epoch: u64) {
-        if epoch == self.grants_epoch {
-            self.blob_grants.insert((peer, hash));
+        if epoch != self.grants_epoch {
+            return;
         }
+        if self.blob_grants.len() >= MAX_GRANTS {
+            self.blob_grants.clear();
+        }
+        self.blob_grants.insert((peer, hash));
     }
 
     pub(super) fn fetch_piece(&mut self, peer: PeerId, request: BlobRequest, reply: PieceReply) {
