@@ -221,12 +221,8 @@ impl Workspace {
             .flat_map(|d| [DocRef::Feed(d.id.clone()), DocRef::Library(d.id.clone())])
             .collect();
         if roster.is_active(a) && roster.is_active(b) {
-            let days = store.ledger_days().unwrap_or_default();
-            docs.extend(
-                days.into_iter()
-                    .filter(|day| pins::day_is_live(*day, now))
-                    .map(DocRef::Pins),
-            );
+            let days = live_ledger_days(store, now).unwrap_or_default();
+            docs.extend(days.into_iter().map(DocRef::Pins));
         }
         if a != b && roster.is_active(a) && roster.is_active(b) {
             let direct = DocRef::Direct(meshwork_crdt::feed::direct_id(a, b));
@@ -279,6 +275,14 @@ impl Presence {
     pub(crate) fn connected(&self, peer: &PeerId) -> bool {
         matches!(self.last.get(peer), Some(None))
     }
+}
+
+/// The days of the pin ledger `store` holds that are live at `now`: what a
+/// node reads, offers and serves from.
+fn live_ledger_days(store: &Store, now: Millis) -> Result<Vec<pins::Epoch>, NodeError> {
+    let mut days = store.ledger_days()?;
+    days.retain(|day| pins::day_is_live(*day, now));
+    Ok(days)
 }
 
 /// A department document (feed, conversation, library, pin ledger) as the
@@ -607,9 +611,7 @@ impl Shared {
 
     /// The days of the pin ledger held here that are live at `now`.
     pub(crate) fn ledger_days(&self, now: Millis) -> Result<Vec<pins::Epoch>, NodeError> {
-        let mut days = self.store.ledger_days()?;
-        days.retain(|day| pins::day_is_live(*day, now));
-        Ok(days)
+        live_ledger_days(&self.store, now)
     }
 
     /// Drops the days of the pin ledger that are over at `now`, whole:
