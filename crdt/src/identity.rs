@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 
 /// Domain separation for change signatures: a signature over a change hash
@@ -28,7 +28,7 @@ impl MemberId {
 
     /// Whether these bytes are a valid ed25519 public key.
     pub fn is_valid_key(&self) -> bool {
-        VerifyingKey::from_bytes(&self.0).is_ok()
+        ed25519_zebra::VerificationKey::try_from(self.0).is_ok()
     }
 
     /// The raw public-key bytes.
@@ -36,12 +36,13 @@ impl MemberId {
         &self.0
     }
 
-    /// Checks `signature` over the change `hash` against this key.
+    /// Checks `signature` over the change `hash` against this key, by the
+    /// same equation as [`verify_changes`] (see there).
     pub fn verify_change(&self, hash: &[u8; 32], signature: &[u8; 64]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Ok(key) = ed25519_zebra::VerificationKey::try_from(self.0) else {
             return false;
         };
-        key.verify(&change_message(hash), &Signature::from_bytes(signature))
+        key.verify(&Signature::from_bytes(signature), &change_message(hash))
             .is_ok()
     }
 
@@ -121,10 +122,22 @@ impl fmt::Debug for Signer {
     }
 }
 
-/// Checks many change signatures at once: each author's key is decompressed
-/// once, and the work is spread over the machine's cores (all but one for a
-/// long history). A catch-up of thousands of changes from a handful of
-/// authors is mostly this.
+/// Checks many change signatures at once: signatures are checked in
+/// batches (each author's key decompressed once per batch), and the work is
+/// spread over the machine's cores (all but one for a long history). A
+/// catch-up of thousands of changes from a handful of authors is mostly
+/// this.
+///
+/// **One equation everywhere.** A signature is valid when the cofactored
+/// equation `[8][s]B = [8]R + [8][k]A` holds (RFC 8032's check, with the
+/// encodings ZIP 215 accepts: ed25519-zebra). ed25519-dalek's single and
+/// batch checks are cofactorless, and a cofactorless batch's verdict on a
+/// crafted signature (a small-order component in `R` or the key) depends
+/// on the random weights, that is on which other signatures share its
+/// batch: two nodes could split on it. With the cofactored equation a batch
+/// holds exactly when each of its signatures holds alone (but for a 2^-128
+/// chance), so a change's verdict is a function of the change, whatever
+/// arrived with it. A batch that fails is checked signature by signature.
 ///
 /// Returns, for each `(author, hash, signature)`, whether it verifies.
 pub fn verify_changes(items: &[(MemberId, [u8; 32], [u8; 64])]) -> Vec<bool> {
@@ -140,29 +153,14 @@ pub fn verify_changes(items: &[(MemberId, [u8; 32], [u8; 64])]) -> Vec<bool> {
         .map_or(1, |n| usize::from(n).saturating_sub(spare))
         .min(items.len().div_ceil(PER_THREAD))
         .max(1);
-    let verify_all = |part: &[(MemberId, [u8; 32], [u8; 64])]| -> Vec<bool> {
-        let mut keys: std::collections::HashMap<MemberId, Option<VerifyingKey>> =
-            Default::default();
-        part.iter()
-            .map(|(author, hash, sig)| {
-                let key = keys
-                    .entry(*author)
-                    .or_insert_with(|| VerifyingKey::from_bytes(&author.0).ok());
-                key.as_ref().is_some_and(|k| {
-                    k.verify(&change_message(hash), &Signature::from_bytes(sig))
-                        .is_ok()
-                })
-            })
-            .collect()
-    };
     if threads == 1 {
-        return verify_all(items);
+        return verify_part(items);
     }
     let size = items.len().div_ceil(threads);
     std::thread::scope(|s| {
         let parts: Vec<_> = items
             .chunks(size)
-            .map(|part| (part.len(), s.spawn(move || verify_all(part))))
+            .map(|part| (part.len(), s.spawn(move || verify_part(part))))
             .collect();
         parts
             .into_iter()
@@ -171,6 +169,48 @@ pub fn verify_changes(items: &[(MemberId, [u8; 32], [u8; 64])]) -> Vec<bool> {
             .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![false; n]))
             .collect()
     })
+}
+
+/// Signatures checked in one batch: past a few dozen, a batch costs about
+/// half as much per signature as checking each alone.
+const BATCH: usize = 128;
+
+/// [`verify_changes`] on one thread.
+fn verify_part(items: &[(MemberId, [u8; 32], [u8; 64])]) -> Vec<bool> {
+    use ed25519_zebra::{batch, VerificationKey};
+    let mut keys: std::collections::HashMap<MemberId, bool> = Default::default();
+    let mut verdicts = vec![false; items.len()];
+    // Items whose author is a key (a batch holding one that is not would
+    // fail whole), with their places among `items`.
+    let keyed: Vec<usize> = (0..items.len())
+        .filter(|i| {
+            let author = items[*i].0;
+            *keys
+                .entry(author)
+                .or_insert_with(|| VerificationKey::try_from(author.0).is_ok())
+        })
+        .collect();
+    let item = |i: usize| {
+        let (author, hash, sig) = &items[i];
+        batch::Item::from((
+            author.0.into(),
+            Signature::from_bytes(sig),
+            &change_message(hash),
+        ))
+    };
+    for run in keyed.chunks(BATCH) {
+        let mut batch = batch::Verifier::new();
+        run.iter().for_each(|i| batch.queue(item(*i)));
+        if batch.verify(rand::thread_rng()).is_ok() {
+            run.iter().for_each(|i| verdicts[*i] = true);
+        } else {
+            // Someone's signature is bad: find whose, by the same equation.
+            for i in run {
+                verdicts[*i] = item(*i).verify_single().is_ok();
+            }
+        }
+    }
+    verdicts
 }
 
 fn change_message(hash: &[u8; 32]) -> Vec<u8> {
@@ -194,7 +234,7 @@ mod tests {
         // About half of all y coordinates are not on the curve: find one.
         let not_a_point = (2u8..)
             .map(|i| MemberId([i; 32]))
-            .find(|m| VerifyingKey::from_bytes(&m.0).is_err())
+            .find(|m| ed25519_dalek::VerifyingKey::from_bytes(&m.0).is_err())
             .unwrap();
         assert!(!not_a_point.is_valid_key());
         assert!(!not_a_point.verify_change(&[0; 32], &[0; 64]));
@@ -233,5 +273,61 @@ mod tests {
             .collect();
         assert_eq!(batch, one_by_one);
         assert!(batch.iter().any(|ok| *ok) && batch.iter().any(|ok| !*ok));
+    }
+
+    /// A key with a small-order component signs so that the cofactored
+    /// equation holds and the cofactorless one mostly does not: every path
+    /// (alone, in a batch, in a batch with a forgery) gives each the same
+    /// verdict.
+    #[test]
+    fn every_path_judges_a_signature_by_one_equation() {
+        use curve25519_dalek::{constants, Scalar};
+        use ed25519_dalek::hazmat::{raw_sign, ExpandedSecretKey};
+        use ed25519_dalek::Verifier;
+
+        let secret = ExpandedSecretKey {
+            scalar: Scalar::from_bytes_mod_order([5; 32]),
+            hash_prefix: [6; 32],
+        };
+        let point =
+            constants::ED25519_BASEPOINT_POINT * secret.scalar + constants::EIGHT_TORSION[1];
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&point.compress().to_bytes()).unwrap();
+        let crafty = MemberId(key.to_bytes());
+        let honest = Signer::from_secret([3; 32]);
+        let mut items = Vec::new();
+        for i in 0..200u32 {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&i.to_le_bytes());
+            let sig = raw_sign::<sha2::Sha512>(&secret, &change_message(&hash), &key);
+            items.push((crafty, hash, sig.to_bytes()));
+            items.push((honest.id(), hash, honest.sign_change(&hash)));
+        }
+        let cofactorless = items
+            .iter()
+            .filter(|(a, h, s)| {
+                *a == crafty
+                    && key
+                        .verify(&change_message(h), &Signature::from_bytes(s))
+                        .is_ok()
+            })
+            .count();
+        assert!(
+            cofactorless < 100,
+            "{cofactorless} of 200 hold cofactorless"
+        );
+
+        let batch = verify_changes(&items);
+        let alone: Vec<bool> = items
+            .iter()
+            .map(|(a, h, s)| a.verify_change(h, s))
+            .collect();
+        assert_eq!(batch, alone);
+        assert!(batch.iter().all(|ok| *ok));
+
+        let mut forged = items.clone();
+        forged[10].2[0] ^= 1;
+        let verdicts = verify_changes(&forged);
+        assert!(!verdicts[10]);
+        assert_eq!(verdicts.iter().filter(|ok| !**ok).count(), 1);
     }
 }
