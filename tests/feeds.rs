@@ -343,3 +343,62 @@ async fn unread_counts_follow_what_each_member_read() {
     assert!(ada.mark_read(&ReadIn::Dept("Nowhere".into())).is_err());
     assert!(ada.mark_read(&ReadIn::Member("Nobody".into())).is_err());
 }
+
+/// Issue 16, memory by what is open: a member's documents leave memory
+/// once nobody uses them, and come back whole — read from disk, and with
+/// their sync sessions resumed, so posts still flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_documents_leave_memory_and_come_back_whole() {
+    let (_clock, ada, bob, _cleo, _dave) = research().await;
+    let unloaded = |n: &TestNode| {
+        n.unload_idle(std::time::Duration::ZERO).is_ok() && n.loaded_docs().is_empty()
+    };
+    ada.post("Research", "before the break", None)
+        .await
+        .unwrap();
+    until("Bob has the post", || sees(&bob, "before the break")).await;
+    until("Bob's documents leave memory", || async { unloaded(&bob) }).await;
+
+    assert!(sees(&bob, "before the break").await, "read again from disk");
+    let research = bob
+        .roster()
+        .unwrap()
+        .resolve_dept("Research")
+        .unwrap()
+        .id
+        .clone();
+    assert_eq!(bob.loaded_docs(), vec![DocRef::Feed(research)]);
+    until("they leave memory again", || async { unloaded(&bob) }).await;
+
+    let post = ada.post("Research", "after the break", None).await.unwrap();
+    until("Ada's new post reaches Bob's unloaded feed", || {
+        sees(&bob, "after the break")
+    })
+    .await;
+    until("Bob's documents leave memory once more", || async {
+        unloaded(&bob)
+    })
+    .await;
+    bob.post("Research", "welcome back", Some(&post.id))
+        .await
+        .unwrap();
+    until("Bob's reply reaches Ada", || async {
+        ada.feed("Research", 10, None).is_ok_and(|f| {
+            f.iter().any(|t| {
+                t.replies
+                    .iter()
+                    .any(|r| r.body.as_deref() == Some("welcome back"))
+            })
+        })
+    })
+    .await;
+    until(
+        "Bob's search finds what came while his feed was out",
+        || async {
+            bob.search("break", Some("Research"), 10)
+                .await
+                .is_ok_and(|r| r.total == 2)
+        },
+    )
+    .await;
+}

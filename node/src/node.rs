@@ -20,6 +20,7 @@ mod download;
 mod feed;
 mod files;
 mod folder;
+mod idle;
 mod ledger;
 mod opening;
 mod pins;
@@ -67,6 +68,9 @@ pub struct NodeConfig {
     /// How this node measures its disk, and the reserve it keeps free: it
     /// refuses to share, fetch or keep a file that would eat into it.
     pub disk: Disk,
+    /// Unload a feed, conversation or library from memory once nobody has
+    /// used it for this long (`None`: keep everything loaded).
+    pub unload_idle_after: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -81,6 +85,7 @@ impl NodeConfig {
             auto_pin: true,
             volunteer: true,
             disk: Disk::system(crate::disk::DEFAULT_MIN_FREE),
+            unload_idle_after: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -186,6 +191,8 @@ pub struct Node {
     audits: Arc<audit::Audits>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The task that unloads idle documents, stopped at shutdown.
+    unloader: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The local search index, opened on first use.
     search: Arc<std::sync::Mutex<Option<Arc<crate::search::SearchIndex>>>>,
     /// The task that keeps the search index up, and its stop signal.
@@ -232,6 +239,7 @@ impl Node {
             below_target_since: Arc::default(),
             audits: Arc::default(),
             pin_keeper: Arc::default(),
+            unloader: Arc::default(),
             search: Arc::default(),
             indexer: Arc::default(),
         };
@@ -290,6 +298,7 @@ impl Node {
             self.spawn_pin_keeper();
         }
         self.spawn_indexer();
+        self.spawn_unloader();
         Ok(())
     }
 
@@ -524,14 +533,15 @@ impl Node {
 
     /// Stops networking and closes the store.
     pub async fn shutdown(&self) {
-        let keeper = self
-            .pin_keeper
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(keeper) = keeper {
-            keeper.abort();
-            let _ = keeper.await;
+        for task in [&self.pin_keeper, &self.unloader] {
+            let task = task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let Some(task) = task {
+                task.abort();
+                let _ = task.await;
+            }
         }
         // The indexer finishes its pass (it holds the store) and stops.
         let indexer = self

@@ -15,8 +15,11 @@
 //! not the network loop, not `status`, not another department's post. No
 //! await happens while either is held.
 
-use std::collections::HashMap;
+mod idle;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use meshwork_blobs::BlobStore;
@@ -92,7 +95,10 @@ pub(crate) struct DocState {
     /// One automerge sync state per peer and side.
     pub sync: HashMap<(PeerId, Side), sync::State>,
     /// When a peer's changes were last taken in.
-    pub arrived: Option<std::time::Instant>,
+    pub arrived: Option<Instant>,
+    /// When it was last used: loaded, read, written, or changes taken in
+    /// ([`idle`]).
+    used: Instant,
 }
 
 /// How recently changes must have come in for a history a peer holds and
@@ -101,6 +107,20 @@ pub(crate) struct DocState {
 const ARRIVING: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl DocState {
+    fn new(signed: SignedDoc) -> Self {
+        Self {
+            signed,
+            sync: HashMap::new(),
+            arrived: None,
+            used: Instant::now(),
+        }
+    }
+
+    /// Records a use of the document (it stays loaded a while longer).
+    pub(crate) fn used(&mut self) {
+        self.used = Instant::now();
+    }
+
     /// Whether a history is still coming in: changes arrived lately, and a
     /// peer in session holds heads this node does not have yet.
     pub(crate) fn still_arriving(&self) -> bool {
@@ -131,6 +151,8 @@ pub(crate) struct Workspace {
     /// Feeds, conversations, libraries and the pin ledger, loaded on first
     /// use.
     docs: HashMap<DocRef, DocSlot>,
+    /// What is kept of documents unloaded for idleness ([`idle`]).
+    idle: HashMap<DocRef, idle::Idle>,
     /// Typed rosters at the heads department documents' changes cite.
     book: RosterBook,
     /// The typed roster, kept current by re-reading what changes touch.
@@ -146,6 +168,7 @@ impl Workspace {
             roster,
             roster_sync: HashMap::new(),
             docs: HashMap::new(),
+            idle: HashMap::new(),
             book: RosterBook::new(),
             cache: RosterCache::default(),
             saved: None,
@@ -388,14 +411,86 @@ impl Shared {
                 .docs
                 .entry(doc.clone())
                 .or_insert_with(|| {
-                    Arc::new(Mutex::new(DocState {
-                        signed: loaded,
-                        sync: HashMap::new(),
-                        arrived: None,
-                    }))
+                    let mut state = DocState::new(loaded);
+                    if let Some(idle) = ws.idle.remove(doc) {
+                        state.sync = idle.resume();
+                    }
+                    Arc::new(Mutex::new(state))
                 })
                 .clone())
         })
+    }
+
+    /// Unloads the department documents unused for `idle_for` that nobody
+    /// holds now, keeping what their sync sessions knew ([`idle`]).
+    /// Returns how many left memory. (They are dropped after the
+    /// workspace lock is let go: a big document takes a while to free.)
+    pub(crate) fn unload_idle(&self, idle_for: Duration) -> Result<usize, NodeError> {
+        let unloaded = self.with_ws(|ws| {
+            let idle: Vec<DocRef> = ws
+                .docs
+                .iter()
+                // Nobody else holds the slot (whoever works on a document
+                // holds it), so its lock is free.
+                .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+                .filter(|(_, slot)| {
+                    slot.try_lock()
+                        .is_ok_and(|state| idle::may_unload(&state, idle_for))
+                })
+                .map(|(doc, _)| doc.clone())
+                .collect();
+            let mut unloaded = Vec::new();
+            for doc in idle {
+                let Some(slot) = ws.docs.remove(&doc) else {
+                    continue;
+                };
+                if let Ok(state) = Arc::try_unwrap(slot) {
+                    let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+                    ws.idle.insert(doc, idle::Idle::of(&state));
+                    unloaded.push(state);
+                }
+            }
+            Ok(unloaded)
+        })?;
+        Ok(unloaded.len())
+    }
+
+    /// The documents, loaded or unloaded for idleness, that `peer` was
+    /// last heard holding exactly as this node does: a periodic sync has
+    /// nothing to do for them ([`idle`]). (A document whose lock is taken
+    /// now is not among them: the loop does not wait for it.)
+    pub(crate) fn in_step(&self, peer: &PeerId) -> HashSet<DocRef> {
+        self.with_ws(|ws| {
+            let unloaded = ws
+                .idle
+                .iter()
+                .filter(|(_, idle)| idle.in_step_with(peer))
+                .map(|(doc, _)| doc.clone());
+            let loaded = ws
+                .docs
+                .iter()
+                .filter(|(_, slot)| {
+                    slot.try_lock()
+                        .is_ok_and(|state| idle::in_step(&state).contains(peer))
+                })
+                .map(|(doc, _)| doc.clone());
+            Ok(unloaded.chain(loaded).collect())
+        })
+        .unwrap_or_default()
+    }
+
+    /// The heads of `doc` if it is unloaded for idleness (they cannot have
+    /// moved since: nothing writes to a document that is not loaded).
+    pub(crate) fn idle_heads(&self, doc: &DocRef) -> Option<Vec<ChangeHash>> {
+        self.with_ws(|ws| Ok(ws.idle.get(doc).map(|idle| idle.heads.clone())))
+            .ok()
+            .flatten()
+    }
+
+    /// The department documents in memory now.
+    pub(crate) fn loaded_docs(&self) -> Vec<DocRef> {
+        self.with_ws(|ws| Ok(ws.docs.keys().cloned().collect()))
+            .unwrap_or_default()
     }
 
     /// The slots of the department documents loaded now.
@@ -418,10 +513,26 @@ impl Shared {
         doc: &DocRef,
         f: impl FnOnce(&mut DocState) -> Result<R, NodeError>,
     ) -> Result<R, NodeError> {
+        self.with_doc_in_sync(doc, |state| {
+            state.used();
+            f(state)
+        })
+    }
+
+    /// [`Self::with_doc`] for a sync round, which is no use of the
+    /// document by itself: a round that takes changes in marks it used
+    /// ([`DocState::used`]), one that only exchanges heads leaves it to go
+    /// idle.
+    #[track_caller]
+    pub(crate) fn with_doc_in_sync<R>(
+        &self,
+        doc: &DocRef,
+        f: impl FnOnce(&mut DocState) -> Result<R, NodeError>,
+    ) -> Result<R, NodeError> {
         let caller = std::panic::Location::caller();
         let slot = self.slot(doc)?;
         let mut state = lock(&slot);
-        let held = std::time::Instant::now();
+        let held = Instant::now();
         let out = f(&mut state);
         drop(state);
         log_long_hold("a document's", held, caller);
@@ -457,6 +568,7 @@ impl Shared {
     pub(crate) fn forget_peer(&self, peer: &PeerId) {
         let _ = self.with_ws(|ws| {
             ws.roster_sync.retain(|(p, _), _| p != peer);
+            ws.idle.values_mut().for_each(|idle| idle.forget_peer(peer));
             Ok(())
         });
         for (_, slot) in self.loaded() {
@@ -627,6 +739,7 @@ impl Shared {
             let doc = DocRef::Pins(*day);
             self.with_ws(|ws| {
                 ws.docs.remove(&doc);
+                ws.idle.remove(&doc);
                 Ok(())
             })?;
             self.turns
@@ -672,11 +785,7 @@ mod tests {
     use super::*;
 
     fn feed() -> DocState {
-        DocState {
-            signed: SignedDoc::feed("d", Vec::new()).unwrap(),
-            sync: HashMap::new(),
-            arrived: None,
-        }
+        DocState::new(SignedDoc::feed("d", Vec::new()).unwrap())
     }
 
     fn peer_at(heads: Vec<ChangeHash>) -> sync::State {

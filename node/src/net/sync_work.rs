@@ -159,12 +159,13 @@ fn judge(shared: &Shared, doc: &DocRef, batch: SyncBatch) -> Result<Ingest, Node
     if *doc == DocRef::Roster {
         return shared.with_ws(|ws| Ok(ws.roster.ingest_batch(batch, None)));
     }
-    shared.with_doc(doc, |state| {
+    shared.with_doc_in_sync(doc, |state| {
         let signed = &mut state.signed;
         let mut cited = shared.with_ws(|ws| Ok(signed.rosters_for(&batch, &mut ws.roster_at())))?;
         let got = signed.ingest_batch(batch, Some(&mut cited));
         if !got.accepted.is_empty() {
             state.arrived = Some(std::time::Instant::now());
+            state.used();
         }
         Ok(got)
     })
@@ -180,7 +181,7 @@ fn on_doc<R>(
     if *doc == DocRef::Roster {
         shared.with_ws(|ws| f(&mut ws.roster, &mut ws.roster_sync))
     } else {
-        shared.with_doc(doc, |state| f(&mut state.signed, &mut state.sync))
+        shared.with_doc_in_sync(doc, |state| f(&mut state.signed, &mut state.sync))
     }
 }
 

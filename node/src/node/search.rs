@@ -238,6 +238,13 @@ impl Node {
                     busy += 1;
                     continue;
                 }
+                // A document unloaded for idleness has not moved since: if
+                // the index saw its heads, it stays on disk.
+                if let Some(heads) = self.shared.idle_heads(&doc) {
+                    if marks.get(key).is_some_and(|m| m.heads == heads) {
+                        continue;
+                    }
+                }
                 // One short hold per document (loaded without it).
                 if let Some(p) = self
                     .shared

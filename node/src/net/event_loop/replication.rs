@@ -204,6 +204,11 @@ impl EventLoop {
         }
     }
 
+    /// The periodic sync: every shared document with every connected
+    /// member, but those the member was last heard holding exactly as this
+    /// node does (neither side has anything for the other; a side that
+    /// takes in something new is out of step and syncs). That is what lets
+    /// a colleague's idle documents stay unloaded.
     pub(super) fn sync_all(&mut self) {
         let peers: Vec<PeerId> = self
             .swarm
@@ -211,8 +216,13 @@ impl EventLoop {
             .filter(|p| self.members.contains_key(p))
             .copied()
             .collect();
-        for p in peers {
-            self.sync_peer(p);
+        for peer in peers {
+            let in_step = self.shared.in_step(&peer);
+            let docs = self.shared_docs(&peer);
+            self.shared_with.insert(peer, docs.clone());
+            for doc in docs.into_iter().filter(|d| !in_step.contains(d)) {
+                self.start_sync(peer, doc);
+            }
         }
     }
 
