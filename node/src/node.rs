@@ -25,6 +25,7 @@ mod opening;
 mod pins;
 mod roster;
 mod search;
+mod thumbs;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
@@ -36,6 +37,7 @@ pub use pins::{
     VOLUNTEER_STAGGER_MS,
 };
 pub use search::{HitKind, SearchHit, SearchResults, MAX_HITS};
+pub use thumbs::KEEP_THUMBNAILS;
 pub use unread::{ReadIn, Unread, UnreadIn, COUNT_AT_MOST};
 
 use crate::home::Home;
@@ -186,6 +188,8 @@ pub struct Node {
     audits: Arc<audit::Audits>,
     /// The task that runs pin passes on its own, stopped at shutdown.
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Turns to make a thumbnail (`thumbs.rs`): a few at a time.
+    thumbnailing: Arc<tokio::sync::Semaphore>,
     /// The local search index, opened on first use.
     search: Arc<std::sync::Mutex<Option<Arc<crate::search::SearchIndex>>>>,
     /// The task that keeps the search index up, and its stop signal.
@@ -232,6 +236,7 @@ impl Node {
             below_target_since: Arc::default(),
             audits: Arc::default(),
             pin_keeper: Arc::default(),
+            thumbnailing: Arc::new(tokio::sync::Semaphore::new(thumbs::AT_ONCE)),
             search: Arc::default(),
             indexer: Arc::default(),
         };
