@@ -16,8 +16,8 @@ use crate::store::{KeptThumbnail, ThumbnailBound, ThumbnailsKept};
 use crate::thumbnail::{self, Thumbnail};
 use crate::NodeError;
 
-/// What the store keeps at most. A 320-pixel JPEG takes some 20 KiB: the
-/// thumbnails of about 1,500 photos.
+/// What the store keeps at most. A photo's 320-pixel JPEG takes 20 to 35
+/// KiB: the thumbnails of a thousand photos or more.
 pub const KEEP_THUMBNAILS: ThumbnailBound = ThumbnailBound {
     count: 4096,
     bytes: 32 << 20,
