@@ -6,7 +6,8 @@
 //! link saves it byte-identical; a file too large for the node's disk is
 //! refused before it is sent; with nobody online holding a file, or the
 //! daemon gone, the page says so; an upload posts itself with the file
-//! linked; an unread badge and the title's count appear and clear; a login
+//! linked; a shared image shows as the thumbnail the node made, opens whole
+//! over the page, and one the node refuses shows as a 📎; an unread badge and the title's count appear and clear; a login
 //! holds across a restart of the daemon and in a new tab; a search from the
 //! header finds and marks; SIGTERM with tabs open stops the daemon; without
 //! a session the app shows the way in and the API answers 401. Screenshots of each
@@ -637,21 +638,61 @@ async fn two_browsers_share_a_feed_and_a_file_live(kind: Kind) {
     )
     .await;
 
-    // An image shared into the department shows in the feed, decrypted by
-    // Bob's node for his page (a 1×1 PNG).
-    let png = hex::decode(
-        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489\
-         0000000d4944415478da6364f8cf500f00038601805a347d6b0000000049454e44ae426082",
-    )
+    // An image shared into the department shows in the feed as the
+    // thumbnail Bob's node made of it (a 1200×800 PNG: 320×213); clicking
+    // it shows the whole image over the page, and Escape closes it.
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(1200, 800, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
+    })
+    .save(&photo)
     .unwrap();
-    let pixel = dir.path().join("pixel.png");
-    std::fs::write(&pixel, png).unwrap();
-    ok(&ada, &["share", "Research", pixel.to_str().unwrap()]);
-    eventually("Bob's feed shows the image", || async {
+    ok(&ada, &["share", "Research", photo.to_str().unwrap()]);
+    eventually("Bob's feed shows the image's thumbnail", || async {
         let shown = bb
             .execute(
                 "const i = document.querySelector('#threads img.preview'); \
-                 return !!i && i.complete && i.naturalWidth === 1;",
+                 return !!i && i.complete && i.src.includes('/v1/web/thumb/') \
+                   && i.naturalWidth === 320 && i.naturalHeight === 213 \
+                   && i.alt === 'photo.png';",
+                vec![],
+            )
+            .await;
+        shown.is_ok_and(|v| v == serde_json::json!(true))
+    })
+    .await;
+    bb.screenshot("feed-thumbnail").await;
+    click(&bb, "#threads button.thumbnail").await;
+    eventually("the whole image shows over the page", || async {
+        let shown = bb
+            .execute(
+                "const i = document.querySelector('dialog.lightbox[open] img'); \
+                 return !!i && i.complete && i.naturalWidth === 1200;",
+                vec![],
+            )
+            .await;
+        shown.is_ok_and(|v| v == serde_json::json!(true))
+    })
+    .await;
+    bb.screenshot("lightbox").await;
+    press(&bb, "\u{E00C}").await;
+    eventually("Escape closes the image", || async {
+        bb.find_all(Locator::Css("dialog.lightbox"))
+            .await
+            .is_ok_and(|d| d.is_empty())
+    })
+    .await;
+    // Markup named as a PNG: Bob's node refuses its thumbnail, and the
+    // page shows a 📎 rather than a broken image.
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, b"<html><script>alert(1)</script></html>").unwrap();
+    ok(&ada, &["share", "Research", fake.to_str().unwrap()]);
+    eventually("the refused image shows as a 📎", || async {
+        let shown = bb
+            .execute(
+                "const a = [...document.querySelectorAll('#threads .attachment')] \
+                   .find((s) => s.textContent.includes('fake.png')); \
+                 return !!a && !a.querySelector('img') && a.textContent.startsWith('📎');",
                 vec![],
             )
             .await;

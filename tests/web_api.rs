@@ -9,7 +9,9 @@
 //! session and the API's port outlive a restart of the daemon, and a
 //! logout outlives it too; a file is found by id (or by a name only it has)
 //! in one request across departments, and an unknown or empty id is
-//! answered with a clear JSON error.
+//! answered with a clear JSON error; an image's thumbnail is made once,
+//! kept until its blob is collected, and refused (in JSON) for anything
+//! that is not the image it claims to be.
 
 mod common;
 
@@ -303,6 +305,7 @@ async fn a_sessions_event_stream_ends_at_logout_and_when_it_expires() {
 /// Ada alone in "Research" has shared `bytes` as `name` and serves her API
 /// to a logged-in browser session: what a download test needs.
 struct Download {
+    clock: meshwork::node::ManualClock,
     ada: TestNode,
     file: meshwork::node::FileInfo,
     addr: String,
@@ -313,7 +316,7 @@ struct Download {
 }
 
 async fn shared_download(name: &str, bytes: &[u8]) -> Download {
-    let (_clock, ada, _) = office(&[]).await;
+    let (clock, ada, _) = office(&[]).await;
     ada.dept_create("Research").await.unwrap();
     ada.dept_add("Ada", "Research").await.unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -333,6 +336,7 @@ async fn shared_download(name: &str, bytes: &[u8]) -> Download {
         file.entry.id
     );
     Download {
+        clock,
         ada,
         file,
         addr,
@@ -607,4 +611,184 @@ async fn only_images_preview_and_never_as_anything_else() {
         answer.ends_with(std::str::from_utf8(body).unwrap()),
         "{answer}"
     );
+}
+
+/// A `width`×`height` PNG of a gradient, as a photo would be.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// The session's GET of file `id`'s thumbnail.
+fn thumb_request(d: &Download, id: &str) -> String {
+    d.request.replace(
+        &format!("/v1/web/download/{}", d.file.entry.id),
+        &format!("/v1/web/thumb/{id}"),
+    )
+}
+
+/// The head and the body (bytes) of the answer to `request`.
+async fn get_bytes(addr: &str, request: &str) -> (String, Vec<u8>) {
+    let (s, head) = open_stream(addr, request).await;
+    (head, rest(s).await)
+}
+
+/// Issue 17: an image's thumbnail is made on the node, fits the box with
+/// the image's aspect, is served like a preview, and is kept: the next
+/// request is a lookup (it comes whole even once the blob no longer
+/// opens); when the blob is collected, its thumbnail goes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_has_a_thumbnail_made_once_and_let_go_with_its_blob() {
+    let d = shared_download("photo.png", &png(1200, 800)).await;
+    let ada = &d.ada;
+    assert_eq!(ada.thumbnails_kept().unwrap().count, 0);
+    let thumb = thumb_request(&d, &d.file.entry.id);
+
+    // The session's token is asked for, as for a preview.
+    let refused = http(&d.addr, &thumb.replace("?session=", "?token=")).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert_eq!(ada.thumbnails_kept().unwrap().count, 0);
+
+    let (head, body) = get_bytes(&d.addr, &thumb).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header(&head, "content-type"), "image/jpeg");
+    assert_eq!(header(&head, "content-disposition"), "inline");
+    assert_eq!(header(&head, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        header(&head, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
+    assert!(
+        header(&head, "cache-control").contains("immutable"),
+        "{head}"
+    );
+    assert_eq!(header(&head, "content-length"), body.len().to_string());
+    let shown = image::load_from_memory_with_format(&body, image::ImageFormat::Jpeg).unwrap();
+    let bound = meshwork::node::thumbnail::BOUND;
+    assert_eq!((shown.width(), shown.height()), (bound, bound * 2 / 3));
+    assert!(body.len() < 64 << 10, "a thumbnail of {} bytes", body.len());
+    let kept = ada.thumbnails_kept().unwrap();
+    assert_eq!(kept.count, 1);
+    assert!(kept.bytes >= body.len() as u64, "{kept:?}");
+
+    // One byte of the blob flipped: the image no longer opens (a preview
+    // is cut short), but its thumbnail is in the store, and comes whole.
+    let blob = ada.home().blobs().join(&d.file.entry.blob);
+    let mut stored = std::fs::read(&blob).unwrap();
+    let at = stored.len() / 2;
+    stored[at] ^= 1;
+    std::fs::write(&blob, &stored).unwrap();
+    let preview = d.request.replace("/v1/web/download/", "/v1/web/preview/");
+    let (_, cut) = get_bytes(&d.addr, &preview).await;
+    assert!(
+        cut.len() < d.file.entry.size as usize,
+        "the preview came whole"
+    );
+    let (head, again) = get_bytes(&d.addr, &thumb).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(again == body, "another thumbnail came");
+    assert_eq!(ada.thumbnails_kept().unwrap().count, 1);
+
+    // Past its deadline the blob is collected, and its thumbnail with it.
+    d.clock.advance(Duration::from_secs(74 * 3600));
+    let done = ada.reconcile_pins().await.unwrap();
+    assert_eq!(done.collected, vec![d.file.entry.blob.clone()]);
+    assert_eq!(
+        ada.thumbnails_kept().unwrap(),
+        meshwork::node::store::ThumbnailsKept::default()
+    );
+}
+
+/// Issue 17: no thumbnail of anything but an image (nothing decoded, nothing
+/// kept), nor of a file that is not the image its type says — markup or a
+/// JPEG named `.png`, a header claiming 60000×60000 pixels, a PNG cut
+/// short: each refused in JSON, and the refusal kept, so that a hostile
+/// file is decoded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_is_refused_for_what_is_not_the_image_it_claims_to_be() {
+    let d = shared_download("notes.txt", b"decisions: ship it").await;
+    let answer = http(&d.addr, &thumb_request(&d, &d.file.entry.id)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(json_error(&answer).contains("not an image"), "{answer}");
+    assert_eq!(d.ada.thumbnails_kept().unwrap().count, 0);
+
+    let work = tempfile::tempdir().unwrap();
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(64, 64))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let whole = png(300, 200);
+    let cases = [
+        (
+            "cat.png",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            "not a valid PNG",
+        ),
+        ("photo.png", jpeg, "not a valid PNG"),
+        ("bomb.png", bomb_header(60_000, 60_000), "too large"),
+        (
+            "cut.png",
+            whole[..whole.len() / 2].to_vec(),
+            "not a valid PNG",
+        ),
+    ];
+    for (i, (name, bytes, why)) in cases.into_iter().enumerate() {
+        let path = write_file(work.path(), name, &bytes);
+        let file = d.ada.share("Research", &path, None, None).await.unwrap();
+        assert_eq!(file.entry.media_type, "image/png");
+        let thumb = thumb_request(&d, &file.entry.id);
+        let started = std::time::Instant::now();
+        let answer = http(&d.addr, &thumb).await;
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{name}: {answer}");
+        let refusal = json_error(&answer);
+        assert!(refusal.contains(why), "{name}: {refusal}");
+        assert!(took < Duration::from_secs(5), "{name} took {took:?}");
+        assert_eq!(d.ada.thumbnails_kept().unwrap().count, i + 1);
+        let again = http(&d.addr, &thumb).await;
+        assert_eq!(json_error(&again), refusal);
+        assert_eq!(d.ada.thumbnails_kept().unwrap().count, i + 1);
+    }
+}
+
+/// A PNG's signature and a header claiming `width`×`height` RGBA pixels,
+/// then a few bytes of data and its end.
+fn bomb_header(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in bytes {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 6, 0, 0, 0]);
+    let idat = [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
+    for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &idat), (b"IEND", &[])] {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        let crc = crc32(&out[start..]);
+        out.extend(crc.to_be_bytes());
+    }
+    out
 }

@@ -167,6 +167,7 @@ fn router(node: Node, token: String, sessions: std::sync::Arc<Sessions>) -> Rout
         .route("/v1/web/qr", post(web::qr))
         .route("/v1/web/download/{id}", get(web::download))
         .route("/v1/web/preview/{id}", get(web::preview))
+        .route("/v1/web/thumb/{id}", get(web::thumb))
         .method_not_allowed_fallback(extract::wrong_method)
         .with_state(node);
     let private = node_routes

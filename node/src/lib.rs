@@ -10,7 +10,8 @@
 //! - [`node`]: the [`Node`] handle and its operations;
 //! - [`net`]: behaviour, transport and the event loop;
 //! - [`api`]: the HTTP control API on loopback;
-//! - [`store`], [`home`], [`clock`], [`wire`]: storage, files, time, wire types.
+//! - [`store`], [`home`], [`clock`], [`wire`]: storage, files, time, wire types;
+//! - [`thumbnail`]: thumbnails of shared images.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -29,6 +30,7 @@ mod shared;
 
 pub use shared::NodeEvent;
 pub mod store;
+pub mod thumbnail;
 pub mod wire;
 
 pub use admission::human_duration;

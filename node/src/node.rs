@@ -26,6 +26,7 @@ mod opening;
 mod pins;
 mod roster;
 mod search;
+mod thumbs;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};
@@ -37,6 +38,7 @@ pub use pins::{
     VOLUNTEER_STAGGER_MS,
 };
 pub use search::{HitKind, SearchHit, SearchResults, MAX_HITS};
+pub use thumbs::KEEP_THUMBNAILS;
 pub use unread::{ReadIn, Unread, UnreadIn, COUNT_AT_MOST};
 
 use crate::home::Home;
@@ -193,6 +195,8 @@ pub struct Node {
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The task that unloads idle documents, stopped at shutdown.
     unloader: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Turns to make a thumbnail (`thumbs.rs`): a few at a time.
+    thumbnailing: Arc<tokio::sync::Semaphore>,
     /// The local search index, opened on first use.
     search: Arc<std::sync::Mutex<Option<Arc<crate::search::SearchIndex>>>>,
     /// The task that keeps the search index up, and its stop signal.
@@ -240,6 +244,7 @@ impl Node {
             audits: Arc::default(),
             pin_keeper: Arc::default(),
             unloader: Arc::default(),
+            thumbnailing: Arc::new(tokio::sync::Semaphore::new(thumbs::AT_ONCE)),
             search: Arc::default(),
             indexer: Arc::default(),
         };

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Context;
 use crate::NodeError;
 
+mod thumbnails;
+pub use thumbnails::{Bound as ThumbnailBound, Kept as KeptThumbnail, ThumbnailsKept};
+
 /// What a node remembers of its workspace besides the documents.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WorkspaceMeta {
@@ -41,6 +44,12 @@ pub struct Store {
     /// The days of the pin ledger this node holds changes of (a document's
     /// store key is a hash: this is how the days are found again).
     ledger_days: sled::Tree,
+    /// Thumbnails of images, by blob hash: each the thumbnail, or why the
+    /// image got none, and when it was made (see [`Store::keep_thumbnail`]).
+    thumbnails: sled::Tree,
+    /// The same thumbnails by when they were made (sled's id, which only
+    /// grows), with their blob and size: the oldest go first.
+    thumbnail_order: sled::Tree,
 }
 
 const WORKSPACE: &[u8] = b"workspace";
@@ -78,6 +87,8 @@ impl Store {
             web_sessions: db.open_tree("web_sessions")?,
             read_marks: db.open_tree("read_marks")?,
             ledger_days: db.open_tree("ledger_days")?,
+            thumbnails: db.open_tree("thumbnails")?,
+            thumbnail_order: db.open_tree("thumbnail_order")?,
             db,
         })
     }

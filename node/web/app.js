@@ -583,7 +583,7 @@ function postEl(p, author, dept, reload, topLevel) {
     // Attached files: a link each, fetched from whoever holds it on click.
     body.after(h("div", { class: "attachments" }, p.files.map((id) => {
       const f = state.files.get(id);
-      return h("span", { class: "attachment" }, f && previewable(f) ? preview(f, "preview") : "📎 ", f ? downloadLink(f) : h("span", { class: "muted" }, `file ${id.slice(0, 8)}…`), f ? h("span", { class: "muted" }, ` ${size(f.size)}`) : "");
+      return h("span", { class: "attachment" }, f && previewable(f) ? thumbnail(f, "preview") : "📎 ", f ? downloadLink(f) : h("span", { class: "muted" }, `file ${id.slice(0, 8)}…`), f ? h("span", { class: "muted" }, ` ${size(f.size)}`) : "");
     })));
   }
   for (const [emoji, who] of Object.entries(p.reactions)) {
@@ -735,7 +735,7 @@ async function filesPage(key) {
     table.replaceChildren(
       h("thead", {}, h("tr", {}, ["Name", "Type", "Size", "Shared by", "Shared", "Available until", "Peers"].map((c) => h("th", {}, c)))),
       h("tbody", {}, files.map((f) => h("tr", { "data-id": f.id },
-        h("td", {}, previewable(f) ? preview(f, "thumb") : null, downloadLink(f)),
+        h("td", {}, previewable(f) ? thumbnail(f, "thumb") : null, downloadLink(f)),
         h("td", { class: "muted" }, kindOf(f)),
         h("td", {}, size(f.size)),
         h("td", {}, f.uploader_name),
@@ -753,9 +753,33 @@ async function filesPage(key) {
 const PREVIEWABLE = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 const previewable = (f) => PREVIEWABLE.includes(f.media_type) && !f.entries && f.size <= 20 * 1024 * 1024;
 
-// An image, decrypted by the node and scaled by the browser.
-function preview(f, cls) {
-  return h("img", { class: cls, alt: f.name, loading: "lazy", src: `/v1/web/preview/${encodeURIComponent(f.id)}?session=${state.token}` });
+const fileUrl = (route, f) => `/v1/web/${route}/${encodeURIComponent(f.id)}?session=${state.token}`;
+
+// An image's thumbnail (at most 320 px a side, made and kept by the node),
+// a button that shows the whole image over the page. One the node refuses
+// (not the image it claims to be) is a 📎, never a broken image.
+function thumbnail(f, cls) {
+  const img = h("img", { class: cls, alt: f.name, loading: "lazy", src: fileUrl("thumb", f) });
+  const button = h("button", { type: "button", class: "thumbnail", "aria-label": `View ${f.name}`, onclick: () => lightbox(f) }, img);
+  img.addEventListener("error", () => button.replaceWith("📎 "));
+  return button;
+}
+
+// The whole image over the page, decrypted by the node (its preview): in
+// the page rather than a tab of its own, whose address would carry the
+// session's token into the history. Escape, its Close button or a click
+// beside it closes it.
+function lightbox(f) {
+  const dialog = h("dialog", { class: "lightbox", "aria-label": f.name });
+  const img = h("img", { alt: f.name, src: fileUrl("preview", f) });
+  img.addEventListener("error", () => img.replaceWith(h("p", { class: "bad" }, `${f.name} cannot be shown here: download it.`)));
+  dialog.append(img, h("div", { class: "row" },
+    h("span", { class: "name" }, downloadLink(f)), h("span", { class: "muted" }, size(f.size)),
+    h("button", { type: "button", class: "close", onclick: () => dialog.close() }, "Close")));
+  dialog.addEventListener("click", (e) => { if (e.target === dialog) dialog.close(); });
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 // What a file is, for people: "folder, 4 files", "PDF", "PNG image", or

@@ -599,8 +599,9 @@ fn plaintext_response(
 /// What a preview shows: images that browsers decode in an `<img>`.
 const PREVIEWABLE: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 
-/// The largest image shown as a preview (larger ones are downloaded).
-const MAX_PREVIEW: u64 = 20 << 20;
+/// The largest image shown as a preview (larger ones are downloaded): the
+/// largest a thumbnail is made of, too.
+const MAX_PREVIEW: u64 = crate::thumbnail::MAX_SOURCE;
 
 /// Sends image `id` to be shown in the page (an `<img>`), decrypted as it
 /// goes out like a download. Only the four image types are served, under
@@ -635,6 +636,36 @@ pub(super) async fn preview(
         &kind,
         "inline",
     ))
+}
+
+/// A thumbnail of image `id` for the page (at most 320 pixels a side, made
+/// and kept by the node: see [`Node::thumbnail`]), served like a preview —
+/// under its own type, `inline`, `nosniff`, sandboxed — and cached by the
+/// browser: a file's bytes never change under its id. Anything but a
+/// PNG, JPEG, WebP or GIF, and an image that is not what it claims to be,
+/// is refused in JSON.
+pub(super) async fn thumb(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let thumbnail = node.thumbnail(&id).await?;
+    let mut res = thumbnail.bytes.into_response();
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, thumbnail.kind.media_type()),
+        (header::CONTENT_DISPOSITION, "inline"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ),
+        (
+            header::CACHE_CONTROL,
+            "private, max-age=31536000, immutable",
+        ),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    Ok(res)
 }
 
 /// RFC 5987 encoding of a file name for Content-Disposition (every byte

@@ -630,13 +630,14 @@ impl Node {
         now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
     }
 
-    /// Deletes blob `hash` from the store, on a blocking thread.
+    /// Deletes blob `hash` from the store, on a blocking thread, and then
+    /// its image's thumbnail, if one was kept.
     async fn delete_blob(&self, hash: BlobHash) -> Result<(), NodeError> {
         let blobs = self.shared.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.delete(&hash))
             .await
             .context("a background task failed")??;
-        Ok(())
+        self.shared.store.forget_thumbnail(hash.as_bytes())
     }
 
     /// Whether pin nodes alone meet the replica target for `r`: then a
