@@ -27,6 +27,7 @@ mod pins;
 mod roster;
 mod search;
 mod thumbs;
+pub(crate) use thumbs::image_format;
 mod unread;
 
 pub use audit::{AuditResult, AUDITORS_PER_DEPT, AUDITS_PER_ROUND, AUDIT_EVERY_MS};

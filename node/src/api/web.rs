@@ -596,13 +596,6 @@ fn plaintext_response(
     res
 }
 
-/// What a preview shows: images that browsers decode in an `<img>`.
-const PREVIEWABLE: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "image/gif"];
-
-/// The largest image shown as a preview (larger ones are downloaded): the
-/// largest a thumbnail is made of, too.
-const MAX_PREVIEW: u64 = crate::thumbnail::MAX_SOURCE;
-
 /// Sends image `id` to be shown in the page (an `<img>`), decrypted as it
 /// goes out like a download. Only the four image types are served, under
 /// their own type, `nosniff` and a sandbox: whatever an uploader named a
@@ -612,23 +605,9 @@ pub(super) async fn preview(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, info) = node.file(&id)?;
-    let kind = info.entry.media_type.as_str();
-    if !PREVIEWABLE.contains(&kind) || info.entry.entries.is_some() {
-        return Err(NodeError::BadRequest(format!(
-            "{:?} is not an image this app previews (PNG, JPEG, WebP or GIF)",
-            info.entry.name
-        ))
-        .into());
-    }
-    if info.entry.size > MAX_PREVIEW {
-        return Err(NodeError::BadRequest(format!(
-            "{:?} is larger than a preview ({}): download it",
-            info.entry.name,
-            crate::disk::human_size(MAX_PREVIEW)
-        ))
-        .into());
-    }
-    let kind = kind.to_owned();
+    // The same images, within the same size, as thumbnails are made of.
+    crate::node::image_format(&info)?;
+    let kind = info.entry.media_type.clone();
     let (info, plaintext) = node.read_file(&id).await?;
     Ok(plaintext_response(
         info.entry.size,

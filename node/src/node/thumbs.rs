@@ -84,9 +84,10 @@ impl Node {
     }
 }
 
-/// The decoder for `info`'s declared type, if it is an image a thumbnail
-/// is made of.
-fn image_format(info: &FileInfo) -> Result<image::ImageFormat, NodeError> {
+/// The decoder for `info`'s declared type, if it is an image the web app
+/// shows (a preview or a thumbnail): one of the four types, not a folder,
+/// at most [`thumbnail::MAX_SOURCE`].
+pub(crate) fn image_format(info: &FileInfo) -> Result<image::ImageFormat, NodeError> {
     let name = &info.entry.name;
     let format = thumbnail::format_of(&info.entry.media_type)
         .filter(|_| info.entry.entries.is_none())
