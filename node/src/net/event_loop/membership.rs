@@ -20,7 +20,7 @@ impl EventLoop {
             return;
         }
         if self.members.contains_key(&peer) {
-            self.sync_peer(peer);
+            self.sync_peer(peer, &Default::default());
         } else if self.i_am_member {
             self.probation
                 .insert(peer, Instant::now() + self.cfg.probation);

@@ -195,11 +195,11 @@ impl EventLoop {
         docs
     }
 
-    /// Syncs every shared document with `peer`.
-    pub(super) fn sync_peer(&mut self, peer: PeerId) {
+    /// Syncs every document shared with `peer` but those in `skip`.
+    pub(super) fn sync_peer(&mut self, peer: PeerId, skip: &std::collections::HashSet<DocRef>) {
         let docs = self.shared_docs(&peer);
         self.shared_with.insert(peer, docs.clone());
-        for doc in docs {
+        for doc in docs.into_iter().filter(|d| !skip.contains(d)) {
             self.start_sync(peer, doc);
         }
     }
@@ -218,11 +218,7 @@ impl EventLoop {
             .collect();
         for peer in peers {
             let in_step = self.shared.in_step(&peer);
-            let docs = self.shared_docs(&peer);
-            self.shared_with.insert(peer, docs.clone());
-            for doc in docs.into_iter().filter(|d| !in_step.contains(d)) {
-                self.start_sync(peer, doc);
-            }
+            self.sync_peer(peer, &in_step);
         }
     }
 
