@@ -367,7 +367,9 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
         .unwrap()
         .id
         .clone();
-    assert_eq!(bob.loaded_docs(), vec![DocRef::Feed(research)]);
+    // (Another document may be back too: a periodic round with a peer
+    // not in step on it loads it.)
+    assert!(bob.loaded_docs().contains(&DocRef::Feed(research)));
     until("they leave memory again", || async { unloaded(&bob) }).await;
 
     let post = ada.post("Research", "after the break", None).await.unwrap();
