@@ -59,25 +59,65 @@ const WORKSPACE: &[u8] = b"workspace";
 /// anyway, so a small cache costs little.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// How long [`Store::open`] waits for the database's lock.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether sled refused to open because another handle holds the lock. (It
+/// reports that as a plain `Other` error whose text names the `flock`'s
+/// `WouldBlock`.)
+fn is_locked(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().starts_with("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
 /// A peer (its libp2p peer id bytes) and the addresses it listens on.
 pub type BookEntry = (Vec<u8>, Vec<String>);
 
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, waiting up to
+    /// [`LOCK_PATIENCE`] for a node that just stopped to let go of it.
     pub fn open(path: &std::path::Path) -> Result<Self, NodeError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    NodeError::Conflict(format!(
+        Self::open_within(path, LOCK_PATIENCE)
+    }
+
+    /// Likewise, waiting up to `patience` for the lock.
+    ///
+    /// sled takes an exclusive `flock` on the database and drops it only
+    /// when its background threads have ended, which a dropped `Db` does
+    /// not wait for: a daemon restarted at once (or a test reopening a
+    /// home) can find its own last run still holding it for a moment
+    /// (sled #1234, #1289). A second daemon on the same home holds it for
+    /// good and is told so once the patience runs out.
+    pub fn open_within(
+        path: &std::path::Path,
+        patience: std::time::Duration,
+    ) -> Result<Self, NodeError> {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(5);
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(CACHE_BYTES)
+                .open();
+            match opened {
+                Err(e) if is_locked(&e) && start.elapsed() < patience => {
+                    std::thread::sleep(pause.min(patience.saturating_sub(start.elapsed())));
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                Err(e) if is_locked(&e) => {
+                    return Err(NodeError::Conflict(format!(
                         "{} is in use: is a daemon already running on this home?",
                         path.display()
-                    ))
+                    )))
                 }
-                e => NodeError::from(e),
-            })?;
+                opened => break opened?,
+            }
+        };
         Ok(Self {
             meta: db.open_tree("meta")?,
             changes: db.open_tree("changes")?,
@@ -384,5 +424,32 @@ mod tests {
         assert_eq!(store.pinned("b").unwrap(), Some(7));
         assert!(!store.volunteered("b").unwrap());
         assert!(!store.volunteered("nothing").unwrap());
+    }
+
+    #[test]
+    fn a_held_database_is_waited_for_then_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let short = std::time::Duration::from_millis(50);
+        let err = Store::open_within(dir.path(), short).err().unwrap();
+        assert!(matches!(err, NodeError::Conflict(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("is a daemon already running"),
+            "{err}"
+        );
+
+        // Released while a second open waits: the second open gets it.
+        let path = dir.path().to_owned();
+        let waiting = std::thread::spawn(move || Store::open_within(&path, LOCK_PATIENCE * 10));
+        first
+            .set_workspace(&WorkspaceMeta {
+                id: [1; 32],
+                secret: [2; 32],
+            })
+            .unwrap();
+        first.db.flush().unwrap();
+        drop(first);
+        let second = waiting.join().unwrap().unwrap();
+        assert_eq!(second.workspace().unwrap().unwrap().id, [1; 32]);
     }
 }
