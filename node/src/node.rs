@@ -23,6 +23,7 @@ mod folder;
 mod idle;
 mod ledger;
 mod opening;
+mod pin_plan;
 mod pins;
 mod roster;
 mod search;

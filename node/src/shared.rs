@@ -395,7 +395,9 @@ impl Shared {
     /// load. (Whoever inserts first wins; nothing writes to a document
     /// that is not loaded, so a copy loaded here is never behind one that
     /// was.)
+    #[track_caller]
     pub(crate) fn slot(&self, doc: &DocRef) -> Result<DocSlot, NodeError> {
+        let caller = std::panic::Location::caller();
         if *doc == DocRef::Roster {
             return Err(NodeError::Internal(
                 "the roster lives in the workspace, not in a slot".into(),
@@ -413,6 +415,7 @@ impl Shared {
                 .or_insert_with(|| {
                     let mut state = DocState::new(loaded);
                     if let Some(idle) = ws.idle.remove(doc) {
+                        debug!("{doc:?} back in memory from idle, for {caller}");
                         state.sync = idle.resume();
                     }
                     Arc::new(Mutex::new(state))

@@ -68,7 +68,7 @@ pub(super) type Audits = std::sync::Mutex<AuditBook>;
 impl AuditBook {
     /// Records what `pinner` answered about `blob`: Some(passed), or None
     /// while an unanswered audit is not yet a verdict.
-    fn record(&mut self, pinner: MemberId, blob: &str, answer: Answer) -> Option<bool> {
+    pub(super) fn record(&mut self, pinner: MemberId, blob: &str, answer: Answer) -> Option<bool> {
         let why = match answer {
             Answer::Holds => {
                 self.unanswered.remove(&pinner);
@@ -97,7 +97,7 @@ impl AuditBook {
         Some(false)
     }
 
-    fn has_failed(&self, pinner: &MemberId, blob: &str) -> bool {
+    pub(super) fn has_failed(&self, pinner: &MemberId, blob: &str) -> bool {
         self.failed.get(blob).is_some_and(|p| p.contains(pinner))
     }
 }
@@ -114,7 +114,7 @@ pub struct AuditResult {
 }
 
 /// How an audit's question was answered.
-enum Answer {
+pub(super) enum Answer {
     /// A piece that verified.
     Holds,
     /// "Not here", or a piece that does not verify.
@@ -264,12 +264,7 @@ impl Node {
         Some(answer)
     }
 
-    /// Whether `pinner`'s last audit of `blob` on this node failed.
-    pub(super) fn failed_audit(&self, pinner: &MemberId, blob: &str) -> bool {
-        self.audit_book().has_failed(pinner, blob)
-    }
-
-    fn audit_book(&self) -> std::sync::MutexGuard<'_, AuditBook> {
+    pub(super) fn audit_book(&self) -> std::sync::MutexGuard<'_, AuditBook> {
         self.audits
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

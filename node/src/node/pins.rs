@@ -25,13 +25,15 @@ use std::time::Duration;
 use libp2p::PeerId;
 use meshwork_blobs::BlobHash;
 use meshwork_crdt::library::{self, Library};
-use meshwork_crdt::pins::{self, Commitment, Epoch, PinRequest, Pins};
-use meshwork_crdt::roster::{PinPolicy, Role, Roster};
+use meshwork_crdt::pins::{self, Epoch, PinRequest, Pins};
+use meshwork_crdt::roster::{PinPolicy, Roster};
 use meshwork_crdt::{MemberId, Millis};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use super::audit::AuditBook;
 use super::ledger::{Ledger, SKEW_MARGIN_MS};
+use super::pin_plan::{self, Duty, MyFile, Refusal, Sight, World};
 use super::Node;
 use crate::error::Context;
 use crate::wire::DocRef;
@@ -148,25 +150,6 @@ pub struct Reconciled {
     pub audits: Vec<super::audit::AuditResult>,
 }
 
-/// A file in one of my departments' libraries.
-struct MyFile {
-    id: String,
-    name: String,
-    dept: String,
-    holders: Vec<MemberId>,
-}
-
-/// Where the blob of `r` may come from: its pinners, its uploader and (if
-/// this node sees the library) the file's holders.
-fn sources_for_pin(r: &PinRequest, commits: &[Commitment], file: Option<&MyFile>) -> Vec<MemberId> {
-    let mut out: Vec<MemberId> = commits.iter().map(|c| c.member).collect();
-    out.push(r.by);
-    out.extend(file.into_iter().flat_map(|f| f.holders.iter().copied()));
-    out.sort();
-    out.dedup();
-    out
-}
-
 impl Node {
     /// The pin ledger as this node sees it: live pins with their pinners
     /// (lost or not), and pin nodes' quota use.
@@ -177,6 +160,8 @@ impl Node {
         let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
         let files = self.my_files_by_blob()?;
         let k = ledger.roster.policy.replicas;
+        let audits = self.audit_book();
+        let sight = self.sight(&ledger.roster, now, &audits);
         let name = |id: &MemberId| {
             ledger
                 .roster
@@ -200,11 +185,11 @@ impl Node {
                     member_id: c.member,
                     name: name(&c.member),
                     until: c.until,
-                    lost: c.member != me && self.lost(&c.member, now),
-                    failed_audit: self.failed_audit(&c.member, &r.blob),
+                    lost: c.member != me && sight.lost.contains(&c.member),
+                    failed_audit: audits.has_failed(&c.member, &r.blob),
                 })
                 .collect();
-            let replicas = self.counting(&ledger.roster, &r.blob, commits, now, None);
+            let replicas = sight.counting(&ledger.roster, &r.blob, commits, None);
             let file = files.get(&r.blob);
             out.push(PinInfo {
                 blob: r.blob.clone(),
@@ -298,124 +283,73 @@ impl Node {
             .await;
         let _one_at_a_time = self.pin_pass.lock().await;
         let now = self.shared.clock.now();
-        let me = self.member_id();
         let past = self.shared.drop_past_ledger_days(now)?;
         if !past.is_empty() {
             info!(days = ?past, "dropped the pin ledger's days that are over");
         }
         let ledger = self.ledger()?;
         let files = self.my_files_by_blob()?;
-        let k = ledger.roster.policy.replicas as usize;
-        let pin_node = self.cfg.pin;
         let mut done = Reconciled {
             audits,
             ..Reconciled::default()
         };
-        let live = |r: &&PinRequest| r.until.saturating_add(SKEW_MARGIN_MS) >= now;
-        // Gaps seen in blobs no longer requested are forgotten: what a node
-        // remembers follows the live requests, not every blob it ever saw.
-        let requested: HashSet<&str> = ledger
-            .requests
-            .iter()
-            .filter(live)
-            .map(|r| r.blob.as_str())
-            .collect();
-        self.below_target_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|blob, _| requested.contains(blob.as_str()));
         let (complete, partial) = self.stored_blobs().await?;
         let here: HashSet<String> = complete.iter().map(BlobHash::to_hex).collect();
-        let committed = |r: &PinRequest| {
-            ledger
-                .commits
-                .get(&r.blob)
-                .is_some_and(|cs| cs.iter().any(|c| c.member == me && c.until >= r.until))
+        let partial_bytes = self.partial_bytes(&partial).await?;
+        let volunteered = self.volunteered_blobs(&ledger)?;
+        let duty = match self.cfg.pin {
+            Some(cfg) => Duty::PinNode { quota: cfg.quota },
+            None => Duty::Member {
+                volunteer: self.cfg.volunteer,
+            },
         };
-        // Kept: committed to, and still here. A committed blob that has
-        // gone (a disk replaced, a file deleted) is fetched again.
-        let kept = |r: &PinRequest| committed(r) && here.contains(&r.blob);
-        // Bytes committed (what a pin node reports), and bytes taken on in
-        // this pass whether or not their fetch succeeds (what its quota
-        // decisions count). What this node keeps already counts against
-        // its quota before any new request does, whatever order the
-        // requests come in.
-        let mut used: u64 = ledger
-            .requests
-            .iter()
-            .filter(live)
-            .filter(|r| kept(r))
-            .map(|r| r.size)
-            .sum();
-        let mut taken = used;
-        // And none may eat into the disk's reserve: bytes new ones take.
         let room = self.cfg.disk.room(self.shared.blobs.dir())?;
-        let mut fresh: u64 = 0;
-        let mut wanted: Vec<(PinRequest, Vec<MemberId>)> = Vec::new();
-        let mut stepped_down: Vec<&PinRequest> = Vec::new();
-        for r in ledger.requests.iter().filter(live) {
-            if pin_node.is_none()
-                && committed(r)
-                && self.shared.store.volunteered(&r.blob)?
-                && self.pinners_suffice(&ledger, r, k, now)
-            {
-                stepped_down.push(r);
-                continue;
-            }
-            if kept(r) {
-                continue;
-            }
-            if committed(r) {
-                warn!(blob = %r.blob, "a blob this node committed to is missing here: fetching it again");
-            }
-            let theirs = ledger
-                .commits
-                .get(&r.blob)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            let take = match pin_node {
-                Some(cfg) if taken.saturating_add(r.size) > cfg.quota => {
-                    warn!(
-                        blob = %r.blob,
-                        size = r.size,
-                        taken,
-                        quota = cfg.quota,
-                        "pin quota reached: refusing to pin this blob; other nodes will take it"
-                    );
-                    done.refused.push(r.blob.clone());
-                    false
-                }
-                Some(_) => true,
-                // A promise this node made stands, whatever the ranking.
-                None if committed(r) => true,
-                None => {
-                    self.cfg.volunteer && self.should_volunteer(&ledger.roster, r, theirs, k, now)
-                }
+        let plan = {
+            let audits = self.audit_book();
+            let sight = self.sight(&ledger.roster, now, &audits);
+            let world = World {
+                sight: &sight,
+                duty,
+                ledger: &ledger,
+                files: &files,
+                here: &here,
+                partial: &partial_bytes,
+                volunteered: &volunteered,
+                room,
             };
-            // What is here already (fetched by `get`, or before a crash
-            // cut a pass short) needs no room.
-            let needs = match (take, r.blob.parse::<BlobHash>()) {
-                (true, Ok(hash)) => self.fetch_needs(hash, r.size).await?,
-                _ => 0,
-            };
-            let fits = fresh.saturating_add(needs) <= room;
-            if take && !fits && pin_node.is_some() {
-                warn!(
+            let mut below_since = self
+                .below_target_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            pin_plan::plan(&world, &mut below_since)
+        };
+        for blob in &plan.missing {
+            warn!(%blob, "a blob this node committed to is missing here: fetching it again");
+        }
+        for (r, why) in &plan.refused {
+            match why {
+                Refusal::Quota { taken, quota } => warn!(
+                    blob = %r.blob,
+                    size = r.size,
+                    taken,
+                    quota,
+                    "pin quota reached: refusing to pin this blob; other nodes will take it"
+                ),
+                Refusal::Disk { room } => warn!(
                     blob = %r.blob,
                     size = r.size,
                     room,
                     "not enough disk to pin this blob (daemon --min-free keeps the rest free); other nodes will take it"
-                );
-                done.refused.push(r.blob.clone());
-            } else if take && !fits {
-                debug!(blob = %r.blob, size = r.size, room, "no disk to spare for this blob");
+                ),
             }
-            if take && fits {
-                taken += r.size;
-                fresh = fresh.saturating_add(needs);
-                wanted.push((r.clone(), sources_for_pin(r, theirs, files.get(&r.blob))));
-            }
+            done.refused.push(r.blob.clone());
         }
+        for r in &plan.no_room {
+            debug!(blob = %r.blob, size = r.size, room, "no disk to spare for this blob");
+        }
+        let pin_node = self.cfg.pin;
+        let mut used = plan.kept_bytes;
+        let wanted = plan.fetch;
         // Fetch a few at a time; commit in batches, so that others see the
         // work as it lands rather than after the whole pass.
         let mut fetches = futures::stream::iter(wanted)
@@ -448,14 +382,14 @@ impl Node {
             }
         }
         drop(fetches);
-        let stored = complete.into_iter().chain(partial).collect();
+        let stored: Vec<BlobHash> = complete.into_iter().chain(partial).collect();
         let mut released = self
-            .collect(&ledger, &files, stored, now, &mut done)
+            .collect(&ledger, &files, &stored, now, &mut done)
             .await?;
-        for r in stepped_down {
-            self.step_down(r, files.get(&r.blob)).await?;
+        for r in plan.step_down {
+            self.step_down(&r, files.get(&r.blob)).await?;
             released.push(r.blob.clone());
-            done.stepped_down.push(r.blob.clone());
+            done.stepped_down.push(r.blob);
         }
         let report = pin_node
             .map(|cfg| (cfg.quota, used, done.refused.len() as u64))
@@ -570,66 +504,6 @@ impl Node {
         }
     }
 
-    /// Whether this member should volunteer for `r`: it is in the
-    /// request's department (and not its uploader, whose departure is what
-    /// the promise is about), fewer than `k` pinners count, and it ranks
-    /// among the first missing ones of the department's members in sight by
-    /// rendezvous hash of (blob, member).
-    fn should_volunteer(
-        &self,
-        roster: &Roster,
-        r: &PinRequest,
-        commits: &[Commitment],
-        k: usize,
-        now: Millis,
-    ) -> bool {
-        let me = self.member_id();
-        let Some(dept) = roster.dept(&r.dept) else {
-            return false;
-        };
-        if me == r.by || !dept.members.contains(&me) {
-            return false;
-        }
-        let counting = self.counting(roster, &r.blob, commits, now, Some(&me));
-        let mut below_since = self
-            .below_target_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if counting >= k {
-            below_since.remove(&r.blob);
-            return false;
-        }
-        let since = *below_since.entry(r.blob.clone()).or_insert(now);
-        let committed: HashSet<MemberId> = commits.iter().map(|c| c.member).collect();
-        let mut candidates: Vec<(blake3::Hash, MemberId)> = dept
-            .members
-            .iter()
-            .filter(|m| **m != r.by && !committed.contains(m) || **m == me)
-            .filter(|m| {
-                roster
-                    .member(m)
-                    .is_some_and(|m| !m.removed && m.role != Role::Pinner)
-            })
-            .filter(|m| **m == me || self.in_sight(m))
-            .map(|m| {
-                let mut h = blake3::Hasher::new();
-                h.update(r.blob.as_bytes());
-                h.update(m.as_bytes());
-                (h.finalize(), *m)
-            })
-            .collect();
-        candidates.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let Some(rank) = candidates.iter().position(|(_, m)| *m == me) else {
-            return false;
-        };
-        // The first `missing` in rank volunteer at once. Should they not
-        // (they run `--no-volunteer`, or cannot fetch), each next one steps
-        // in one stagger later than the one before it.
-        let missing = k - counting;
-        let late = (rank + 1).saturating_sub(missing) as Millis;
-        now.saturating_sub(since) >= late.saturating_mul(VOLUNTEER_STAGGER_MS)
-    }
-
     /// Deletes blob `hash` from the store, on a blocking thread, and then
     /// its image's thumbnail, if one was kept.
     async fn delete_blob(&self, hash: BlobHash) -> Result<(), NodeError> {
@@ -638,27 +512,6 @@ impl Node {
             .await
             .context("a background task failed")??;
         self.shared.store.forget_thumbnail(hash.as_bytes())
-    }
-
-    /// Whether pin nodes alone meet the replica target for `r`: then a
-    /// member who volunteered for it may let its copy go (volunteers fill
-    /// in while pin nodes are missing; they are laptops, not storage).
-    fn pinners_suffice(&self, ledger: &Ledger, r: &PinRequest, k: usize, now: Millis) -> bool {
-        let pin_nodes: Vec<Commitment> = ledger
-            .commits
-            .get(&r.blob)
-            .into_iter()
-            .flatten()
-            .filter(|c| c.until >= r.until)
-            .filter(|c| {
-                ledger
-                    .roster
-                    .member(&c.member)
-                    .is_some_and(|m| m.role == Role::Pinner)
-            })
-            .copied()
-            .collect();
-        self.counting(&ledger.roster, &r.blob, &pin_nodes, now, None) >= k
     }
 
     /// Lets a volunteered copy go: the local pin, and the bytes unless this
@@ -677,26 +530,32 @@ impl Node {
         Ok(())
     }
 
-    /// How many commitments of `blob` count: unexpired, by an active
-    /// member, not lost, not failing its audit here (`except` left out).
-    fn counting(
+    /// What this node sees of the others now: who is lost, who is
+    /// connected, what its audits found (`audits`, held by the caller).
+    pub(super) fn sight<'a>(
         &self,
         roster: &Roster,
-        blob: &str,
-        commits: &[Commitment],
         now: Millis,
-        except: Option<&MemberId>,
-    ) -> usize {
+        audits: &'a AuditBook,
+    ) -> Sight<'a> {
         let me = self.member_id();
-        commits
-            .iter()
-            .filter(|c| Some(&c.member) != except)
-            .filter(|c| {
-                c.until.saturating_add(SKEW_MARGIN_MS) >= now && roster.is_active(&c.member)
-            })
-            .filter(|c| c.member == me || !self.lost(&c.member, now))
-            .filter(|c| !self.failed_audit(&c.member, blob))
-            .count()
+        let others = roster.members.iter().map(|m| m.id).filter(|m| *m != me);
+        let (mut lost, mut connected) = (HashSet::new(), HashSet::new());
+        for m in others {
+            if self.lost(&m, now) {
+                lost.insert(m);
+            }
+            if self.in_sight(&m) {
+                connected.insert(m);
+            }
+        }
+        Sight {
+            me,
+            now,
+            lost,
+            connected,
+            audits,
+        }
     }
 
     /// Whether `member` has been out of this node's sight for longer than
@@ -730,69 +589,72 @@ impl Node {
             .await
     }
 
-    /// Deletes blobs past their deadline that no local pin keeps; returns
-    /// the blobs whose commitments this node withdraws.
+    /// Deletes blobs past their deadline that no local pin keeps
+    /// ([`pin_plan::collection`]); returns the blobs whose commitments this
+    /// node withdraws.
     async fn collect(
         &self,
         ledger: &Ledger,
         files: &HashMap<String, MyFile>,
-        here: Vec<BlobHash>,
+        stored: &[BlobHash],
         now: Millis,
         done: &mut Reconciled,
     ) -> Result<Vec<String>, NodeError> {
         let me = self.member_id();
         let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
-        let requested: HashMap<&str, &PinRequest> = ledger
-            .requests
-            .iter()
-            .map(|r| (r.blob.as_str(), r))
-            .collect();
-        let expired = |blob: &str| {
-            let deadline = match (local.get(blob), requested.get(blob)) {
-                (None, None) => return false, // nothing says when: keep it
-                (l, r) => l.copied().unwrap_or(0).max(r.map_or(0, |r| r.until)),
-            };
-            deadline.saturating_add(SKEW_MARGIN_MS) < now
+        let plan = {
+            let audits = self.audit_book();
+            let sight = self.sight(&ledger.roster, now, &audits);
+            pin_plan::collection(&sight, ledger, files, &local, stored)
         };
-        // `here`: complete blobs, and downloads that never finished.
-        let mut released = Vec::new();
-        let mut withdrawn: HashMap<&str, Vec<&str>> = HashMap::new();
-        for hash in here {
-            let blob = hash.to_hex();
-            if !expired(&blob) {
-                continue;
-            }
-            self.delete_blob(hash).await?;
-            self.shared.store.unpin(&blob)?;
-            if let Some(f) = files.get(&blob).filter(|f| f.holders.contains(&me)) {
-                withdrawn.entry(&f.dept).or_default().push(&f.id);
-            }
-            info!(%blob, "deleted a blob past its deadline");
-            done.collected.push(blob);
+        for hash in &plan.delete {
+            self.delete_blob(*hash).await?;
+            info!(blob = %hash.to_hex(), "deleted a blob past its deadline");
+            done.collected.push(hash.to_hex());
+        }
+        for blob in &plan.unpin {
+            self.shared.store.unpin(blob)?;
         }
         // Off the files' holders: one change per department, not per file.
-        for (dept, ids) in withdrawn {
+        for (dept, ids) in &plan.withdraw {
             self.change_library(dept, |tx| {
                 ids.iter()
                     .try_for_each(|id| library::write::hold(tx, id, me, false))
             })
             .await?;
         }
-        // Commitments and local pins whose time is over, blob here or not.
-        for (blob, until) in &local {
-            if until.saturating_add(SKEW_MARGIN_MS) < now {
-                self.shared.store.unpin(blob)?;
+        Ok(plan.release)
+    }
+
+    /// Bytes already on disk of each download that never finished.
+    async fn partial_bytes(&self, partial: &[BlobHash]) -> Result<HashMap<String, u64>, NodeError> {
+        let blobs = self.shared.blobs.clone();
+        let partial = partial.to_vec();
+        tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+            let mut out = HashMap::new();
+            for hash in partial {
+                if let Some(p) = blobs.progress(&hash)? {
+                    out.insert(
+                        hash.to_hex(),
+                        p.present.saturating_mul(meshwork_blobs::PIECE_SIZE),
+                    );
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .context("a background task failed")?
+    }
+
+    /// The live requests' blobs this node keeps as a volunteer.
+    fn volunteered_blobs(&self, ledger: &Ledger) -> Result<HashSet<String>, NodeError> {
+        let mut out = HashSet::new();
+        for r in ledger.requests.iter() {
+            if self.shared.store.volunteered(&r.blob)? {
+                out.insert(r.blob.clone());
             }
         }
-        for (blob, commits) in ledger.commits.iter() {
-            if commits
-                .iter()
-                .any(|c| c.member == me && c.until.saturating_add(SKEW_MARGIN_MS) < now)
-            {
-                released.push(blob.clone());
-            }
-        }
-        Ok(released)
+        Ok(out)
     }
 
     /// Where a blob may be fetched from: the file's holders, its pinners and
