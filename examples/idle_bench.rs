@@ -93,6 +93,15 @@ async fn run(posts: usize) -> anyhow::Result<()> {
     std::thread::sleep(SYNC_EVERY * 5);
     let idle_loaded = bob.ask("loaded")?;
     let idle = bob.rss()?;
+    // Of which heap and stacks (anonymous), and mapped files (the binary,
+    // the search index's segments).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", bob.child.id()))?;
+    let split: Vec<String> = status
+        .lines()
+        .filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    eprintln!("idle: {}", split.join(", "));
 
     let t = Instant::now();
     let page = bob.ask("page Eng")?;
@@ -246,6 +255,10 @@ impl Member {
 /// The child's side: Bob's node, answering `indexed`, `loaded`,
 /// `page DEPT` and `quit`.
 async fn member(home: PathBuf) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut cfg = NodeConfig::new(&home);
     cfg.net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
     cfg.net.mdns = false;

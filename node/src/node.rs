@@ -217,6 +217,7 @@ impl Node {
     /// Opens the home, loads the workspace if there is one, and starts
     /// networking for it.
     pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
+        crate::memory::tune_allocator();
         let identity = cfg.home.identity()?;
         let store = Store::open(&cfg.home.db())?;
         if let Err(e) = files::sweep_parts(&store) {

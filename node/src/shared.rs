@@ -153,6 +153,10 @@ pub(crate) struct Workspace {
     docs: HashMap<DocRef, DocSlot>,
     /// What is kept of documents unloaded for idleness ([`idle`]).
     idle: HashMap<DocRef, idle::Idle>,
+    /// How many times documents left `docs`: a copy loaded from the store
+    /// while this moved may be older than the one that left, and is loaded
+    /// again ([`Shared::slot`]).
+    unloads: u64,
     /// Typed rosters at the heads department documents' changes cite.
     book: RosterBook,
     /// The typed roster, kept current by re-reading what changes touch.
@@ -169,6 +173,7 @@ impl Workspace {
             roster_sync: HashMap::new(),
             docs: HashMap::new(),
             idle: HashMap::new(),
+            unloads: 0,
             book: RosterBook::new(),
             cache: RosterCache::default(),
             saved: None,
@@ -394,7 +399,8 @@ impl Shared {
     /// first use — outside any lock: a 100,000-post feed takes a second to
     /// load. (Whoever inserts first wins; nothing writes to a document
     /// that is not loaded, so a copy loaded here is never behind one that
-    /// was.)
+    /// was — unless that one left memory during the read, which
+    /// [`Workspace::unloads`] tells: then it is read again.)
     #[track_caller]
     pub(crate) fn slot(&self, doc: &DocRef) -> Result<DocSlot, NodeError> {
         let caller = std::panic::Location::caller();
@@ -403,25 +409,35 @@ impl Shared {
                 "the roster lives in the workspace, not in a slot".into(),
             ));
         }
-        let (loaded, workspace) = self.with_ws(|ws| Ok((ws.docs.get(doc).cloned(), ws.meta.id)))?;
-        if let Some(slot) = loaded {
-            return Ok(slot);
+        loop {
+            let (loaded, workspace, unloads) =
+                self.with_ws(|ws| Ok((ws.docs.get(doc).cloned(), ws.meta.id, ws.unloads)))?;
+            if let Some(slot) = loaded {
+                return Ok(slot);
+            }
+            let loaded = load(doc, &workspace, &self.store)?;
+            let slot = self.with_ws(|ws| {
+                if let Some(slot) = ws.docs.get(doc) {
+                    return Ok(Some(slot.clone()));
+                }
+                // A document left memory while this copy was read: it may
+                // have been that one, with changes written after the read.
+                if ws.unloads != unloads {
+                    return Ok(None);
+                }
+                let mut state = DocState::new(loaded);
+                if let Some(idle) = ws.idle.remove(doc) {
+                    debug!("{doc:?} back in memory from idle, for {caller}");
+                    state.sync = idle.resume();
+                }
+                let slot = Arc::new(Mutex::new(state));
+                ws.docs.insert(doc.clone(), slot.clone());
+                Ok(Some(slot))
+            })?;
+            if let Some(slot) = slot {
+                return Ok(slot);
+            }
         }
-        let loaded = load(doc, &workspace, &self.store)?;
-        self.with_ws(|ws| {
-            Ok(ws
-                .docs
-                .entry(doc.clone())
-                .or_insert_with(|| {
-                    let mut state = DocState::new(loaded);
-                    if let Some(idle) = ws.idle.remove(doc) {
-                        debug!("{doc:?} back in memory from idle, for {caller}");
-                        state.sync = idle.resume();
-                    }
-                    Arc::new(Mutex::new(state))
-                })
-                .clone())
-        })
     }
 
     /// Unloads the department documents unused for `idle_for` that nobody
@@ -452,6 +468,7 @@ impl Shared {
                     ws.idle.insert(doc, idle::Idle::of(&state));
                     unloaded.push(state);
                 }
+                ws.unloads += 1;
             }
             Ok(unloaded)
         })?;
@@ -740,17 +757,20 @@ impl Shared {
         dropped.retain(|day| !pins::day_is_live(*day, now));
         for day in &dropped {
             let doc = DocRef::Pins(*day);
+            // The store first: a copy loaded after the day leaves memory
+            // finds nothing of it.
+            self.store.remove_changes(&doc.store_key(&workspace))?;
+            self.store.remove_ledger_day(*day)?;
             self.with_ws(|ws| {
                 ws.docs.remove(&doc);
                 ws.idle.remove(&doc);
+                ws.unloads += 1;
                 Ok(())
             })?;
             self.turns
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .remove(&doc);
-            self.store.remove_changes(&doc.store_key(&workspace))?;
-            self.store.remove_ledger_day(*day)?;
         }
         Ok(dropped)
     }
