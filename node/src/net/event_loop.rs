@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::sessions::Sessions;
 use super::{Command, NetConfig, PeerInfo};
 use crate::error::Context;
 use crate::shared::{NodeEvent, Shared};
@@ -28,10 +29,6 @@ mod join;
 mod liveness;
 mod membership;
 mod replication;
-
-/// Most rounds one sync session may take before it is cut off (a peer that
-/// keeps sending what we refuse would otherwise loop forever).
-const MAX_SYNC_ROUNDS: u32 = 64;
 
 /// A response computed off the loop (after a flush), to be sent by it.
 pub(crate) enum PendingResponse {
@@ -77,14 +74,9 @@ pub(crate) struct EventLoop {
     probation: HashMap<PeerId, Instant>,
     /// Addresses peers told us they listen on (identify).
     peer_addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    /// Sync sessions this node initiated, by peer and document: rounds so far.
-    sessions: HashMap<(PeerId, DocRef), u32>,
-    /// Sessions to run again when they end (the document changed meanwhile).
-    again: HashSet<(PeerId, DocRef)>,
-    /// Which document each outstanding sync request is about.
-    in_flight: HashMap<OutboundRequestId, DocRef>,
-    /// Per responder session: the peers its pusher said it covers.
-    covered: HashMap<(PeerId, DocRef), Vec<PeerId>>,
+    /// The sync sessions: open ones, reruns, requests in flight, and
+    /// whom pushers cover ([`super::sessions`]).
+    sessions: Sessions<OutboundRequestId>,
     /// Peers found entitled to a blob, until the roster changes.
     blob_grants: HashSet<(PeerId, [u8; 32])>,
     /// Bumped whenever the grants are cleared: a grant decided off the loop
@@ -149,10 +141,7 @@ impl EventLoop {
             shared_with: HashMap::new(),
             probation: HashMap::new(),
             peer_addrs: HashMap::new(),
-            sessions: HashMap::new(),
-            again: HashSet::new(),
-            in_flight: HashMap::new(),
-            covered: HashMap::new(),
+            sessions: Sessions::default(),
             blob_grants: HashSet::new(),
             grants_epoch: 0,
             piece_replies: HashMap::new(),
@@ -276,9 +265,7 @@ impl EventLoop {
                     peer_id: peer_id.to_string(),
                 });
                 self.probation.remove(&peer_id);
-                self.sessions.retain(|(p, _), _| *p != peer_id);
-                self.again.retain(|(p, _)| *p != peer_id);
-                self.covered.retain(|(p, _), _| *p != peer_id);
+                self.sessions.peer_gone(peer_id);
                 self.shared_with.remove(&peer_id);
                 // Document locks may be held for a while: not on the loop.
                 let shared = self.shared.clone();

@@ -5,6 +5,7 @@
 mod behaviour;
 mod event_loop;
 pub(crate) mod pieces;
+mod sessions;
 mod sync_work;
 mod transport;
 

@@ -8,7 +8,8 @@ use libp2p::PeerId;
 use meshwork_crdt::{Ingest, MemberId};
 use tracing::{debug, info, warn};
 
-use super::{EventLoop, MAX_SYNC_ROUNDS};
+use super::EventLoop;
+use crate::net::sessions::Next;
 use crate::net::sync_work::{self, Stepped};
 use crate::net::Command;
 use crate::shared::Side;
@@ -242,13 +243,9 @@ impl EventLoop {
         doc: DocRef,
         covered: Option<std::sync::Arc<[PeerId]>>,
     ) {
-        let key = (peer, doc);
-        if self.sessions.contains_key(&key) {
-            self.again.insert(key);
+        if !self.sessions.open(peer, doc.clone()) {
             return;
         }
-        self.sessions.insert(key.clone(), 0);
-        let (peer, doc) = key;
         let covered = covered
             .map(|c| {
                 c.iter()
@@ -285,15 +282,7 @@ impl EventLoop {
             covered,
         };
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.in_flight.insert(id, doc);
-    }
-
-    fn end_session(&mut self, peer: PeerId, doc: DocRef) {
-        let key = (peer, doc);
-        self.sessions.remove(&key);
-        if self.again.remove(&key) {
-            self.start_sync(key.0, key.1);
-        }
+        self.sessions.sent(id, doc);
     }
 
     /// A round asked by `peer`: checked here, worked off the loop
@@ -399,9 +388,7 @@ impl EventLoop {
                         channel,
                         SyncResponse::Refused("malformed sync message".into()),
                     ),
-                    After::Continue { .. } | After::Start { .. } => {
-                        self.sessions.remove(&(peer, doc));
-                    }
+                    After::Continue { .. } | After::Start { .. } => self.sessions.abort(peer, doc),
                 }
                 return;
             }
@@ -422,20 +409,16 @@ impl EventLoop {
                     // The change a push carries arrives in a later round:
                     // remember whom the pusher covers until the session's
                     // next start.
-                    self.covered.insert((peer, doc.clone()), covered);
+                    self.sessions.remember_covered(peer, doc.clone(), covered);
                 }
                 if arrived {
-                    let covered = self
-                        .covered
-                        .get(&(peer, doc.clone()))
-                        .cloned()
-                        .unwrap_or_default();
+                    let covered = self.sessions.covered(peer, &doc).to_vec();
                     self.relay(&doc, peer, &covered);
                 }
                 self.answer(channel, SyncResponse::Sync(next));
             }
             After::Start { covered } => {
-                if self.sessions.contains_key(&(peer, doc.clone())) {
+                if self.sessions.is_open(peer, &doc) {
                     self.send_sync(peer, doc, next, true, covered);
                 }
             }
@@ -443,16 +426,13 @@ impl EventLoop {
                 if arrived {
                     self.relay(&doc, peer, &[]);
                 }
-                let key = (peer, doc);
-                // The peer left (or the session was cut) meanwhile.
-                let Some(rounds) = self.sessions.get(&key).map(|r| r + 1) else {
-                    return;
-                };
-                if refused || (next.is_none() && their_silence) || rounds >= MAX_SYNC_ROUNDS {
-                    return self.end_session(key.0, key.1);
+                let quiet = next.is_none() && their_silence;
+                match self.sessions.after_round(peer, doc.clone(), refused, quiet) {
+                    Some(Next::Send) => self.send_sync(peer, doc, next, false, Vec::new()),
+                    Some(Next::End { again: true }) => self.start_sync(peer, doc),
+                    // Over, or the peer left (the session was cut) meanwhile.
+                    Some(Next::End { again: false }) | None => {}
                 }
-                self.sessions.insert(key.clone(), rounds);
-                self.send_sync(key.0, key.1, next, false, Vec::new());
             }
         }
     }
@@ -466,10 +446,7 @@ impl EventLoop {
     }
 
     pub(super) fn on_sync_failure(&mut self, peer: PeerId, id: OutboundRequestId) {
-        if let Some(doc) = self.in_flight.remove(&id) {
-            self.sessions.remove(&(peer, doc.clone()));
-            self.again.remove(&(peer, doc));
-        }
+        self.sessions.failed(peer, &id);
     }
 
     pub(super) fn on_sync_response(
@@ -478,20 +455,17 @@ impl EventLoop {
         id: OutboundRequestId,
         response: SyncResponse,
     ) {
-        let Some(doc) = self.in_flight.remove(&id) else {
+        let Some(doc) = self.sessions.answered(&id) else {
             return;
         };
         let payload = match response {
             SyncResponse::Sync(p) => p,
             SyncResponse::Refused(why) => {
                 debug!(%peer, ?doc, "sync refused: {why}");
-                self.sessions.remove(&(peer, doc.clone()));
-                self.again.remove(&(peer, doc));
-                return;
+                return self.sessions.abort(peer, doc);
             }
             SyncResponse::Removed(proof) => {
-                self.sessions.remove(&(peer, doc.clone()));
-                self.again.remove(&(peer, doc));
+                self.sessions.abort(peer, doc);
                 return self.on_removal_proof(peer, proof);
             }
         };
