@@ -45,6 +45,21 @@ pub(crate) struct Asker {
     pub them: MemberId,
 }
 
+/// One round to run: with whom, on which side, on which document, what
+/// came in.
+pub(crate) struct Round {
+    pub peer: PeerId,
+    pub side: Side,
+    pub doc: DocRef,
+    /// The peer's message (`None`: this side speaks first).
+    pub received: Option<SyncPayload>,
+    /// The session's first round on this side, which trusts only the heads
+    /// both are known to share.
+    pub first: bool,
+    /// Who asks, when this node answers: checked against the roster first.
+    pub asker: Option<Asker>,
+}
+
 /// What a round did.
 pub(crate) enum Stepped {
     /// The changes it carried, judged (the accepted ones stored), and the
@@ -57,22 +72,22 @@ pub(crate) enum Stepped {
 /// The sync states of one document, per peer and side.
 type States = HashMap<(PeerId, Side), sync::State>;
 
-/// Runs one round for `peer` on `doc`: takes `received` and produces the
-/// next message. `first`: the session's first round on this side, which
-/// trusts only the heads both are known to share. Accepted changes are
-/// stored (not yet flushed) and announced to listeners before this
-/// returns.
-#[allow(clippy::too_many_arguments)]
+/// Runs one round: takes what `round` received and produces the next
+/// message. Accepted changes are stored (not yet flushed) and announced to
+/// listeners before this returns.
 pub(crate) fn step(
     shared: &Shared,
     workspace: &[u8; 32],
-    peer: PeerId,
-    side: Side,
-    doc: &DocRef,
-    received: Option<SyncPayload>,
-    first: bool,
-    asker: Option<Asker>,
+    round: Round,
 ) -> Result<Stepped, NodeError> {
+    let Round {
+        peer,
+        side,
+        ref doc,
+        received,
+        first,
+        asker,
+    } = round;
     let turn = shared.doc_turn(doc);
     let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(a) = &asker {

@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::EventLoop;
 use crate::net::sessions::Next;
-use crate::net::sync_work::{self, Stepped};
+use crate::net::sync_work::{self, Round, Stepped};
 use crate::net::Command;
 use crate::shared::Side;
 use crate::wire::{DocRef, GossipChange, SyncRequest, SyncResponse};
@@ -255,15 +255,15 @@ impl EventLoop {
             .unwrap_or_default();
         // The first message (for a peer that has nothing, a summary of the
         // whole history) is made off the loop too.
-        self.work(
+        let round = Round {
             peer,
-            Side::Initiator,
+            side: Side::Initiator,
             doc,
-            None,
-            true,
-            None,
-            After::Start { covered },
-        );
+            received: None,
+            first: true,
+            asker: None,
+        };
+        self.work(round, After::Start { covered });
     }
 
     fn send_sync(
@@ -321,36 +321,26 @@ impl EventLoop {
             first: request.first,
             covered,
         };
-        self.work(
+        let round = Round {
             peer,
-            Side::Responder,
-            request.doc,
-            request.payload,
-            request.first,
-            Some(asker),
-            after,
-        );
+            side: Side::Responder,
+            doc: request.doc,
+            received: request.payload,
+            first: request.first,
+            asker: Some(asker),
+        };
+        self.work(round, after);
     }
 
     /// Runs a round on a blocking thread; its result comes back to the
     /// loop as [`Command::Stepped`].
-    #[allow(clippy::too_many_arguments)]
-    fn work(
-        &mut self,
-        peer: PeerId,
-        side: Side,
-        doc: DocRef,
-        payload: Option<meshwork_crdt::SyncPayload>,
-        first: bool,
-        asker: Option<sync_work::Asker>,
-        after: After,
-    ) {
+    fn work(&mut self, round: Round, after: After) {
         let shared = self.shared.clone();
         let workspace = self.workspace;
         let back = self.commands_tx.clone();
         self.background.spawn_blocking(move || {
-            let result =
-                sync_work::step(&shared, &workspace, peer, side, &doc, payload, first, asker);
+            let (peer, doc) = (round.peer, round.doc.clone());
+            let result = sync_work::step(&shared, &workspace, round);
             let round = SyncRound {
                 peer,
                 doc,
@@ -470,15 +460,15 @@ impl EventLoop {
             }
         };
         let their_silence = payload.is_none();
-        self.work(
+        let round = Round {
             peer,
-            Side::Initiator,
+            side: Side::Initiator,
             doc,
-            payload,
-            false,
-            None,
-            After::Continue { their_silence },
-        );
+            received: payload,
+            first: false,
+            asker: None,
+        };
+        self.work(round, After::Continue { their_silence });
     }
 
     /// What a removed member is told when it asks for the roster: the
