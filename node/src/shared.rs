@@ -735,6 +735,9 @@ impl Shared {
         doc: &DocRef,
         accepted: &[SignedChange],
     ) -> Result<(), NodeError> {
+        if accepted.is_empty() {
+            return Ok(());
+        }
         if let DocRef::Pins(day) = doc {
             self.store.add_ledger_day(*day)?;
         }

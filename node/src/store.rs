@@ -187,7 +187,12 @@ impl Store {
 
     /// Notes that this node holds changes of the pin ledger's day `epoch`.
     pub fn add_ledger_day(&self, epoch: Epoch) -> Result<(), NodeError> {
-        self.ledger_days.insert(epoch.to_be_bytes(), &[])?;
+        // Read first: every batch of a day's changes names it, and a write
+        // would log the same key again each time.
+        let key = epoch.to_be_bytes();
+        if !self.ledger_days.contains_key(key)? {
+            self.ledger_days.insert(key, &[])?;
+        }
         Ok(())
     }
 
