@@ -14,7 +14,11 @@ use meshwork_crdt::{MemberId, Millis};
 
 use super::audit::AuditBook;
 use super::ledger::{Ledger, SKEW_MARGIN_MS};
-use super::pins::VOLUNTEER_STAGGER_MS;
+
+/// How long a member ranked just after the ones who should volunteer for a
+/// blob below its replica target waits for them before stepping in itself
+/// (the next one waits twice as long, and so on).
+pub const VOLUNTEER_STAGGER_MS: Millis = 2 * 60 * 1000;
 
 /// What this node does for the promise.
 #[derive(Clone, Copy, Debug)]

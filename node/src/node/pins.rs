@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use super::audit::AuditBook;
 use super::ledger::{Ledger, SKEW_MARGIN_MS};
 use super::pin_plan::{self, Duty, MyFile, Refusal, Sight, World};
+pub use super::pin_plan::VOLUNTEER_STAGGER_MS;
 use super::Node;
 use crate::error::Context;
 use crate::wire::DocRef;
@@ -43,10 +44,6 @@ use crate::{NodeError, NodeEvent};
 /// commitments stop counting towards the replica target.
 pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
 
-/// How long a member ranked just after the ones who should volunteer for a
-/// blob below its replica target waits for them before stepping in itself
-/// (the next one waits twice as long, and so on).
-pub const VOLUNTEER_STAGGER_MS: Millis = 2 * 60 * 1000;
 
 /// How many blobs a pass fetches at once.
 const PIN_FETCHES: usize = 8;
