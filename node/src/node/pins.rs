@@ -643,11 +643,20 @@ impl Node {
         .context("a background task failed")?
     }
 
-    /// The live requests' blobs this node keeps as a volunteer.
+    /// The requested blobs this node committed to as a volunteer (the only
+    /// ones a pass may step down from).
     fn volunteered_blobs(&self, ledger: &Ledger) -> Result<HashSet<String>, NodeError> {
+        let me = self.member_id();
         let mut out = HashSet::new();
+        if self.cfg.pin.is_some() {
+            return Ok(out); // a pin node's commitments are all its own
+        }
         for r in ledger.requests.iter() {
-            if self.shared.store.volunteered(&r.blob)? {
+            let mine = ledger
+                .commits
+                .get(&r.blob)
+                .is_some_and(|cs| cs.iter().any(|c| c.member == me));
+            if mine && self.shared.store.volunteered(&r.blob)? {
                 out.insert(r.blob.clone());
             }
         }
