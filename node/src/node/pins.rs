@@ -33,8 +33,8 @@ use tracing::{debug, info, warn};
 
 use super::audit::AuditBook;
 use super::ledger::{Ledger, SKEW_MARGIN_MS};
-use super::pin_plan::{self, Duty, MyFile, Refusal, Sight, World};
 pub use super::pin_plan::VOLUNTEER_STAGGER_MS;
+use super::pin_plan::{self, Duty, MyFile, Refusal, Sight, World};
 use super::Node;
 use crate::error::Context;
 use crate::wire::DocRef;
@@ -43,7 +43,6 @@ use crate::{NodeError, NodeEvent};
 /// A pinner out of this node's sight for this long counts as lost: its
 /// commitments stop counting towards the replica target.
 pub const LOST_AFTER_MS: Millis = 10 * 60 * 1000;
-
 
 /// How many blobs a pass fetches at once.
 const PIN_FETCHES: usize = 8;
