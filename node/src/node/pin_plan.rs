@@ -139,6 +139,8 @@ pub(super) fn plan(w: &World<'_>, below_since: &mut HashMap<String, Millis>) -> 
             .iter()
             .any(|c| c.member == me && c.until >= r.until)
     };
+    // Kept: committed to, and still here. A committed blob that has gone
+    // (a disk replaced, a file deleted) is fetched again.
     let kept = |r: &PinRequest| committed(r) && w.here.contains(&r.blob);
 
     // What this node keeps counts against its quota before any new
@@ -153,6 +155,9 @@ pub(super) fn plan(w: &World<'_>, below_since: &mut HashMap<String, Millis>) -> 
             .sum(),
         ..Plan::default()
     };
+    // Bytes taken on in this pass, whether or not their fetch succeeds
+    // (what quota decisions count), and bytes new fetches will write (none
+    // may eat into the disk's reserve).
     let mut taken = out.kept_bytes;
     let mut fresh: u64 = 0;
     for r in ledger.requests.iter().filter(live) {
