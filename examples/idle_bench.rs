@@ -272,14 +272,7 @@ async fn member(home: PathBuf) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     println!("addr {addr}");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut rx = common::stdin_lines();
     while let Some(line) = rx.recv().await {
         let answer = match line.split_once(' ') {
             None if line == "indexed" => node

@@ -190,13 +190,7 @@ async fn ask_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_outside_the_department_is_sent_none_of_it() {
     let (_clock, ada, bob, cleo, dave) = research().await;
-    let research = ada
-        .roster()
-        .unwrap()
-        .resolve_dept("Research")
-        .unwrap()
-        .id
-        .clone();
+    let research = dept_id(&ada, "Research");
     let workspace: [u8; 32] = hex::decode(ada.status().await.workspace.unwrap().id)
         .unwrap()
         .try_into()

@@ -56,13 +56,7 @@ async fn a_post_reaches_the_department_live_and_no_one_else() {
         .unwrap()
         .try_into()
         .unwrap();
-    let dept = ada
-        .roster()
-        .unwrap()
-        .resolve_dept("Research")
-        .unwrap()
-        .id
-        .clone();
+    let dept = dept_id(&ada, "Research");
     let dave_dir = stop(dave).await;
     assert!(
         !on_disk(dave_dir.path(), secret),
@@ -360,13 +354,7 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
     until("Bob's documents leave memory", || async { unloaded(&bob) }).await;
 
     assert!(sees(&bob, "before the break").await, "read again from disk");
-    let research = bob
-        .roster()
-        .unwrap()
-        .resolve_dept("Research")
-        .unwrap()
-        .id
-        .clone();
+    let research = dept_id(&bob, "Research");
     // (Another document may be back too: a periodic round with a peer
     // not in step on it loads it.)
     assert!(bob.loaded_docs().contains(&DocRef::Feed(research)));

@@ -89,3 +89,18 @@ pub fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// This process's standard input, a line at a time as it comes: how a
+/// child process a benchmark drives hears its parent. (Read on a thread of
+/// its own: tokio's stdin would hold a blocking thread anyway.)
+pub fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}

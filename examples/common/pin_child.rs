@@ -39,14 +39,7 @@ pub async fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     }
     let node = Node::start(cfg).await?;
     println!("peer {}", node.peer_id());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let mut rx = super::stdin_lines();
     while let Some(line) = rx.recv().await {
         match (line.split_once(' '), &clock) {
             (Some(("join", token)), _) => {

@@ -14,7 +14,7 @@
 //! per core): after a 100,000-post feed left memory, freed pages stayed
 //! pinned by a few live allocations in each of many arenas. A node caps
 //! them at two ([`tune_allocator`]): an idle member of three departments of
-//! 100,000 posts went from 288 to 185 MiB resident (BENCHMARKS.md, "Memory
+//! 100,000 posts went from 288 to ~200 MiB resident (BENCHMARKS.md, "Memory
 //! by what is open").
 
 /// How many malloc arenas a node's process uses (glibc's default is 8 per

@@ -98,6 +98,16 @@ pub async fn restart(dir: TempDir, clock: &ManualClock, peers: Vec<String>) -> T
     TestNode { node, dir, free }
 }
 
+/// The id of the department `name` as `node` sees it.
+pub fn dept_id(node: &Node, name: &str) -> String {
+    node.roster()
+        .unwrap()
+        .resolve_dept(name)
+        .unwrap()
+        .id
+        .clone()
+}
+
 pub async fn invite(by: &Node, dept: Option<&str>) -> String {
     by.invite(InviteSpec {
         dept: dept.map(str::to_owned),

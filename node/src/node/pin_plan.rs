@@ -328,15 +328,16 @@ pub(super) struct Collection {
 /// Decides which stored blobs (complete, or downloads that never finished)
 /// are past their deadline — the later of the local pin's and the
 /// request's, plus [`SKEW_MARGIN_MS`] — and what goes with them. A blob
-/// that nothing gives a deadline is kept.
+/// that nothing gives a deadline is kept. (Whom this node sees plays no
+/// part: only deadlines, this node's `me`, and `now`.)
 pub(super) fn collection(
-    sight: &Sight<'_>,
+    me: MemberId,
+    now: Millis,
     ledger: &Ledger,
     files: &HashMap<String, MyFile>,
     local: &HashMap<String, Millis>,
     stored: &[BlobHash],
 ) -> Collection {
-    let (me, now) = (sight.me, sight.now);
     let over = |until: Millis| until.saturating_add(SKEW_MARGIN_MS) < now;
     let requested: HashMap<&str, &PinRequest> = ledger
         .requests
@@ -766,8 +767,8 @@ mod tests {
         let hash = |n: u8| blob(n).parse::<BlobHash>().unwrap();
         // Blob 3: no request, no pin, nothing says when: kept.
         let stored = [hash(1), hash(2), hash(3), hash(4)];
-        let (ledger, sight) = (case.ledger(), case.sight());
-        let c = collection(&sight, &ledger, &files, &local, &stored);
+        let ledger = case.ledger();
+        let c = collection(id(3), NOW, &ledger, &files, &local, &stored);
         assert_eq!(
             c,
             Collection {

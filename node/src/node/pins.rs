@@ -598,11 +598,7 @@ impl Node {
     ) -> Result<Vec<String>, NodeError> {
         let me = self.member_id();
         let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
-        let plan = {
-            let audits = self.audit_book();
-            let sight = self.sight(&ledger.roster, now, &audits);
-            pin_plan::collection(&sight, ledger, files, &local, stored)
-        };
+        let plan = pin_plan::collection(me, now, ledger, files, &local, stored);
         for hash in &plan.delete {
             self.delete_blob(*hash).await?;
             info!(blob = %hash.to_hex(), "deleted a blob past its deadline");
