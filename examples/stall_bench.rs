@@ -3,8 +3,9 @@
 //!
 //! Four real nodes on 127.0.0.1. Ada holds "Eng" with `--posts` posts
 //! (default 100,000, written into her store as a finished sync leaves
-//! them); Ada, Bob and Cy share "Ops". Dan joins, fresh, in both, connected
-//! to all three. While Dan syncs Eng:
+//! them, then compacted as her node does once Eng goes idle); Ada, Bob and
+//! Cy share "Ops". Dan joins, fresh, in both, connected to all three.
+//! While Dan syncs Eng:
 //!
 //! - Bob posts in Ops every 50 ms: the time from `post` until the post is
 //!   stored on Ada, Cy and Dan;
@@ -94,6 +95,8 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         .collect();
     let signer = Home::new(&ada_home).identity()?.signer;
     common::write_posts(&ada_home, &eng.id, &signer, &bodies, 1_700_000_000_000).await?;
+    // Ada has held Eng a while: her node compacted it when it went idle.
+    common::compact(&ada_home, &eng.id).await?;
     eprintln!(
         "{posts} posts written in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -357,7 +357,7 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
     let research = dept_id(&bob, "Research");
     // (Another document may be back too: a periodic round with a peer
     // not in step on it loads it.)
-    assert!(bob.loaded_docs().contains(&DocRef::Feed(research)));
+    assert!(bob.loaded_docs().contains(&DocRef::Feed(research.clone())));
     until("they leave memory again", || async { unloaded(&bob) }).await;
 
     let post = ada.post("Research", "after the break", None).await.unwrap();
@@ -391,4 +391,100 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
         },
     )
     .await;
+
+    // What left memory was compacted: Bob's store holds his feed as a
+    // snapshot, and a restart reads it back whole.
+    until("Bob's documents leave memory at the end", || async {
+        unloaded(&bob)
+    })
+    .await;
+    let ws: [u8; 32] = hex::decode(bob.status().await.workspace.unwrap().id)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = DocRef::Feed(research).store_key(&ws);
+    let bob_dir = stop(bob).await;
+    {
+        let store = Store::open(&bob_dir.path().join("db")).unwrap();
+        let (snapshot, loose) = store.stored(&key).unwrap();
+        assert!(snapshot.is_some(), "the feed was compacted");
+        assert!(loose.len() < 3, "{} changes left loose", loose.len());
+    }
+    let bob = restart(bob_dir, &_clock, vec![addr(&ada).await]).await;
+    let page = bob.feed("Research", 10, None).unwrap();
+    assert_eq!(page.len(), 2, "both threads, read through the snapshot");
+    assert!(page.iter().any(|t| t.replies.len() == 1));
+}
+
+/// Thread and reply ids of a page, to compare pages.
+fn shape(page: &[meshwork::node::node::Thread]) -> Vec<(String, Vec<String>)> {
+    page.iter()
+        .map(|t| {
+            let replies = t.replies.iter().map(|r| r.id.clone()).collect();
+            (t.post.id.clone(), replies)
+        })
+        .collect()
+}
+
+/// A fresh member of a department with a history is sent its newest
+/// threads ahead of that history (a colleague's first page, each change
+/// checked), then the history itself; the page is Ada's either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_member_gets_the_newest_threads_ahead_of_the_history() {
+    use meshwork::node::NodeEvent;
+    use tokio::sync::broadcast::error::RecvError;
+
+    let (clock, ada, _) = office(&[]).await;
+    ada.dept_create("Research").await.unwrap();
+    ada.dept_add("Ada", "Research").await.unwrap();
+    let mut newest = None;
+    for i in 0..60 {
+        clock.advance(std::time::Duration::from_secs(1));
+        newest = Some(
+            ada.post("Research", &format!("thread {i}"), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let newest = newest.unwrap();
+    ada.post("Research", "an answer", Some(&newest.id))
+        .await
+        .unwrap();
+    let want = shape(&ada.feed("Research", 50, None).unwrap());
+    let research = dept_id(&ada, "Research");
+
+    let erin = spawn("Erin", &clock).await;
+    let mut events = erin.events();
+    erin.join(&invite(&ada, Some("Research")).await)
+        .await
+        .unwrap();
+    let preview = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::FeedPreview { dept, threads, .. }) if dept == research => {
+                    break threads;
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => panic!("Erin's node stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a first page of Research reaches Erin");
+    assert_eq!(preview, 50, "the page holds the newest 50 threads");
+    // Shown from the page, or from the history if it was quicker: the
+    // newest threads are Ada's.
+    let roots: Vec<String> = shape(&erin.feed("Research", 50, None).unwrap())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let ada_roots: Vec<String> = want.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(roots, ada_roots);
+
+    until("Erin holds the whole history, and no preview", || async {
+        erin.feed_state("Research")
+            .is_ok_and(|s| s.posts == 61 && !s.preview && !s.arriving)
+    })
+    .await;
+    assert_eq!(shape(&erin.feed("Research", 50, None).unwrap()), want);
 }

@@ -127,6 +127,10 @@ impl Watch {
                 self.feed_lines(client, dept)
             }
             NodeEvent::FeedChanged { .. } => self.dm_lines(client),
+            NodeEvent::FeedPreview {
+                dept, kept: true, ..
+            } if self.depts.contains_key(dept) => self.feed_lines(client, dept),
+            NodeEvent::FeedPreview { .. } => Ok(Vec::new()),
             NodeEvent::LibraryChanged { dept, .. } => self.library_lines(client, dept),
             NodeEvent::PeerConnected { .. } | NodeEvent::PeerDisconnected { .. } => {
                 self.peer_lines(client)
@@ -156,6 +160,13 @@ impl Watch {
             NodeEvent::FeedChanged { dept, .. } => match self.depts.get(dept) {
                 Some(d) => format!("{}: the feed changed", d.label),
                 None => "direct messages changed".to_owned(),
+            },
+            NodeEvent::FeedPreview { dept, threads, .. } => match self.depts.get(dept) {
+                Some(d) => format!(
+                    "{}: the newest {threads} threads arrived, ahead of the history",
+                    d.label
+                ),
+                None => format!("the newest {threads} threads of a feed arrived"),
             },
             NodeEvent::LibraryChanged { dept, .. } => match self.depts.get(dept) {
                 Some(d) => format!("{}: the files changed", d.label),

@@ -18,8 +18,11 @@
 //!
 //! - [`Feed`] is the typed view, in the same order on every node;
 //! - [`write`] holds the only functions that write this layout;
-//! - [`FeedRules`] decide who may write what.
+//! - [`FeedRules`] decide who may write what;
+//! - [`page`] carries the newest threads to a fresh member ahead of the
+//!   history.
 
+pub mod page;
 mod rules;
 mod view;
 pub mod write;

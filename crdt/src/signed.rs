@@ -19,6 +19,10 @@ use crate::library::LibraryRules;
 use crate::pins::PinsRules;
 use crate::{feed, library, pins, roster, MemberId, Millis, Signer};
 
+mod snapshot;
+
+pub use snapshot::Snapshot;
+
 /// The rules a document's changes must obey.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rules {
@@ -345,17 +349,25 @@ impl SignedDoc {
             pending: HashMap::new(),
             tally: roster::Tally::default(),
         };
+        this.add_stored(stored)?;
+        Ok(this)
+    }
+
+    /// Adds changes this node stored earlier, after it checked them, as
+    /// [`Self::load`] does (after a [`Self::restore`], those stored since
+    /// the snapshot; one the snapshot holds already is skipped).
+    pub fn add_stored(&mut self, stored: Vec<SignedChange>) -> Result<(), DocError> {
         let mut changes = Vec::with_capacity(stored.len());
         for sc in stored {
             let change =
                 Change::from_bytes(sc.bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
             let sig = <[u8; 64]>::try_from(sc.signature.as_slice())
                 .map_err(|_| Rejection::BadSignature(change.hash().to_string()))?;
-            this.signatures.insert(change.hash(), sig);
+            self.signatures.insert(change.hash(), sig);
             changes.push(change);
         }
-        this.doc.apply_changes(changes)?;
-        Ok(this)
+        self.doc.apply_changes(changes)?;
+        Ok(())
     }
 
     /// A department's feed: its deterministic genesis, then the changes

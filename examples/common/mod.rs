@@ -62,6 +62,19 @@ pub async fn write_posts(
     Ok(all)
 }
 
+/// Compacts department `dept`'s feed in the store of `home` (whose node
+/// must be stopped) into one snapshot, as a node leaves a document it has
+/// held a while once it goes idle ([`Store::compact`]).
+pub async fn compact(home: &std::path::Path, dept: &str) -> anyhow::Result<()> {
+    let store = Store::open(&Home::new(home).db())?;
+    let meta = store.workspace()?.expect("a workspace");
+    let key = DocRef::Feed(dept.to_owned()).store_key(&meta.id);
+    let feed = SignedDoc::feed(dept, store.changes(&key)?)?;
+    store.compact(&key, &feed.snapshot(), |c| feed.holds_change(&c.bytes))?;
+    store.flush().await?;
+    Ok(())
+}
+
 /// A node on 127.0.0.1 (a free port, no mDNS), its identity made first if
 /// `home` has none.
 pub async fn start(home: &std::path::Path, name: &str) -> anyhow::Result<Node> {

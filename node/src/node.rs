@@ -75,6 +75,10 @@ pub struct NodeConfig {
     /// Unload a feed, conversation or library from memory once nobody has
     /// used it for this long (`None`: keep everything loaded).
     pub unload_idle_after: Option<Duration>,
+    /// When a document leaves memory with at least this many of its
+    /// changes stored one by one, compact them into one snapshot
+    /// ([`crate::Store::compact`]): it loads several times faster.
+    pub compact_after: usize,
 }
 
 impl NodeConfig {
@@ -90,6 +94,7 @@ impl NodeConfig {
             volunteer: true,
             disk: Disk::system(crate::disk::DEFAULT_MIN_FREE),
             unload_idle_after: Some(Duration::from_secs(300)),
+            compact_after: crate::shared::COMPACT_AFTER,
         }
     }
 }

@@ -64,6 +64,17 @@ pub enum NodeEvent {
         /// How many changes.
         changes: usize,
     },
+    /// A peer's first page of a department's feed arrived and was checked
+    /// ([`meshwork_crdt::feed::page`]): its newest threads, ahead of the
+    /// history.
+    FeedPreview {
+        /// The department id.
+        dept: String,
+        /// How many threads it shows.
+        threads: usize,
+        /// Whether the feed shows it: not when the history got here first.
+        kept: bool,
+    },
     /// Files shared in a department, or a new holder of one.
     LibraryChanged {
         /// The department id.
@@ -96,6 +107,10 @@ pub(crate) struct DocState {
     pub sync: HashMap<(PeerId, Side), sync::State>,
     /// When a peer's changes were last taken in.
     pub arrived: Option<Instant>,
+    /// A feed's newest threads as a peer's first page showed them, held
+    /// until the history holds their newest post
+    /// ([`meshwork_crdt::feed::page`]).
+    pub preview: Option<Vec<meshwork_crdt::feed::Thread>>,
     /// When it was last used: loaded, read, written, or changes taken in
     /// ([`idle`]).
     used: Instant,
@@ -107,11 +122,12 @@ pub(crate) struct DocState {
 const ARRIVING: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl DocState {
-    fn new(signed: SignedDoc) -> Self {
+    pub(crate) fn new(signed: SignedDoc) -> Self {
         Self {
             signed,
             sync: HashMap::new(),
             arrived: None,
+            preview: None,
             used: Instant::now(),
         }
     }
@@ -315,21 +331,33 @@ fn live_ledger_days(store: &Store, now: Millis) -> Result<Vec<pins::Epoch>, Node
 
 /// A department document (feed, conversation, library, pin ledger) as the
 /// store holds it.
+/// A department document as stored: its genesis, its snapshot if it was
+/// compacted, then the changes stored since one by one.
 fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, NodeError> {
-    let stored = store.changes(&doc.store_key(workspace))?;
-    Ok(match doc {
+    let (snapshot, stored) = store.stored(&doc.store_key(workspace))?;
+    let mut signed = match doc {
         DocRef::Direct(_) => {
             let [a, b] = doc
                 .pair()
                 .ok_or_else(|| NodeError::BadRequest("not a direct conversation id".into()))?;
-            SignedDoc::direct(a, b, stored)?
+            SignedDoc::direct(a, b, Vec::new())?
         }
-        DocRef::Library(id) => SignedDoc::library(id, stored)?,
-        DocRef::Pins(day) => SignedDoc::pins(&hex::encode(workspace), *day, stored)?,
-        DocRef::Feed(id) => SignedDoc::feed(id, stored)?,
+        DocRef::Library(id) => SignedDoc::library(id, Vec::new())?,
+        DocRef::Pins(day) => SignedDoc::pins(&hex::encode(workspace), *day, Vec::new())?,
+        DocRef::Feed(id) => SignedDoc::feed(id, Vec::new())?,
         DocRef::Roster => return Err(NodeError::Internal("the roster is loaded".into())),
-    })
+    };
+    if let Some(snapshot) = snapshot {
+        signed = signed.restore(&snapshot)?;
+    }
+    signed.add_stored(stored)?;
+    Ok(signed)
 }
+
+/// How many changes of a document stored one by one make it worth
+/// compacting when it leaves memory ([`Store::compact`]), by default: a
+/// snapshot is rewritten whole, so not for a handful.
+pub(crate) const COMPACT_AFTER: usize = 1_000;
 
 /// A hold of a lock worth a log line.
 const LONG_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
@@ -368,6 +396,18 @@ pub(crate) struct Shared {
     peer_ids: crate::ids::PeerIds,
     /// One turn per document: its sync rounds run one at a time.
     turns: Mutex<HashMap<DocRef, Arc<Mutex<()>>>>,
+    /// One load per document at a time ([`Self::slot`]).
+    loading: Mutex<HashMap<DocRef, Arc<Mutex<()>>>>,
+}
+
+/// The gate of `doc` in `gates`, made on first use.
+fn gate(gates: &Mutex<HashMap<DocRef, Arc<Mutex<()>>>>, doc: &DocRef) -> Arc<Mutex<()>> {
+    gates
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(doc.clone())
+        .or_default()
+        .clone()
 }
 
 impl Shared {
@@ -392,6 +432,7 @@ impl Shared {
             clock,
             peer_ids: Default::default(),
             turns: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
         }
     }
 
@@ -410,6 +451,14 @@ impl Shared {
             ));
         }
         loop {
+            if let Some(slot) = self.with_ws(|ws| Ok(ws.docs.get(doc).cloned()))? {
+                return Ok(slot);
+            }
+            // One load of a document at a time: whoever asks meanwhile (a
+            // sync round each way and a first page, when a fresh member
+            // arrives) waits for it rather than reading it again.
+            let gate = gate(&self.loading, doc);
+            let _loading = gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let (loaded, workspace, unloads) =
                 self.with_ws(|ws| Ok((ws.docs.get(doc).cloned(), ws.meta.id, ws.unloads)))?;
             if let Some(slot) = loaded {
@@ -435,18 +484,27 @@ impl Shared {
                 Ok(Some(slot))
             })?;
             if let Some(slot) = slot {
+                self.loading
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remove(doc);
                 return Ok(slot);
             }
         }
     }
 
     /// Unloads the department documents unused for `idle_for` that nobody
-    /// holds now, keeping what their sync sessions knew ([`idle`]).
-    /// Returns how many left memory. (They are dropped after the
+    /// holds now, keeping what their sync sessions knew ([`idle`]), and
+    /// compacts first those with `compact_after` changes stored one by one
+    /// ([`Store::compact`]). Returns how many left memory. (They are dropped after the
     /// workspace lock is let go: a big document takes a while to free.)
-    pub(crate) fn unload_idle(&self, idle_for: Duration) -> Result<usize, NodeError> {
-        let unloaded = self.with_ws(|ws| {
-            let idle: Vec<DocRef> = ws
+    pub(crate) fn unload_idle(
+        &self,
+        idle_for: Duration,
+        compact_after: usize,
+    ) -> Result<usize, NodeError> {
+        let idle: Vec<(DocRef, DocSlot)> = self.with_ws(|ws| {
+            Ok(ws
                 .docs
                 .iter()
                 // Nobody else holds the slot (whoever works on a document
@@ -456,13 +514,29 @@ impl Shared {
                     slot.try_lock()
                         .is_ok_and(|state| idle::may_unload(&state, idle_for))
                 })
-                .map(|(doc, _)| doc.clone())
-                .collect();
+                .map(|(doc, slot)| (doc.clone(), slot.clone()))
+                .collect())
+        })?;
+        // Compacted while still loaded, each under its own lock: nobody
+        // reads the store for a document in memory, so no load meets the
+        // store half rewritten.
+        for (doc, slot) in &idle {
+            if let Err(e) = self.compact(doc, &lock(slot).signed, compact_after) {
+                debug!(?doc, "not compacted: {e}");
+            }
+        }
+        let unloaded = self.with_ws(|ws| {
             let mut unloaded = Vec::new();
-            for doc in idle {
-                let Some(slot) = ws.docs.remove(&doc) else {
+            for (doc, slot) in idle {
+                // Still idle, and held by the map and this pass alone.
+                let still = Arc::strong_count(&slot) == 2
+                    && slot
+                        .try_lock()
+                        .is_ok_and(|state| idle::may_unload(&state, idle_for));
+                if !still {
                     continue;
-                };
+                }
+                ws.docs.remove(&doc);
                 if let Ok(state) = Arc::try_unwrap(slot) {
                     let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                     ws.idle.insert(doc, idle::Idle::of(&state));
@@ -473,6 +547,29 @@ impl Shared {
             Ok(unloaded)
         })?;
         Ok(unloaded.len())
+    }
+
+    /// Compacts `doc` in the store ([`Store::compact`]) if at least
+    /// `after` of its changes are stored one by one. `signed` is the
+    /// document, in hand under its lock.
+    fn compact(&self, doc: &DocRef, signed: &SignedDoc, after: usize) -> Result<(), NodeError> {
+        let key = doc.store_key(&self.workspace_id()?);
+        if self.store.loose_changes(&key)? < after.max(1) {
+            return Ok(());
+        }
+        let took = Instant::now();
+        let snapshot = signed.snapshot();
+        let done = self
+            .store
+            .compact(&key, &snapshot, |c| signed.holds_change(&c.bytes))?;
+        debug!(
+            ?doc,
+            "compacted {} changes into a snapshot of {} bytes in {:?}",
+            done.changes,
+            done.bytes,
+            took.elapsed()
+        );
+        Ok(())
     }
 
     /// The documents, loaded or unloaded for idleness, that `peer` was
@@ -618,12 +715,7 @@ impl Shared {
 
     /// The turn of `doc`'s sync rounds: held for a round's length.
     pub(crate) fn doc_turn(&self, doc: &DocRef) -> Arc<Mutex<()>> {
-        self.turns
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(doc.clone())
-            .or_default()
-            .clone()
+        gate(&self.turns, doc)
     }
 
     /// The libp2p peer id of `member` (the same key).

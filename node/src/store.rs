@@ -1,5 +1,6 @@
 //! The node's durable state in sled: which workspace it belongs to, every
-//! accepted change of every document with its signature, and the peer book
+//! accepted change of every document with its signature (or, once
+//! compacted, a snapshot of the document: [`snapshots`]), and the peer book
 //! (where members said they listen, to find them again after a restart), and
 //! this node's own pins (which blobs it keeps until when). Nothing is
 //! acknowledged before [`Store::flush`] returns.
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Context;
 use crate::NodeError;
 
+mod snapshots;
+pub use snapshots::Compacted;
 mod thumbnails;
 pub use thumbnails::{Bound as ThumbnailBound, Kept as KeptThumbnail, ThumbnailsKept};
 
@@ -161,21 +164,26 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored change of document `doc`.
+    /// Every change of document `doc` stored one by one (not those a
+    /// snapshot holds: [`Self::stored`] reads both).
     pub fn changes(&self, doc: &[u8; 32]) -> Result<Vec<SignedChange>, NodeError> {
-        self.changes
-            .scan_prefix(doc)
-            .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
-            .collect()
+        let mut out = Vec::new();
+        for kv in self.changes.scan_prefix(doc) {
+            let (k, v) = kv?;
+            if k.len() == CHANGE_KEY {
+                out.push(postcard::from_bytes(&v)?);
+            }
+        }
+        Ok(out)
     }
 
-    /// Whether document `doc` has any stored change.
+    /// Whether document `doc` has anything stored (a change or a snapshot).
     pub fn has_changes(&self, doc: &[u8; 32]) -> Result<bool, NodeError> {
         Ok(self.changes.scan_prefix(doc).next().transpose()?.is_some())
     }
 
-    /// Forgets every change of document `doc` (not yet durable: call
-    /// [`Self::flush`]).
+    /// Forgets every change of document `doc`, and its snapshot (not yet
+    /// durable: call [`Self::flush`]).
     pub fn remove_changes(&self, doc: &[u8; 32]) -> Result<(), NodeError> {
         let mut batch = sled::Batch::default();
         for key in self.changes.scan_prefix(doc).keys() {
@@ -397,8 +405,11 @@ fn is_volunteered(v: &[u8]) -> bool {
     v.get(8) == Some(&VOLUNTEERED)
 }
 
-fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; 64] {
-    let mut k = [0u8; 64];
+/// A stored change's key: its document's, then the hash of its bytes.
+const CHANGE_KEY: usize = 64;
+
+fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; CHANGE_KEY] {
+    let mut k = [0u8; CHANGE_KEY];
     k[..32].copy_from_slice(doc);
     k[32..].copy_from_slice(hash);
     k

@@ -134,6 +134,26 @@ pub enum SyncResponse {
     Removed(Vec<SignedChange>),
 }
 
+/// A fresh member asking one peer for a department feed's newest threads
+/// ahead of its history ([`meshwork_crdt::feed::page`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// The workspace.
+    pub workspace: [u8; 32],
+    /// The feed (a department's; conversations have no first page).
+    pub doc: DocRef,
+}
+
+/// The answer to a [`PageRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PageResponse {
+    /// The signed changes that wrote the newest threads, each to be
+    /// checked by the asker.
+    Page(Vec<SignedChange>),
+    /// The peer will not send it; the text says why.
+    Refused(String),
+}
+
 /// A joiner presenting its invite to any member.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JoinRequest {

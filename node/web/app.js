@@ -453,10 +453,14 @@ async function feedPage(key) {
     } catch {
       // The page stands without the note.
     }
-    arriving.textContent = feedState?.arriving
-      ? `Older posts are still arriving (${feedState.posts} here so far)…`
-      : "";
-    sentinel.textContent = threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
+    arriving.textContent = feedState?.preview
+      ? `The newest threads, ahead of the history (each checked against its author's signature). The history is still arriving (${feedState.posts} posts here so far)…`
+      : feedState?.arriving
+        ? `Older posts are still arriving (${feedState.posts} here so far)…`
+        : "";
+    sentinel.textContent = feedState?.preview
+      ? "Older threads show once the history has arrived."
+      : threads.length === 0 ? "No posts yet." : more ? "Loading older posts…" : "The beginning of this feed.";
   };
   new IntersectionObserver((seen) => {
     if (seen[0].isIntersecting && more) {
@@ -465,7 +469,7 @@ async function feedPage(key) {
     }
   }).observe(sentinel);
   page.on = (e) => {
-    if (e.type === "feed_changed" && e.dept === deptId) quietly(load);
+    if ((e.type === "feed_changed" || (e.type === "feed_preview" && e.kept)) && e.dept === deptId) quietly(load);
     if (e.type === "library_changed" && e.dept === deptId) quietly(loadFiles);
   };
   page.reads = deptId;

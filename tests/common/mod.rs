@@ -58,6 +58,9 @@ pub fn config(dir: &TempDir, clock: &ManualClock, free: &Arc<AtomicU64>) -> Node
     // Volunteering for pins is the pinning tests' business: they reconcile
     // by hand, so every other test sees only the holders it made.
     cfg.auto_pin = false;
+    // Every document that leaves memory is compacted: what comes back is
+    // read through a snapshot.
+    cfg.compact_after = 1;
     cfg
 }
 

@@ -78,7 +78,14 @@ pub(super) fn feed(
 /// all.
 fn note_if_arriving(client: &Client, dept: &str) -> Result<()> {
     let state: FeedState = client.get(&format!("/v1/feed/state?dept={}", urlencode(dept)))?;
-    if state.arriving {
+    if state.preview {
+        eprintln!(
+            "These are the newest threads as a colleague's node sent them ahead of the \
+             history, each checked against its author's signature. The history is still \
+             arriving ({} posts here so far); run this again in a while.",
+            state.posts
+        );
+    } else if state.arriving {
         eprintln!(
             "Older posts are still arriving ({} here so far); run this again in a while.",
             state.posts

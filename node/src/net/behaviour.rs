@@ -10,7 +10,8 @@ use libp2p::{
 
 use super::NetConfig;
 use crate::wire::{
-    BlobRequest, BlobResponse, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
+    BlobRequest, BlobResponse, JoinRequest, JoinResponse, PageRequest, PageResponse, SyncRequest,
+    SyncResponse,
 };
 
 /// Protocol name of the document sync protocol.
@@ -20,6 +21,13 @@ pub const JOIN_PROTOCOL: &str = "/meshwork/join/1";
 /// Protocol name of the one-piece blob protocol (audits; downloads use
 /// [`super::PIECES_PROTOCOL`]).
 pub const BLOB_PROTOCOL: &str = "/meshwork/blob/1";
+
+/// Protocol name of a feed's first page, ahead of its history.
+pub const PAGE_PROTOCOL: &str = "/meshwork/page/1";
+
+/// The largest first page taken: [`meshwork_crdt::feed::page::PAGE_BUDGET`]
+/// and the post that crosses it, with room for the encoding.
+const MAX_PAGE_MESSAGE: u64 = 4 << 20;
 
 /// The largest sync message taken, either way (see
 /// [`meshwork_crdt::signed::SYNC_BUDGET`]).
@@ -35,6 +43,7 @@ pub(crate) struct Behaviour {
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub join: request_response::cbor::Behaviour<JoinRequest, JoinResponse>,
     pub blob: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
+    pub page: request_response::cbor::Behaviour<PageRequest, PageResponse>,
     /// Raw streams: the piece protocol (`super::pieces`).
     pub stream: libp2p_stream::Behaviour,
 }
@@ -98,6 +107,15 @@ impl Behaviour {
             join: request_response::cbor::Behaviour::new(
                 [(
                     StreamProtocol::new(JOIN_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                rr_config.clone(),
+            ),
+            page: request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_response_size_maximum(MAX_PAGE_MESSAGE),
+                [(
+                    StreamProtocol::new(PAGE_PROTOCOL),
                     request_response::ProtocolSupport::Full,
                 )],
                 rr_config.clone(),

@@ -25,6 +25,7 @@ use crate::wire::{BlobResponse, DocRef, JoinRequest, JoinResponse};
 use crate::NodeError;
 
 mod blobs;
+mod first_page;
 mod join;
 mod liveness;
 mod membership;
@@ -34,6 +35,10 @@ mod replication;
 pub(crate) enum PendingResponse {
     Join(ResponseChannel<JoinResponse>, JoinResponse),
     Blob(ResponseChannel<BlobResponse>, BlobResponse),
+    Page(
+        ResponseChannel<crate::wire::PageResponse>,
+        crate::wire::PageResponse,
+    ),
 }
 
 pub(crate) use blobs::PieceReply;
@@ -85,6 +90,10 @@ pub(crate) struct EventLoop {
     /// Downloads waiting for the answer to a piece request.
     piece_replies: HashMap<OutboundRequestId, PieceReply>,
     join: Option<PendingJoin>,
+    /// Where asking for each feed's first page stands ([`first_page`]).
+    paged: HashMap<DocRef, first_page::Paging>,
+    /// First pages asked for and not answered yet.
+    pages: HashMap<OutboundRequestId, DocRef>,
     /// Flushes and deferred answers in progress; awaited before shutdown so
     /// that nothing holds the store when the node says it has stopped.
     background: tokio::task::JoinSet<()>,
@@ -146,6 +155,8 @@ impl EventLoop {
             grants_epoch: 0,
             piece_replies: HashMap::new(),
             join: None,
+            paged: HashMap::new(),
+            pages: HashMap::new(),
             background: tokio::task::JoinSet::new(),
             piece_server,
         };
@@ -218,6 +229,13 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .blob
+                    .send_response(channel, response);
+            }
+            Command::Respond(PendingResponse::Page(channel, response)) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .page
                     .send_response(channel, response);
             }
             Command::Respond(PendingResponse::Join(channel, response)) => {
@@ -360,6 +378,26 @@ impl EventLoop {
                 error,
                 ..
             }) => self.on_piece(request_id, Err(error.to_string())),
+            BehaviourEvent::Page(request_response::Event::Message { peer, message, .. }) => {
+                match message {
+                    request_response::Message::Request {
+                        request, channel, ..
+                    } => self.on_page_request(peer, request, channel),
+                    request_response::Message::Response {
+                        response,
+                        request_id,
+                    } => self.on_page_response(peer, request_id, response),
+                }
+            }
+            BehaviourEvent::Page(request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            }) => {
+                debug!(%peer, "first page request failed: {error}");
+                self.on_page_failure(request_id);
+            }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.peer_addrs.insert(peer_id, info.listen_addrs);
                 self.remember(peer_id);

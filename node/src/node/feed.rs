@@ -14,7 +14,7 @@ use meshwork_crdt::MemberId;
 use serde::{Deserialize, Serialize};
 
 use super::Node;
-use crate::shared::Shared;
+use crate::shared::{DocState, Shared};
 use crate::wire::DocRef;
 use crate::NodeError;
 
@@ -42,6 +42,9 @@ pub struct FeedState {
     pub posts: usize,
     /// More of the history is still coming from a peer.
     pub arriving: bool,
+    /// The newest threads shown are a peer's first page, checked change
+    /// by change, ahead of the history ([`meshwork_crdt::feed::page`]).
+    pub preview: bool,
 }
 
 /// A file a post attaches, as the library describes it.
@@ -161,8 +164,8 @@ impl Node {
         let label = roster.dept_label(&dept.id).unwrap_or(dept.name);
         let page = self
             .shared
-            .read_doc(&DocRef::Feed(dept.id.clone()), |d| {
-                Feed::new(d.doc()).threads(limit, before)
+            .with_doc(&DocRef::Feed(dept.id.clone()), |state| {
+                Ok(page_or_preview(state, limit, before))
             })?
             .map_err(NodeError::NotFound)?;
         let attached = page
@@ -205,9 +208,11 @@ impl Node {
         let me = self.member_id();
         let dept = my_dept(&self.shared.roster()?, &me, dept)?;
         self.shared.with_doc(&DocRef::Feed(dept.id), |state| {
+            let preview = shows_preview(state);
             Ok(FeedState {
                 posts: Feed::new(state.signed.doc()).len(),
-                arriving: state.still_arriving(),
+                arriving: preview || state.still_arriving(),
+                preview,
             })
         })
     }
@@ -401,8 +406,36 @@ impl Node {
     }
 }
 
-/// A department I belong to, by name, label or id ([`Roster::resolve_dept`]);
-/// a clear error otherwise.
+/// A page of a feed's threads ([`Feed::threads`]); its first page is a
+/// peer's preview instead while one is held and the history lacks its
+/// newest post (a fresh member's first minutes).
+fn page_or_preview(
+    state: &mut DocState,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<Vec<meshwork_crdt::feed::Thread>, String> {
+    if before.is_none() && shows_preview(state) {
+        if let Some(preview) = &state.preview {
+            return Ok(preview.iter().take(limit).cloned().collect());
+        }
+    }
+    Feed::new(state.signed.doc()).threads(limit, before)
+}
+
+/// Whether the feed is shown from its preview: one is held and the history
+/// does not hold its newest post yet. A preview the history caught up with
+/// is dropped.
+fn shows_preview(state: &mut DocState) -> bool {
+    let Some(newest) = state.preview.as_ref().and_then(|p| p.first()) else {
+        return false;
+    };
+    if Feed::new(state.signed.doc()).contains(&newest.0.id) {
+        state.preview = None;
+        return false;
+    }
+    true
+}
+
 /// What `library` says of the files `posts` attach.
 fn attachments<'a>(
     library: &Library<'_>,
@@ -437,6 +470,8 @@ pub(super) fn my_depts(
         .filter(move |(d, _)| d.members.contains(&me))
 }
 
+/// A department I belong to, by name, label or id ([`Roster::resolve_dept`]);
+/// a clear error otherwise.
 pub(super) fn my_dept(roster: &Roster, me: &MemberId, name: &str) -> Result<Department, NodeError> {
     let dept = roster.resolve_dept(name)?;
     if !dept.members.contains(me) {
@@ -548,7 +583,71 @@ fn reaction(given: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::reaction;
+    use meshwork_crdt::feed::write::{self, NewPost};
+    use meshwork_crdt::roster::write as roster_write;
+    use meshwork_crdt::{RosterAt, RosterBook, SignedDoc, Signer};
+
+    use super::{page_or_preview, reaction, DocState};
+
+    /// A feed of department d1 holding posts `ids`, all by Ada.
+    fn feed_with(ids: &[&str]) -> DocState {
+        let ada = Signer::from_secret([1; 32]);
+        let (mut roster, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", 1).unwrap();
+        roster
+            .change(&ada, 1, |tx| {
+                roster_write::create_dept(tx, "d1", "Research")?;
+                roster_write::dept_add(tx, "d1", ada.id())
+            })
+            .unwrap();
+        let mut feed = SignedDoc::feed("d1", vec![]).unwrap();
+        let mut book = RosterBook::new();
+        for id in ids {
+            let mut at = RosterAt::new(roster.doc(), &mut book);
+            let post = NewPost {
+                id,
+                author: ada.id(),
+                body: "hello",
+                created_at: 1,
+                reply_to: None,
+                mentions: &[],
+            };
+            feed.change_under(&mut at, &ada, 1, |tx| write::post(tx, &post))
+                .unwrap();
+        }
+        DocState::new(feed)
+    }
+
+    #[test]
+    fn a_preview_shows_until_the_history_holds_its_newest_post() {
+        let prefix = &Signer::from_secret([1; 32]).id().to_string()[..16];
+        let (old, new) = (format!("{prefix}old"), format!("{prefix}new"));
+        let mut state = feed_with(&[&old]);
+        let mut preview = feed_with(&[&old, &new]);
+        let page = page_or_preview(&mut preview, 50, None).unwrap();
+        state.preview = Some(page.clone());
+        let ids = |p: &[meshwork_crdt::feed::Thread]| -> Vec<String> {
+            p.iter().map(|(t, _)| t.id.clone()).collect()
+        };
+        assert_eq!(
+            ids(&page_or_preview(&mut state, 50, None).unwrap()),
+            [new.as_str(), old.as_str()]
+        );
+        assert_eq!(
+            ids(&page_or_preview(&mut state, 1, None).unwrap()),
+            [new.as_str()]
+        );
+        // Paging on reads the history.
+        assert!(page_or_preview(&mut state, 50, Some(&new)).is_err());
+        assert!(state.preview.is_some());
+        // The history holds the newest post: the preview goes.
+        let mut state = feed_with(&[&old, &new]);
+        state.preview = Some(page);
+        assert_eq!(
+            ids(&page_or_preview(&mut state, 50, None).unwrap()),
+            [new.as_str(), old.as_str()]
+        );
+        assert!(state.preview.is_none());
+    }
 
     #[test]
     fn reactions_are_emoji_and_names_become_emoji() {

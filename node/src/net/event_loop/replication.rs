@@ -246,6 +246,7 @@ impl EventLoop {
         if !self.sessions.open(peer, doc.clone()) {
             return;
         }
+        self.ask_first_page(peer, &doc);
         let covered = covered
             .map(|c| {
                 c.iter()
