@@ -308,16 +308,21 @@ fn plain_rss(home: &Path, depts: &[String]) -> anyhow::Result<u64> {
         .map_err(|_| anyhow::anyhow!("the ceiling said {text:?}"))
 }
 
-/// The child's side of the ceiling: the feeds of `depts` in `home`, their
-/// changes applied to plain automerge documents; prints the resident KiB.
+/// The child's side of the ceiling: the feeds of `depts` in `home` as
+/// plain automerge documents (a compacted feed loaded from its saved form,
+/// as the node loads it, then the changes stored since applied); prints the
+/// resident KiB.
 fn plain(home: &Path, depts: &[String]) -> anyhow::Result<()> {
-    use meshwork::crdt::automerge::Change;
+    use meshwork::crdt::automerge::{Automerge, Change};
     let store = Store::open(&Home::new(home).db())?;
     let ws = store.workspace()?.expect("a workspace").id;
     let mut docs = Vec::new();
     for d in depts {
-        let changes = store.changes(&DocRef::Feed(d.clone()).store_key(&ws))?;
-        let mut doc = meshwork::crdt::feed::genesis(d)?;
+        let (snapshot, changes) = store.stored(&DocRef::Feed(d.clone()).store_key(&ws))?;
+        let mut doc = match snapshot {
+            Some(s) => Automerge::load(&s.doc)?,
+            None => meshwork::crdt::feed::genesis(d)?,
+        };
         let changes: Vec<Change> = changes
             .iter()
             .filter_map(|c| Change::from_bytes(c.bytes.clone()).ok())

@@ -6,10 +6,12 @@
 //! and drops them, while a seeded RNG makes admins add, remove, move and
 //! promote members (two admins, concurrently), members post, reply, edit,
 //! react, send DMs and record files and pins, links partition and heal, and
-//! nodes restart from their stores. A removed member's node, once it knows,
-//! turns hostile and forges changes citing the roster with its removal
-//! (which every node must refuse) and changes citing stale heads (which the
-//! rule keeps: every node shows them, or none).
+//! nodes restart from their stores (compacting what they held into
+//! snapshots, as a node does when a document leaves memory). A removed
+//! member's node, once it knows, turns hostile and forges changes citing
+//! the roster with its removal (which every node must refuse) and changes
+//! citing stale heads (which the rule keeps: every node shows them, or
+//! none).
 //!
 //! After the churn every link heals and nodes exchange everything; then:
 //! - every node holds the same roster, and every node entitled to a
@@ -39,7 +41,7 @@ use meshwork_crdt::library::write::{self as lib_write, NewFile};
 use meshwork_crdt::library::{self, Library};
 use meshwork_crdt::pins::{epoch_of, write as pins_write, Epoch, PinRequest, Pins};
 use meshwork_crdt::roster::{write as roster_write, Role, Roster, RosterCache};
-use meshwork_crdt::signed::Rules;
+use meshwork_crdt::signed::{Rules, Snapshot};
 use meshwork_crdt::{
     Ingest, MemberId, OpenedSync, RosterAt, RosterBook, SignedChange, SignedDoc, Signer,
     SyncPayload,
@@ -106,8 +108,10 @@ struct Node {
     roster: SignedDoc,
     book: RosterBook,
     docs: BTreeMap<Doc, SignedDoc>,
-    /// What survives a restart.
+    /// What survives a restart: changes stored one by one, and the
+    /// snapshots documents were compacted into when they left memory.
     store: BTreeMap<Doc, Vec<SignedChange>>,
+    snapshots: BTreeMap<Doc, Snapshot>,
     sync: HashMap<(usize, Doc), sync::State>,
     /// The typed roster, re-read only where changes touched it.
     cache: RosterCache,
@@ -125,6 +129,7 @@ impl Node {
             book: RosterBook::new(),
             docs: BTreeMap::new(),
             store: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             sync: HashMap::new(),
             cache: RosterCache::default(),
             forged: BTreeMap::new(),
@@ -134,8 +139,18 @@ impl Node {
         node
     }
 
-    /// Loses everything but the store, as a process restart does.
+    /// Loses everything but the store, as a process restart does. Each
+    /// document in memory is compacted first, as a node compacts one that
+    /// leaves memory: it goes into a snapshot, and every change stored one
+    /// by one leaves the store (the node relies on a change being applied
+    /// before it is stored; were one not, a document would lose it here).
     fn restart(&mut self) {
+        for (d, doc) in &self.docs {
+            self.snapshots.insert(d.clone(), doc.snapshot());
+            if let Some(stored) = self.store.get_mut(d) {
+                stored.clear();
+            }
+        }
         let rules = Rules::Roster {
             workspace: self.workspace,
         };
@@ -168,13 +183,20 @@ impl Node {
         if !self.docs.contains_key(doc) {
             let stored = self.store.get(doc).cloned().unwrap_or_default();
             let loaded = match doc {
-                Doc::Feed(d) => SignedDoc::feed(d, stored),
-                Doc::Library(d) => SignedDoc::library(d, stored),
-                Doc::Pins => SignedDoc::pins("ws", pins_epoch(), stored),
-                Doc::Direct(a, b) => SignedDoc::direct(signer(*a).id(), signer(*b).id(), stored),
+                Doc::Feed(d) => SignedDoc::feed(d, Vec::new()),
+                Doc::Library(d) => SignedDoc::library(d, Vec::new()),
+                Doc::Pins => SignedDoc::pins("ws", pins_epoch(), Vec::new()),
+                Doc::Direct(a, b) => {
+                    SignedDoc::direct(signer(*a).id(), signer(*b).id(), Vec::new())
+                }
                 Doc::Roster => unreachable!(),
             }
-            .expect("stored document loads");
+            .expect("a document's genesis loads");
+            let mut loaded = match self.snapshots.get(doc) {
+                Some(snapshot) => loaded.restore(snapshot).expect("a snapshot restores"),
+                None => loaded,
+            };
+            loaded.add_stored(stored).expect("stored changes load");
             self.docs.insert(doc.clone(), loaded);
         }
         self.docs.get_mut(doc).expect("just loaded")

@@ -70,7 +70,7 @@ pub async fn compact(home: &std::path::Path, dept: &str) -> anyhow::Result<()> {
     let meta = store.workspace()?.expect("a workspace");
     let key = DocRef::Feed(dept.to_owned()).store_key(&meta.id);
     let feed = SignedDoc::feed(dept, store.changes(&key)?)?;
-    store.compact(&key, &feed.snapshot(), |c| feed.holds_change(&c.bytes))?;
+    store.compact(&key, &feed.snapshot())?;
     store.flush().await?;
     Ok(())
 }

@@ -559,9 +559,7 @@ impl Shared {
         }
         let took = Instant::now();
         let snapshot = signed.snapshot();
-        let done = self
-            .store
-            .compact(&key, &snapshot, |c| signed.holds_change(&c.bytes))?;
+        let done = self.store.compact(&key, &snapshot)?;
         debug!(
             ?doc,
             "compacted {} changes into a snapshot of {} bytes in {:?}",

@@ -74,13 +74,6 @@ impl SignedDoc {
         self.signatures.extend(signatures);
         Ok(self)
     }
-
-    /// Whether the change in `bytes` is part of this document (a change
-    /// that does not decode is not).
-    pub fn holds_change(&self, bytes: &[u8]) -> bool {
-        automerge::Change::from_bytes(bytes.to_vec())
-            .is_ok_and(|c| self.doc.get_change_meta_by_hash(&c.hash()).is_some())
-    }
 }
 
 #[cfg(test)]
