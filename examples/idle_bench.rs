@@ -84,30 +84,29 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let t = Instant::now();
-    while bob.ask("loaded")? > 0 {
-        std::thread::sleep(Duration::from_millis(500));
+    let first = settle(&mut bob)?;
+    // Does what the first compaction left behind drain with time?
+    std::thread::sleep(Duration::from_secs(60));
+    let (later, later_loaded) = (bob.rss()?, bob.ask("loaded")?);
+    if std::env::var_os("IDLE_BENCH_WRAP").is_some() {
+        // A profile is cut here: whoever profiles ends Bob now.
+        eprintln!("waiting for Bob (under the wrapper) to be ended");
+        bob.child.wait()?;
+        return Ok(());
     }
-    let unloaded_after = t.elapsed();
-    // Five periodic syncs with Ada pass: nothing comes back.
-    std::thread::sleep(SYNC_EVERY * 5);
-    let idle_loaded = bob.ask("loaded")?;
-    let idle = bob.rss()?;
-    // Of which heap and stacks (anonymous), and mapped files (the binary,
-    // the search index's segments).
-    let status = std::fs::read_to_string(format!("/proc/{}/status", bob.child.id()))?;
-    let split: Vec<String> = status
-        .lines()
-        .filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    eprintln!("idle: {}", split.join(", "));
 
     let t = Instant::now();
     let page = bob.ask("page Eng")?;
     let opened = t.elapsed();
     let one = bob.rss()?;
     let one_loaded = bob.ask("loaded")?;
+    bob.quit()?;
+
+    // Bob again, from a store whose feeds are snapshots now: what a member
+    // holds idle once the first sync's compaction is behind him.
+    let mut bob = Member::spawn(&bob_home)?;
+    ada.dial(bob.addr.parse()?).await?;
+    let again = settle(&mut bob)?;
     bob.quit()?;
     ada.shutdown().await;
 
@@ -122,16 +121,29 @@ async fn run(posts: usize) -> anyhow::Result<()> {
         ratio(all)
     );
     println!(
-        "| idle: unloaded after {:.0} s, then 5 periodic syncs with Ada | {:.1} MiB | {idle_loaded} | {:.2} |",
-        unloaded_after.as_secs_f64() + IDLE_AFTER.as_secs_f64(),
-        mib(idle),
-        ratio(idle)
+        "| idle: unloaded (and compacted) after {:.0} s, then 5 periodic syncs with Ada | {:.1} MiB | {} | {:.2} |",
+        first.unloaded_after.as_secs_f64() + IDLE_AFTER.as_secs_f64(),
+        mib(first.rss),
+        first.loaded,
+        ratio(first.rss)
+    );
+    println!(
+        "| a minute later | {:.1} MiB | {later_loaded} | {:.2} |",
+        mib(later),
+        ratio(later)
     );
     println!(
         "| then the newest {page} threads of Eng opened ({:.0} ms) | {:.1} MiB | {one_loaded} | {:.2} |",
         opened.as_secs_f64() * 1e3,
         mib(one),
         ratio(one)
+    );
+    println!(
+        "| restarted, synced with Ada, idle again after {:.0} s and 5 periodic syncs | {:.1} MiB | {} | {:.2} |",
+        again.unloaded_after.as_secs_f64() + IDLE_AFTER.as_secs_f64(),
+        mib(again.rss),
+        again.loaded,
+        ratio(again.rss)
     );
     println!(
         "| plain automerge holding the three feeds (ceiling) | {:.1} MiB | 3 | 1.00 |",
@@ -198,6 +210,47 @@ async fn setup(ada_home: &Path, bob_home: &Path, posts: usize) -> anyhow::Result
     Ok(depts)
 }
 
+/// Bob idle: how long his feeds took to leave memory, how many are in
+/// memory five periodic syncs later, and his resident memory then.
+struct Idle {
+    unloaded_after: Duration,
+    loaded: u64,
+    rss: u64,
+}
+
+/// Waits for Bob's feeds to be read (a Bob just started reads them for his
+/// first rounds with Ada) and to leave memory, then for five periodic
+/// syncs with Ada (which should bring nothing back), and measures him.
+fn settle(bob: &mut Member) -> anyhow::Result<Idle> {
+    // A Bob just started loads his feeds for his first rounds with Ada.
+    let t = Instant::now();
+    while bob.ask("loaded")? == 0 && t.elapsed() < SYNC_EVERY * 5 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    while bob.ask("loaded")? > 0 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let unloaded_after = t.elapsed();
+    std::thread::sleep(SYNC_EVERY * 5);
+    let loaded = bob.ask("loaded")?;
+    let rss = bob.rss()?;
+    // Of which heap and stacks (anonymous), and mapped files (the binary,
+    // the search index's segments).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", bob.child.id()))?;
+    let split: Vec<String> = status
+        .lines()
+        .filter(|l| l.starts_with("RssAnon") || l.starts_with("RssFile"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    eprintln!("idle: {}, {loaded} feeds loaded", split.join(", "));
+    Ok(Idle {
+        unloaded_after,
+        loaded,
+        rss,
+    })
+}
+
 /// Bob in his child process, driven a line at a time.
 struct Member {
     child: Child,
@@ -208,7 +261,21 @@ struct Member {
 
 impl Member {
     fn spawn(home: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+        // IDLE_BENCH_WRAP: a program to run Bob under (`heaptrack`), for a
+        // heap profile of idle Bob: the bench stops after the idle
+        // measurement and waits for Bob to be killed (what is allocated
+        // then is what idle Bob holds). His resident memory is then the
+        // wrapper's.
+        let exe = std::env::current_exe()?;
+        let mut child = match std::env::var_os("IDLE_BENCH_WRAP") {
+            Some(wrap) => {
+                let mut c = Command::new(wrap);
+                c.arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = child
             .arg("--member")
             .arg(home)
             .stdin(Stdio::piped())
@@ -216,13 +283,17 @@ impl Member {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        // (A wrapper may say something first.)
         let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("addr ")
-            .ok_or_else(|| anyhow::anyhow!("the member said {line:?}"))?
-            .to_owned();
+        let addr = loop {
+            line.clear();
+            if stdout.read_line(&mut line)? == 0 {
+                anyhow::bail!("the member ended before saying its address");
+            }
+            if let Some(addr) = line.trim().strip_prefix("addr ") {
+                break addr.to_owned();
+            }
+        };
         Ok(Self {
             child,
             stdin,

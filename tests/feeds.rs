@@ -357,7 +357,7 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
     let research = dept_id(&bob, "Research");
     // (Another document may be back too: a periodic round with a peer
     // not in step on it loads it.)
-    assert!(bob.loaded_docs().contains(&DocRef::Feed(research.clone())));
+    assert!(bob.loaded_docs().contains(&DocRef::Feed(research)));
     until("they leave memory again", || async { unloaded(&bob) }).await;
 
     let post = ada.post("Research", "after the break", None).await.unwrap();
@@ -398,11 +398,7 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
         unloaded(&bob)
     })
     .await;
-    let ws: [u8; 32] = hex::decode(bob.status().await.workspace.unwrap().id)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = DocRef::Feed(research).store_key(&ws);
+    let key = feed_key(&bob, "Research").await;
     let bob_dir = stop(bob).await;
     {
         let store = Store::open(&bob_dir.path().join("db")).unwrap();
@@ -414,6 +410,44 @@ async fn idle_documents_leave_memory_and_come_back_whole() {
     let page = bob.feed("Research", 10, None).unwrap();
     assert_eq!(page.len(), 2, "both threads, read through the snapshot");
     assert!(page.iter().any(|t| t.replies.len() == 1));
+}
+
+/// A node that stops compacts the documents it holds in memory: its next
+/// start reads each from a snapshot, not change by change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_compacts_what_it_holds_in_memory() {
+    let (clock, ada, bob, _cleo, _dave) = research().await;
+    for i in 0..3 {
+        ada.post("Research", &format!("note {i}"), None)
+            .await
+            .unwrap();
+    }
+    until("Bob has the posts", || sees(&bob, "note 2")).await;
+    let research = DocRef::Feed(dept_id(&bob, "Research"));
+    assert!(bob.loaded_docs().contains(&research), "Bob's feed is open");
+    let key = feed_key(&bob, "Research").await;
+    let bob_dir = stop(bob).await;
+    {
+        let store = Store::open(&bob_dir.path().join("db")).unwrap();
+        let (snapshot, loose) = store.stored(&key).unwrap();
+        assert!(
+            snapshot.is_some(),
+            "the open feed was compacted as Bob stopped"
+        );
+        assert!(loose.is_empty(), "{} changes left loose", loose.len());
+    }
+    let bob = restart(bob_dir, &clock, vec![addr(&ada).await]).await;
+    let page = bob.feed("Research", 10, None).unwrap();
+    assert_eq!(page.len(), 3, "every thread, read through the snapshot");
+}
+
+/// Where `node` stores department `dept`'s feed.
+async fn feed_key(node: &TestNode, dept: &str) -> [u8; 32] {
+    let ws: [u8; 32] = hex::decode(node.status().await.workspace.unwrap().id)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    DocRef::Feed(dept_id(node, dept)).store_key(&ws)
 }
 
 /// Thread and reply ids of a page, to compare pages.

@@ -20,12 +20,14 @@
 //! the department id alone ([`genesis`]).
 
 pub mod folder;
+mod index;
 mod rules;
 mod view;
 pub mod write;
 
 use automerge::{Automerge, AutomergeError, ObjType, ROOT};
 
+pub use index::BlobIndex;
 pub(crate) use rules::authorize;
 pub use rules::LibraryRules;
 pub use view::{FileEntry, Library};

@@ -544,7 +544,9 @@ impl Node {
         })
     }
 
-    /// Stops networking and closes the store.
+    /// Stops networking, compacts the documents in memory that hold
+    /// [`NodeConfig::compact_after`] changes stored one by one, and flushes
+    /// the store.
     pub async fn shutdown(&self) {
         for task in [&self.pin_keeper, &self.unloader] {
             let task = task
@@ -569,6 +571,8 @@ impl Node {
         if let Some(net) = self.net.lock().await.take() {
             let _ = net.ask(Command::Shutdown).await;
         }
+        let (shared, after) = (self.shared.clone(), self.cfg.compact_after);
+        let _ = tokio::task::spawn_blocking(move || shared.compact_loaded(after)).await;
         let _ = self.shared.store.flush().await;
         info!("node stopped");
     }

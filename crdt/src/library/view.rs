@@ -124,6 +124,21 @@ impl<'a> Library<'a> {
         found.into_iter().next()
     }
 
+    /// Each file's blob and id, reading that field alone.
+    pub fn blobs(&self) -> Vec<(String, String)> {
+        let Some(files) = self.files.as_ref() else {
+            return Vec::new();
+        };
+        self.doc
+            .keys(files)
+            .filter_map(|id| {
+                let obj = map(self.doc, files, &id)?;
+                let blob = scalar(self.doc, &obj, "blob")?.as_str()?.to_owned();
+                Some((blob, id))
+            })
+            .collect()
+    }
+
     /// The files named `name`.
     pub fn named(&self, name: &str) -> Vec<FileEntry> {
         self.where_str("name", name)

@@ -396,8 +396,12 @@ fn may_have(shared: &Shared, them: &MemberId, hash: &[u8; 32]) -> Result<bool, N
         .iter()
         .filter(|d| d.members.contains(&me) && d.members.contains(them))
     {
-        let listed = shared.read_doc(&DocRef::Library(d.id.clone()), |doc| {
-            Library::new(doc.doc()).by_blob(&blob).is_some()
+        let listed = shared.with_blob_index(&DocRef::Library(d.id.clone()), |doc, index| {
+            let library = Library::new(doc.doc());
+            index
+                .files_of(&blob)
+                .iter()
+                .any(|id| library.file(id).is_some_and(|f| f.blob == blob))
         })?;
         if listed {
             return Ok(true);

@@ -67,6 +67,9 @@ pub(crate) enum Stepped {
     Done(Ingest, Option<SyncPayload>),
     /// The asker may not share this document.
     NotShared,
+    /// This side was to speak first, and the document has left memory
+    /// with the peer in step: the session ends before it starts.
+    InStep,
 }
 
 /// The sync states of one document, per peer and side.
@@ -90,6 +93,12 @@ pub(crate) fn step(
     } = round;
     let turn = shared.doc_turn(doc);
     let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if received.is_none() && shared.idle_in_step(doc, &peer) {
+        // The loop chose the document while its lock was taken (being
+        // compacted, say: then not known to be in step), and it has left
+        // memory since. Going on would load it for nothing.
+        return Ok(Stepped::InStep);
+    }
     if let Some(a) = &asker {
         let now = shared.clock.now();
         if !shared.with_ws(|ws| Ok(ws.may_share(doc, &a.me, &a.them, now)))? {

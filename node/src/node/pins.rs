@@ -154,7 +154,7 @@ impl Node {
         let me = self.member_id();
         let ledger = self.ledger()?;
         let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
-        let files = self.my_files_by_blob()?;
+        let files = self.my_files_by_blob(ledger.requests.iter().map(|r| r.blob.as_str()))?;
         let k = ledger.roster.policy.replicas;
         let audits = self.audit_book();
         let sight = self.sight(&ledger.roster, now, &audits);
@@ -284,13 +284,20 @@ impl Node {
             info!(days = ?past, "dropped the pin ledger's days that are over");
         }
         let ledger = self.ledger()?;
-        let files = self.my_files_by_blob()?;
         let mut done = Reconciled {
             audits,
             ..Reconciled::default()
         };
         let (complete, partial) = self.stored_blobs().await?;
         let here: HashSet<String> = complete.iter().map(BlobHash::to_hex).collect();
+        // The files of what is requested and what is stored: all the pass
+        // asks the libraries about.
+        let partial_hex: Vec<String> = partial.iter().map(BlobHash::to_hex).collect();
+        let files = self.my_files_by_blob(
+            (ledger.requests.iter().map(|r| r.blob.as_str()))
+                .chain(here.iter().map(String::as_str))
+                .chain(partial_hex.iter().map(String::as_str)),
+        )?;
         let partial_bytes = self.partial_bytes(&partial).await?;
         let volunteered = self.volunteered_blobs(&ledger)?;
         let duty = match self.cfg.pin {
@@ -727,17 +734,30 @@ impl Node {
             .context("a background task failed")??)
     }
 
-    /// The files of my departments, by blob.
-    fn my_files_by_blob(&self) -> Result<HashMap<String, MyFile>, NodeError> {
+    /// The files of my departments whose blob is among `blobs`, by blob.
+    /// Found through each library's blob index, so a pass costs what is
+    /// live (the blobs asked about), not every file ever shared.
+    fn my_files_by_blob<'b>(
+        &self,
+        blobs: impl Iterator<Item = &'b str>,
+    ) -> Result<HashMap<String, MyFile>, NodeError> {
         let me = self.member_id();
         let roster = self.shared.roster()?;
+        let blobs: HashSet<&str> = blobs.collect();
         let mut out = HashMap::new();
         for d in roster.depts.iter().filter(|d| d.members.contains(&me)) {
-            let files = self
-                .shared
-                .read_doc(&DocRef::Library(d.id.clone()), |doc| {
-                    Library::new(doc.doc()).files()
-                })?;
+            let library = DocRef::Library(d.id.clone());
+            let files = self.shared.with_blob_index(&library, |doc, index| {
+                let library = Library::new(doc.doc());
+                blobs
+                    .iter()
+                    .flat_map(|blob| index.files_of(blob))
+                    .filter_map(|id| library.file(id))
+                    // (An index lists a file under every blob it was seen
+                    // to write: the file tells which is its own.)
+                    .filter(|f| blobs.contains(f.blob.as_str()))
+                    .collect::<Vec<_>>()
+            })?;
             for f in files {
                 let file = MyFile {
                     id: f.id,

@@ -208,8 +208,9 @@ impl EventLoop {
     /// The periodic sync: every shared document with every connected
     /// member, but those the member was last heard holding exactly as this
     /// node does (neither side has anything for the other; a side that
-    /// takes in something new is out of step and syncs). That is what lets
-    /// a colleague's idle documents stay unloaded.
+    /// takes in something new is out of step and syncs), and those leaving
+    /// memory (`Shared::periodic_skips`). That is what lets a colleague's
+    /// idle documents stay unloaded.
     pub(super) fn sync_all(&mut self) {
         let peers: Vec<PeerId> = self
             .swarm
@@ -218,8 +219,8 @@ impl EventLoop {
             .copied()
             .collect();
         for peer in peers {
-            let in_step = self.shared.in_step(&peer);
-            self.sync_peer(peer, &in_step);
+            let skips = self.shared.periodic_skips(&peer);
+            self.sync_peer(peer, &skips);
         }
     }
 
@@ -363,6 +364,13 @@ impl EventLoop {
         } = round;
         let (report, next) = match result {
             Ok(Stepped::Done(report, next)) => (report, next),
+            Ok(Stepped::InStep) => {
+                let next = self.sessions.after_round(peer, doc.clone(), false, true);
+                if let Some(Next::End { again: true }) = next {
+                    self.start_sync(peer, doc);
+                }
+                return;
+            }
             Ok(Stepped::NotShared) => {
                 if let After::Answer { channel, .. } = after {
                     self.answer(
