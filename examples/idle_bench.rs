@@ -202,7 +202,8 @@ async fn setup(ada_home: &Path, bob_home: &Path, posts: usize) -> anyhow::Result
             .collect();
         let t0 = 1_700_000_000_000 + i as i64;
         let changes = common::write_posts(ada_home, dept, &signer, &bodies, t0).await?;
-        for batch in changes.chunks(5_000) {
+        // As a sync leaves them: a batch of 64 at a time.
+        for batch in changes.chunks(64) {
             bob_store.put_changes(&DocRef::Feed(dept.clone()).store_key(&ws), batch)?;
         }
     }

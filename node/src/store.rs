@@ -150,28 +150,38 @@ impl Store {
         Ok(())
     }
 
-    /// Adds changes of document `doc` (not yet durable: call [`Self::flush`]).
+    /// Adds changes of document `doc` (not yet durable: call [`Self::flush`]):
+    /// one alone under its own key, several together under one key (a
+    /// bundle, see [`BUNDLE_KEY`]).
     pub fn put_changes(&self, doc: &[u8; 32], changes: &[SignedChange]) -> Result<(), NodeError> {
-        let mut batch = sled::Batch::default();
-        for c in changes {
-            let hash = blake3::hash(&c.bytes);
-            batch.insert(
-                key(doc, hash.as_bytes()).as_slice(),
-                postcard::to_stdvec(c)?,
-            );
+        match changes {
+            [] => {}
+            [c] => {
+                let hash = blake3::hash(&c.bytes);
+                let k = key(doc, hash.as_bytes());
+                self.changes.insert(k.as_slice(), postcard::to_stdvec(c)?)?;
+            }
+            _ => {
+                for bundle in changes.chunks(usize::from(u16::MAX)) {
+                    let k = bundle_key(doc, bundle);
+                    self.changes
+                        .insert(k.as_slice(), postcard::to_stdvec(bundle)?)?;
+                }
+            }
         }
-        self.changes.apply_batch(batch)?;
         Ok(())
     }
 
-    /// Every change of document `doc` stored one by one (not those a
-    /// snapshot holds: [`Self::stored`] reads both).
+    /// Every change of document `doc` stored loose, alone or in bundles
+    /// (not those a snapshot holds: [`Self::stored`] reads both).
     pub fn changes(&self, doc: &[u8; 32]) -> Result<Vec<SignedChange>, NodeError> {
         let mut out = Vec::new();
         for kv in self.changes.scan_prefix(doc) {
             let (k, v) = kv?;
-            if k.len() == CHANGE_KEY {
-                out.push(postcard::from_bytes(&v)?);
+            match k.len() {
+                CHANGE_KEY => out.push(postcard::from_bytes(&v)?),
+                BUNDLE_KEY => out.extend(postcard::from_bytes::<Vec<SignedChange>>(&v)?),
+                _ => {}
             }
         }
         Ok(out)
@@ -408,6 +418,39 @@ fn is_volunteered(v: &[u8]) -> bool {
 /// A stored change's key: its document's, then the hash of its bytes.
 const CHANGE_KEY: usize = 64;
 
+/// A bundle's key: its document's, the hash of its changes' hashes, and
+/// how many changes it holds (u16, big-endian). Changes that arrive
+/// together (a sync round's batch) are stored under one key: a fresh
+/// member's 100,000-post feed is ~1,600 keys rather than 100,000, and so
+/// is what its compaction deletes (100,000 deletes left ~200 MiB of sled's
+/// tree nodes and log buffers in memory: BENCHMARKS.md, "Memory by what is
+/// open, with compacted documents"). The same bundle stored twice is one
+/// key; a change stored in two bundles is read twice and applied once.
+const BUNDLE_KEY: usize = 66;
+
+fn bundle_key(doc: &[u8; 32], changes: &[SignedChange]) -> [u8; BUNDLE_KEY] {
+    let mut hasher = blake3::Hasher::new();
+    for c in changes {
+        hasher.update(blake3::hash(&c.bytes).as_bytes());
+    }
+    let mut k = [0u8; BUNDLE_KEY];
+    k[..32].copy_from_slice(doc);
+    k[32..64].copy_from_slice(hasher.finalize().as_bytes());
+    let n = u16::try_from(changes.len()).unwrap_or(u16::MAX);
+    k[64..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// How many changes the loose record under `key` holds (a change alone,
+/// a bundle, or none: a snapshot).
+fn loose_in(key: &[u8]) -> usize {
+    match key.len() {
+        CHANGE_KEY => 1,
+        BUNDLE_KEY => usize::from(u16::from_be_bytes([key[64], key[65]])),
+        _ => 0,
+    }
+}
+
 fn key(doc: &[u8; 32], hash: &[u8; 32]) -> [u8; CHANGE_KEY] {
     let mut k = [0u8; CHANGE_KEY];
     k[..32].copy_from_slice(doc);
@@ -440,6 +483,49 @@ mod tests {
         assert_eq!(store.pinned("b").unwrap(), Some(7));
         assert!(!store.volunteered("b").unwrap());
         assert!(!store.volunteered("nothing").unwrap());
+    }
+
+    fn change(n: u8) -> SignedChange {
+        SignedChange {
+            bytes: vec![n; 40],
+            signature: vec![n; 64],
+        }
+    }
+
+    #[test]
+    fn changes_stored_together_are_one_key_and_read_back_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (doc, other) = ([3; 32], [4; 32]);
+        store
+            .put_changes(&doc, &[change(1), change(2), change(3)])
+            .unwrap();
+        store.put_changes(&doc, &[change(4)]).unwrap();
+        // The same bundle again is the same key; another holding a change
+        // already stored holds it twice.
+        store
+            .put_changes(&doc, &[change(1), change(2), change(3)])
+            .unwrap();
+        store.put_changes(&doc, &[change(3), change(5)]).unwrap();
+        store.put_changes(&other, &[change(9), change(8)]).unwrap();
+        store.put_changes(&doc, &[]).unwrap();
+        assert_eq!(store.changes.scan_prefix(doc).count(), 3, "three keys");
+        assert_eq!(store.loose_changes(&doc).unwrap(), 6);
+        let mut got: Vec<u8> = store
+            .changes(&doc)
+            .unwrap()
+            .iter()
+            .map(|c| c.bytes[0])
+            .collect();
+        got.sort();
+        assert_eq!(got, [1, 2, 3, 3, 4, 5]);
+        store.remove_changes(&doc).unwrap();
+        assert!(store.changes(&doc).unwrap().is_empty());
+        assert_eq!(
+            store.loose_changes(&other).unwrap(),
+            2,
+            "another document's stay"
+        );
     }
 
     #[test]

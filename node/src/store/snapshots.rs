@@ -1,17 +1,18 @@
 //! Documents compacted in the store: a snapshot of a document
 //! ([`Snapshot`]: automerge's saved form and the signatures) stands in for
 //! the changes it holds, which are deleted in the same atomic batch that
-//! writes it. Changes accepted later are stored one by one beside it, as
-//! before, until the next compaction.
+//! writes it. Changes accepted later are stored loose beside it (alone or
+//! in bundles), as before, until the next compaction.
 //!
 //! A snapshot lives in the `changes` tree under its document's key and one
 //! more byte, so that every prefix scan of a document (what is stored,
-//! forgetting it whole) meets it, and a change's 64-byte key never does.
+//! forgetting it whole) meets it, and a loose record's key (64 bytes for a
+//! change alone, 66 for a bundle) never does.
 
 use meshwork_crdt::signed::Snapshot;
 use meshwork_crdt::SignedChange;
 
-use super::{Store, CHANGE_KEY};
+use super::{loose_in, Store};
 use crate::NodeError;
 
 /// The key of document `doc`'s snapshot.
@@ -44,17 +45,18 @@ impl Store {
         Ok((snapshot, self.changes(doc)?))
     }
 
-    /// How many changes of `doc` are stored one by one.
+    /// How many changes of `doc` are stored loose (alone or in bundles;
+    /// counted from the keys).
     pub fn loose_changes(&self, doc: &[u8; 32]) -> Result<usize, NodeError> {
         let mut n = 0;
         for k in self.changes.scan_prefix(doc).keys() {
-            n += usize::from(k?.len() == CHANGE_KEY);
+            n += loose_in(&k?);
         }
         Ok(n)
     }
 
     /// Replaces document `doc`'s snapshot with `snapshot`, and deletes
-    /// every change of `doc` stored one by one, in one atomic batch: a
+    /// every change of `doc` stored loose, in one atomic batch: a
     /// crash leaves the old state or the new, each whole. Not yet durable:
     /// call [`Self::flush`].
     ///
@@ -63,16 +65,18 @@ impl Store {
     /// loaded document before it is stored, so the stored ones are among
     /// its changes; one stored after the scan stays beside the snapshot,
     /// which holds it too, and loading skips it.) The changes are not read,
-    /// only their keys: at 100,000 changes, decoding each to check would
-    /// cost seconds and churn 50 MB through the allocator.
+    /// only their keys (which say how many a bundle holds): at 100,000
+    /// changes, decoding each to check would cost seconds and churn 50 MB
+    /// through the allocator.
     pub fn compact(&self, doc: &[u8; 32], snapshot: &Snapshot) -> Result<Compacted, NodeError> {
         let mut batch = sled::Batch::default();
         let mut done = Compacted::default();
         for k in self.changes.scan_prefix(doc).keys() {
             let k = k?;
-            if k.len() == CHANGE_KEY {
+            let n = loose_in(&k);
+            if n > 0 {
                 batch.remove(k);
-                done.changes += 1;
+                done.changes += n;
             }
         }
         let bytes = postcard::to_stdvec(snapshot)?;
