@@ -244,8 +244,10 @@ fn report(a: &Args, days: &[Day], plain: (u64, u64), fsync: Duration) {
     );
     println!("| day | Pia's memory | ×day 7 | Pia's idle pass (CPU) | ×day 7 (CPU) | Pia's ledger days | share p50 | ×day 7 | share p99 | live pins | day took |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // Ratios to day 7 ("—" in a run shorter than a week).
     let base = days.get(6);
-    let ratio = |f: fn(&Day) -> f64, d: &Day| base.map_or(f64::NAN, |b| f(d) / f(b));
+    let ratio = |f: fn(&Day) -> f64, d: &Day| base.map(|b| f(d) / f(b));
+    let times = |r: Option<f64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"));
     let rss = |d: &Day| d.pia_rss_kib as f64;
     let pass = |d: &Day| d.idle_cpu.as_secs_f64();
     let share = |d: &Day| d.share_p50.as_secs_f64();
@@ -253,16 +255,16 @@ fn report(a: &Args, days: &[Day], plain: (u64, u64), fsync: Duration) {
         |day: usize| [1, 7, 14, 30, 60, 90, 180, 270, 365].contains(&day) || day == days.len();
     for (i, d) in days.iter().enumerate().filter(|(i, _)| shown(i + 1)) {
         println!(
-            "| {} | {:.1} MiB | {:.2} | {:.1} ms ({:.1} ms) | {:.2} | {} | {:.2} ms | {:.2} | {:.2} ms | {} | {:.1} s |",
+            "| {} | {:.1} MiB | {} | {:.1} ms ({:.1} ms) | {} | {} | {:.2} ms | {} | {:.2} ms | {} | {:.1} s |",
             i + 1,
             rss(d) / 1024.0,
-            ratio(rss, d),
+            times(ratio(rss, d)),
             ms(d.idle_pass),
             ms(d.idle_cpu),
-            ratio(pass, d),
+            times(ratio(pass, d)),
             d.pia_days,
             ms(d.share_p50),
-            ratio(share, d),
+            times(ratio(share, d)),
             ms(d.share_p99),
             d.live_pins,
             d.took.as_secs_f64()
@@ -271,14 +273,14 @@ fn report(a: &Args, days: &[Day], plain: (u64, u64), fsync: Duration) {
     let worst = |f: fn(&Day) -> f64| {
         days.iter()
             .skip(13)
-            .map(|d| ratio(f, d))
-            .fold(f64::NAN, f64::max)
+            .filter_map(|d| ratio(f, d))
+            .reduce(f64::max)
     };
     println!(
-        "| worst from day 14 | | {:.2} | | {:.2} | | | {:.2} | | | |",
-        worst(rss),
-        worst(pass),
-        worst(share)
+        "| worst from day 14 | | {} | | {} | | | {} | | | |",
+        times(worst(rss)),
+        times(worst(pass)),
+        times(worst(share))
     );
     println!(
         "\nCeilings, same run: plain automerge holding the last day's live ledger ({} requests, two pinners' commitments) adds {:.1} MiB to a process of {:.1} MiB; writing and fsyncing one {} KiB file takes {:.2} ms (median).",

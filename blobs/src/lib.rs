@@ -36,6 +36,6 @@ pub use error::{BlobError, PieceError};
 pub use hash::{BlobHash, ParseHashError};
 pub use store::{BlobStore, EncodedPiece, Import, PieceStatus, Progress};
 pub use tree::{
-    check_piece, encoded_piece_len, piece_count, piece_range, stored_size, MAX_BLOB_SIZE,
-    MAX_ENCODED_PIECE_LEN, PIECE_SIZE,
+    check_piece, encoded_piece_len, piece_count, piece_range, room_needed, stored_size,
+    MAX_BLOB_SIZE, MAX_ENCODED_PIECE_LEN, PIECE_SIZE,
 };

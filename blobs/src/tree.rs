@@ -95,6 +95,12 @@ pub fn stored_size(size: u64) -> u64 {
     size.saturating_add(tree(size).outboard_size())
 }
 
+/// What a blob of `size` bytes still needs in the store with `present`
+/// bytes of it there already: what a fetch must have room for.
+pub fn room_needed(size: u64, present: u64) -> u64 {
+    stored_size(size).saturating_sub(present)
+}
+
 pub(crate) fn tree(size: u64) -> BaoTree {
     BaoTree::new(size, BLOCK_SIZE)
 }

@@ -54,6 +54,12 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The bytes of the pieces present (at most a piece more than the
+    /// blob's data: the last piece is shorter).
+    pub fn present_bytes(&self) -> u64 {
+        self.present.saturating_mul(crate::PIECE_SIZE)
+    }
+
     /// True once every piece is present.
     pub fn is_complete(&self) -> bool {
         self.present == self.pieces

@@ -381,9 +381,8 @@ impl Node {
             if blobs.has(&hash)? {
                 return Ok(0);
             }
-            let present = blobs.progress(&hash)?.map_or(0, |p| p.present);
-            Ok(meshwork_blobs::stored_size(size)
-                .saturating_sub(present.saturating_mul(meshwork_blobs::PIECE_SIZE)))
+            let present = blobs.progress(&hash)?.map_or(0, |p| p.present_bytes());
+            Ok(meshwork_blobs::room_needed(size, present))
         })
         .await
         .context("a background task failed")?

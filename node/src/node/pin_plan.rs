@@ -198,8 +198,7 @@ pub(super) fn plan(w: &World<'_>, below_since: &mut HashMap<String, Millis>) -> 
         let needs = if w.here.contains(&r.blob) {
             0
         } else {
-            meshwork_blobs::stored_size(r.size)
-                .saturating_sub(w.partial.get(&r.blob).copied().unwrap_or(0))
+            meshwork_blobs::room_needed(r.size, w.partial.get(&r.blob).copied().unwrap_or(0))
         };
         if fresh.saturating_add(needs) > w.room {
             match w.duty {

@@ -633,10 +633,7 @@ impl Node {
             let mut out = HashMap::new();
             for hash in partial {
                 if let Some(p) = blobs.progress(&hash)? {
-                    out.insert(
-                        hash.to_hex(),
-                        p.present.saturating_mul(meshwork_blobs::PIECE_SIZE),
-                    );
+                    out.insert(hash.to_hex(), p.present_bytes());
                 }
             }
             Ok(out)
