@@ -6,40 +6,12 @@ mod common;
 
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
+use common::{pid, research_roster as roster, signer, T0};
 use meshwork_crdt::feed::page::{self, PAGE_REPLIES, PAGE_THREADS};
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, FeedRules, Thread, MAX_BODY};
-use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{RosterAt, RosterBook, SignedChange, SignedDoc, Signer};
-
-const T0: i64 = 1_700_000_000_000;
-
-fn signer(n: u8) -> Signer {
-    Signer::from_secret([n; 32])
-}
-
-/// Ada (admin), Bob and Cleo in "Research" (d1); Dave is a member outside.
-fn roster() -> SignedDoc {
-    let ada = signer(1);
-    let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
-    doc.change(&ada, T0, |tx| {
-        roster_write::create_dept(tx, "d1", "Research")?;
-        for (n, name) in [(2, "Bob"), (3, "Cleo"), (4, "Dave")] {
-            roster_write::add_member(tx, signer(n).id(), name, Role::Member, T0, None)?;
-        }
-        for n in [1, 2, 3] {
-            roster_write::dept_add(tx, "d1", signer(n).id())?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    doc
-}
-
-fn pid(who: &Signer, name: &str) -> String {
-    format!("{}{name}", &who.id().to_string()[..16])
-}
 
 fn post(feed: &mut common::Dept, who: &Signer, id: &str, at: i64, reply_to: Option<&str>) {
     let (author, id) = (who.id(), pid(who, id));

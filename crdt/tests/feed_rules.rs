@@ -6,40 +6,11 @@ mod common;
 
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{ReadDoc, ROOT};
+use common::{pid, research_roster as roster, signer, T0};
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, MAX_ATTACHED, MAX_BODY};
-use meshwork_crdt::roster::{write as roster_write, Role};
+use meshwork_crdt::roster::write as roster_write;
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
-
-const T0: i64 = 1_700_000_000_000;
-
-fn signer(n: u8) -> Signer {
-    Signer::from_secret([n; 32])
-}
-
-/// Ada (admin) with Bob and Cleo in "Research" (id d1); Dave is a member
-/// outside it.
-fn roster() -> SignedDoc {
-    let ada = signer(1);
-    let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
-    doc.change(&ada, T0, |tx| {
-        roster_write::create_dept(tx, "d1", "Research")?;
-        for (n, name) in [(2, "Bob"), (3, "Cleo"), (4, "Dave")] {
-            roster_write::add_member(tx, signer(n).id(), name, Role::Member, T0, None)?;
-        }
-        for n in [1, 2, 3] {
-            roster_write::dept_add(tx, "d1", signer(n).id())?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    doc
-}
-
-/// A post id of `who`'s: their key's prefix, then `name`.
-fn pid(who: &Signer, name: &str) -> String {
-    format!("{}{name}", &who.id().to_string()[..16])
-}
 
 fn feed() -> common::Dept {
     common::Dept::new(SignedDoc::feed("d1", vec![]).unwrap(), roster())

@@ -6,34 +6,10 @@ mod common;
 
 use automerge::transaction::Transactable;
 use automerge::ReadDoc;
+use common::{research_roster as roster, signer, T0};
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::Library;
-use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
-
-const T0: i64 = 1_700_000_000_000;
-
-fn signer(n: u8) -> Signer {
-    Signer::from_secret([n; 32])
-}
-
-/// Ada (admin) with Bob and Cleo in "Research" (d1); Dave outside it.
-fn roster() -> SignedDoc {
-    let ada = signer(1);
-    let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
-    doc.change(&ada, T0, |tx| {
-        roster_write::create_dept(tx, "d1", "Research")?;
-        for (n, name) in [(2, "Bob"), (3, "Cleo"), (4, "Dave")] {
-            roster_write::add_member(tx, signer(n).id(), name, Role::Member, T0, None)?;
-        }
-        for n in [1, 2, 3] {
-            roster_write::dept_add(tx, "d1", signer(n).id())?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    doc
-}
 
 fn library() -> common::Dept {
     common::Dept::new(SignedDoc::library("d1", vec![]).unwrap(), roster())

@@ -6,18 +6,14 @@
 
 mod common;
 
+use common::{signer, T0};
 use meshwork_crdt::pins::{epoch_of, write, Commitment, PinRequest, Pins};
 use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::{Rejection, SignedChange, SignedDoc, Signer};
 
-const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 24 * 3600 * 1000;
 /// The deadline of every request here: the ledger's day is the one it is in.
 const UNTIL: i64 = T0 + 3 * DAY;
-
-fn signer(n: u8) -> Signer {
-    Signer::from_secret([n; 32])
-}
 
 /// Ada (admin) and Bob in "Research" (d1); Pia a pinner; Eve removed.
 fn roster() -> SignedDoc {

@@ -3,8 +3,42 @@
 
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, ReadDoc};
+use meshwork_crdt::roster::{write as roster_write, Role};
 use meshwork_crdt::signed::DocError;
 use meshwork_crdt::{Ingest, RosterAt, RosterBook, SignedChange, SignedDoc, Signer};
+
+/// The time the rule tests start at.
+pub const T0: i64 = 1_700_000_000_000;
+
+/// Test member `n`'s key (in the Research roster: Ada 1, Bob 2, Cleo 3,
+/// Dave 4).
+pub fn signer(n: u8) -> Signer {
+    Signer::from_secret([n; 32])
+}
+
+/// Ada (admin) with Bob and Cleo in "Research" (id d1); Dave is a member
+/// outside it.
+pub fn research_roster() -> SignedDoc {
+    let ada = signer(1);
+    let (mut doc, _) = SignedDoc::create_roster(&ada, "Acme", "Ada", T0).unwrap();
+    doc.change(&ada, T0, |tx| {
+        roster_write::create_dept(tx, "d1", "Research")?;
+        for (n, name) in [(2, "Bob"), (3, "Cleo"), (4, "Dave")] {
+            roster_write::add_member(tx, signer(n).id(), name, Role::Member, T0, None)?;
+        }
+        for n in [1, 2, 3] {
+            roster_write::dept_add(tx, "d1", signer(n).id())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    doc
+}
+
+/// A post id of `who`'s: their key's prefix, then `name`.
+pub fn pid(who: &Signer, name: &str) -> String {
+    format!("{}{name}", &who.id().to_string()[..16])
+}
 
 /// Builds a change by hand on a copy of `doc`, with `actor` as its actor id
 /// and signed by `key` — the tools of a hostile peer.
