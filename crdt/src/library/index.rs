@@ -145,7 +145,7 @@ mod tests {
         let (b0, id0) = share(&mut doc, &ada, 0);
         let mut index = BlobIndex::default();
         index.refresh(&doc);
-        assert_eq!(index.files_of(&b0), [id0.clone()]);
+        assert_eq!(index.files_of(&b0), [id0.as_str()]);
 
         let (b1, id1) = share(&mut doc, &ada, 1);
         let mut tx = doc.transaction();
