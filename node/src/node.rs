@@ -76,7 +76,7 @@ pub struct NodeConfig {
     /// used it for this long (`None`: keep everything loaded).
     pub unload_idle_after: Option<Duration>,
     /// When a document leaves memory with at least this many of its
-    /// changes stored one by one, compact them into one snapshot
+    /// changes stored loose (not in a snapshot), compact them into one snapshot
     /// ([`crate::Store::compact`]): it loads several times faster.
     pub compact_after: usize,
 }
@@ -545,7 +545,7 @@ impl Node {
     }
 
     /// Stops networking, compacts the documents in memory that hold
-    /// [`NodeConfig::compact_after`] changes stored one by one, and flushes
+    /// [`NodeConfig::compact_after`] changes stored loose, and flushes
     /// the store.
     pub async fn shutdown(&self) {
         for task in [&self.pin_keeper, &self.unloader] {

@@ -337,7 +337,7 @@ fn live_ledger_days(store: &Store, now: Millis) -> Result<Vec<pins::Epoch>, Node
 /// A department document (feed, conversation, library, pin ledger) as the
 /// store holds it.
 /// A department document as stored: its genesis, its snapshot if it was
-/// compacted, then the changes stored since one by one.
+/// compacted, then the changes stored loose since.
 fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, NodeError> {
     let (snapshot, stored) = store.stored(&doc.store_key(workspace))?;
     let mut signed = match doc {
@@ -359,7 +359,7 @@ fn load(doc: &DocRef, workspace: &[u8; 32], store: &Store) -> Result<SignedDoc, 
     Ok(signed)
 }
 
-/// How many changes of a document stored one by one make it worth
+/// How many changes of a document stored loose make it worth
 /// compacting when it leaves memory ([`Store::compact`]), by default: a
 /// snapshot is rewritten whole, so not for a handful.
 pub(crate) const COMPACT_AFTER: usize = 1_000;
@@ -405,8 +405,9 @@ pub(crate) struct Shared {
     loading: Mutex<HashMap<DocRef, Arc<Mutex<()>>>>,
     /// Per library, which files hold a blob: kept while the library comes
     /// and goes from memory, brought up to date as it is read
-    /// ([`Self::with_blob_index`]).
-    blob_indexes: Mutex<HashMap<DocRef, BlobIndex>>,
+    /// ([`Self::with_blob_index`]), each behind a lock of its own (the
+    /// first read of a big library holds up no other).
+    blob_indexes: Mutex<HashMap<DocRef, Arc<Mutex<BlobIndex>>>>,
 }
 
 /// The gate of `doc` in `gates`, made on first use.
@@ -505,7 +506,7 @@ impl Shared {
 
     /// Unloads the department documents unused for `idle_for` that nobody
     /// holds now, keeping what their sync sessions knew ([`idle`]), and
-    /// compacts first those with `compact_after` changes stored one by one
+    /// compacts first those with `compact_after` changes stored loose
     /// ([`Store::compact`]). Returns how many left memory. (They are dropped after the
     /// workspace lock is let go: a big document takes a while to free.)
     pub(crate) fn unload_idle(
@@ -563,7 +564,7 @@ impl Shared {
     }
 
     /// Compacts `doc` in the store ([`Store::compact`]) if at least
-    /// `after` of its changes are stored one by one. `signed` is the
+    /// `after` of its changes are stored loose. `signed` is the
     /// document, in hand under its lock.
     fn compact(&self, doc: &DocRef, signed: &SignedDoc, after: usize) -> Result<(), NodeError> {
         let key = doc.store_key(&self.workspace_id()?);
@@ -584,7 +585,7 @@ impl Shared {
     }
 
     /// Compacts every document in memory with at least `after` changes
-    /// stored one by one, each under its own lock: what a node does as it
+    /// stored loose, each under its own lock: what a node does as it
     /// stops, so that its next start reads snapshots (a 100,000-post feed:
     /// ~1 s) rather than histories change by change (~5 s).
     pub(crate) fn compact_loaded(&self, after: usize) -> Result<(), NodeError> {
@@ -716,14 +717,19 @@ impl Shared {
         doc: &DocRef,
         f: impl FnOnce(&SignedDoc, &BlobIndex) -> R,
     ) -> Result<R, NodeError> {
+        let index = self
+            .blob_indexes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(doc.clone())
+            .or_default()
+            .clone();
         self.read_doc(doc, |signed| {
-            let mut indexes = self
-                .blob_indexes
+            let mut index = index
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let index = indexes.entry(doc.clone()).or_default();
             index.refresh(signed.doc());
-            f(signed, index)
+            f(signed, &index)
         })
     }
 

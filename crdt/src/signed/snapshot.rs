@@ -1,5 +1,5 @@
 //! A document compacted: automerge's saved form of it and the signatures of
-//! its changes, instead of every change stored one by one.
+//! its changes, instead of every change stored loose.
 //!
 //! Why: a node keeps a document as the changes it accepted, and rebuilds it
 //! by applying them all. At 100,000 posts those changes take 47 MB and

@@ -638,8 +638,10 @@ fn open_for_share(path: &Path) -> Result<(std::fs::File, u64), NodeError> {
         _ => NodeError::BadRequest(format!("cannot read {}: {e}", path.display())),
     })?;
     if meta.is_dir() {
+        // (`share` sends directories to `share_folder`: this one became a
+        // directory since it looked.)
         return Err(NodeError::BadRequest(format!(
-            "{} is a directory; share the files in it one by one (or an archive of it)",
+            "{} became a directory while it was being shared; share it again to share it as a folder",
             path.display()
         )));
     }

@@ -10,7 +10,7 @@ use super::Node;
 impl Node {
     /// Unloads the department documents unused for `idle_for`, compacting
     /// in the store those with [`super::NodeConfig::compact_after`] changes
-    /// stored one by one; returns how many left memory. The node does this
+    /// stored loose; returns how many left memory. The node does this
     /// on its own every [`super::NodeConfig::unload_idle_after`]; tests and
     /// benchmarks call it to see it happen now.
     pub fn unload_idle(&self, idle_for: Duration) -> Result<usize, crate::NodeError> {

@@ -25,7 +25,7 @@ fn snapshot_key(doc: &[u8; 32]) -> [u8; 33] {
 /// What compaction did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Compacted {
-    /// Changes the snapshot took over, deleted one by one.
+    /// Changes the snapshot took over (their records deleted).
     pub changes: usize,
     /// The snapshot's size in bytes.
     pub bytes: usize,
@@ -33,7 +33,7 @@ pub struct Compacted {
 
 impl Store {
     /// Document `doc` as stored: its snapshot if it was compacted, and the
-    /// changes stored one by one (since the snapshot).
+    /// changes stored loose since (alone or in bundles).
     pub fn stored(
         &self,
         doc: &[u8; 32],
