@@ -16,7 +16,7 @@
 //! resident memory. Then every clock moves a day on.
 //!
 //! Printed for some days: Pia's memory, idle pass (wall and CPU time: the
-//! ratio is on CPU, which other work on the machine does not move), ledger
+//! ratio is on CPU, which other work on the machine moves far less), ledger
 //! days; Ada's share median and 99th percentile; each as a ratio to day 7
 //! (the bar: within 1.5× from the second week on — the table's
 //! last line is the worst day of all from day 14). Ceilings in the same
@@ -52,7 +52,9 @@ struct Day {
     pia_rss_kib: u64,
     idle_pass: Duration,
     /// The CPU time Pia's process spent in the idle pass (all threads): what
-    /// the keeper's pass costs, unmoved by what else runs on the machine.
+    /// the keeper's pass costs, moved far less than its wall time by what
+    /// else runs on the machine (though a busy sibling vCPU still inflates
+    /// it: BENCHMARKS.md, "The whole year").
     idle_cpu: Duration,
     pia_days: usize,
     live_pins: usize,

@@ -534,9 +534,7 @@ impl Shared {
         // reads the store for a document in memory, so no load meets the
         // store half rewritten.
         for (doc, slot) in &idle {
-            if let Err(e) = self.compact(doc, &lock(slot).signed, compact_after) {
-                debug!(?doc, "not compacted: {e}");
-            }
+            self.compact(doc, slot, compact_after);
         }
         let unloaded = self.with_ws(|ws| {
             let mut unloaded = Vec::new();
@@ -564,9 +562,16 @@ impl Shared {
     }
 
     /// Compacts `doc` in the store ([`Store::compact`]) if at least
-    /// `after` of its changes are stored loose. `signed` is the
-    /// document, in hand under its lock.
-    fn compact(&self, doc: &DocRef, signed: &SignedDoc, after: usize) -> Result<(), NodeError> {
+    /// `after` of its changes are stored loose, under the lock of its
+    /// `slot`. A failure leaves the store as it was: it is logged, and the
+    /// next compaction tries again.
+    fn compact(&self, doc: &DocRef, slot: &DocSlot, after: usize) {
+        if let Err(e) = self.try_compact(doc, &lock(slot).signed, after) {
+            debug!(?doc, "not compacted: {e}");
+        }
+    }
+
+    fn try_compact(&self, doc: &DocRef, signed: &SignedDoc, after: usize) -> Result<(), NodeError> {
         let key = doc.store_key(&self.workspace_id()?);
         if self.store.loose_changes(&key)? < after.max(1) {
             return Ok(());
@@ -596,10 +601,8 @@ impl Shared {
                 .map(|(doc, slot)| (doc.clone(), slot.clone()))
                 .collect())
         })?;
-        for (doc, slot) in loaded {
-            if let Err(e) = self.compact(&doc, &lock(&slot).signed, after) {
-                debug!(?doc, "not compacted: {e}");
-            }
+        for (doc, slot) in &loaded {
+            self.compact(doc, slot, after);
         }
         Ok(())
     }

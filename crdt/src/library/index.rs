@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, ChangeHash, ScalarValue};
 
-use super::Library;
+use super::{FileEntry, Library};
 use crate::read::object_path;
 
 /// Blob → the ids of the files that name it, at some heads of a library.
@@ -58,6 +58,17 @@ impl BlobIndex {
         self.files.get(blob).map_or(&[], Vec::as_slice)
     }
 
+    /// The files of `library` whose blob is `blob`, found through the index
+    /// (`library` read at the heads of the last refresh). Each file is
+    /// read to check: the index keeps every blob it saw a file write.
+    pub fn files(&self, library: &Library<'_>, blob: &str) -> Vec<FileEntry> {
+        self.files_of(blob)
+            .iter()
+            .filter_map(|id| library.file(id))
+            .filter(|f| f.blob == blob)
+            .collect()
+    }
+
     /// How many blobs it knows.
     pub fn len(&self) -> usize {
         self.files.len()
@@ -70,7 +81,7 @@ impl BlobIndex {
 
     /// Takes in one operation: a file's `blob` written. (A file's blob is
     /// written once, as it is shared; one written again stays listed under
-    /// its old blob too, and readers check the file they find.)
+    /// its old blob too: [`Self::files`] checks the file it finds.)
     fn take(&mut self, doc: &Automerge, op: automerge::legacy::Op) {
         let (Key::Map(key), OpType::Put(ScalarValue::Str(blob))) = (&op.key, &op.action) else {
             return;
@@ -78,12 +89,10 @@ impl BlobIndex {
         if key.as_str() != "blob" {
             return;
         }
-        if let Some(["files", id]) = object_path(doc, &op.obj.to_string())
-            .as_deref()
-            .map(|p| p.iter().map(String::as_str).collect::<Vec<_>>())
-            .as_deref()
-        {
-            self.add(blob.to_string(), id.to_string());
+        if let Some([files, id]) = object_path(doc, &op.obj.to_string()).as_deref() {
+            if files == "files" {
+                self.add(blob.to_string(), id.clone());
+            }
         }
     }
 

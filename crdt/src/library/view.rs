@@ -117,7 +117,8 @@ impl<'a> Library<'a> {
 
     /// The file whose blob has this hex hash (the newest, if several
     /// files share one blob). Only each file's `blob` is read until one
-    /// matches.
+    /// matches: a scan of every file, so for lookups a node repeats, keep
+    /// a [`super::BlobIndex`].
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
         let mut found = self.where_str("blob", blob);
         found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));

@@ -397,11 +397,7 @@ fn may_have(shared: &Shared, them: &MemberId, hash: &[u8; 32]) -> Result<bool, N
         .filter(|d| d.members.contains(&me) && d.members.contains(them))
     {
         let listed = shared.with_blob_index(&DocRef::Library(d.id.clone()), |doc, index| {
-            let library = Library::new(doc.doc());
-            index
-                .files_of(&blob)
-                .iter()
-                .any(|id| library.file(id).is_some_and(|f| f.blob == blob))
+            !index.files(&Library::new(doc.doc()), &blob).is_empty()
         })?;
         if listed {
             return Ok(true);

@@ -748,11 +748,7 @@ impl Node {
                 let library = Library::new(doc.doc());
                 blobs
                     .iter()
-                    .flat_map(|blob| index.files_of(blob))
-                    .filter_map(|id| library.file(id))
-                    // (An index lists a file under every blob it was seen
-                    // to write: the file tells which is its own.)
-                    .filter(|f| blobs.contains(f.blob.as_str()))
+                    .flat_map(|blob| index.files(&library, blob))
                     .collect::<Vec<_>>()
             })?;
             for f in files {
