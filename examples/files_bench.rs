@@ -336,7 +336,7 @@ async fn small_bench(files: usize) -> anyhow::Result<()> {
             &mut shares,
         ),
         (
-            "get: fetch, verify, decrypt, fsync, rename, holder record",
+            "get: fetch, verify, decrypt, fsync, rename (blob kept, holder record: after)",
             &mut gets,
         ),
     ] {

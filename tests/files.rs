@@ -346,6 +346,40 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     );
 }
 
+/// `get` returns once the plaintext is synced; the node's own copy of the
+/// blob and its record as a holder follow in the background, and a node
+/// stopped at once still has both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_keeps_its_copy_for_others_when_the_node_stops_at_once() {
+    let (clock, ada, bob, cleo, _dave) = research().await;
+    let work = tempfile::tempdir().unwrap();
+    let bytes = content(8 * 1024 * 1024 + 77, 0x0c0f_fee5);
+    let path = write_file(work.path(), "deck.pdf", &bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    let out = work.path().join("cleo.pdf");
+    cleo.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let cleo_dir = stop(cleo).await;
+    let blobs = meshwork_blobs::BlobStore::open(Home::new(cleo_dir.path()).blobs()).unwrap();
+    assert_eq!(blobs.list().unwrap().len(), 1, "the blob is in place");
+    assert!(blobs.list_partial().unwrap().is_empty());
+    drop(blobs);
+
+    // Back, she is a holder; with Bob gone, Ada fetches from her alone.
+    let _cleo = restart(cleo_dir, &clock, vec![addr(&ada).await]).await;
+    until("Ada sees two holders", || lists(&ada, &id, 2)).await;
+    let _bob_dir = stop(bob).await;
+    let out = work.path().join("ada.pdf");
+    ada.get(&id, &out, None).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
+
 /// Answers every run on a piece-protocol stream, written by hand from the
 /// protocol's description, with pieces whose last byte is flipped; counts
 /// them.

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::error::IoContext;
+use crate::flushing::Flushing;
 use crate::store::{read_full, sync_dir};
 use crate::tree::TreeHasher;
 use crate::tree::PIECE_SIZE;
@@ -676,7 +677,7 @@ pub fn open_to_path_via(
 pub fn write_via(
     dest: &Path,
     temp: &Path,
-    fill: impl FnOnce(&mut BufWriter<fs::File>) -> Result<u64, BlobError>,
+    fill: impl FnOnce(&mut Flushing) -> Result<u64, BlobError>,
 ) -> Result<u64, BlobError> {
     let dir = match temp.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
@@ -688,7 +689,8 @@ pub fn write_via(
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(&temp.0).at("create", &temp.0)?;
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    // Synced behind the writes as it grows: the final sync finds little left.
+    let mut writer = Flushing::new(file).at("create", &temp.0)?;
     let plaintext = fill(&mut writer).map_err(|e| match e {
         BlobError::Output(e) => BlobError::io("write", dest, e),
         BlobError::DiskFull { path: None } => BlobError::DiskFull {
@@ -696,11 +698,7 @@ pub fn write_via(
         },
         other => other,
     })?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| BlobError::io("write", dest, e.into_error()))?;
-    file.sync_all().at("sync", dest)?;
-    drop(file);
+    drop(writer.finish().at("write", dest)?);
     // A link, not a rename: it fails rather than replace a file that
     // appeared at `dest` meanwhile. The temporary name goes with `temp`.
     fs::hard_link(&temp.0, dest).at("link into", dest)?;

@@ -16,6 +16,7 @@
 //! open, one piece per piece written.
 //!
 //! - [`crypt`]: [`seal`], [`open`], [`open_to_path`], [`FileKey`].
+//! - [`flushing`]: a file writer that syncs behind its writes.
 //! - [`store`]: [`BlobStore`]: layout, pieces, downloads (and when they
 //!   fsync), housekeeping.
 //! - [`tree`]: the BLAKE3 tree, pieces and their sizes, and why `bao-tree`.
@@ -24,6 +25,7 @@
 
 pub mod crypt;
 mod error;
+pub mod flushing;
 mod hash;
 pub mod store;
 pub mod tree;

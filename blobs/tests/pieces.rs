@@ -216,6 +216,64 @@ fn a_crash_never_claims_unsynced_pieces() {
     assert!(b.has(&sealed.hash).unwrap());
 }
 
+#[test]
+fn syncs_wait_for_their_interval() {
+    let (a, sealed, _) = source("syncs_wait_for_their_interval", 31, 9 * PIECE_SIZE as usize);
+    let dir = tempfile::tempdir().unwrap();
+    // Every piece would be synced, but not twice within an hour: a "crash"
+    // after 5 pieces loses all five (the first sync is an hour away).
+    let b = BlobStore::open(dir.path())
+        .unwrap()
+        .with_sync_every(1)
+        .with_sync_interval(std::time::Duration::from_secs(3600));
+    for index in 0..5 {
+        let piece = a.store.read_piece(&sealed.hash, index).unwrap();
+        b.write_piece(&sealed.hash, sealed.size, index, piece.as_bytes())
+            .unwrap();
+    }
+    std::mem::forget(b);
+    let b = BlobStore::open(dir.path()).unwrap();
+    let all: Vec<u64> = (0..piece_count(sealed.size)).collect();
+    assert_eq!(b.store_missing(&sealed.hash), all);
+}
+
+/// A reader following a download finishes with the last piece's bytes;
+/// the blob is synced into place after, by `finish_download`.
+#[test]
+fn the_last_piece_of_a_followed_download_waits_for_finish() {
+    let (a, sealed, _) = source("last_piece_waits_for_finish", 32, 3 * PIECE_SIZE as usize);
+    let (hash, size) = (&sealed.hash, sealed.size);
+    let b = TestStore::new();
+    let pieces = piece_count(size);
+    let write = |index: u64| {
+        let piece = a.store.read_piece(hash, index).unwrap();
+        b.store
+            .write_piece_data(hash, size, index, piece.as_bytes())
+            .unwrap()
+            .0
+    };
+    for index in 0..pieces - 1 {
+        assert_eq!(write(index), PieceStatus::Stored);
+    }
+    // Finishing early is refused: a piece is missing.
+    assert!(matches!(
+        b.store.finish_download(hash),
+        Err(BlobError::Incomplete { .. })
+    ));
+    assert_eq!(write(pieces - 1), PieceStatus::Full);
+    assert!(!b.store.has(hash).unwrap(), "not in place before finish");
+    assert_eq!(write(0), PieceStatus::Duplicate);
+    b.store.finish_download(hash).unwrap();
+    assert!(b.store.has(hash).unwrap());
+    assert_eq!(blob_files(&b, hash), blob_files(&a, hash));
+    // Again, or for a blob complete already: nothing to do.
+    b.store.finish_download(hash).unwrap();
+    assert!(matches!(
+        b.store.finish_download(&BlobHash::from_bytes([7; 32])),
+        Err(BlobError::NotFound(_))
+    ));
+}
+
 trait Missing {
     fn store_missing(&self, hash: &BlobHash) -> Vec<u64>;
 }
@@ -612,7 +670,9 @@ fn a_download_opens_as_its_pieces_arrive() {
         assert_eq!(n, len as u64);
         assert!(out == plaintext, "len {len}: plaintext differs");
         assert_eq!(budget.held(), 0, "every byte handed over was let go");
-        // The handle followed the data file into place.
+        // The handle followed the data file into place (which the reader
+        // did not wait for when `write_piece_data` wrote the last piece).
+        b.store.finish_download(&sealed.hash).unwrap();
         assert!(b.store.has(&sealed.hash).unwrap());
     }
 }

@@ -50,6 +50,12 @@ use crate::store::{Store, WorkspaceMeta};
 use crate::wire::{InviteToken, JoinRequest};
 use crate::{Clock, NodeError, SystemClock};
 
+/// How often, at most, a download makes the pieces it wrote durable (and
+/// every 16 MiB otherwise). On a fast link a `get`'s blob then reaches the
+/// disk once, as it completes, after the plaintext beside it; a crash loses
+/// at most this much of a download's transfer.
+const DOWNLOAD_SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How to run a node.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -202,6 +208,9 @@ pub struct Node {
     pin_keeper: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// The task that unloads idle documents, stopped at shutdown.
     unloader: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// What `get`s left to finish in the background (`files.rs`, `keep`):
+    /// shutdown waits for it.
+    keeping: tokio_util::task::TaskTracker,
     /// Turns to make a thumbnail (`thumbs.rs`): a few at a time.
     thumbnailing: Arc<tokio::sync::Semaphore>,
     /// The local search index, opened on first use.
@@ -240,7 +249,8 @@ impl Node {
             None => None,
         };
         let meta = ws.as_ref().map(|w| w.meta.clone());
-        let blobs = meshwork_blobs::BlobStore::open(cfg.home.blobs())?;
+        let blobs = meshwork_blobs::BlobStore::open(cfg.home.blobs())?
+            .with_sync_interval(DOWNLOAD_SYNC_INTERVAL);
         let shared = Arc::new(Shared::new(identity, store, blobs, cfg.clock.clone(), ws));
         let node = Self {
             shared,
@@ -252,6 +262,7 @@ impl Node {
             audits: Arc::default(),
             pin_keeper: Arc::default(),
             unloader: Arc::default(),
+            keeping: tokio_util::task::TaskTracker::new(),
             thumbnailing: Arc::new(tokio::sync::Semaphore::new(thumbs::AT_ONCE)),
             search: Arc::default(),
             indexer: Arc::default(),
@@ -548,6 +559,9 @@ impl Node {
     /// [`NodeConfig::compact_after`] changes stored loose, and flushes
     /// the store.
     pub async fn shutdown(&self) {
+        // Blobs that `get`s fetched are synced into place and recorded.
+        self.keeping.close();
+        self.keeping.wait().await;
         for task in [&self.pin_keeper, &self.unloader] {
             let task = task
                 .lock()

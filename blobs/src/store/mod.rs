@@ -21,7 +21,8 @@
 //!
 //! **Downloads and fsync.** The bitmap only ever claims pieces whose data and
 //! hash pairs are on disk: pieces are written without syncing; every
-//! [`sync_every`](BlobStore::with_sync_every) pieces (and at completion,
+//! [`sync_every`](BlobStore::with_sync_every) pieces, at most once per
+//! [`sync_interval`](BlobStore::with_sync_interval) (and at completion,
 //! [`flush`](BlobStore::flush) and drop) the data and outboard files are
 //! fsynced *first*, and only then are the bits of the pieces that sync covered
 //! written into the bitmap, which is fsynced in turn. A crash loses at most
@@ -43,6 +44,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::error::IoContext;
 use crate::{BlobError, BlobHash};
@@ -62,6 +64,7 @@ pub struct BlobStore {
     /// the map.
     partials: Mutex<HashMap<BlobHash, Arc<Mutex<Partial>>>>,
     sync_every: u64,
+    sync_interval: Duration,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -88,6 +91,7 @@ impl BlobStore {
             partial_dir,
             partials: Mutex::new(HashMap::new()),
             sync_every: DEFAULT_SYNC_EVERY,
+            sync_interval: Duration::ZERO,
         };
         store.recover()?;
         Ok(store)
@@ -97,6 +101,16 @@ impl BlobStore {
     /// [`DEFAULT_SYNC_EVERY`] (1 = every piece).
     pub fn with_sync_every(mut self, pieces: u64) -> Self {
         self.sync_every = pieces.max(1);
+        self
+    }
+
+    /// Syncs downloads no more often than every `interval` (and every
+    /// [`with_sync_every`](Self::with_sync_every) pieces): on a fast link
+    /// the disk then writes a download's ciphertext once, at completion,
+    /// instead of alongside the plaintext a reader is writing. A crash loses
+    /// at most `interval`'s worth of pieces. No interval by default.
+    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval;
         self
     }
 

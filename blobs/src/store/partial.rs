@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bao_tree::io::sync::WriteAt;
 
@@ -79,6 +80,8 @@ pub(crate) struct Partial {
     unsynced: Vec<u64>,
     /// Pieces whose sync a thread is running without the lock.
     in_flight: Vec<u64>,
+    /// When the last sync began (or the download was opened).
+    synced_at: Instant,
     /// Completed or deleted: the files are gone, holders must look again.
     pub(crate) closed: bool,
 }
@@ -118,6 +121,7 @@ impl Partial {
             present_count: 0,
             unsynced: Vec::new(),
             in_flight: Vec::new(),
+            synced_at: Instant::now(),
             closed: false,
         })
     }
@@ -168,6 +172,7 @@ impl Partial {
             present_count,
             unsynced: Vec::new(),
             in_flight: Vec::new(),
+            synced_at: Instant::now(),
             closed: false,
         }))
     }
@@ -184,8 +189,10 @@ impl Partial {
         self.present_count == self.pieces
     }
 
-    pub(crate) fn unsynced(&self) -> usize {
-        self.unsynced.len()
+    /// Whether a sync is due: at least `every` pieces written since the
+    /// last one began, and at least `interval` gone by.
+    pub(crate) fn sync_due(&self, every: u64, interval: Duration) -> bool {
+        self.unsynced.len() as u64 >= every && self.synced_at.elapsed() >= interval
     }
 
     pub(crate) fn missing(&self) -> Vec<u64> {
@@ -221,6 +228,7 @@ impl Partial {
         if self.unsynced.is_empty() && self.in_flight.is_empty() {
             return Ok(());
         }
+        self.synced_at = Instant::now();
         self.data.sync_data().at("sync", &self.paths.data)?;
         self.outboard.sync_data().at("sync", &self.paths.outboard)?;
         // This sync covers the pieces another thread is syncing too.
@@ -239,6 +247,7 @@ impl Partial {
         let data = self.data.try_clone().at("open", &self.paths.data)?;
         let outboard = self.outboard.try_clone().at("open", &self.paths.outboard)?;
         self.in_flight = std::mem::take(&mut self.unsynced);
+        self.synced_at = Instant::now();
         Ok(Some(PendingSync {
             data,
             outboard,

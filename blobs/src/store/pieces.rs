@@ -75,6 +75,11 @@ pub enum PieceStatus {
     Duplicate,
     /// It was the last missing piece: the blob is now complete.
     Completed,
+    /// It was the last missing piece of a download written with
+    /// [`write_piece_data`](BlobStore::write_piece_data): every piece is
+    /// here, and [`finish_download`](BlobStore::finish_download) completes
+    /// the blob.
+    Full,
 }
 
 impl BlobStore {
@@ -200,7 +205,10 @@ impl BlobStore {
 
     /// [`write_piece`](Self::write_piece), also returning the piece's bytes
     /// of the blob (what a reader following the download wants next,
-    /// without reading it back).
+    /// without reading it back). The last missing piece does not complete
+    /// the blob: it says [`PieceStatus::Full`], so that the reader can
+    /// finish with it while [`finish_download`](Self::finish_download)
+    /// syncs the blob and moves it into place.
     pub fn write_piece_data(
         &self,
         hash: &BlobHash,
@@ -239,8 +247,30 @@ impl BlobStore {
         }
         let piece = tree::verify_piece(*hash, size, index, encoded)?;
         let data = if keep { piece.data() } else { Vec::new() };
-        let status = self.write_verified(hash, size, index, &piece)?;
+        let status = self.write_verified(hash, size, index, &piece, !keep)?;
         Ok((status, data))
+    }
+
+    /// Completes a download whose every piece is here (after
+    /// [`PieceStatus::Full`]): syncs it and moves it into place. Does nothing
+    /// if the blob is complete already; fails if a piece is missing.
+    pub fn finish_download(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        loop {
+            if self.size(hash)?.is_some() {
+                return Ok(());
+            }
+            let Some(open) = self.partial(hash, None)? else {
+                return Err(BlobError::NotFound(*hash));
+            };
+            let mut partial = lock(&open);
+            if partial.closed {
+                continue; // completed or deleted meanwhile: look again
+            }
+            if !partial.is_full() {
+                return Err(BlobError::Incomplete { hash: *hash });
+            }
+            return self.complete(&mut partial);
+        }
     }
 
     fn write_verified(
@@ -249,6 +279,7 @@ impl BlobStore {
         size: u64,
         index: u64,
         piece: &tree::VerifiedPiece,
+        complete: bool,
     ) -> Result<PieceStatus, PieceError> {
         loop {
             if let Some(known) = self.size(hash)? {
@@ -281,6 +312,12 @@ impl BlobStore {
                 partial.write(index, piece)?;
             }
             if partial.is_full() {
+                if duplicate && !complete {
+                    return Ok(PieceStatus::Duplicate);
+                }
+                if !complete {
+                    return Ok(PieceStatus::Full);
+                }
                 // Also retries a completion that failed (full disk, say).
                 self.complete(&mut partial)?;
                 return Ok(PieceStatus::Completed);
@@ -288,7 +325,7 @@ impl BlobStore {
             if duplicate {
                 return Ok(PieceStatus::Duplicate);
             }
-            if partial.unsynced() as u64 >= self.sync_every {
+            if partial.sync_due(self.sync_every, self.sync_interval) {
                 if let Some(pending) = partial.begin_sync()? {
                     drop(partial);
                     let synced = pending.run();

@@ -12,7 +12,9 @@
 //! what it did not deliver goes back to the front of the queue for the
 //! others, as do the pieces of a holder that refuses or disappears. What
 //! was written survives a crash: the next `get` resumes with only what is
-//! missing. A `watch` hears of every piece on disk.
+//! missing. A `watch` hears of every piece on disk; a watched download
+//! ends with every piece written, and the watcher's owner syncs the blob
+//! into place ([`BlobStore::finish_download`]) when it suits it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use meshwork_blobs::{Arrived, BlobHash, BlobStore, ByteBudget, PieceStatus};
+use meshwork_blobs::{Arrived, BlobError, BlobHash, BlobStore, ByteBudget, PieceStatus};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -196,6 +198,15 @@ impl Fetch {
                     self.report(self.pieces);
                     return (Some(client), RunEnd::Completed);
                 }
+                // Every piece is written; the blob is synced into place by
+                // whoever watched, once it has what it needed (`get`: after
+                // the plaintext, which then has the disk to itself).
+                Ok((PieceStatus::Full, data)) => {
+                    self.tell_bytes(piece, data);
+                    self.tell(Arrived::All);
+                    self.report(self.pieces);
+                    return (Some(client), RunEnd::Completed);
+                }
                 Ok((PieceStatus::Stored, data)) => {
                     self.tell_bytes(piece, data);
                     self.report(self.done.fetch_add(1, Ordering::Relaxed) + 1);
@@ -344,9 +355,16 @@ impl Node {
             }
             let Some((peer, client, undelivered, end)) = running.next().await else {
                 // Nothing in flight and nothing to hand out: another fetch
-                // of the same blob may have completed it meanwhile.
+                // of the same blob may have completed it meanwhile, or
+                // every piece is here but the blob was never synced into
+                // place (a node stopped after a `get` had its plaintext).
                 let blobs = fetch.blobs.clone();
-                let complete = tokio::task::spawn_blocking(move || blobs.has(&hash))
+                let complete =
+                    tokio::task::spawn_blocking(move || match blobs.finish_download(&hash) {
+                        Ok(()) => Ok(true),
+                        Err(BlobError::Incomplete { .. } | BlobError::NotFound(_)) => Ok(false),
+                        Err(e) => Err(e),
+                    })
                     .await
                     .context("a background task failed")??;
                 if complete {

@@ -393,7 +393,8 @@ impl Node {
     /// who holds it. Resumes a fetch that stopped. The plaintext is written
     /// into a hidden temporary file while the pieces arrive
     /// ([`super::opening`]), and appears at `dest` only once the whole file
-    /// is verified, decrypted and synced.
+    /// is verified, decrypted and synced. This node's copy of the blob, and
+    /// its record as a holder, follow in the background.
     pub async fn get(
         &self,
         id: &str,
@@ -447,7 +448,7 @@ impl Node {
         };
         store.remove_part(&temp)?;
         opened?;
-        self.vouch_for(&dept, &info).await?;
+        self.keep(dept, info.clone());
         if let Some(p) = progress {
             p(info.entry.blob_size, info.entry.blob_size);
         }
@@ -525,6 +526,31 @@ impl Node {
 
     /// Records that this node holds `info`'s blob, once it has opened it:
     /// only such a blob is one it can vouch for.
+    /// What a `get` leaves to the background once the plaintext is durable:
+    /// syncing the blob into place (its download wrote every piece but left
+    /// the disk to the plaintext), then this node's record as one of the
+    /// file's holders. [`Node::shutdown`] waits for it.
+    fn keep(&self, dept: String, info: FileInfo) {
+        let node = self.clone();
+        self.keeping.spawn(async move {
+            let blobs = node.shared.blobs.clone();
+            let kept = match blob_hash(&info) {
+                Ok(hash) => tokio::task::spawn_blocking(move || blobs.finish_download(&hash))
+                    .await
+                    .context("a background task failed")
+                    .and_then(|finished| finished.map_err(NodeError::from)),
+                Err(e) => Err(e),
+            };
+            let vouched = match kept {
+                Ok(()) => node.vouch_for(&dept, &info).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = vouched {
+                tracing::warn!(file = %info.entry.name, "cannot keep this file's blob for others: {e}");
+            }
+        });
+    }
+
     async fn vouch_for(&self, dept: &str, info: &FileInfo) -> Result<(), NodeError> {
         let me = self.member_id();
         if info.entry.holders.contains(&me) {

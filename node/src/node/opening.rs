@@ -6,7 +6,15 @@
 //! as it and all before it are on disk
 //! ([`meshwork_blobs::open_growing`]), reading it back from the page cache.
 //! The plaintext is written alongside the transfer instead of in a second
-//! pass over the finished blob, which once took as long as the transfer.
+//! pass over the finished blob, which once took as long as the transfer,
+//! and synced behind its writes ([`meshwork_blobs::flushing`]).
+//!
+//! Nor does `get` wait for the blob to be durable. The store syncs a
+//! download at most every few seconds (`DOWNLOAD_SYNC_INTERVAL`), and a
+//! watched download ends with every piece written but the blob not yet
+//! synced into place: on a fast link the disk takes the plaintext alone,
+//! and the blob, with this node's record as its holder, follows once `get`
+//! has its file (`Node::keep`).
 
 use std::fs::File;
 use std::io::Write;
