@@ -662,6 +662,30 @@ def case_folder(args, work, version):
     return out, raws
 
 
+def warm_memory():
+    """Touches the memory the kernel could give either tool, once, then
+    frees it.
+
+    On a VM that backs guest memory lazily (this one), a write into a page
+    the guest has never touched costs ~10x one into a page it has freed:
+    whichever tool happened to write into fresh pages lost seconds per GiB
+    (BENCHMARKS.md, sessions 8 and 17). Real hardware has no such cost, so
+    neither tool should pay it here.
+    """
+    import mmap
+    with open("/proc/meminfo") as f:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    size = max(0, info.get("MemAvailable", 0) - (2 << 30))
+    if size == 0:
+        return
+    t = time.monotonic()
+    m = mmap.mmap(-1, size)
+    for off in range(0, size, mmap.PAGESIZE):
+        m[off] = 1
+    m.close()
+    log(f"touched {size / (1 << 30):.1f} GiB of memory once in {time.monotonic() - t:.1f} s")
+
+
 def main():
     global PIDFILE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -678,6 +702,7 @@ def main():
 
     version = subprocess.run(["syncthing", "--version"], stdout=subprocess.PIPE,
                              text=True, check=True).stdout.split()[1]
+    warm_memory()
     report, raws = [], []
     for case, run, wanted in (("file", case_file, args.mib > 0),
                               ("folder", case_folder, args.files > 0)):
