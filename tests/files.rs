@@ -48,6 +48,26 @@ fn stop_at_first_piece(
     (progress, task)
 }
 
+/// `bytes` shared by `bob` as `name` (written under `work`), once `cleo`'s
+/// library lists it: the file's id.
+async fn shared_for(
+    bob: &TestNode,
+    cleo: &TestNode,
+    work: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> String {
+    let path = write_file(work, name, bytes);
+    let id = bob
+        .share("Research", &path, None, None)
+        .await
+        .unwrap()
+        .entry
+        .id;
+    until("Cleo's library lists it", || lists(cleo, &id, 1)).await;
+    id
+}
+
 /// `mib` MiB shared by Bob and fetched by Cleo, until Ada's library lists
 /// both as holders: the file's id and its bytes.
 async fn held_by_bob_and_cleo(
@@ -59,14 +79,7 @@ async fn held_by_bob_and_cleo(
     seed: u64,
 ) -> (String, Vec<u8>) {
     let bytes = content(mib * 1024 * 1024, seed);
-    let path = write_file(work, "data.bin", &bytes);
-    let id = bob
-        .share("Research", &path, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(cleo, &id, 1)).await;
+    let id = shared_for(bob, cleo, work, "data.bin", &bytes).await;
     cleo.get(&id, &work.join("cleo.bin"), None).await.unwrap();
     until("Ada sees two holders", || lists(ada, &id, 2)).await;
     (id, bytes)
@@ -296,14 +309,7 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     let (clock, _ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let bytes = content(16 * 1024 * 1024, 0x00c0_ffee);
-    let path = write_file(work.path(), "video.mp4", &bytes);
-    let id = bob
-        .share("Research", &path, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    let id = shared_for(&bob, &cleo, work.path(), "video.mp4", &bytes).await;
 
     // Cleo's fetch from Bob, its only holder: at the first piece, Bob stops.
     // (The fetch waits on the progress callback while he does, so at most
@@ -354,14 +360,7 @@ async fn a_get_keeps_its_copy_for_others_when_the_node_stops_at_once() {
     let (clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let bytes = content(8 * 1024 * 1024 + 77, 0x0c0f_fee5);
-    let path = write_file(work.path(), "deck.pdf", &bytes);
-    let id = bob
-        .share("Research", &path, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    let id = shared_for(&bob, &cleo, work.path(), "deck.pdf", &bytes).await;
     let out = work.path().join("cleo.pdf");
     cleo.get(&id, &out, None).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
