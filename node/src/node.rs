@@ -50,10 +50,11 @@ use crate::store::{Store, WorkspaceMeta};
 use crate::wire::{InviteToken, JoinRequest};
 use crate::{Clock, NodeError, SystemClock};
 
-/// How often, at most, a download makes the pieces it wrote durable (and
-/// every 16 MiB otherwise). On a fast link a `get`'s blob then reaches the
-/// disk once, as it completes, after the plaintext beside it; a crash loses
-/// at most this much of a download's transfer.
+/// How often, at most, a download makes the pieces it wrote durable (once
+/// 16 MiB of them wait, and this long after its last sync). On a fast link
+/// a `get`'s blob then reaches the disk once, as it completes, after the
+/// plaintext beside it; a crash loses at most this much of a download's
+/// transfer.
 const DOWNLOAD_SYNC_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How to run a node.

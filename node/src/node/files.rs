@@ -524,8 +524,6 @@ impl Node {
         Ok((info, stream))
     }
 
-    /// Records that this node holds `info`'s blob, once it has opened it:
-    /// only such a blob is one it can vouch for.
     /// What a `get` leaves to the background once the plaintext is durable:
     /// syncing the blob into place (its download wrote every piece but left
     /// the disk to the plaintext), then this node's record as one of the
@@ -551,6 +549,8 @@ impl Node {
         });
     }
 
+    /// Records that this node holds `info`'s blob, once it has opened it:
+    /// only such a blob is one it can vouch for.
     async fn vouch_for(&self, dept: &str, info: &FileInfo) -> Result<(), NodeError> {
         let me = self.member_id();
         if info.entry.holders.contains(&me) {
