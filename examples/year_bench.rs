@@ -56,7 +56,8 @@ struct Day {
     share_p99: Duration,
     pia_rss_kib: u64,
     idle_pass: Duration,
-    /// The CPU time Pia's process spent in the idle pass (all threads): what
+    /// The CPU time Pia's process spent in an idle pass (all threads; the
+    /// median of the day's [`IDLE_PASSES`]): what
     /// the keeper's pass costs, moved far less than its wall time by what
     /// else runs on the machine (though a busy sibling vCPU still inflates
     /// it: BENCHMARKS.md, "The whole year").
@@ -158,10 +159,9 @@ async fn run(a: Args) -> anyhow::Result<()> {
         phase("Pete commits");
         ada.reconcile_pins().await?;
         phase("Ada collects");
-        // A pass that takes in the others' commitments, then one with
-        // nothing new at all: what the keeper's every 30 s costs.
-        // The idle pass is the median of five: one pass of ~10 ms is
-        // moved by a single scheduler tick.
+        // A pass that takes in the others' commitments, then five with
+        // nothing new at all: what the keeper's every 30 s costs (five, as
+        // one pass of ~10 ms is moved by a single scheduler tick).
         pia_pass(&mut pia)?;
         let (mut walls, mut cpus) = (Vec::new(), Vec::new());
         for _ in 0..IDLE_PASSES {

@@ -312,11 +312,12 @@ impl BlobStore {
                 partial.write(index, piece)?;
             }
             if partial.is_full() {
-                if duplicate && !complete {
-                    return Ok(PieceStatus::Duplicate);
-                }
                 if !complete {
-                    return Ok(PieceStatus::Full);
+                    return Ok(if duplicate {
+                        PieceStatus::Duplicate
+                    } else {
+                        PieceStatus::Full
+                    });
                 }
                 // Also retries a completion that failed (full disk, say).
                 self.complete(&mut partial)?;
