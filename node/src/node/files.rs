@@ -531,19 +531,14 @@ impl Node {
     fn keep(&self, dept: String, info: FileInfo) {
         let node = self.clone();
         self.keeping.spawn(async move {
-            let blobs = node.shared.blobs.clone();
-            let kept = match blob_hash(&info) {
-                Ok(hash) => tokio::task::spawn_blocking(move || blobs.finish_download(&hash))
+            let kept = async {
+                let (blobs, hash) = (node.shared.blobs.clone(), blob_hash(&info)?);
+                tokio::task::spawn_blocking(move || blobs.finish_download(&hash))
                     .await
-                    .context("a background task failed")
-                    .and_then(|finished| finished.map_err(NodeError::from)),
-                Err(e) => Err(e),
+                    .context("a background task failed")??;
+                node.vouch_for(&dept, &info).await
             };
-            let vouched = match kept {
-                Ok(()) => node.vouch_for(&dept, &info).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = vouched {
+            if let Err(e) = kept.await {
                 tracing::warn!(file = %info.entry.name, "cannot keep this file's blob for others: {e}");
             }
         });
