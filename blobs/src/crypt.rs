@@ -1,19 +1,27 @@
 //! Sealing (encrypt, hash, store) and opening (verify, decrypt) a file.
 //!
 //! A sealed blob is the plaintext cut into [`CHUNK_SIZE`] chunks, each
-//! encrypted with XChaCha20-Poly1305 under the file's own random key and
-//! followed by its 16-byte tag. There is no header: everything needed to open
-//! it is in the [`FileKey`], which travels in the (encrypted, signed) file
-//! entry, never with the blob.
+//! encrypted under the file's own random key and followed by its 16-byte tag.
+//! There is no header: everything needed to open it is in the [`FileKey`],
+//! which travels in the (encrypted, signed) file entry, never with the blob.
+//! The key also says which of the two formats the blob is in:
 //!
-//! - nonce of chunk `i`: the file's random 16-byte prefix ‖ `i` (u64 LE);
-//! - associated data: `"meshwork/blob/v1"` ‖ `i` (u64 LE) ‖ `last` (one byte).
+//! | format | cipher | nonce of chunk `i` | associated data |
+//! |---|---|---|---|
+//! | 1 | XChaCha20-Poly1305 | the file's random 16-byte prefix ‖ `i` | `"meshwork/blob/v1"` ‖ `i` ‖ `last` |
+//! | 2 | AES-256-GCM | four zero bytes ‖ `i` | `"meshwork/blob/v2"` ‖ `i` ‖ `last` |
 //!
-//! So a chunk only opens at its own position, and only the real last chunk
+//! (`i` is a u64, little-endian; `last` one byte.) New files are sealed in
+//! format 2, which the hardware runs several times faster; format 1 blobs,
+//! sealed before it, still open. A key seals exactly one file, so in format
+//! 2 the chunk number alone makes every nonce unique.
+//!
+//! A chunk only opens at its own position, and only the real last chunk
 //! opens as the last one: reordering, dropping, truncating or extending the
 //! ciphertext fails, even at a chunk boundary. An empty file is one empty,
 //! last chunk (16 bytes of tag). The ciphertext size is a function of the
-//! plaintext size ([`ciphertext_size`]) and back ([`plaintext_size`]).
+//! plaintext size ([`ciphertext_size`]) and back ([`plaintext_size`]), the
+//! same in both formats.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,8 +34,8 @@ use std::thread;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use zeroize::Zeroize;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::IoContext;
 use crate::flushing::Flushing;
@@ -43,40 +51,112 @@ const TAG_SIZE: usize = 16;
 const SEALED_CHUNK: usize = CHUNK_SIZE + TAG_SIZE;
 /// Chunks sealed or opened per read and write: about 1 MiB.
 const BATCH_CHUNKS: usize = 16;
-const AD_PREFIX: &[u8; 16] = b"meshwork/blob/v1";
 
-/// The secret that opens one sealed blob: a random 256-bit key and a random
-/// 128-bit nonce prefix, fresh for every file.
+/// The secret that opens one sealed blob: a random 256-bit key, fresh for
+/// every file, and the format it seals in (see the [module](self)).
 ///
-/// `Debug` does not show it; it is wiped from memory when dropped.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` does not show it; it is wiped from memory when dropped (a format 2
+/// cipher's expanded key, ring's, is not: it lives only while a file is
+/// sealed or opened). It travels as [`FileKey::to_bytes`].
+#[derive(Clone, PartialEq, Eq)]
 pub struct FileKey {
+    format: Format,
     key: [u8; 32],
-    nonce_prefix: [u8; 16],
+}
+
+/// A blob format, with what its key holds beside the 256-bit key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// XChaCha20-Poly1305, with the file's random nonce prefix.
+    V1 { nonce_prefix: [u8; 16] },
+    /// AES-256-GCM.
+    V2,
+}
+
+/// The first byte of a format 2 key's bytes. Format 1 keys are the 32 key
+/// bytes and the 16 prefix bytes, nothing before them (as they were written
+/// before format 2 existed): their length tells them apart. A later format
+/// starts with its own number too, and is never 48 bytes long.
+const V2_TAG: u8 = 2;
+
+/// Bytes that [`FileKey::from_bytes`] cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not a key of any format.
+    #[error("malformed file key")]
+    Malformed,
+    /// A key of a blob format newer than this version reads.
+    #[error("the file is sealed in blob format {0}, newer than this version of Meshwork opens")]
+    NewerFormat(u8),
 }
 
 impl FileKey {
-    /// A fresh key from the operating system's random number generator.
+    /// A fresh key, for format 2, from the operating system's random number
+    /// generator.
     pub fn generate() -> Self {
-        let mut rng = rand::rngs::OsRng;
         let mut key = FileKey {
+            format: Format::V2,
             key: [0; 32],
-            nonce_prefix: [0; 16],
         };
-        rng.fill_bytes(&mut key.key);
-        rng.fill_bytes(&mut key.nonce_prefix);
+        rand::rngs::OsRng.fill_bytes(&mut key.key);
         key
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new(Key::from_slice(&self.key))
+    /// The key as it travels in a file entry: 33 bytes in format 2 (the
+    /// tag `2`, then the key), 48 in format 1 (the key, then the prefix).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(48));
+        match &self.format {
+            Format::V1 { nonce_prefix } => {
+                bytes.extend_from_slice(&self.key);
+                bytes.extend_from_slice(nonce_prefix);
+            }
+            Format::V2 => {
+                bytes.push(V2_TAG);
+                bytes.extend_from_slice(&self.key);
+            }
+        }
+        bytes
     }
 
-    fn nonce(&self, chunk: u64) -> XNonce {
-        let mut nonce = [0u8; 24];
-        nonce[..16].copy_from_slice(&self.nonce_prefix);
-        nonce[16..].copy_from_slice(&chunk.to_le_bytes());
-        nonce.into()
+    /// A key from [`FileKey::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let mut key = FileKey {
+            format: Format::V2,
+            key: [0; 32],
+        };
+        match bytes {
+            _ if bytes.len() == 48 => {
+                let mut nonce_prefix = [0u8; 16];
+                key.key.copy_from_slice(&bytes[..32]);
+                nonce_prefix.copy_from_slice(&bytes[32..]);
+                key.format = Format::V1 { nonce_prefix };
+            }
+            [V2_TAG, rest @ ..] if rest.len() == 32 => key.key.copy_from_slice(rest),
+            [tag, ..] if *tag > V2_TAG => return Err(KeyError::NewerFormat(*tag)),
+            _ => return Err(KeyError::Malformed),
+        }
+        Ok(key)
+    }
+
+    /// The blob format this key seals and opens: 1 or 2.
+    pub fn format(&self) -> u8 {
+        match self.format {
+            Format::V1 { .. } => 1,
+            Format::V2 => 2,
+        }
+    }
+
+    fn cipher(&self) -> ChunkCipher {
+        match self.format {
+            Format::V1 { nonce_prefix } => ChunkCipher::V1 {
+                cipher: XChaCha20Poly1305::new(Key::from_slice(&self.key)),
+                nonce_prefix,
+            },
+            Format::V2 => ChunkCipher::V2(Box::new(LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, &self.key).expect("a 256-bit key"),
+            ))),
+        }
     }
 }
 
@@ -89,20 +169,110 @@ impl fmt::Debug for FileKey {
 impl Drop for FileKey {
     fn drop(&mut self) {
         self.key.zeroize();
-        self.nonce_prefix.zeroize();
+        if let Format::V1 { nonce_prefix } = &mut self.format {
+            nonce_prefix.zeroize();
+        }
     }
 }
 
-fn associated_data(chunk: u64, last: bool) -> [u8; 25] {
+/// A file key made ready to seal and open chunks in its format.
+enum ChunkCipher {
+    V1 {
+        cipher: XChaCha20Poly1305,
+        nonce_prefix: [u8; 16],
+    },
+    /// Boxed: ring's key schedule and GHASH table are ~500 bytes.
+    V2(Box<LessSafeKey>),
+}
+
+/// A chunk that failed to seal or open; the caller says which and where.
+struct ChunkError;
+
+impl ChunkCipher {
+    /// Encrypts chunk `chunk` in place; returns its tag.
+    fn seal(&self, chunk: u64, last: bool, text: &mut [u8]) -> Result<[u8; TAG_SIZE], ChunkError> {
+        match self {
+            ChunkCipher::V1 {
+                cipher,
+                nonce_prefix,
+            } => {
+                let tag = cipher
+                    .encrypt_in_place_detached(
+                        &v1_nonce(nonce_prefix, chunk),
+                        &associated_data(b"meshwork/blob/v1", chunk, last),
+                        text,
+                    )
+                    .map_err(|_| ChunkError)?;
+                Ok(tag.into())
+            }
+            ChunkCipher::V2(key) => {
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        v2_nonce(chunk),
+                        Aad::from(associated_data(b"meshwork/blob/v2", chunk, last)),
+                        text,
+                    )
+                    .map_err(|_| ChunkError)?;
+                let mut out = [0u8; TAG_SIZE];
+                out.copy_from_slice(tag.as_ref());
+                Ok(out)
+            }
+        }
+    }
+
+    /// Authenticates and decrypts chunk `chunk` in place.
+    fn open(&self, chunk: u64, last: bool, text: &mut [u8], tag: &[u8]) -> Result<(), ChunkError> {
+        match self {
+            ChunkCipher::V1 {
+                cipher,
+                nonce_prefix,
+            } => cipher
+                .decrypt_in_place_detached(
+                    &v1_nonce(nonce_prefix, chunk),
+                    &associated_data(b"meshwork/blob/v1", chunk, last),
+                    text,
+                    Tag::from_slice(tag),
+                )
+                .map_err(|_| ChunkError),
+            ChunkCipher::V2(key) => {
+                let tag = ring::aead::Tag::try_from(tag).map_err(|_| ChunkError)?;
+                key.open_in_place_separate_tag(
+                    v2_nonce(chunk),
+                    Aad::from(associated_data(b"meshwork/blob/v2", chunk, last)),
+                    tag,
+                    text,
+                    0..,
+                )
+                .map(drop)
+                .map_err(|_| ChunkError)
+            }
+        }
+    }
+}
+
+fn v1_nonce(prefix: &[u8; 16], chunk: u64) -> XNonce {
+    let mut nonce = [0u8; 24];
+    nonce[..16].copy_from_slice(prefix);
+    nonce[16..].copy_from_slice(&chunk.to_le_bytes());
+    nonce.into()
+}
+
+fn v2_nonce(chunk: u64) -> Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[4..].copy_from_slice(&chunk.to_le_bytes());
+    Nonce::assume_unique_for_key(nonce)
+}
+
+fn associated_data(format: &[u8; 16], chunk: u64, last: bool) -> [u8; 25] {
     let mut ad = [0u8; 25];
-    ad[..16].copy_from_slice(AD_PREFIX);
+    ad[..16].copy_from_slice(format);
     ad[16..24].copy_from_slice(&chunk.to_le_bytes());
     ad[24] = u8::from(last);
     ad
 }
 
 /// What [`seal`] made: the blob's id and sizes, and the key to open it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBlob {
     /// The blob's id: BLAKE3 of the ciphertext.
     pub hash: BlobHash,
@@ -165,7 +335,7 @@ pub fn seal(store: &BlobStore, mut plaintext: impl Read) -> Result<SealedBlob, B
                     Err(_) => break Ok(()),
                 }
             };
-            let last = match seal_batch(&key, &cipher, &mut reader, &mut batch, &mut chunk) {
+            let last = match seal_batch(&cipher, &mut reader, &mut batch, &mut chunk) {
                 Ok(last) => last,
                 Err(e) => break Err(e),
             };
@@ -217,8 +387,7 @@ impl Batch {
 /// Reads up to a batch of plaintext chunks, each into its sealed slot, and
 /// encrypts them in place. Returns whether the last chunk is in it.
 fn seal_batch(
-    key: &FileKey,
-    cipher: &XChaCha20Poly1305,
+    cipher: &ChunkCipher,
     reader: &mut ChunkReader<impl Read>,
     batch: &mut Batch,
     chunk: &mut u64,
@@ -232,7 +401,7 @@ fn seal_batch(
             .map_err(BlobError::Input)?;
         let (text, rest) = batch.buf[start..].split_at_mut(len);
         let tag = cipher
-            .encrypt_in_place_detached(&key.nonce(*chunk), &associated_data(*chunk, last), text)
+            .seal(*chunk, last, text)
             .map_err(|_| BlobError::Input(io::Error::other("chunk encryption failed")))?;
         rest[..TAG_SIZE].copy_from_slice(&tag);
         *chunk += 1;
@@ -354,7 +523,6 @@ pub fn open(
                 let len = batch.len;
                 let opener = Opener {
                     hash,
-                    key,
                     cipher: &cipher,
                     chunks,
                 };
@@ -383,8 +551,7 @@ pub fn open(
 /// Decrypts sealed chunks in place and writes their plaintext.
 struct Opener<'a> {
     hash: &'a BlobHash,
-    key: &'a FileKey,
-    cipher: &'a XChaCha20Poly1305,
+    cipher: &'a ChunkCipher,
     /// Chunks in the whole blob: the last one opens only as the last.
     chunks: u64,
 }
@@ -403,12 +570,7 @@ impl Opener<'_> {
             let last = chunk + 1 == self.chunks;
             let (text, tag) = sealed.split_at_mut(sealed.len() - TAG_SIZE);
             self.cipher
-                .decrypt_in_place_detached(
-                    &self.key.nonce(chunk),
-                    &associated_data(chunk, last),
-                    text,
-                    Tag::from_slice(tag),
-                )
+                .open(chunk, last, text, tag)
                 .map_err(|_| BlobError::Decrypt {
                     hash: *self.hash,
                     chunk,
@@ -513,7 +675,6 @@ pub fn open_growing(
     let cipher = key.cipher();
     let opener = Opener {
         hash,
-        key,
         cipher: &cipher,
         chunks: size.div_ceil(SEALED_CHUNK as u64),
     };

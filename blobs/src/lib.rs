@@ -32,7 +32,7 @@ pub mod tree;
 
 pub use crypt::{
     ciphertext_size, open, open_growing, open_to_path, open_to_path_via, plaintext_size, seal,
-    temp_path_for, write_via, Arrived, ByteBudget, FileKey, HeldBytes, SealedBlob,
+    temp_path_for, write_via, Arrived, ByteBudget, FileKey, HeldBytes, KeyError, SealedBlob,
 };
 pub use error::{BlobError, PieceError};
 pub use hash::{BlobHash, ParseHashError};

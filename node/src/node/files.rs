@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::Stream;
-use meshwork_blobs::{BlobHash, FileKey};
+use meshwork_blobs::{BlobHash, FileKey, KeyError};
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::feed::Post;
@@ -214,7 +214,7 @@ impl Node {
         }
         let shared_at = self.shared.clock.now();
         let id = meshwork_crdt::library::file_id(&me, rand::random());
-        let key = encode_key(&sealed.key)?;
+        let key = encode_key(&sealed.key);
         let blob = sealed.hash.to_hex();
         let media_type = match entries {
             Some(_) => FOLDER_TYPE.to_owned(),
@@ -694,15 +694,17 @@ pub(super) fn blob_hash(info: &FileInfo) -> Result<BlobHash, NodeError> {
         .map_err(|_| NodeError::Internal(format!("file {} names a malformed blob", info.entry.id)))
 }
 
-fn encode_key(key: &FileKey) -> Result<String, NodeError> {
-    Ok(hex::encode(postcard::to_stdvec(key)?))
+fn encode_key(key: &FileKey) -> String {
+    hex::encode(key.to_bytes())
 }
 
 fn decode_key(hex_key: &str) -> Result<FileKey, NodeError> {
-    hex::decode(hex_key)
-        .ok()
-        .and_then(|b| postcard::from_bytes(&b).ok())
-        .ok_or_else(|| NodeError::Internal("the library holds a malformed file key".into()))
+    let malformed = || NodeError::Internal("the library holds a malformed file key".into());
+    let bytes = zeroize::Zeroizing::new(hex::decode(hex_key).map_err(|_| malformed())?);
+    FileKey::from_bytes(&bytes).map_err(|e| match e {
+        KeyError::Malformed => malformed(),
+        KeyError::NewerFormat(_) => NodeError::Conflict(format!("{e}: update it to open it")),
+    })
 }
 
 /// Bytes in a piece of [`Node::read_file`]'s stream.
