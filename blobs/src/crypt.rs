@@ -51,6 +51,9 @@ const TAG_SIZE: usize = 16;
 const SEALED_CHUNK: usize = CHUNK_SIZE + TAG_SIZE;
 /// Chunks sealed or opened per read and write: about 1 MiB.
 const BATCH_CHUNKS: usize = 16;
+/// What each format's associated data starts with.
+const V1_AD: &[u8; 16] = b"meshwork/blob/v1";
+const V2_AD: &[u8; 16] = b"meshwork/blob/v2";
 
 /// The secret that opens one sealed blob: a random 256-bit key, fresh for
 /// every file, and the format it seals in (see the [module](self)).
@@ -199,7 +202,7 @@ impl ChunkCipher {
                 let tag = cipher
                     .encrypt_in_place_detached(
                         &v1_nonce(nonce_prefix, chunk),
-                        &associated_data(b"meshwork/blob/v1", chunk, last),
+                        &associated_data(V1_AD, chunk, last),
                         text,
                     )
                     .map_err(|_| ChunkError)?;
@@ -209,7 +212,7 @@ impl ChunkCipher {
                 let tag = key
                     .seal_in_place_separate_tag(
                         v2_nonce(chunk),
-                        Aad::from(associated_data(b"meshwork/blob/v2", chunk, last)),
+                        Aad::from(associated_data(V2_AD, chunk, last)),
                         text,
                     )
                     .map_err(|_| ChunkError)?;
@@ -229,7 +232,7 @@ impl ChunkCipher {
             } => cipher
                 .decrypt_in_place_detached(
                     &v1_nonce(nonce_prefix, chunk),
-                    &associated_data(b"meshwork/blob/v1", chunk, last),
+                    &associated_data(V1_AD, chunk, last),
                     text,
                     Tag::from_slice(tag),
                 )
@@ -238,7 +241,7 @@ impl ChunkCipher {
                 let tag = ring::aead::Tag::try_from(tag).map_err(|_| ChunkError)?;
                 key.open_in_place_separate_tag(
                     v2_nonce(chunk),
-                    Aad::from(associated_data(b"meshwork/blob/v2", chunk, last)),
+                    Aad::from(associated_data(V2_AD, chunk, last)),
                     tag,
                     text,
                     0..,
