@@ -11,6 +11,10 @@ use super::behaviour::Behaviour;
 use super::NetConfig;
 use crate::NodeError;
 
+/// How long a connection may take to be dialled or accepted and upgraded
+/// (TCP, noise, yamux) before it is given up.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The network key of a workspace, derived from its secret: the prologue
 /// of every noise handshake between its nodes. Both ends must hash in the
 /// same prologue, or the handshake's authenticated messages fail.
@@ -36,14 +40,16 @@ pub(crate) fn build_swarm(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-                    .timeout(Duration::from_secs(20)),
+                    .multiplex(yamux::Config::default()),
             )
         })
         .map_err(|e| err(e.to_string()))?
         .with_behaviour(|key| Behaviour::new(key, cfg).map_err(Into::into))
         .map_err(|e| err(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        // The builder wraps the transport in this timeout; one of our own
+        // inside it (there was one, of 20 s) would never fire.
+        .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
     Ok(swarm)
 }
