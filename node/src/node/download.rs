@@ -192,16 +192,11 @@ impl Fetch {
                 Err(e) => Err(broken(e)),
             };
             match outcome {
-                Ok((PieceStatus::Completed, data)) => {
-                    self.tell_bytes(piece, data);
-                    self.tell(Arrived::All);
-                    self.report(self.pieces);
-                    return (Some(client), RunEnd::Completed);
-                }
-                // Every piece is written; the blob is synced into place by
-                // whoever watched, once it has what it needed (`get`: after
-                // the plaintext, which then has the disk to itself).
-                Ok((PieceStatus::Full, data)) => {
+                // Full: every piece is written, and the blob is synced into
+                // place by whoever watched, once it has what it needed
+                // (`get`: after the plaintext, which then has the disk to
+                // itself).
+                Ok((PieceStatus::Completed | PieceStatus::Full, data)) => {
                     self.tell_bytes(piece, data);
                     self.tell(Arrived::All);
                     self.report(self.pieces);
