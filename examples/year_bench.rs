@@ -175,7 +175,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         }
         let (idle_pass, _) = percentiles(&mut walls);
         let (idle_cpu, _) = percentiles(&mut cpus);
-        let idle_cpu_min = cpus[0];
+        let idle_cpu_min = cpus.iter().copied().min().unwrap_or_default();
         pia.say("days")?;
         let pia_days = pia
             .answer()?
