@@ -48,23 +48,16 @@ fn stop_at_first_piece(
     (progress, task)
 }
 
-/// `bytes` shared by `bob` as `name` (written under `work`), once `cleo`'s
-/// library lists it: the file's id.
-async fn shared_for(
-    bob: &TestNode,
-    cleo: &TestNode,
-    work: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> String {
-    let path = write_file(work, name, bytes);
-    let id = bob
-        .share("Research", &path, None, None)
+/// The file at `path` shared by `sharer`, once `viewer`'s library lists it:
+/// the file's id.
+async fn shared_for(sharer: &TestNode, viewer: &TestNode, path: &Path) -> String {
+    let id = sharer
+        .share("Research", path, None, None)
         .await
         .unwrap()
         .entry
         .id;
-    until("Cleo's library lists it", || lists(cleo, &id, 1)).await;
+    until("the viewer's library lists it", || lists(viewer, &id, 1)).await;
     id
 }
 
@@ -79,7 +72,7 @@ async fn held_by_bob_and_cleo(
     seed: u64,
 ) -> (String, Vec<u8>) {
     let bytes = content(mib * 1024 * 1024, seed);
-    let id = shared_for(bob, cleo, work, "data.bin", &bytes).await;
+    let id = shared_for(bob, cleo, &write_file(work, "data.bin", &bytes)).await;
     cleo.get(&id, &work.join("cleo.bin"), None).await.unwrap();
     until("Ada sees two holders", || lists(ada, &id, 2)).await;
     (id, bytes)
@@ -198,13 +191,7 @@ async fn a_file_too_large_for_the_disk_is_refused_before_a_byte_is_written() {
     bob.check_share("Research", "report.pdf", size as u64)
         .unwrap();
 
-    let id = ada
-        .share("Research", &file, None, None)
-        .await
-        .unwrap()
-        .entry
-        .id;
-    until("Cleo's library lists it", || lists(&cleo, &id, 1)).await;
+    let id = shared_for(&ada, &cleo, &file).await;
     // Fetching needs room for the blob; downloading to the same disk, for
     // the plaintext too.
     let dest = work.path().join("copy.pdf");
@@ -309,7 +296,7 @@ async fn a_fetch_cut_off_midway_resumes_when_a_holder_is_back() {
     let (clock, _ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let bytes = content(16 * 1024 * 1024, 0x00c0_ffee);
-    let id = shared_for(&bob, &cleo, work.path(), "video.mp4", &bytes).await;
+    let id = shared_for(&bob, &cleo, &write_file(work.path(), "video.mp4", &bytes)).await;
 
     // Cleo's fetch from Bob, its only holder: at the first piece, Bob stops.
     // (The fetch waits on the progress callback while he does, so at most
@@ -360,7 +347,7 @@ async fn a_get_keeps_its_copy_for_others_when_the_node_stops_at_once() {
     let (clock, ada, bob, cleo, _dave) = research().await;
     let work = tempfile::tempdir().unwrap();
     let bytes = content(8 * 1024 * 1024 + 77, 0x0c0f_fee5);
-    let id = shared_for(&bob, &cleo, work.path(), "deck.pdf", &bytes).await;
+    let id = shared_for(&bob, &cleo, &write_file(work.path(), "deck.pdf", &bytes)).await;
     let out = work.path().join("cleo.pdf");
     cleo.get(&id, &out, None).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
