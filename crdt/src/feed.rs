@@ -40,8 +40,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The most files one post attaches.
 pub const MAX_ATTACHED: usize = 16;
 
-/// A new post's id: the first 8 bytes of its author's key, then 8 random
-/// bytes, in hex. The rules hold every post to its author's prefix (as file
+/// A new post's id: the first 8 bytes of its author's key, then a nonce
+/// ([`crate::Nonces`]: ascending, so that the feed's map of posts grows at
+/// its end), in hex. The rules hold every post to its author's prefix (as file
 /// ids are held to their uploader's), so no member can create, concurrently
 /// from an older state, a post under an id another member uses, and have
 /// automerge's conflict rule pick theirs.
@@ -54,7 +55,7 @@ pub fn post_id(author: &crate::MemberId, nonce: [u8; 8]) -> String {
 }
 
 /// Whether `id` is a post id of `author`'s: their key's 16-hex prefix, then
-/// 1 to 48 characters of `[0-9a-z_-]` ([`post_id`] makes 16 random hex).
+/// 1 to 48 characters of `[0-9a-z_-]` ([`post_id`] makes 16 hex).
 pub(crate) fn is_post_id_of(id: &str, author: &crate::MemberId) -> bool {
     let prefix = &author.to_string()[..16];
     id.strip_prefix(prefix).is_some_and(|rest| {

@@ -15,6 +15,7 @@
 //!   who holds them — and its rules.
 //! - [`pins`]: the workspace's pin ledger — which blobs must stay available
 //!   until when, and who committed to keep them — and its rules.
+//! - [`nonce`]: the ascending second half of a post's or file's id.
 //! - [`roster`]: the workspace roster — members, roles, departments, invites —
 //!   its writers, its typed view and its authorization rules.
 #![deny(missing_docs)]
@@ -25,6 +26,7 @@ pub mod feed;
 mod genesis;
 pub mod identity;
 pub mod library;
+pub mod nonce;
 pub mod pins;
 mod read;
 pub mod roster;
@@ -33,6 +35,7 @@ pub mod signed;
 pub use automerge;
 pub use cite::{RosterAt, RosterBook};
 pub use identity::{MemberId, Signer};
+pub use nonce::Nonces;
 pub use read::touched_since;
 pub use signed::{Ingest, OpenedSync, Rejection, SignedChange, SignedDoc, SyncBatch, SyncPayload};
 

@@ -35,8 +35,9 @@ pub use view::{FileEntry, Library};
 /// The longest file name, in bytes.
 pub const MAX_NAME: usize = 255;
 
-/// A new file's id: the first 8 bytes of its uploader's key, then 8 random
-/// bytes, in hex. The rules hold every file to its uploader's prefix, so no
+/// A new file's id: the first 8 bytes of its uploader's key, then a nonce
+/// ([`crate::Nonces`]: ascending, so that the library's map of files grows
+/// at its end), in hex. The rules hold every file to its uploader's prefix, so no
 /// member can create — concurrently, from an older state — a record under an
 /// id another member uses, and have automerge's conflict rule pick theirs.
 pub fn file_id(uploader: &crate::MemberId, nonce: [u8; 8]) -> String {

@@ -290,6 +290,12 @@ impl Node {
         self.shared.identity.signer.id()
     }
 
+    /// The second half of a new post's or file's id: ascending, from this
+    /// node's clock ([`meshwork_crdt::nonce`]).
+    fn new_nonce(&self) -> [u8; 8] {
+        self.shared.nonces.next(self.shared.clock.now())
+    }
+
     /// This device's libp2p peer id.
     pub fn peer_id(&self) -> PeerId {
         self.shared.identity.keypair.public().to_peer_id()

@@ -408,6 +408,8 @@ pub(crate) struct Shared {
     /// ([`Self::with_blob_index`]), each behind a lock of its own (the
     /// first read of a big library holds up no other).
     blob_indexes: Mutex<HashMap<DocRef, Arc<Mutex<BlobIndex>>>>,
+    /// The second halves of this node's new post and file ids.
+    pub nonces: meshwork_crdt::Nonces,
 }
 
 /// The gate of `doc` in `gates`, made on first use.
@@ -444,6 +446,7 @@ impl Shared {
             turns: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
             blob_indexes: Mutex::new(HashMap::new()),
+            nonces: Default::default(),
         }
     }
 

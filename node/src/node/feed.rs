@@ -100,7 +100,7 @@ impl Node {
                 files.len()
             )));
         }
-        let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
+        let id = meshwork_crdt::feed::post_id(&self.member_id(), self.new_nonce());
         let me = self.member_id();
         let now = self.shared.clock.now();
         let roster = self.shared.roster()?;
@@ -227,7 +227,7 @@ impl Node {
                 "that is you; name a colleague".into(),
             ));
         }
-        let id = meshwork_crdt::feed::post_id(&self.member_id(), rand::random());
+        let id = meshwork_crdt::feed::post_id(&self.member_id(), self.new_nonce());
         let now = self.shared.clock.now();
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
         let message = NewPost {

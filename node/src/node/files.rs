@@ -213,7 +213,7 @@ impl Node {
             )));
         }
         let shared_at = self.shared.clock.now();
-        let id = meshwork_crdt::library::file_id(&me, rand::random());
+        let id = meshwork_crdt::library::file_id(&me, self.new_nonce());
         let key = encode_key(&sealed.key);
         let blob = sealed.hash.to_hex();
         let media_type = match entries {
