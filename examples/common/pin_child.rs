@@ -203,7 +203,7 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// (`/proc/self/task/*/schedstat`; `/proc/PID/stat` counts in 10 ms
 /// ticks, coarser than a pass). A thread that exits between two readings
 /// takes its time with it: the difference then reads low, never high.
-fn threads_cpu() -> Duration {
+pub fn threads_cpu() -> Duration {
     let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten();
     let ns: u64 = tasks
         .flatten()
