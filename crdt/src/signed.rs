@@ -19,6 +19,7 @@ use crate::library::LibraryRules;
 use crate::pins::PinsRules;
 use crate::{feed, library, pins, roster, MemberId, Millis, Signer};
 
+mod receipt;
 mod snapshot;
 
 pub use snapshot::Snapshot;
@@ -787,8 +788,9 @@ impl SignedDoc {
 
     /// The rest of a sync message once its changes were taken
     /// ([`Self::ingest_batch`]): the sync state learns the peer's heads
-    /// and what it has and needs. Changes left in `opened` are dropped
-    /// (sync offers them again).
+    /// and what it has and needs ([`receipt`]: as automerge's
+    /// `receive_sync_message`, without its walk over the whole history).
+    /// Changes left in `opened` are dropped (sync offers them again).
     ///
     /// The changes it carried that are heads here now count as shared
     /// with the peer, as automerge counts changes it applies from a
@@ -801,9 +803,7 @@ impl SignedDoc {
         state: &mut sync::State,
         opened: OpenedSync,
     ) -> Result<(), DocError> {
-        let mut message = opened.message;
-        message.changes = sync::ChunkList::empty();
-        self.doc.receive_sync_message(state, message)?;
+        receipt::receive(&self.doc, state, opened.message);
         let heads: HashSet<ChangeHash> = self.doc.get_heads().into_iter().collect();
         let mut shared: std::collections::BTreeSet<ChangeHash> =
             state.shared_heads.iter().copied().collect();
