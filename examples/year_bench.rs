@@ -13,8 +13,9 @@
 //! all of them — and lets go, the next day, those the pin nodes now hold
 //! alone); Pete's; Ada's (collecting what is past). Then, once this
 //! process and Pia are quiet (the tail of the day's syncing and indexing
-//! done: [`settle`]), Pia's pass with nothing to do, five times, the median
-//! timed (her keeper runs one every 30 s), and her resident memory. Then every clock moves a day on.
+//! done: [`settle`]), Pia's pass with nothing to do, five times, the
+//! median timed (her keeper runs one every 30 s), and her resident memory.
+//! Then every clock moves a day on.
 //!
 //! Printed for some days: Pia's memory, idle pass (CPU time of all her
 //! threads, the median and the least of the five, and the median wall

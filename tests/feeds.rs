@@ -163,6 +163,10 @@ async fn edits_deletions_reactions_and_their_limits() {
         Err(NodeError::NotFound(_))
     ));
     assert_eq!(bob.feed("Research", 100, None).unwrap().len(), before);
+    // A post's id comes after those of the author's earlier posts, so that
+    // the feed's map of posts grows at its end (crdt/src/nonce.rs).
+    let next = bob.post("Research", "second thoughts", None).await.unwrap();
+    assert!(next.id > p.id, "{} after {}", next.id, p.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

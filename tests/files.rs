@@ -155,6 +155,15 @@ async fn bad_paths_and_ids_get_clear_errors() {
     let out = work.path().join("empty.out");
     bob.get(&shared.entry.id, &out, None).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), b"");
+    // A file's id comes after those of the uploader's earlier files, so
+    // that the library's map of files grows at its end (crdt/src/nonce.rs).
+    let next = bob.share("Research", &empty, None, None).await.unwrap();
+    assert!(
+        next.entry.id > shared.entry.id,
+        "{} after {}",
+        next.entry.id,
+        shared.entry.id
+    );
 }
 
 /// With one byte too few free beyond its reserve, a node refuses to share,

@@ -8,7 +8,7 @@
 //! lands in a random block of its map, every block soon spans the whole
 //! history's counters, and each lookup walks all of them: a library of
 //! 300,000 random ids took 0.3–0.9 ms per lookup, against 2 µs when the ids
-//! ascend (BENCHMARKS.md, "The year, without the library's drift"). A share
+//! ascend (BENCHMARKS.md, "The year, with ascending ids"). A share
 //! judged a dozen such operations, so its cost grew with the library.
 //!
 //! A nonce is the time in milliseconds, shifted up 16 bits, with 16 random
