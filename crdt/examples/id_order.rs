@@ -1,19 +1,26 @@
-//! What the order of record ids costs automerge: a library of N files,
-//! shared one change each, with random ids (before session 19) beside
-//! ascending ones ([`Nonces`]). Timed: finding a file object's place (its
-//! parent and key: what every rule asks for each operation it judges), for
-//! the 100 newest files and 100 of the oldest.
+//! What the order of record ids costs automerge: a library of N files
+//! with random ids (before session 19) beside ascending ones ([`Nonces`]),
+//! written as `year_bench` writes it: Ada shares each file in a change of
+//! its own, Cleo adds herself to its holders in another, and Ada takes
+//! herself off the holders of the file shared 3,000 files before. Timed:
+//! finding an object's place (its parent and key: what every rule asks for
+//! each operation it judges) for the 100 newest files, and for the holders
+//! maps of 100 files that Ada leaves now.
 //!
 //! Run: `cargo run --release -p meshwork-crdt --example id_order [-- --files 300000]`
 
 use std::time::{Duration, Instant};
 
-use meshwork_crdt::automerge::{ActorId, Automerge, ObjId, ReadDoc, ROOT};
+use meshwork_crdt::automerge::transaction::Transaction;
+use meshwork_crdt::automerge::{ActorId, Automerge, AutomergeError, ObjId, ReadDoc, ROOT};
 use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::{file_id, genesis};
 use meshwork_crdt::{Nonces, Signer};
 
 const T: i64 = 1_800_000_000_000;
+/// Files shared after one before Ada leaves its holders (three days, at
+/// 1,000 a day).
+const LEFT_AFTER: usize = 3000;
 
 fn main() {
     let most: usize = match std::env::args().skip_while(|a| a != "--files").nth(1) {
@@ -21,24 +28,25 @@ fn main() {
         None => 300_000,
     };
     let ada = Signer::from_secret([7; 32]);
+    let cleo = Signer::from_secret([8; 32]);
     let nonces = Nonces::default();
     let mut random = Library::new();
     let mut ascending = Library::new();
-    println!("| files | random ids: newest | random ids: oldest | ascending: newest | ascending: oldest |");
+    println!("| files | random ids: new file | random ids: holders left | ascending: new file | ascending: holders left |");
     println!("|---|---|---|---|---|");
     for mark in [5_000, 50_000, 150_000, 300_000] {
         let mark = mark.min(most);
         while random.ids.len() < mark {
             let n = random.ids.len() as i64;
-            random.share(&ada, rand::random());
-            ascending.share(&ada, nonces.next(T + n));
+            random.share(&ada, &cleo, rand::random());
+            ascending.share(&ada, &cleo, nonces.next(T + n));
         }
         println!(
             "| {mark} | {} | {} | {} | {} |",
             us(random.place_newest()),
-            us(random.place_oldest()),
+            us(random.place_left()),
             us(ascending.place_newest()),
-            us(ascending.place_oldest()),
+            us(ascending.place_left()),
         );
         if mark == most {
             break;
@@ -53,17 +61,17 @@ struct Library {
 
 impl Library {
     fn new() -> Self {
-        let mut doc = genesis("bench").expect("genesis");
-        doc.set_actor(ActorId::from(b"ada".to_vec()));
+        let doc = genesis("bench").expect("genesis");
         Self {
             doc,
             ids: Vec::new(),
         }
     }
 
-    fn share(&mut self, who: &Signer, nonce: [u8; 8]) {
-        let id = file_id(&who.id(), nonce);
+    fn share(&mut self, ada: &Signer, cleo: &Signer, nonce: [u8; 8]) {
+        let id = file_id(&ada.id(), nonce);
         let n = self.ids.len();
+        self.doc.set_actor(ActorId::from(b"ada".to_vec()));
         let mut tx = self.doc.transaction();
         write::share(
             &mut tx,
@@ -75,32 +83,55 @@ impl Library {
                 blob: &format!("{n:064x}"),
                 blob_size: 1064,
                 key: &"ab".repeat(32),
-                uploader: who.id(),
+                uploader: ada.id(),
                 shared_at: T + n as i64,
                 entries: None,
             },
         )
         .expect("share");
         tx.commit();
+        if let Some(old) = n.checked_sub(LEFT_AFTER) {
+            let old = self.ids[old].clone();
+            self.change(|tx| write::hold(tx, &old, ada.id(), false));
+        }
+        self.doc.set_actor(ActorId::from(b"cleo".to_vec()));
+        self.change(|tx| write::hold(tx, &id, cleo.id(), true));
         self.ids.push(id);
+    }
+
+    fn change(&mut self, edit: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>) {
+        let mut tx = self.doc.transaction();
+        edit(&mut tx).expect("an edit");
+        tx.commit();
     }
 
     fn place_newest(&self) -> Duration {
         self.place(&self.ids[self.ids.len() - 100..])
     }
 
-    fn place_oldest(&self) -> Duration {
-        self.place(&self.ids[..100])
+    /// The holders maps of the 100 files Ada left last.
+    fn place_left(&self) -> Duration {
+        let n = self.ids.len() - LEFT_AFTER;
+        let files = self.object(&ROOT, "files");
+        let holders: Vec<ObjId> = self.ids[n - 100..n]
+            .iter()
+            .map(|id| self.object(&self.object(&files, id), "holders"))
+            .collect();
+        self.time_places(&holders, 3)
     }
 
-    /// The mean time to find where each of `ids`' objects sits.
+    /// The mean time to find where each of `ids`' file objects sits.
     fn place(&self, ids: &[String]) -> Duration {
         let files = self.object(&ROOT, "files");
         let objects: Vec<ObjId> = ids.iter().map(|id| self.object(&files, id)).collect();
+        self.time_places(&objects, 2)
+    }
+
+    fn time_places(&self, objects: &[ObjId], depth: usize) -> Duration {
         let t = Instant::now();
-        for obj in &objects {
+        for obj in objects {
             let path = self.doc.parents(obj).expect("parents").path();
-            assert_eq!(path.len(), 2);
+            assert_eq!(path.len(), depth);
         }
         t.elapsed() / objects.len() as u32
     }
