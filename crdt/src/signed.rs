@@ -19,7 +19,7 @@ use crate::library::LibraryRules;
 use crate::pins::PinsRules;
 use crate::{feed, library, pins, roster, MemberId, Millis, Signer};
 
-mod receipt;
+pub mod receipt;
 mod snapshot;
 
 pub use snapshot::Snapshot;

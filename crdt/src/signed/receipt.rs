@@ -21,7 +21,7 @@ use automerge::{Automerge, ChangeHash};
 /// Advances `state` for `message`, whose changes `doc` already holds (or
 /// refused): the peer's heads, needs and summary, the heads both hold, and
 /// which sent changes the peer still lacks.
-pub(super) fn receive(doc: &Automerge, state: &mut State, message: Message) {
+pub fn receive(doc: &Automerge, state: &mut State, message: Message) {
     let Message {
         heads,
         need,
