@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::{ActorId, Automerge, AutomergeError, ObjId, ReadDoc, ROOT};
-use meshwork_crdt::library::write::{self, NewFile};
-use meshwork_crdt::library::{file_id, genesis};
+use meshwork_crdt::library::{file_id, genesis, write};
 use meshwork_crdt::{Nonces, Signer};
+
+mod common;
 
 const T: i64 = 1_800_000_000_000;
 /// Files shared after one before Ada leaves its holders (three days, at
@@ -23,10 +24,7 @@ const T: i64 = 1_800_000_000_000;
 const LEFT_AFTER: usize = 3000;
 
 fn main() {
-    let most: usize = match std::env::args().skip_while(|a| a != "--files").nth(1) {
-        Some(n) => n.parse().expect("--files N"),
-        None => 300_000,
-    };
+    let most = common::count_arg("--files", 300_000);
     let ada = Signer::from_secret([7; 32]);
     let cleo = Signer::from_secret([8; 32]);
     let nonces = Nonces::default();
@@ -72,24 +70,7 @@ impl Library {
         let id = file_id(&ada.id(), nonce);
         let n = self.ids.len();
         self.doc.set_actor(ActorId::from(b"ada".to_vec()));
-        let mut tx = self.doc.transaction();
-        write::share(
-            &mut tx,
-            &NewFile {
-                id: &id,
-                name: &format!("report {n}.pdf"),
-                size: 1024,
-                media_type: "application/pdf",
-                blob: &format!("{n:064x}"),
-                blob_size: 1064,
-                key: &"ab".repeat(32),
-                uploader: ada.id(),
-                shared_at: T + n as i64,
-                entries: None,
-            },
-        )
-        .expect("share");
-        tx.commit();
+        common::share(&mut self.doc, ada, &id, n as u64, T + n as i64);
         if let Some(old) = n.checked_sub(LEFT_AFTER) {
             let old = self.ids[old].clone();
             self.change(|tx| write::hold(tx, &old, ada.id(), false));

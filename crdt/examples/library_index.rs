@@ -8,19 +8,17 @@
 
 use std::time::{Duration, Instant};
 
-use meshwork_crdt::automerge::{ActorId, Automerge};
-use meshwork_crdt::library::write::{self, NewFile};
+use meshwork_crdt::automerge::ActorId;
 use meshwork_crdt::library::{file_id, genesis, BlobIndex, Library};
 use meshwork_crdt::Signer;
+
+mod common;
 
 const PER_DAY: usize = 1000;
 const LIVE: usize = 4000;
 
 fn main() {
-    let days: usize = match std::env::args().skip_while(|a| a != "--days").nth(1) {
-        Some(n) => n.parse().expect("--days N"),
-        None => 365,
-    };
+    let days = common::count_arg("--days", 365);
     let ada = Signer::from_secret([7; 32]);
     let mut doc = genesis("bench").expect("genesis");
     doc.set_actor(ActorId::from(b"ada".to_vec()));
@@ -30,7 +28,9 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for day in 1..=days {
         for _ in 0..PER_DAY {
-            blobs.push(share(&mut doc, &ada, blobs.len() as u64));
+            let n = blobs.len() as u64;
+            let id = file_id(&ada.id(), n.to_be_bytes());
+            blobs.push(common::share(&mut doc, &ada, &id, n, n as i64));
         }
         if ![1, 7, 30, 90, 180, 365].contains(&day) && day != days {
             // Other days only keep the index up to date, as passes would.
@@ -64,31 +64,6 @@ fn main() {
             ms(looked_up)
         );
     }
-}
-
-/// Shares file number `n` into `doc`; returns its blob.
-fn share(doc: &mut Automerge, who: &Signer, n: u64) -> String {
-    let id = file_id(&who.id(), n.to_be_bytes());
-    let blob = format!("{:064x}", n);
-    let mut tx = doc.transaction();
-    write::share(
-        &mut tx,
-        &NewFile {
-            id: &id,
-            name: &format!("report {n}.pdf"),
-            size: 1024,
-            media_type: "application/pdf",
-            blob: &blob,
-            blob_size: 1064,
-            key: &"ab".repeat(32),
-            uploader: who.id(),
-            shared_at: n as i64,
-            entries: None,
-        },
-    )
-    .expect("share");
-    tx.commit();
-    blob
 }
 
 fn ms(d: Duration) -> String {
