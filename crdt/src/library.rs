@@ -3,10 +3,24 @@
 //!
 //! ```text
 //! { kind: "library", dept,
-//!   files: { <file id>: { name, size, media_type, blob, blob_size, key,
-//!                         uploader, shared_at, entries?,
-//!                         holders: { <member id>: true } } } }
+//!   files: { <shelf>: { <file id>: { name, size, media_type, blob, blob_size,
+//!                                    key, uploader, shared_at, entries?,
+//!                                    holders: { <member id>: true } } } } }
 //! ```
+//!
+//! A file sits on the shelf of its uploader and its day ([`shelf_of`]: both
+//! read from its id), not directly in `files`: automerge applies a change
+//! by walking every operation of each object it touches, so a change that
+//! adds a key to a map of every file ever shared cost the receiver time in
+//! proportion to the library's history (38 ms per change at 300,000 files,
+//! BENCHMARKS.md, "Shelves"). A shelf holds one member's files of one day.
+//! Only its uploader makes a shelf, and one member's changes come one after
+//! another (one automerge actor per member), so no shelf is made twice at
+//! once, where automerge would show only one of the two.
+//!
+//! Libraries written before shelves (session 20) hold their files directly
+//! in `files`, by id; those are read, held and let go where they are, and
+//! the rules still take new ones written that way (by an older node).
 //!
 //! A shared folder is one record and one blob: its files' bytes one after
 //! another, and `entries` ([`folder`]) lists their paths and sizes.
@@ -50,7 +64,37 @@ pub fn file_id(uploader: &crate::MemberId, nonce: [u8; 8]) -> String {
 
 /// Whether `s` has the shape of a file id: 32 lowercase hex digits.
 pub fn is_file_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    s.len() == 32 && is_hex(s)
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// The shelf of file `id`: its uploader's prefix and the day (UTC, counted
+/// from 1970) of its nonce's time ([`crate::Nonces`]), as `<prefix>.<day>`.
+/// `None` for a string that is not a file id (those sit directly in
+/// `files`, as every file did before shelves).
+pub fn shelf_of(id: &str) -> Option<String> {
+    if !is_file_id(id) {
+        return None;
+    }
+    let nonce = u64::from_str_radix(&id[16..], 16).ok()?;
+    Some(format!("{}.{}", &id[..16], (nonce >> 16) / DAY_MS))
+}
+
+/// Whether `key` of `files` has the shape of a shelf: 16 hex digits, a
+/// dot, a day.
+pub(crate) fn is_shelf(key: &str) -> bool {
+    key.split_once('.').is_some_and(|(prefix, day)| {
+        prefix.len() == 16
+            && is_hex(prefix)
+            && !day.is_empty()
+            && day.len() <= 20
+            && day.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The library document's deterministic first change.

@@ -114,7 +114,8 @@ pub(crate) fn prop_str(p: &Prop) -> String {
 }
 
 /// The keys of the root map `records` (a feed's `posts`, a library's
-/// `files`) under which the changes after `since` wrote anything: what an
+/// `files`; a record on a shelf of a library, [`crate::library`], is named
+/// by its own key) under which the changes after `since` wrote anything: what an
 /// index of those records must look at again. `None` when `since` names a
 /// change the document does not hold, or when more than `at_most` changes
 /// came after it; then the caller reads the records whole.
@@ -127,6 +128,7 @@ pub fn touched_since(
     records: &str,
     at_most: usize,
 ) -> Option<std::collections::BTreeSet<String>> {
+    use crate::library::is_shelf;
     use automerge::legacy::Key;
     use std::collections::{BTreeSet, HashMap};
 
@@ -145,17 +147,23 @@ pub fn touched_since(
             let path = paths
                 .entry(obj)
                 .or_insert_with_key(|obj| object_path(doc, obj));
-            match (path.as_deref(), &op.key) {
-                // A record itself, made or replaced.
-                (Some([root]), Key::Map(key)) if root == records => {
-                    touched.insert(key.to_string());
+            let record = match (path.as_deref(), &op.key) {
+                // A shelf made: nothing on it yet.
+                (Some([root]), Key::Map(key)) if root == records && is_shelf(key) => None,
+                // A record itself, made or replaced: directly under `records`
+                // or on a shelf.
+                (Some([root]), Key::Map(key)) if root == records => Some(key.to_string()),
+                (Some([root, shelf]), Key::Map(key)) if root == records && is_shelf(shelf) => {
+                    Some(key.to_string())
                 }
                 // Anything inside one.
-                (Some([root, key, ..]), _) if root == records => {
-                    touched.insert(key.clone());
+                (Some([root, shelf, key, ..]), _) if root == records && is_shelf(shelf) => {
+                    Some(key.clone())
                 }
-                _ => {}
-            }
+                (Some([root, key, ..]), _) if root == records => Some(key.clone()),
+                _ => None,
+            };
+            touched.extend(record);
         }
     }
     Some(touched)
@@ -218,5 +226,39 @@ mod tests {
         // Everything from the beginning.
         let all = touched_since(&doc, &[], "posts", 10).unwrap();
         assert_eq!(all.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    /// In a library, a file on a shelf is named by its id, not its shelf's.
+    #[test]
+    fn names_files_on_shelves_by_their_ids() {
+        use crate::library::write::{hold, share, NewFile};
+        let me = MemberId::from_bytes(&[7; 32]).unwrap();
+        let id = |n: u8| crate::library::file_id(&me, [n; 8]);
+        let new = |id: &str| {
+            let id = id.to_owned();
+            move |tx: &mut automerge::transaction::Transaction<'_>| {
+                let f = NewFile {
+                    id: &id,
+                    name: "a.txt",
+                    size: 1,
+                    media_type: "text/plain",
+                    blob: "b",
+                    blob_size: 1,
+                    key: "k",
+                    uploader: me,
+                    shared_at: 1,
+                    entries: None,
+                };
+                share(tx, &f).unwrap()
+            }
+        };
+        let mut doc = crate::library::genesis("dept").unwrap();
+        commit(&mut doc, new(&id(1)));
+        commit(&mut doc, new(&id(2)));
+        let mark = doc.get_heads();
+        commit(&mut doc, |tx| hold(tx, &id(1), me, false).unwrap());
+        commit(&mut doc, new(&id(3)));
+        let touched = touched_since(&doc, &mark, "files", 10).unwrap();
+        assert_eq!(touched.into_iter().collect::<Vec<_>>(), [id(1), id(3)]);
     }
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use automerge::transaction::Transactable;
-use automerge::ReadDoc;
+use automerge::{ObjId, ObjType, ReadDoc, ROOT};
 use common::{research_roster as roster, signer, T0};
 use meshwork_crdt::library::write::{self, NewFile};
-use meshwork_crdt::library::Library;
+use meshwork_crdt::library::{shelf_of, BlobIndex, Library};
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
 
 fn library() -> common::Dept {
@@ -40,6 +40,50 @@ fn share(doc: &mut common::Dept, who: &Signer, id: &str) -> SignedChange {
     doc.change(who, T0, |tx| write::share(tx, &file(id, "report.pdf", me)))
         .unwrap()
         .unwrap()
+}
+
+/// The library's map of shelves (and of files from before shelves).
+fn files(doc: &impl ReadDoc) -> ObjId {
+    doc.get(ROOT, "files").unwrap().unwrap().1
+}
+
+/// The shelf of file `id` (which must be there).
+fn shelf(doc: &impl ReadDoc, id: &str) -> ObjId {
+    let shelf = shelf_of(id).unwrap();
+    doc.get(files(doc), shelf.as_str()).unwrap().unwrap().1
+}
+
+/// The record of file `id`, on its shelf.
+fn record(doc: &impl ReadDoc, id: &str) -> ObjId {
+    doc.get(shelf(doc, id), id).unwrap().unwrap().1
+}
+
+/// Writes file `f`'s record under `parent`, as `write::share` does.
+fn put_record(tx: &mut impl Transactable, parent: &ObjId, f: &NewFile<'_>) {
+    let obj = tx.put_object(parent, f.id, ObjType::Map).unwrap();
+    tx.put(&obj, "name", f.name).unwrap();
+    tx.put(&obj, "size", f.size as i64).unwrap();
+    tx.put(&obj, "blob", f.blob).unwrap();
+    tx.put(&obj, "blob_size", f.blob_size as i64).unwrap();
+    tx.put(&obj, "key", f.key).unwrap();
+    tx.put(&obj, "uploader", f.uploader.to_string()).unwrap();
+    let holders = tx.put_object(&obj, "holders", ObjType::Map).unwrap();
+    tx.put(&holders, f.uploader.to_string(), true).unwrap();
+}
+
+fn accepted(doc: &mut common::Dept, change: SignedChange) {
+    let got = doc.ingest(vec![change]);
+    assert!(got.rejected.is_empty(), "{:?}", got.rejected);
+    assert_eq!(got.accepted.len(), 1);
+}
+
+/// Like [`refused`], for the reason `why` (a part of the message).
+fn refused_because(doc: &mut common::Dept, change: SignedChange, why: &str) {
+    let got = doc.ingest(vec![change]);
+    match &got.rejected[..] {
+        [Rejection::Unauthorized { reason, .. }] => assert!(reason.contains(why), "{reason}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn refused(doc: &mut common::Dept, change: SignedChange) {
@@ -89,7 +133,6 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     let shared = share(&mut b, &bob, &f1);
     let mut c = library();
     c.ingest(vec![shared]);
-    let files = |d: &common::Dept| d.doc().get(automerge::ROOT, "files").unwrap().unwrap().1;
 
     // Signed by Cleo, naming Bob as the uploader.
     let bob_id = bob.id();
@@ -108,14 +151,15 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
         }),
     );
     // Cleo renames Bob's file, or swaps its blob.
-    let fs = files(&b);
-    refused(
-        &mut c,
-        common::forge_cited(&b, &cleo, &cleo, |tx| {
-            let (_, obj) = tx.get(&fs, f1.as_str()).unwrap().unwrap();
-            tx.put(&obj, "blob", "evil").unwrap();
-        }),
-    );
+    for (field, value) in [("name", "evil.exe"), ("blob", "evil")] {
+        refused(
+            &mut c,
+            common::forge_cited(&b, &cleo, &cleo, |tx| {
+                let obj = record(tx, &f1);
+                tx.put(&obj, field, value).unwrap();
+            }),
+        );
+    }
     // Cleo sharing a file under Bob's file's id — also concurrently, from
     // the state before it, where "already exists" would not see it.
     let cleo_id = cleo.id();
@@ -180,5 +224,136 @@ fn a_folder_is_one_record_and_its_paths_stay_inside_it() {
         // Each on a fresh copy: forged from one state, two changes would
         // share a sequence number.
         refused(&mut library(), folder(&fid(&bob, n), entries, 1234));
+    }
+}
+
+/// A file sits on its uploader's shelf of its day, and nowhere else: no
+/// member makes a shelf of another's, puts a file on a shelf not its own,
+/// or makes a shelf again (which would hide the files on it).
+#[test]
+fn shelves_hold_only_their_uploaders_files_of_their_day() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let (bob_id, cleo_id) = (bob.id(), cleo.id());
+    let mut b = library();
+    let f1 = fid(&bob, 1);
+    let mut c = library();
+    c.ingest(vec![share(&mut b, &bob, &f1)]);
+    // A file id names its shelf: its uploader's prefix and its day.
+    let day = |n: u8| (u64::from_be_bytes([n; 8]) >> 16) / (24 * 3600 * 1000);
+    assert_eq!(shelf_of(&f1).unwrap(), format!("{}.{}", &f1[..16], day(1)));
+    assert_eq!(shelf_of("a1"), None, "not a file id");
+
+    // Cleo makes a shelf under Bob's prefix.
+    let bobs = shelf_of(&fid(&bob, 2)).unwrap();
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
+            let files = files(tx);
+            tx.put_object(&files, bobs.as_str(), ObjType::Map).unwrap();
+        }),
+        "is not one of",
+    );
+    // Cleo puts a file of hers on Bob's shelf.
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
+            let shelf = shelf(tx, &f1);
+            put_record(tx, &shelf, &file(&fid(&cleo, 1), "mine", cleo_id));
+        }),
+        "does not belong on shelf",
+    );
+    // Bob puts a file of one day on the shelf of another.
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let files = files(tx);
+            let other = shelf_of(&fid(&bob, 9)).unwrap();
+            let shelf = tx.put_object(&files, other.as_str(), ObjType::Map).unwrap();
+            put_record(tx, &shelf, &file(&fid(&bob, 3), "late", bob_id));
+        }),
+        "does not belong on shelf",
+    );
+    // Bob makes his shelf of f1's day again, or deletes it; Cleo deletes it.
+    let of_f1 = shelf_of(&f1).unwrap();
+    let remake = |tx: &mut automerge::transaction::Transaction<'_>| {
+        let files = files(tx);
+        tx.put_object(&files, of_f1.as_str(), ObjType::Map).unwrap();
+    };
+    let delete = |tx: &mut automerge::transaction::Transaction<'_>| {
+        let files = files(tx);
+        tx.delete(&files, of_f1.as_str()).unwrap();
+    };
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, remake),
+        "already exists",
+    );
+    refused(&mut c, common::forge_cited(&b, &bob, &bob, delete));
+    refused(&mut c, common::forge_cited(&b, &cleo, &cleo, delete));
+    // A second file of that day goes on the same shelf; one of another day
+    // on a new one.
+    let f2 = meshwork_crdt::library::file_id(&bob_id, [1, 1, 1, 1, 1, 1, 0, 9]);
+    assert_eq!(shelf_of(&f2), shelf_of(&f1));
+    let f3 = fid(&bob, 9);
+    for id in [&f2, &f3] {
+        accepted(&mut c, share(&mut b, &bob, id));
+    }
+    assert_eq!(c.doc().keys(files(c.doc())).count(), 2, "two shelves");
+    let mut listed: Vec<String> = Library::new(c.doc())
+        .files()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    listed.sort();
+    let mut want = vec![f1, f2, f3];
+    want.sort();
+    assert_eq!(listed, want);
+}
+
+/// A library written before shelves (or by an older node) holds its files
+/// directly in `files`: they are read, found by blob and held where they
+/// are, beside files on shelves.
+#[test]
+fn a_library_from_before_shelves_is_read_and_held() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let bob_id = bob.id();
+    let mut b = library();
+    let mut c = library();
+    let old = fid(&bob, 1);
+    let legacy = common::forge_cited(&b, &bob, &bob, |tx| {
+        let files = files(tx);
+        put_record(tx, &files, &file(&old, "old.pdf", bob_id));
+    });
+    accepted(&mut b, legacy.clone());
+    accepted(&mut c, legacy);
+    let new = fid(&bob, 2);
+    accepted(&mut c, share(&mut b, &bob, &new));
+    assert!(
+        c.doc()
+            .get(files(c.doc()), old.as_str())
+            .unwrap()
+            .is_some(),
+        "old stays in files"
+    );
+
+    let library = Library::new(c.doc());
+    assert_eq!(library.file(&old).unwrap().name, "old.pdf");
+    assert_eq!(library.files().len(), 2);
+    let mut index = BlobIndex::default();
+    index.refresh(c.doc());
+    let mut found = index.files_of("ab12").to_vec();
+    found.sort();
+    let mut want = vec![old.clone(), new.clone()];
+    want.sort();
+    assert_eq!(found, want);
+
+    // Cleo holds the old file, where it is; then lets it go.
+    for on in [true, false] {
+        let held = c
+            .change(&cleo, T0, |tx| write::hold(tx, &old, cleo.id(), on))
+            .unwrap();
+        assert!(held.is_some());
+        let holders = Library::new(c.doc()).file(&old).unwrap().holders;
+        assert_eq!(holders.contains(&cleo.id()), on);
     }
 }

@@ -89,10 +89,8 @@ impl BlobIndex {
         if key.as_str() != "blob" {
             return;
         }
-        if let Some([files, id]) = object_path(doc, &op.obj.to_string()).as_deref() {
-            if files == "files" {
-                self.add(blob.to_string(), id.clone());
-            }
+        if let Some(id) = object_path(doc, &op.obj.to_string()).and_then(file_of) {
+            self.add(blob.to_string(), id);
         }
     }
 
@@ -101,6 +99,16 @@ impl BlobIndex {
         if !ids.contains(&id) {
             ids.push(id);
         }
+    }
+}
+
+/// The file whose record sits at `path` (on a shelf, or directly in
+/// `files`), if it is one.
+pub(crate) fn file_of(mut path: Vec<String>) -> Option<String> {
+    match path.as_slice() {
+        [files, shelf, _] if files == "files" && super::is_shelf(shelf) => path.pop(),
+        [files, id] if files == "files" && !super::is_shelf(id) => path.pop(),
+        _ => None,
     }
 }
 

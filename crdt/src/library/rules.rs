@@ -6,6 +6,9 @@
 //! - A new file's uploader is its signer, its id carries the signer's prefix
 //!   ([`super::file_id`]), its name is 1–255 bytes, and it names a blob and a
 //!   key; once shared, its record does not change.
+//! - A new file sits on its shelf ([`super::shelf_of`]); a member makes only
+//!   shelves of their own, each once. (Directly in `files`, as before
+//!   shelves, is still taken from an older node.)
 //! - A member adds or takes back only themselves as a holder.
 
 use std::collections::HashSet;
@@ -13,7 +16,7 @@ use std::collections::HashSet;
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ObjType};
 
-use super::MAX_NAME;
+use super::{is_file_id, is_shelf, shelf_of, MAX_NAME};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
 use crate::MemberId;
@@ -63,6 +66,7 @@ pub(crate) fn authorize(
     let after_heads = [change.hash()];
     let after = View::at(doc, &after_heads);
     let mut created: HashSet<String> = HashSet::new();
+    let mut shelves: HashSet<String> = HashSet::new();
     for op in change.decode().operations {
         let path =
             object_path(doc, &op.obj.to_string()).ok_or("an operation on an unknown object")?;
@@ -78,24 +82,47 @@ pub(crate) fn authorize(
                 key.as_deref().unwrap_or("[sequence]")
             )
         };
+        let makes_map = matches!(op.action, OpType::Make(ObjType::Map));
+        let field = |field: &str| FIELDS.contains(&field) && !op.insert;
         match (path.as_slice(), key.as_deref()) {
-            (["files"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
+            // A shelf of the signer's, made once.
+            (["files"], Some(shelf)) if makes_map && is_shelf(shelf) => {
+                if !shelf.starts_with(&me[..16]) {
+                    return Err(format!("shelf {shelf} is not one of {}'s", author.short()));
+                }
+                let files = before.path(&["files"]).ok_or("a library without files")?;
+                if before.map(&files, shelf).is_some() || !shelves.insert(shelf.to_owned()) {
+                    return Err(format!("shelf {shelf} already exists"));
+                }
+            }
+            // A new file on its shelf.
+            (["files", shelf], Some(id)) if makes_map && is_shelf(shelf) => {
+                if !(is_file_id(id) && id.starts_with(&me[..16])) {
+                    return Err(format!("file id {id} is not one of {}'s", author.short()));
+                }
+                if shelf_of(id).as_deref() != Some(*shelf) {
+                    return Err(format!("file {id} does not belong on shelf {shelf}"));
+                }
+                new_file(&before, &mut created, id)?;
+            }
+            // A new file directly in `files` (an older node's).
+            (["files"], Some(id)) if makes_map => {
                 if !(id.len() == 32 && id.starts_with(&me[..16])) {
                     return Err(format!("file id {id} is not one of {}'s", author.short()));
                 }
-                if before.path(&["files", id]).is_some() || !created.insert(id.to_owned()) {
-                    return Err(format!("file {id} already exists"));
-                }
+                new_file(&before, &mut created, id)?;
             }
-            (["files", id], Some(field))
-                if created.contains(*id) && FIELDS.contains(&field) && !op.insert => {}
+            (["files", shelf, id], Some(f))
+                if is_shelf(shelf) && created.contains(*id) && field(f) => {}
+            (["files", id], Some(f)) if created.contains(*id) && field(f) => {}
             // Oneself as a holder, of a new or an existing file.
+            (["files", shelf, _, "holders"], Some(who)) if is_shelf(shelf) && who == me => {}
             (["files", _, "holders"], Some(who)) if who == me => {}
             _ => return Err(denied()),
         }
     }
     for id in &created {
-        let file = after.path(&["files", id]).ok_or("a file that vanished")?;
+        let file = file_at(&after, id).ok_or("a file that vanished")?;
         if after.str(&file, "uploader").as_deref() != Some(me.as_str()) {
             return Err(format!("file {id} names an uploader other than its signer"));
         }
@@ -117,4 +144,24 @@ pub(crate) fn authorize(
         }
     }
     Ok(())
+}
+
+/// Takes `id` as a file this change creates: one that was not in the
+/// library before it, nor created twice in it.
+fn new_file(before: &View<'_>, created: &mut HashSet<String>, id: &str) -> Result<(), String> {
+    if file_at(before, id).is_some() || !created.insert(id.to_owned()) {
+        return Err(format!("file {id} already exists"));
+    }
+    Ok(())
+}
+
+/// The record of file `id` in `view`: on its shelf, or directly in
+/// `files`.
+fn file_at(view: &View<'_>, id: &str) -> Option<automerge::ObjId> {
+    let files = view.path(&["files"])?;
+    match shelf_of(id).and_then(|shelf| view.map(&files, &shelf)) {
+        Some(shelf) => view.map(&shelf, id),
+        None => None,
+    }
+    .or_else(|| view.map(&files, id))
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
+use super::{is_shelf, shelf_of};
 use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
@@ -56,26 +57,28 @@ impl<'a> Library<'a> {
 
     /// Every file, newest first (ties by id).
     pub fn files(&self) -> Vec<FileEntry> {
-        let Some(files) = &self.files else {
-            return Vec::new();
-        };
         let mut out: Vec<FileEntry> = self
-            .doc
-            .keys(files)
-            .filter_map(|id| self.file(&id))
+            .records()
+            .into_iter()
+            .filter_map(|(id, obj)| self.entry(id, &obj))
             .collect();
         out.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
         out
     }
 
-    /// The file with this id. Its fields are read in one pass over its
-    /// map (a lookup per field seeks through the whole document).
+    /// The file with this id.
     pub fn file(&self, id: &str) -> Option<FileEntry> {
-        let obj = map(self.doc, self.files.as_ref()?, id)?;
+        let obj = record(self.doc, self.files.as_ref()?, id)?;
+        self.entry(id.to_owned(), &obj)
+    }
+
+    /// The file whose record is `obj`. Its fields are read in one pass over
+    /// its map (a lookup per field seeks through the whole document).
+    fn entry(&self, id: String, obj: &ObjId) -> Option<FileEntry> {
         let mut text: HashMap<String, String> = HashMap::new();
         let mut number: HashMap<String, i64> = HashMap::new();
         let mut holders: Vec<MemberId> = Vec::new();
-        for item in self.doc.map_range(&obj, ..) {
+        for item in self.doc.map_range(obj, ..) {
             let key = item.key.to_string();
             match item.value.clone().into_value() {
                 Value::Object(ObjType::Map) if key == "holders" => {
@@ -111,7 +114,7 @@ impl<'a> Library<'a> {
                 Some(text) => Some(super::folder::decode(&text).ok()?),
                 None => None,
             },
-            id: id.to_owned(),
+            id,
         })
     }
 
@@ -127,13 +130,9 @@ impl<'a> Library<'a> {
 
     /// Each file's blob and id, reading that field alone.
     pub fn blobs(&self) -> Vec<(String, String)> {
-        let Some(files) = self.files.as_ref() else {
-            return Vec::new();
-        };
-        self.doc
-            .keys(files)
-            .filter_map(|id| {
-                let obj = map(self.doc, files, &id)?;
+        self.records()
+            .into_iter()
+            .filter_map(|(id, obj)| {
                 let blob = scalar(self.doc, &obj, "blob")?.as_str()?.to_owned();
                 Some((blob, id))
             })
@@ -148,19 +147,51 @@ impl<'a> Library<'a> {
     /// The files whose `field` is the string `value`: only that field of
     /// the others is read (a library holds every file ever shared).
     fn where_str(&self, field: &str, value: &str) -> Vec<FileEntry> {
+        self.records()
+            .into_iter()
+            .filter(|(_, obj)| {
+                scalar(self.doc, obj, field).is_some_and(|v| v.as_str() == Some(value))
+            })
+            .filter_map(|(id, obj)| self.entry(id, &obj))
+            .collect()
+    }
+
+    /// Every file's id and record: on each shelf, and directly in `files`
+    /// (a library from before shelves).
+    fn records(&self) -> Vec<(String, ObjId)> {
         let Some(files) = self.files.as_ref() else {
             return Vec::new();
         };
-        self.doc
-            .keys(files)
-            .filter(|id| {
-                map(self.doc, files, id)
-                    .and_then(|obj| scalar(self.doc, &obj, field))
-                    .is_some_and(|v| v.as_str() == Some(value))
-            })
-            .filter_map(|id| self.file(&id))
-            .collect()
+        let mut out = Vec::new();
+        for key in self.doc.keys(files) {
+            let Some(obj) = map(self.doc, files, &key) else {
+                continue;
+            };
+            if is_shelf(&key) {
+                out.extend(
+                    self.doc
+                        .keys(&obj)
+                        .filter_map(|id| Some((id.clone(), map(self.doc, &obj, &id)?))),
+                );
+            } else {
+                out.push((key, obj));
+            }
+        }
+        out
     }
+}
+
+/// Where the record of file `id` is in `files`: on its shelf, or directly
+/// in `files`.
+pub(crate) fn record<R: ReadDoc>(doc: &R, files: &ObjId, id: &str) -> Option<ObjId> {
+    let map = |parent: &ObjId, key: &str| match doc.get(parent, key).ok()?? {
+        (Value::Object(ObjType::Map), obj) => Some(obj),
+        _ => None,
+    };
+    shelf_of(id)
+        .and_then(|shelf| map(files, &shelf))
+        .and_then(|shelf| map(&shelf, id))
+        .or_else(|| map(files, id))
 }
 
 #[cfg(test)]

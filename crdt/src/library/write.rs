@@ -8,7 +8,7 @@ use crate::{MemberId, Millis};
 /// What sharing a file records.
 #[derive(Clone, Debug)]
 pub struct NewFile<'a> {
-    /// Its id (random, chosen by the uploader's node).
+    /// Its id ([`super::file_id`]).
     pub id: &'a str,
     /// Its name as shown.
     pub name: &'a str,
@@ -30,10 +30,19 @@ pub struct NewFile<'a> {
     pub entries: Option<&'a str>,
 }
 
-/// Records a shared file; its uploader holds it.
+/// Records a shared file on its shelf ([`super::shelf_of`], made if it is
+/// not there yet; a string that is not a file id goes directly in `files`);
+/// its uploader holds it.
 pub fn share<T: Transactable>(tx: &mut T, f: &NewFile<'_>) -> Result<(), AutomergeError> {
     let files = files(tx)?;
-    let obj = tx.put_object(&files, f.id, ObjType::Map)?;
+    let parent = match super::shelf_of(f.id) {
+        Some(shelf) => match tx.get(&files, shelf.as_str())? {
+            Some((Value::Object(ObjType::Map), obj)) => obj,
+            _ => tx.put_object(&files, shelf.as_str(), ObjType::Map)?,
+        },
+        None => files,
+    };
+    let obj = tx.put_object(&parent, f.id, ObjType::Map)?;
     tx.put(&obj, "name", f.name)?;
     tx.put(&obj, "size", clamp(f.size))?;
     tx.put(&obj, "media_type", f.media_type)?;
@@ -57,7 +66,7 @@ pub fn hold<T: Transactable>(
     on: bool,
 ) -> Result<(), AutomergeError> {
     let files = files(tx)?;
-    let Some((Value::Object(ObjType::Map), obj)) = tx.get(&files, file)? else {
+    let Some(obj) = super::view::record(tx, &files, file) else {
         return Err(AutomergeError::InvalidObjId(format!("no file {file}")));
     };
     let holders = match tx.get(&obj, "holders")? {
