@@ -329,10 +329,7 @@ fn a_library_from_before_shelves_is_read_and_held() {
     let new = fid(&bob, 2);
     accepted(&mut c, share(&mut b, &bob, &new));
     assert!(
-        c.doc()
-            .get(files(c.doc()), old.as_str())
-            .unwrap()
-            .is_some(),
+        c.doc().get(files(c.doc()), old.as_str()).unwrap().is_some(),
         "old stays in files"
     );
 
