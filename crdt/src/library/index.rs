@@ -104,7 +104,7 @@ impl BlobIndex {
 
 /// The file whose record sits at `path` (on a shelf, or directly in
 /// `files`), if it is one.
-pub(crate) fn file_of(mut path: Vec<String>) -> Option<String> {
+fn file_of(mut path: Vec<String>) -> Option<String> {
     match path.as_slice() {
         [files, shelf, _] if files == "files" && super::is_shelf(shelf) => path.pop(),
         [files, id] if files == "files" && !super::is_shelf(id) => path.pop(),
