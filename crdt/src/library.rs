@@ -86,14 +86,16 @@ pub fn shelf_of(id: &str) -> Option<String> {
 }
 
 /// Whether `key` of `files` has the shape of a shelf: 16 hex digits, a
-/// dot, a day.
+/// dot, a day as [`shelf_of`] writes it (no leading zero; at most 7 digits,
+/// as a nonce's 48 bits of milliseconds reach day 3,257,812). So a shelf's
+/// key is never 32 bytes long, the length of a file id.
 pub(crate) fn is_shelf(key: &str) -> bool {
     key.split_once('.').is_some_and(|(prefix, day)| {
         prefix.len() == 16
             && is_hex(prefix)
-            && !day.is_empty()
-            && day.len() <= 20
+            && (1..=7).contains(&day.len())
             && day.bytes().all(|b| b.is_ascii_digit())
+            && (day == "0" || !day.starts_with('0'))
     })
 }
 
@@ -104,4 +106,31 @@ pub fn genesis(dept_id: &str) -> Result<Automerge, AutomergeError> {
         tx.put_object(ROOT, "files", ObjType::Map)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shelf_key_is_what_shelf_of_writes() {
+        let id = format!("{}{:016x}", "ab".repeat(8), 1_800_000_000_000u64 << 16);
+        let shelf = shelf_of(&id).unwrap();
+        assert_eq!(shelf, format!("{}.20833", "ab".repeat(8)));
+        assert!(is_shelf(&shelf));
+        assert!(is_shelf(&format!("{}.0", "ab".repeat(8))));
+        let prefix = "ab".repeat(8);
+        for not in [
+            format!("{prefix}.020833"),   // a leading zero
+            format!("{prefix}.12345678"), // past any nonce's day
+            format!("{prefix}."),
+            format!("{prefix}.2o833"),
+            format!("{}.20833", "AB".repeat(8)),
+            format!("{}.20833", "ab".repeat(7)),
+            id.clone(),
+        ] {
+            assert!(!is_shelf(&not), "{not}");
+        }
+        assert_eq!(shelf_of("a1"), None);
+    }
 }

@@ -139,6 +139,8 @@ pub fn touched_since(
     if changes.len() > at_most {
         return None;
     }
+    // Only a library's files sit on shelves.
+    let shelf = |key: &str| records == "files" && is_shelf(key);
     let mut touched = BTreeSet::new();
     let mut paths: HashMap<String, Option<Vec<String>>> = HashMap::new();
     for change in &changes {
@@ -149,17 +151,15 @@ pub fn touched_since(
                 .or_insert_with_key(|obj| object_path(doc, obj));
             let record = match (path.as_deref(), &op.key) {
                 // A shelf made: nothing on it yet.
-                (Some([root]), Key::Map(key)) if root == records && is_shelf(key) => None,
+                (Some([root]), Key::Map(key)) if root == records && shelf(key) => None,
                 // A record itself, made or replaced: directly under `records`
                 // or on a shelf.
                 (Some([root]), Key::Map(key)) if root == records => Some(key.to_string()),
-                (Some([root, shelf]), Key::Map(key)) if root == records && is_shelf(shelf) => {
+                (Some([root, on]), Key::Map(key)) if root == records && shelf(on) => {
                     Some(key.to_string())
                 }
                 // Anything inside one.
-                (Some([root, shelf, key, ..]), _) if root == records && is_shelf(shelf) => {
-                    Some(key.clone())
-                }
+                (Some([root, on, key, ..]), _) if root == records && shelf(on) => Some(key.clone()),
                 (Some([root, key, ..]), _) if root == records => Some(key.clone()),
                 _ => None,
             };
@@ -226,6 +226,20 @@ mod tests {
         // Everything from the beginning.
         let all = touched_since(&doc, &[], "posts", 10).unwrap();
         assert_eq!(all.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    /// A feed's records are never on shelves, whatever their ids look like
+    /// (an old node's post may have any id).
+    #[test]
+    fn a_post_whose_id_looks_like_a_shelf_is_a_post() {
+        let me = MemberId::from_bytes(&[7; 32]).unwrap();
+        let id = "0123456789abcdef.1";
+        let mut doc = crate::feed::genesis("dept").unwrap();
+        commit(&mut doc, |tx| write::post(tx, &post(id, me)).unwrap());
+        let mark = doc.get_heads();
+        commit(&mut doc, |tx| write::delete(tx, id).unwrap());
+        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        assert_eq!(touched.into_iter().collect::<Vec<_>>(), [id]);
     }
 
     /// In a library, a file on a shelf is named by its id, not its shelf's.

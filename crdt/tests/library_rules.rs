@@ -290,6 +290,56 @@ fn shelves_hold_only_their_uploaders_files_of_their_day() {
     );
     refused(&mut c, common::forge_cited(&b, &bob, &bob, delete));
     refused(&mut c, common::forge_cited(&b, &cleo, &cleo, delete));
+    // Not a shelf: a scalar at a shelf's key, a key on a shelf that is not a
+    // file id, a shelf's key written with a leading zero.
+    let bob5 = shelf_of(&fid(&bob, 5)).unwrap();
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let files = files(tx);
+            tx.put(&files, bob5.as_str(), "x").unwrap();
+        }),
+        "may not write",
+    );
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let shelf = shelf(tx, &f1);
+            tx.put_object(&shelf, "notanid", ObjType::Map).unwrap();
+        }),
+        "is not one of",
+    );
+    let (prefix, day) = bob5.split_once('.').unwrap();
+    let padded = format!("{prefix}.0{day}");
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let files = files(tx);
+            tx.put_object(&files, padded.as_str(), ObjType::Map)
+                .unwrap();
+        }),
+        "is not one of",
+    );
+    // One id both on its shelf and directly in `files`: in one change, or
+    // directly in `files` once it is on its shelf.
+    let f6 = fid(&bob, 6);
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            write::share(tx, &file(&f6, "twice", bob_id)).unwrap();
+            let files = files(tx);
+            put_record(tx, &files, &file(&f6, "twice", bob_id));
+        }),
+        "already exists",
+    );
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let files = files(tx);
+            put_record(tx, &files, &file(&f1, "again", bob_id));
+        }),
+        "already exists",
+    );
     // A second file of that day goes on the same shelf; one of another day
     // on a new one.
     let f2 = meshwork_crdt::library::file_id(&bob_id, [1, 1, 1, 1, 1, 1, 0, 9]);
@@ -324,8 +374,21 @@ fn a_library_from_before_shelves_is_read_and_held() {
         let files = files(tx);
         put_record(tx, &files, &file(&old, "old.pdf", bob_id));
     });
+    let mut index = BlobIndex::default();
+    index.refresh(c.doc());
     accepted(&mut b, legacy.clone());
     accepted(&mut c, legacy);
+    // Taken in from the change alone, as a later refresh does.
+    index.refresh(c.doc());
+    assert_eq!(index.files_of("ab12"), [old.as_str()]);
+    // The same id again, now on its shelf: it exists.
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            write::share(tx, &file(&old, "again", bob_id)).unwrap()
+        }),
+        "already exists",
+    );
     let new = fid(&bob, 2);
     accepted(&mut c, share(&mut b, &bob, &new));
     assert!(
@@ -336,7 +399,6 @@ fn a_library_from_before_shelves_is_read_and_held() {
     let library = Library::new(c.doc());
     assert_eq!(library.file(&old).unwrap().name, "old.pdf");
     assert_eq!(library.files().len(), 2);
-    let mut index = BlobIndex::default();
     index.refresh(c.doc());
     let mut found = index.files_of("ab12").to_vec();
     found.sort();
