@@ -560,6 +560,13 @@ fn a_file_shared_by_one_daemon_is_fetched_by_another() {
     let printed = ok(&h2, &["get", id, "-o", out.to_str().unwrap()]);
     assert_eq!(printed.trim(), out.to_str().unwrap());
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // Into a directory that exists: under the file's name, as `cp` does.
+    let into = dir.path().join("inbox");
+    std::fs::create_dir(&into).unwrap();
+    let printed = ok(&h2, &["get", id, "-o", &format!("{}/", into.display())]);
+    let landed = into.join("Q3 slides.pdf");
+    assert_eq!(printed.trim(), landed.to_str().unwrap());
+    assert_eq!(std::fs::read(&landed).unwrap(), bytes);
     // Status counts the ciphertext Bob now keeps, and his disk's reserve.
     let disk = &json(&h2, &["status", "--json"])["disk"];
     assert!(

@@ -208,8 +208,9 @@ pub(crate) enum Command {
         /// The file's id, or its name if no other file has it (`meshwork
         /// files DEPT` lists them).
         file_id: String,
-        /// Where to write it (default: its name, in the current directory);
-        /// for a folder, the directory to create.
+        /// Where to write it (default: its name, in the current directory;
+        /// an existing directory: its name, in there); for a folder, the
+        /// directory to create.
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },

@@ -47,13 +47,16 @@ pub(super) fn files(client: &Client, dept: String, json: bool) -> Result<()> {
 /// `get ID`: the file (or folder) on this machine; prints where.
 pub(super) fn get(client: &Client, file: String, output: Option<PathBuf>) -> Result<()> {
     let info = find_file(client, &file)?;
+    // Never let a name from the library climb out of where it is put.
+    let name = Path::new(&info.entry.name)
+        .file_name()
+        .unwrap_or("download".as_ref());
     let dest = match output {
+        // An existing directory: the file goes in it, under its name (as
+        // `cp` does).
+        Some(o) if o.is_dir() => absolute(&o)?.join(name),
         Some(o) => absolute(&o)?,
-        None => {
-            // Never let a name from the library climb out of here.
-            let name = Path::new(&info.entry.name).file_name();
-            std::env::current_dir()?.join(name.unwrap_or("download".as_ref()))
-        }
+        None => std::env::current_dir()?.join(name),
     };
     // The name may come from the library: shown, never obeyed.
     let bar = progress::bar(&format!("fetching {}", safe::line(&short_name(&dest))));
