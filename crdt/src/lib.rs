@@ -39,5 +39,10 @@ pub use nonce::Nonces;
 pub use read::touched_since;
 pub use signed::{Ingest, OpenedSync, Rejection, SignedChange, SignedDoc, SyncBatch, SyncPayload};
 
+/// Whether `s` is lowercase hex digits only, as ids and hashes are written.
+pub(crate) fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Milliseconds since the Unix epoch: the only notion of time this crate knows.
 pub type Millis = i64;

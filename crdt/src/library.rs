@@ -39,7 +39,9 @@ mod rules;
 mod view;
 pub mod write;
 
-use automerge::{Automerge, AutomergeError, ObjType, ROOT};
+use automerge::{Automerge, AutomergeError, ObjId, ObjType, ROOT};
+
+use crate::is_lower_hex;
 
 pub use index::BlobIndex;
 pub(crate) use rules::authorize;
@@ -64,17 +66,12 @@ pub fn file_id(uploader: &crate::MemberId, nonce: [u8; 8]) -> String {
 
 /// Whether `s` has the shape of a file id: 32 lowercase hex digits.
 pub fn is_file_id(s: &str) -> bool {
-    s.len() == 32 && is_hex(s)
+    s.len() == 32 && is_lower_hex(s)
 }
-
-fn is_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// The shelf of file `id`: its uploader's prefix and the day (UTC, counted
-/// from 1970) of its nonce's time ([`crate::Nonces`]), as `<prefix>.<day>`.
+/// from 1970, as the pin ledger counts them: [`crate::pins::epoch_of`]) of
+/// its nonce's time ([`crate::Nonces`]), as `<prefix>.<day>`.
 /// `None` for a string that is not a file id (those sit directly in
 /// `files`, as every file did before shelves).
 pub fn shelf_of(id: &str) -> Option<String> {
@@ -82,7 +79,24 @@ pub fn shelf_of(id: &str) -> Option<String> {
         return None;
     }
     let nonce = u64::from_str_radix(&id[16..], 16).ok()?;
-    Some(format!("{}.{}", &id[..16], (nonce >> 16) / DAY_MS))
+    // 48 bits of milliseconds: always an i64.
+    let at = (nonce >> 16) as crate::Millis;
+    Some(format!("{}.{}", &id[..16], crate::pins::epoch_of(at)))
+}
+
+/// Where the record of file `id` is in the library's `files`: on its shelf,
+/// or directly in `files` (a library from before shelves). `map` reads the
+/// map under a key: of the document now (readers, writers) or at some heads
+/// (the rules), so that all of them look in the same places.
+pub(crate) fn locate(
+    files: &ObjId,
+    id: &str,
+    map: impl Fn(&ObjId, &str) -> Option<ObjId>,
+) -> Option<ObjId> {
+    shelf_of(id)
+        .and_then(|shelf| map(files, &shelf))
+        .and_then(|shelf| map(&shelf, id))
+        .or_else(|| map(files, id))
 }
 
 /// Whether `key` of `files` has the shape of a shelf: 16 hex digits, a
@@ -92,7 +106,7 @@ pub fn shelf_of(id: &str) -> Option<String> {
 pub(crate) fn is_shelf(key: &str) -> bool {
     key.split_once('.').is_some_and(|(prefix, day)| {
         prefix.len() == 16
-            && is_hex(prefix)
+            && is_lower_hex(prefix)
             && (1..=7).contains(&day.len())
             && day.bytes().all(|b| b.is_ascii_digit())
             && (day == "0" || !day.starts_with('0'))

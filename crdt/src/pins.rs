@@ -91,7 +91,7 @@ pub fn commit_key(blob: &str, member: &crate::MemberId) -> String {
 
 /// Whether `s` is a blob hash as the ledger writes it: 64 lowercase hex digits.
 pub(crate) fn is_blob_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    s.len() == 64 && crate::is_lower_hex(s)
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl<'a> View<'a> {
 }
 
 /// The map stored under `key` in `obj`, in the current document.
-pub(crate) fn child_map(doc: &Automerge, obj: &ObjId, key: &str) -> Option<ObjId> {
+pub(crate) fn child_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(obj, key).ok()?? {
         (Value::Object(ObjType::Map), id) => Some(id),
         _ => None,

@@ -155,13 +155,8 @@ fn new_file(before: &View<'_>, created: &mut HashSet<String>, id: &str) -> Resul
     Ok(())
 }
 
-/// The record of file `id` in `view`: on its shelf, or directly in
-/// `files`.
+/// The record of file `id` in `view`.
 fn file_at(view: &View<'_>, id: &str) -> Option<automerge::ObjId> {
     let files = view.path(&["files"])?;
-    match shelf_of(id).and_then(|shelf| view.map(&files, &shelf)) {
-        Some(shelf) => view.map(&shelf, id),
-        None => None,
-    }
-    .or_else(|| view.map(&files, id))
+    super::locate(&files, id, |parent, key| view.map(parent, key))
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
-use super::{is_shelf, shelf_of};
+use super::is_shelf;
 use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
@@ -181,17 +181,9 @@ impl<'a> Library<'a> {
     }
 }
 
-/// Where the record of file `id` is in `files`: on its shelf, or directly
-/// in `files`.
+/// Where the record of file `id` is in `files`, in the document now.
 pub(crate) fn record<R: ReadDoc>(doc: &R, files: &ObjId, id: &str) -> Option<ObjId> {
-    let map = |parent: &ObjId, key: &str| match doc.get(parent, key).ok()?? {
-        (Value::Object(ObjType::Map), obj) => Some(obj),
-        _ => None,
-    };
-    shelf_of(id)
-        .and_then(|shelf| map(files, &shelf))
-        .and_then(|shelf| map(&shelf, id))
-        .or_else(|| map(files, id))
+    super::locate(files, id, |parent, key| map(doc, parent, key))
 }
 
 #[cfg(test)]
