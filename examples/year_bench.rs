@@ -13,9 +13,9 @@
 //! all of them — and lets go, the next day, those the pin nodes now hold
 //! alone); Pete's; Ada's (collecting what is past). Then, once this
 //! process and Pia are quiet (the tail of the day's syncing and indexing
-//! done: [`settle`]), Pia's pass with nothing to do, five times, the
-//! median timed (her keeper runs one every 30 s), and her resident memory.
-//! Then every clock moves a day on.
+//! done: [`settle`]), Pia's pass with nothing to do, five times a quarter
+//! of a second apart, the median timed (her keeper runs one every 30 s),
+//! and her resident memory. Then every clock moves a day on.
 //!
 //! Printed for some days: Pia's memory, idle pass (CPU time of all her
 //! threads, the median and the least of the five, and the median wall
@@ -47,6 +47,12 @@ const DEPT: &str = "Research";
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Idle passes timed each day; the day's value is their median.
 const IDLE_PASSES: usize = 5;
+/// The pause before each idle pass: the five spread over a second or so,
+/// so that one brief slowdown of the machine (another process's burst on
+/// the sibling vCPU) does not lift them all (BENCHMARKS.md, "The whole
+/// year, with shelves": on two of the days over 1.5×, Cleo's pass in the
+/// other process was twice as slow too).
+const IDLE_GAP: Duration = Duration::from_millis(250);
 
 struct Args {
     days: usize,
@@ -172,6 +178,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         phase("settling");
         let (mut walls, mut cpus) = (Vec::new(), Vec::new());
         for _ in 0..IDLE_PASSES {
+            tokio::time::sleep(IDLE_GAP).await;
             let t = Instant::now();
             let (idle, cpu) = pia_pass(&mut pia)?;
             walls.push(t.elapsed());

@@ -3,9 +3,8 @@
 //!
 //! ```text
 //! { kind: "library", dept,
-//!   files: { <shelf>: { <file id>: { name, size, media_type, blob, blob_size,
-//!                                    key, uploader, shared_at, entries?,
-//!                                    holders: { <member id>: true } } } } }
+//!   files: { <shelf>: { <file id>: "<record>",
+//!                       "<file id>/<member id>": true } } }
 //! ```
 //!
 //! A file sits on the shelf of its uploader and its day ([`shelf_of`]: both
@@ -18,23 +17,33 @@
 //! another (one automerge actor per member), so no shelf is made twice at
 //! once, where automerge would show only one of the two.
 //!
-//! Libraries written before shelves (session 20) hold their files directly
-//! in `files`, by id; those are read, held and let go where they are, and
-//! the rules still take new ones written that way (by an older node).
+//! A record is one string, not a map of fields ([`record::Packed`]: name,
+//! size, media type, blob, blob size, key, uploader, time shared, a
+//! folder's entries, as JSON), and its holders are keys of the shelf beside
+//! it, `<file id>/<member id>`: members who said they keep the blob (its
+//! uploader, and each who fetched it). Automerge copies its index of
+//! objects at every change it applies, so two objects per file (a record
+//! and its holders) made every change cost more as the library grew
+//! (0.74 ms at 300,000 files); packed, a file is no object at all.
+//!
+//! Older layouts are read, held and let go where they are, and the rules
+//! still take new files written in them by an older node: a record as a
+//! map of those fields with a `holders` map inside, on a shelf (session
+//! 20) or directly in `files` (before shelves).
 //!
 //! A shared folder is one record and one blob: its files' bytes one after
 //! another, and `entries` ([`folder`]) lists their paths and sizes.
 //!
 //! `blob` is the hash of the file's ciphertext and `key` the key that opens
 //! it: the library travels only between the department's members, so only
-//! they can read a file, wherever its blob is stored. `holders` are members
-//! who said they keep the blob (its uploader, and each who fetched it).
+//! they can read a file, wherever its blob is stored.
 //!
 //! Like a feed, its first change is built the same way on every node from
 //! the department id alone ([`genesis`]).
 
 pub mod folder;
 mod index;
+pub(crate) mod record;
 mod rules;
 mod view;
 pub mod write;
@@ -84,19 +93,29 @@ pub fn shelf_of(id: &str) -> Option<String> {
     Some(format!("{}.{}", &id[..16], crate::pins::epoch_of(at)))
 }
 
-/// Where the record of file `id` is in the library's `files`: on its shelf,
-/// or directly in `files` (a library from before shelves). `map` reads the
-/// map under a key: of the document now (readers, writers) or at some heads
-/// (the rules), so that all of them look in the same places.
+/// Where the record of file `id` is in the library's `files`: packed or a
+/// map on its shelf, or a map directly in `files` (a library from before
+/// shelves). `slot` reads what is under a key of a map: in the document now
+/// (readers, writers) or at some heads (the rules), so that all of them
+/// look in the same places.
 pub(crate) fn locate(
     files: &ObjId,
     id: &str,
-    map: impl Fn(&ObjId, &str) -> Option<ObjId>,
-) -> Option<ObjId> {
-    shelf_of(id)
-        .and_then(|shelf| map(files, &shelf))
-        .and_then(|shelf| map(&shelf, id))
-        .or_else(|| map(files, id))
+    slot: impl Fn(&ObjId, &str) -> Option<record::Slot>,
+) -> Option<record::Place> {
+    use record::{Place, Slot};
+    let on_shelf = shelf_of(id).and_then(|key| match slot(files, &key)? {
+        Slot::Map(shelf) => match slot(&shelf, id)? {
+            Slot::Map(obj) => Some(Place::Map(obj)),
+            Slot::Text(text) => Some(Place::Packed { shelf, text }),
+            Slot::Other => None,
+        },
+        _ => None,
+    });
+    on_shelf.or_else(|| match slot(files, id)? {
+        Slot::Map(obj) => Some(Place::Map(obj)),
+        _ => None,
+    })
 }
 
 /// Whether `key` of `files` has the shape of a shelf: 16 hex digits, a

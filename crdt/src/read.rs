@@ -18,7 +18,7 @@ impl<'a> View<'a> {
         Self { doc, heads }
     }
 
-    fn get(&self, obj: &ObjId, prop: impl Into<Prop>) -> Option<(Value<'a>, ObjId)> {
+    pub(crate) fn get(&self, obj: &ObjId, prop: impl Into<Prop>) -> Option<(Value<'a>, ObjId)> {
         self.doc.get_at(obj, prop, self.heads).ok().flatten()
     }
 
@@ -155,8 +155,9 @@ pub fn touched_since(
                 // A record itself, made or replaced: directly under `records`
                 // or on a shelf.
                 (Some([root]), Key::Map(key)) if root == records => Some(key.to_string()),
+                // On a shelf: a record, or a holder beside it (`<id>/<member>`).
                 (Some([root, on]), Key::Map(key)) if root == records && shelf(on) => {
-                    Some(key.to_string())
+                    key.split('/').next().map(str::to_owned)
                 }
                 // Anything inside one.
                 (Some([root, on, key, ..]), _) if root == records && shelf(on) => Some(key.clone()),

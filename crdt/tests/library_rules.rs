@@ -53,9 +53,19 @@ fn shelf(doc: &impl ReadDoc, id: &str) -> ObjId {
     doc.get(files(doc), shelf.as_str()).unwrap().unwrap().1
 }
 
-/// The record of file `id`, on its shelf.
-fn record(doc: &impl ReadDoc, id: &str) -> ObjId {
-    doc.get(shelf(doc, id), id).unwrap().unwrap().1
+/// File `f`'s record packed, as `write::share` writes it on its shelf.
+fn packed(f: &NewFile<'_>) -> String {
+    serde_json::json!({
+        "name": f.name,
+        "size": f.size,
+        "media_type": f.media_type,
+        "blob": f.blob,
+        "blob_size": f.blob_size,
+        "key": f.key,
+        "uploader": f.uploader.to_string(),
+        "shared_at": f.shared_at,
+    })
+    .to_string()
 }
 
 /// Writes file `f`'s record under `parent`, as `write::share` does.
@@ -150,13 +160,31 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
             write::share(tx, &file(&fid(&dave, 3), "x", dave_id)).unwrap()
         }),
     );
-    // Cleo renames Bob's file, or swaps its blob.
-    for (field, value) in [("name", "evil.exe"), ("blob", "evil")] {
+    // Cleo renames Bob's file, or swaps its blob; Bob renames his own
+    // (once shared, a record does not change); either deletes it.
+    let mut evil_blob = file(&f1, "report.pdf", bob_id);
+    evil_blob.blob = "evil";
+    for (who, evil, why) in [
+        (&cleo, file(&f1, "evil.exe", bob_id), "is not one of"),
+        (&cleo, evil_blob, "is not one of"),
+        (&bob, file(&f1, "renamed.pdf", bob_id), "already exists"),
+    ] {
+        let text = packed(&evil);
+        refused_because(
+            &mut c,
+            common::forge_cited(&b, who, who, |tx| {
+                let shelf = shelf(tx, &f1);
+                tx.put(&shelf, f1.as_str(), text.as_str()).unwrap();
+            }),
+            why,
+        );
+    }
+    for who in [&cleo, &bob] {
         refused(
             &mut c,
-            common::forge_cited(&b, &cleo, &cleo, |tx| {
-                let obj = record(tx, &f1);
-                tx.put(&obj, field, value).unwrap();
+            common::forge_cited(&b, who, who, |tx| {
+                let shelf = shelf(tx, &f1);
+                tx.delete(&shelf, f1.as_str()).unwrap();
             }),
         );
     }
@@ -406,6 +434,18 @@ fn a_library_from_before_shelves_is_read_and_held() {
     want.sort();
     assert_eq!(found, want);
 
+    // Cleo renames the old file, or swaps its blob: refused in this
+    // layout too.
+    for (field, value) in [("name", "evil.exe"), ("blob", "evil")] {
+        refused(
+            &mut c,
+            common::forge_cited(&b, &cleo, &cleo, |tx| {
+                let files = files(tx);
+                let obj = tx.get(&files, old.as_str()).unwrap().unwrap().1;
+                tx.put(&obj, field, value).unwrap();
+            }),
+        );
+    }
     // Cleo holds the old file, where it is; then lets it go.
     for on in [true, false] {
         let held = c
@@ -415,4 +455,104 @@ fn a_library_from_before_shelves_is_read_and_held() {
         let holders = Library::new(c.doc()).file(&old).unwrap().holders;
         assert_eq!(holders.contains(&cleo.id()), on);
     }
+}
+
+/// A packed record is checked as a map record was: it must read, and name
+/// its signer; a holder beside it is its writer alone, of a file that is
+/// there, on that file's shelf, and only ever `true` (or deleted).
+#[test]
+fn packed_records_and_their_holders_are_checked() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let (bob_id, cleo_id) = (bob.id(), cleo.id());
+    let mut b = library();
+    let f1 = fid(&bob, 1);
+    let mut c = library();
+    c.ingest(vec![share(&mut b, &bob, &f1)]);
+    let f2 = meshwork_crdt::library::file_id(&bob_id, [1, 1, 1, 1, 1, 1, 0, 9]);
+    assert_eq!(shelf_of(&f2), shelf_of(&f1), "f2 would go on f1's shelf");
+    let on_shelf = |who: &Signer, key: String, value: automerge::ScalarValue| {
+        let id = f1.clone();
+        common::forge_cited(&b, who, who, move |tx| {
+            let shelf = shelf(tx, &id);
+            tx.put(&shelf, key, value).unwrap();
+        })
+    };
+    let text = |s: &str| automerge::ScalarValue::Str(s.into());
+
+    // Records that do not read, or name another uploader.
+    let mut cleos = file(&f2, "x", cleo_id);
+    cleos.uploader = cleo_id;
+    let without_blob = packed(&file(&f2, "x", bob_id)).replace("\"blob\"", "\"blub\"");
+    for (record, why) in [
+        ("not json".to_owned(), "an unreadable record"),
+        (without_blob, "an unreadable record"),
+        ("{}".to_owned(), "an unreadable record"),
+        (packed(&cleos), "names an uploader other than its signer"),
+        (packed(&file(&f2, "", bob_id)), "a name of 0 bytes"),
+    ] {
+        refused_because(&mut c, on_shelf(&bob, f2.clone(), text(&record)), why);
+    }
+    // A number where a record goes; a key on a shelf that is not a file id.
+    refused_because(
+        &mut c,
+        on_shelf(&bob, f2.clone(), 7.into()),
+        "may not write",
+    );
+    refused_because(
+        &mut c,
+        on_shelf(
+            &bob,
+            "notanid".into(),
+            text(&packed(&file(&f2, "x", bob_id))),
+        ),
+        "is not one of",
+    );
+    // Cleo's file on Bob's shelf.
+    let c2 = fid(&cleo, 1);
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
+            let shelf = shelf(tx, &f1);
+            tx.put(&shelf, c2.as_str(), packed(&file(&c2, "x", cleo_id)))
+                .unwrap();
+        }),
+        "does not belong on shelf",
+    );
+
+    // Holders: Cleo names Dave; says something other than `true`; holds a
+    // file that is not there, or names a file of another shelf.
+    let holder = |id: &str, who: MemberId| format!("{id}/{who}");
+    for (key, value, why) in [
+        (holder(&f1, signer(4).id()), true.into(), "may not write"),
+        (holder(&f1, cleo_id), false.into(), "may not write"),
+        (holder(&f1, cleo_id), text("yes"), "may not write"),
+        (holder(&f2, cleo_id), true.into(), "which is not there"),
+        (
+            holder(&fid(&bob, 9), cleo_id),
+            true.into(),
+            "does not belong on shelf",
+        ),
+    ] {
+        refused_because(&mut c, on_shelf(&cleo, key, value), why);
+    }
+    // Cleo takes Bob's claim back.
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &cleo, &cleo, |tx| {
+            let shelf = shelf(tx, &f1);
+            tx.delete(&shelf, holder(&f1, bob_id)).unwrap();
+        }),
+        "may not write",
+    );
+    // Her own claim, made by hand as `write::hold` makes it, is hers.
+    accepted(&mut c, on_shelf(&cleo, holder(&f1, cleo_id), true.into()));
+    let mut both = vec![bob_id, cleo_id];
+    both.sort();
+    assert_eq!(Library::new(c.doc()).file(&f1).unwrap().holders, both);
+    assert_eq!(Library::new(c.doc()).files()[0].holders, both);
+    let f = Library::new(c.doc()).file(&f1).unwrap();
+    assert_eq!(
+        (f.name.as_str(), f.blob.as_str(), f.uploader),
+        ("report.pdf", "ab12", bob_id)
+    );
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, ChangeHash, ScalarValue};
 
+use super::record::Packed;
 use super::{FileEntry, Library};
 use crate::read::object_path;
 
@@ -79,18 +80,27 @@ impl BlobIndex {
         self.files.is_empty()
     }
 
-    /// Takes in one operation: a file's `blob` written. (A file's blob is
-    /// written once, as it is shared; one written again stays listed under
-    /// its old blob too: [`Self::files`] checks the file it finds.)
+    /// Takes in one operation: a file's packed record written on its shelf,
+    /// or a map record's `blob`. (A file's blob is written once, as it is
+    /// shared; one written again stays listed under its old blob too:
+    /// [`Self::files`] checks the file it finds.)
     fn take(&mut self, doc: &Automerge, op: automerge::legacy::Op) {
-        let (Key::Map(key), OpType::Put(ScalarValue::Str(blob))) = (&op.key, &op.action) else {
+        let (Key::Map(key), OpType::Put(ScalarValue::Str(text))) = (&op.key, &op.action) else {
             return;
         };
-        if key.as_str() != "blob" {
+        let Some(path) = object_path(doc, &op.obj.to_string()) else {
             return;
-        }
-        if let Some(id) = object_path(doc, &op.obj.to_string()).and_then(file_of) {
-            self.add(blob.to_string(), id);
+        };
+        let on_shelf =
+            matches!(path.as_slice(), [files, shelf] if files == "files" && super::is_shelf(shelf));
+        if on_shelf && super::is_file_id(key) {
+            if let Ok(record) = Packed::decode(text) {
+                self.add(record.blob, key.to_string());
+            }
+        } else if key.as_str() == "blob" {
+            if let Some(id) = file_of(path) {
+                self.add(text.to_string(), id);
+            }
         }
     }
 
@@ -102,7 +112,7 @@ impl BlobIndex {
     }
 }
 
-/// The file whose record sits at `path` (on a shelf, or directly in
+/// The file whose map record sits at `path` (on a shelf, or directly in
 /// `files`), if it is one.
 fn file_of(mut path: Vec<String>) -> Option<String> {
     match path.as_slice() {

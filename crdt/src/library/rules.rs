@@ -6,16 +6,19 @@
 //! - A new file's uploader is its signer, its id carries the signer's prefix
 //!   ([`super::file_id`]), its name is 1–255 bytes, and it names a blob and a
 //!   key; once shared, its record does not change.
-//! - A new file sits on its shelf ([`super::shelf_of`]); a member makes only
-//!   shelves of their own, each once. (Directly in `files`, as before
-//!   shelves, is still taken from an older node.)
-//! - A member adds or takes back only themselves as a holder.
+//! - A new file sits on its shelf ([`super::shelf_of`]), packed; a member
+//!   makes only shelves of their own, each once. (A record as a map, on its
+//!   shelf or directly in `files` as before shelves, is still taken from an
+//!   older node.)
+//! - A member adds or takes back only themselves as a holder, of a file
+//!   that is there.
 
 use std::collections::HashSet;
 
 use automerge::legacy::{Key, OpType};
-use automerge::{Automerge, Change, ObjType};
+use automerge::{Automerge, Change, ObjType, ScalarValue};
 
+use super::record::{Packed, Place, Slot};
 use super::{is_file_id, is_shelf, shelf_of, MAX_NAME};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
@@ -67,6 +70,8 @@ pub(crate) fn authorize(
     let after = View::at(doc, &after_heads);
     let mut created: HashSet<String> = HashSet::new();
     let mut shelves: HashSet<String> = HashSet::new();
+    // Files beside whose packed record this change adds or takes a holder.
+    let mut held: HashSet<String> = HashSet::new();
     for op in change.decode().operations {
         let path =
             object_path(doc, &op.obj.to_string()).ok_or("an operation on an unknown object")?;
@@ -112,6 +117,34 @@ pub(crate) fn authorize(
                 }
                 new_file(&before, &mut created, id)?;
             }
+            // A packed record on its shelf, or a holder beside one.
+            (["files", shelf], Some(key)) if is_shelf(shelf) => match key.split_once('/') {
+                None => {
+                    if !matches!(op.action, OpType::Put(ScalarValue::Str(_))) {
+                        return Err(denied());
+                    }
+                    if !(is_file_id(key) && key.starts_with(&me[..16])) {
+                        return Err(format!("file id {key} is not one of {}'s", author.short()));
+                    }
+                    if shelf_of(key).as_deref() != Some(*shelf) {
+                        return Err(format!("file {key} does not belong on shelf {shelf}"));
+                    }
+                    new_file(&before, &mut created, key)?;
+                }
+                Some((id, who)) => {
+                    let on_off = matches!(
+                        op.action,
+                        OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete
+                    );
+                    if who != me || !on_off {
+                        return Err(denied());
+                    }
+                    if shelf_of(id).as_deref() != Some(*shelf) {
+                        return Err(format!("file {id} does not belong on shelf {shelf}"));
+                    }
+                    held.insert(id.to_owned());
+                }
+            },
             (["files", shelf, id], Some(f))
                 if is_shelf(shelf) && created.contains(*id) && field(f) => {}
             (["files", id], Some(f)) if created.contains(*id) && field(f) => {}
@@ -121,29 +154,74 @@ pub(crate) fn authorize(
             _ => return Err(denied()),
         }
     }
+    for id in &held {
+        if !matches!(file_at(&after, id), Some(Place::Packed { .. })) {
+            return Err(format!("a holder of file {id}, which is not there"));
+        }
+    }
     for id in &created {
-        let file = file_at(&after, id).ok_or("a file that vanished")?;
-        if after.str(&file, "uploader").as_deref() != Some(me.as_str()) {
+        let claims = match file_at(&after, id).ok_or("a file that vanished")? {
+            Place::Packed { text, .. } => {
+                Claims::from(Packed::decode(&text).map_err(|e| format!("file {id}: {e}"))?)
+            }
+            Place::Map(file) => Claims {
+                uploader: after.str(&file, "uploader"),
+                name: after.str(&file, "name").unwrap_or_default(),
+                blob: after.str(&file, "blob"),
+                key: after.str(&file, "key"),
+                size: after.int(&file, "size").and_then(|n| u64::try_from(n).ok()),
+                entries: after.str(&file, "entries"),
+            },
+        };
+        claims.check(id, &me)?;
+    }
+    Ok(())
+}
+
+/// What a new file's record says, in either layout, as the rules check it.
+struct Claims {
+    uploader: Option<String>,
+    name: String,
+    blob: Option<String>,
+    key: Option<String>,
+    size: Option<u64>,
+    entries: Option<String>,
+}
+
+impl From<Packed> for Claims {
+    fn from(r: Packed) -> Self {
+        Self {
+            uploader: Some(r.uploader.to_string()),
+            name: r.name,
+            blob: Some(r.blob),
+            key: Some(r.key),
+            size: Some(r.size),
+            entries: r.entries,
+        }
+    }
+}
+
+impl Claims {
+    fn check(&self, id: &str, signer: &str) -> Result<(), String> {
+        if self.uploader.as_deref() != Some(signer) {
             return Err(format!("file {id} names an uploader other than its signer"));
         }
-        let name = after.str(&file, "name").unwrap_or_default();
-        if name.is_empty() || name.len() > MAX_NAME {
-            return Err(format!("file {id} has a name of {} bytes", name.len()));
+        if self.name.is_empty() || self.name.len() > MAX_NAME {
+            return Err(format!("file {id} has a name of {} bytes", self.name.len()));
         }
-        if after.str(&file, "blob").is_none() || after.str(&file, "key").is_none() {
+        if self.blob.is_none() || self.key.is_none() {
             return Err(format!("file {id} names no blob or no key"));
         }
-        if let Some(text) = after.str(&file, "entries") {
-            let entries = super::folder::decode(&text).map_err(|e| format!("folder {id}: {e}"))?;
-            let size = after.int(&file, "size").and_then(|n| u64::try_from(n).ok());
-            if super::folder::total(&entries) != size {
+        if let Some(text) = &self.entries {
+            let entries = super::folder::decode(text).map_err(|e| format!("folder {id}: {e}"))?;
+            if super::folder::total(&entries) != self.size {
                 return Err(format!(
                     "folder {id}: its entries do not add up to its size"
                 ));
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Takes `id` as a file this change creates: one that was not in the
@@ -155,8 +233,11 @@ fn new_file(before: &View<'_>, created: &mut HashSet<String>, id: &str) -> Resul
     Ok(())
 }
 
-/// The record of file `id` in `view`.
-fn file_at(view: &View<'_>, id: &str) -> Option<automerge::ObjId> {
+/// Where the record of file `id` is in `view`.
+fn file_at(view: &View<'_>, id: &str) -> Option<Place> {
     let files = view.path(&["files"])?;
-    super::locate(&files, id, |parent, key| view.map(parent, key))
+    super::locate(&files, id, |parent, key| {
+        let (value, obj) = view.get(parent, key)?;
+        Some(Slot::of(value, obj))
+    })
 }

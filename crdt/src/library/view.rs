@@ -6,6 +6,7 @@ use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
 use super::is_shelf;
+use super::record::{holders_range, Packed, Place, Slot};
 use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
@@ -60,7 +61,7 @@ impl<'a> Library<'a> {
         let mut out: Vec<FileEntry> = self
             .records()
             .into_iter()
-            .filter_map(|(id, obj)| self.entry(id, &obj))
+            .filter_map(|(id, found)| self.entry(id, found))
             .collect();
         out.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
         out
@@ -68,13 +69,52 @@ impl<'a> Library<'a> {
 
     /// The file with this id.
     pub fn file(&self, id: &str) -> Option<FileEntry> {
-        let obj = record(self.doc, self.files.as_ref()?, id)?;
-        self.entry(id.to_owned(), &obj)
+        let found = match place(self.doc, self.files.as_ref()?, id)? {
+            Place::Map(obj) => Found::Map(obj),
+            Place::Packed { shelf, text } => {
+                let holders = self
+                    .doc
+                    .map_range(&shelf, holders_range(id))
+                    .filter(|item| is_true(item.value.clone().into_value()))
+                    .filter_map(|item| item.key.split_once('/')?.1.parse().ok())
+                    .collect();
+                Found::Packed { text, holders }
+            }
+        };
+        self.entry(id.to_owned(), found)
     }
 
-    /// The file whose record is `obj`. Its fields are read in one pass over
-    /// its map (a lookup per field seeks through the whole document).
-    fn entry(&self, id: String, obj: &ObjId) -> Option<FileEntry> {
+    /// The file whose record is `found`.
+    fn entry(&self, id: String, found: Found) -> Option<FileEntry> {
+        match found {
+            Found::Map(obj) => self.map_entry(id, &obj),
+            Found::Packed { text, mut holders } => {
+                let r = Packed::decode(&text).ok()?;
+                holders.sort();
+                Some(FileEntry {
+                    id,
+                    name: r.name,
+                    size: r.size,
+                    media_type: r.media_type,
+                    blob: r.blob,
+                    blob_size: r.blob_size,
+                    key: r.key,
+                    uploader: r.uploader,
+                    shared_at: r.shared_at,
+                    holders,
+                    entries: match r.entries {
+                        Some(text) => Some(super::folder::decode(&text).ok()?),
+                        None => None,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The file whose record is the map `obj`. Its fields are read in one
+    /// pass over its map (a lookup per field seeks through the whole
+    /// document).
+    fn map_entry(&self, id: String, obj: &ObjId) -> Option<FileEntry> {
         let mut text: HashMap<String, String> = HashMap::new();
         let mut number: HashMap<String, i64> = HashMap::new();
         let mut holders: Vec<MemberId> = Vec::new();
@@ -123,7 +163,7 @@ impl<'a> Library<'a> {
     /// matches: a scan of every file, so for lookups a node repeats, keep
     /// a [`super::BlobIndex`].
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
-        let mut found = self.where_str("blob", blob);
+        let mut found = self.where_str(Field::Blob, blob);
         found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
         found.into_iter().next()
     }
@@ -132,33 +172,48 @@ impl<'a> Library<'a> {
     pub fn blobs(&self) -> Vec<(String, String)> {
         self.records()
             .into_iter()
-            .filter_map(|(id, obj)| {
-                let blob = scalar(self.doc, &obj, "blob")?.as_str()?.to_owned();
-                Some((blob, id))
-            })
+            .filter_map(|(id, found)| Some((self.field(&found, Field::Blob)?, id)))
             .collect()
     }
 
     /// The files named `name`.
     pub fn named(&self, name: &str) -> Vec<FileEntry> {
-        self.where_str("name", name)
+        self.where_str(Field::Name, name)
     }
 
-    /// The files whose `field` is the string `value`: only that field of
-    /// the others is read (a library holds every file ever shared).
-    fn where_str(&self, field: &str, value: &str) -> Vec<FileEntry> {
+    /// The files whose `field` is `value`: only that field of the others
+    /// is read (a library holds every file ever shared).
+    fn where_str(&self, field: Field, value: &str) -> Vec<FileEntry> {
         self.records()
             .into_iter()
-            .filter(|(_, obj)| {
-                scalar(self.doc, obj, field).is_some_and(|v| v.as_str() == Some(value))
-            })
-            .filter_map(|(id, obj)| self.entry(id, &obj))
+            .filter(|(_, found)| self.field(found, field).as_deref() == Some(value))
+            .filter_map(|(id, found)| self.entry(id, found))
             .collect()
+    }
+
+    /// One text field of a record.
+    fn field(&self, found: &Found, field: Field) -> Option<String> {
+        match found {
+            Found::Map(obj) => {
+                let key = match field {
+                    Field::Blob => "blob",
+                    Field::Name => "name",
+                };
+                Some(scalar(self.doc, obj, key)?.as_str()?.to_owned())
+            }
+            Found::Packed { text, .. } => {
+                let r = Packed::decode(text).ok()?;
+                Some(match field {
+                    Field::Blob => r.blob,
+                    Field::Name => r.name,
+                })
+            }
+        }
     }
 
     /// Every file's id and record: on each shelf, and directly in `files`
     /// (a library from before shelves).
-    fn records(&self) -> Vec<(String, ObjId)> {
+    fn records(&self) -> Vec<(String, Found)> {
         let Some(files) = self.files.as_ref() else {
             return Vec::new();
         };
@@ -168,22 +223,68 @@ impl<'a> Library<'a> {
                 continue;
             };
             if is_shelf(&key) {
-                out.extend(
-                    self.doc
-                        .keys(&obj)
-                        .filter_map(|id| Some((id.clone(), map(self.doc, &obj, &id)?))),
-                );
+                self.shelf(&obj, &mut out);
             } else {
-                out.push((key, obj));
+                out.push((key, Found::Map(obj)));
             }
         }
         out
     }
+
+    /// The records on `shelf`, in one pass over it: a packed record's
+    /// holders follow it (`<id>/<member>` sorts right after `<id>`).
+    fn shelf(&self, shelf: &ObjId, out: &mut Vec<(String, Found)>) {
+        for item in self.doc.map_range(shelf, ..) {
+            let value = item.value.clone().into_value();
+            match item.key.split_once('/') {
+                Some((id, member)) => {
+                    if let Some((last, Found::Packed { holders, .. })) = out.last_mut() {
+                        if last == id && is_true(value) {
+                            holders.extend(member.parse::<MemberId>().ok());
+                        }
+                    }
+                }
+                None => match Slot::of(value, item.id()) {
+                    Slot::Map(obj) => out.push((item.key.to_string(), Found::Map(obj))),
+                    Slot::Text(text) => out.push((
+                        item.key.to_string(),
+                        Found::Packed {
+                            text,
+                            holders: Vec::new(),
+                        },
+                    )),
+                    Slot::Other => {}
+                },
+            }
+        }
+    }
+}
+
+/// A record as found, with what reading it whole takes.
+enum Found {
+    Map(ObjId),
+    Packed {
+        text: String,
+        holders: Vec<MemberId>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Blob,
+    Name,
+}
+
+fn is_true(value: Value<'_>) -> bool {
+    matches!(value, Value::Scalar(s) if s.as_bool() == Some(true))
 }
 
 /// Where the record of file `id` is in `files`, in the document now.
-pub(crate) fn record<R: ReadDoc>(doc: &R, files: &ObjId, id: &str) -> Option<ObjId> {
-    super::locate(files, id, |parent, key| map(doc, parent, key))
+pub(crate) fn place<R: ReadDoc>(doc: &R, files: &ObjId, id: &str) -> Option<Place> {
+    super::locate(files, id, |parent, key| {
+        let (value, obj) = doc.get(parent, key).ok()??;
+        Some(Slot::of(value, obj))
+    })
 }
 
 #[cfg(test)]

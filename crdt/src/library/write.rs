@@ -3,6 +3,7 @@
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, Value, ROOT};
 
+use super::record::{holder_key, Packed, Place};
 use crate::{MemberId, Millis};
 
 /// What sharing a file records.
@@ -30,19 +31,42 @@ pub struct NewFile<'a> {
     pub entries: Option<&'a str>,
 }
 
-/// Records a shared file on its shelf ([`super::shelf_of`], made if it is
-/// not there yet; a string that is not a file id goes directly in `files`);
-/// its uploader holds it.
+/// Records a shared file: packed on its shelf ([`super::shelf_of`], made
+/// if it is not there yet), held by its uploader. A string that is not a
+/// file id goes directly in `files` as a map of fields, as every file did
+/// before shelves.
 pub fn share<T: Transactable>(tx: &mut T, f: &NewFile<'_>) -> Result<(), AutomergeError> {
     let files = files(tx)?;
-    let parent = match super::shelf_of(f.id) {
-        Some(shelf) => match tx.get(&files, shelf.as_str())? {
-            Some((Value::Object(ObjType::Map), obj)) => obj,
-            _ => tx.put_object(&files, shelf.as_str(), ObjType::Map)?,
-        },
-        None => files,
+    let Some(shelf) = super::shelf_of(f.id) else {
+        return share_as_map(tx, &files, f);
     };
-    let obj = tx.put_object(&parent, f.id, ObjType::Map)?;
+    let shelf = match tx.get(&files, shelf.as_str())? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => tx.put_object(&files, shelf.as_str(), ObjType::Map)?,
+    };
+    let record = Packed {
+        name: f.name.to_owned(),
+        size: f.size,
+        media_type: f.media_type.to_owned(),
+        blob: f.blob.to_owned(),
+        blob_size: f.blob_size,
+        key: f.key.to_owned(),
+        uploader: f.uploader,
+        shared_at: f.shared_at,
+        entries: f.entries.map(str::to_owned),
+    };
+    tx.put(&shelf, f.id, record.encode())?;
+    tx.put(&shelf, holder_key(f.id, &f.uploader), true)
+}
+
+/// A record as a map of fields, directly in `files`: the layout before
+/// shelves, which benchmarks and tests of that layout still write.
+fn share_as_map<T: Transactable>(
+    tx: &mut T,
+    files: &ObjId,
+    f: &NewFile<'_>,
+) -> Result<(), AutomergeError> {
+    let obj = tx.put_object(files, f.id, ObjType::Map)?;
     tx.put(&obj, "name", f.name)?;
     tx.put(&obj, "size", clamp(f.size))?;
     tx.put(&obj, "media_type", f.media_type)?;
@@ -58,7 +82,8 @@ pub fn share<T: Transactable>(tx: &mut T, f: &NewFile<'_>) -> Result<(), Automer
     tx.put(&holders, f.uploader.to_string(), true)
 }
 
-/// Says that `member` keeps (`on`) or no longer keeps a file's blob.
+/// Says that `member` keeps (`on`) or no longer keeps a file's blob: beside
+/// a packed record on its shelf, or in a map record's `holders`.
 pub fn hold<T: Transactable>(
     tx: &mut T,
     file: &str,
@@ -66,17 +91,21 @@ pub fn hold<T: Transactable>(
     on: bool,
 ) -> Result<(), AutomergeError> {
     let files = files(tx)?;
-    let Some(obj) = super::view::record(tx, &files, file) else {
-        return Err(AutomergeError::InvalidObjId(format!("no file {file}")));
-    };
-    let holders = match tx.get(&obj, "holders")? {
-        Some((Value::Object(ObjType::Map), h)) => h,
-        _ => tx.put_object(&obj, "holders", ObjType::Map)?,
+    let (parent, key) = match super::view::place(tx, &files, file) {
+        Some(Place::Packed { shelf, .. }) => (shelf, holder_key(file, &member)),
+        Some(Place::Map(obj)) => {
+            let holders = match tx.get(&obj, "holders")? {
+                Some((Value::Object(ObjType::Map), h)) => h,
+                _ => tx.put_object(&obj, "holders", ObjType::Map)?,
+            };
+            (holders, member.to_string())
+        }
+        None => return Err(AutomergeError::InvalidObjId(format!("no file {file}"))),
     };
     if on {
-        tx.put(&holders, member.to_string(), true)
+        tx.put(&parent, key, true)
     } else {
-        tx.delete(&holders, member.to_string())
+        tx.delete(&parent, key)
     }
 }
 
