@@ -36,7 +36,7 @@ pub use automerge;
 pub use cite::{RosterAt, RosterBook};
 pub use identity::{MemberId, Signer};
 pub use nonce::Nonces;
-pub use read::touched_since;
+pub use read::{touched_since, Records};
 pub use signed::{Ingest, OpenedSync, Rejection, SignedChange, SignedDoc, SyncBatch, SyncPayload};
 
 /// Whether `s` is lowercase hex digits only, as ids and hashes are written.

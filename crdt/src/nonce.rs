@@ -8,7 +8,8 @@
 //! lands in a random block of its map, every block soon spans the whole
 //! history's counters, and each lookup walks all of them: in a library of
 //! 300,000 random ids, placing the holders map of a file three days old
-//! took 2.5 ms, against 6 µs when the ids ascend (`examples/id_order.rs`;
+//! took 2.5 ms, against 6 µs when the ids ascend (`examples/id_order.rs`,
+//! retired since files are no longer objects;
 //! BENCHMARKS.md, "The year, with ascending ids"). Every change judged
 //! pays that for each of its operations, so shares and holder changes
 //! cost more as the library grew.

@@ -113,22 +113,46 @@ pub(crate) fn prop_str(p: &Prop) -> String {
     }
 }
 
-/// The keys of the root map `records` (a feed's `posts`, a library's
-/// `files`; a record on a shelf of a library, [`crate::library`], is named
-/// by its own key) under which the changes after `since` wrote anything: what an
-/// index of those records must look at again. `None` when `since` names a
-/// change the document does not hold, or when more than `at_most` changes
-/// came after it; then the caller reads the records whole.
+/// The records of a document that an index keeps: a feed's posts or a
+/// library's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Records {
+    /// A feed's `posts`, each under its id.
+    Posts,
+    /// A library's `files`: on shelves ([`crate::library`]), or directly
+    /// in `files` in a library from before shelves.
+    Files,
+}
+
+impl Records {
+    fn root(self) -> &'static str {
+        match self {
+            Self::Posts => "posts",
+            Self::Files => "files",
+        }
+    }
+
+    /// Whether `key` of the root map is a shelf rather than a record.
+    fn is_shelf(self, key: &str) -> bool {
+        self == Self::Files && crate::library::is_shelf(key)
+    }
+}
+
+/// The ids of the records of `kind` under which the changes after `since` wrote
+/// anything: what an index of those records must look at again. A record
+/// on a shelf is named by its id, and so is a holder written beside it
+/// (`<id>/<member>`). `None` when `since` names a change the document does
+/// not hold, or when more than `at_most` changes came after it; then the
+/// caller reads the records whole.
 ///
 /// Costs what changed, not the document's history: each new operation's
 /// object is placed by walking up from it.
 pub fn touched_since(
     doc: &Automerge,
     since: &[ChangeHash],
-    records: &str,
+    kind: Records,
     at_most: usize,
 ) -> Option<std::collections::BTreeSet<String>> {
-    use crate::library::is_shelf;
     use automerge::legacy::Key;
     use std::collections::{BTreeSet, HashMap};
 
@@ -139,8 +163,7 @@ pub fn touched_since(
     if changes.len() > at_most {
         return None;
     }
-    // Only a library's files sit on shelves.
-    let shelf = |key: &str| records == "files" && is_shelf(key);
+    let (records, shelf) = (kind.root(), |key: &str| kind.is_shelf(key));
     let mut touched = BTreeSet::new();
     let mut paths: HashMap<String, Option<Vec<String>>> = HashMap::new();
     for change in &changes {
@@ -174,7 +197,7 @@ pub fn touched_since(
 mod tests {
     use automerge::{Automerge, ChangeHash};
 
-    use super::touched_since;
+    use super::{touched_since, Records};
     use crate::feed::write::{self, NewPost};
     use crate::MemberId;
 
@@ -203,7 +226,7 @@ mod tests {
         commit(&mut doc, |tx| write::post(tx, &post("b", me)).unwrap());
         let mark = doc.get_heads();
         assert_eq!(
-            touched_since(&doc, &mark, "posts", 10),
+            touched_since(&doc, &mark, Records::Posts, 10),
             Some(Default::default())
         );
 
@@ -212,20 +235,20 @@ mod tests {
         commit(&mut doc, |tx| {
             write::react(tx, "b", "👍", me, true).unwrap()
         });
-        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        let touched = touched_since(&doc, &mark, Records::Posts, 10).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), ["a", "c"]);
 
         commit(&mut doc, |tx| write::delete(tx, "b").unwrap());
-        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        let touched = touched_since(&doc, &mark, Records::Posts, 10).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
         // Too many changes since, or a mark the document never held: read whole.
-        assert_eq!(touched_since(&doc, &mark, "posts", 3), None);
+        assert_eq!(touched_since(&doc, &mark, Records::Posts, 3), None);
         assert_eq!(
-            touched_since(&doc, &[ChangeHash([9; 32])], "posts", 10),
+            touched_since(&doc, &[ChangeHash([9; 32])], Records::Posts, 10),
             None
         );
         // Everything from the beginning.
-        let all = touched_since(&doc, &[], "posts", 10).unwrap();
+        let all = touched_since(&doc, &[], Records::Posts, 10).unwrap();
         assert_eq!(all.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
     }
 
@@ -239,7 +262,7 @@ mod tests {
         commit(&mut doc, |tx| write::post(tx, &post(id, me)).unwrap());
         let mark = doc.get_heads();
         commit(&mut doc, |tx| write::delete(tx, id).unwrap());
-        let touched = touched_since(&doc, &mark, "posts", 10).unwrap();
+        let touched = touched_since(&doc, &mark, Records::Posts, 10).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), [id]);
     }
 
@@ -273,7 +296,7 @@ mod tests {
         let mark = doc.get_heads();
         commit(&mut doc, |tx| hold(tx, &id(1), me, false).unwrap());
         commit(&mut doc, new(&id(3)));
-        let touched = touched_since(&doc, &mark, "files", 10).unwrap();
+        let touched = touched_since(&doc, &mark, Records::Files, 10).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), [id(1), id(3)]);
     }
 }

@@ -11,6 +11,9 @@ use meshwork_crdt::library::write::{self, NewFile};
 use meshwork_crdt::library::{shelf_of, BlobIndex, Library};
 use meshwork_crdt::{MemberId, Rejection, SignedChange, SignedDoc, Signer};
 
+/// The blob every test file names (a BLAKE3 hash's 64 hex digits).
+const BLOB: &str = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
+
 fn library() -> common::Dept {
     common::Dept::new(SignedDoc::library("d1", vec![]).unwrap(), roster())
 }
@@ -21,7 +24,7 @@ fn file<'a>(id: &'a str, name: &'a str, uploader: MemberId) -> NewFile<'a> {
         name,
         size: 1234,
         media_type: "text/plain",
-        blob: "ab12",
+        blob: BLOB,
         blob_size: 1250,
         key: "00ff",
         uploader,
@@ -53,6 +56,11 @@ fn shelf(doc: &impl ReadDoc, id: &str) -> ObjId {
     doc.get(files(doc), shelf.as_str()).unwrap().unwrap().1
 }
 
+/// The record of file `id` on its shelf, as a map (session 20's layout).
+fn record_map(doc: &impl ReadDoc, id: &str) -> ObjId {
+    doc.get(shelf(doc, id), id).unwrap().unwrap().1
+}
+
 /// File `f`'s record packed, as `write::share` writes it on its shelf.
 fn packed(f: &NewFile<'_>) -> String {
     serde_json::json!({
@@ -68,7 +76,8 @@ fn packed(f: &NewFile<'_>) -> String {
     .to_string()
 }
 
-/// Writes file `f`'s record under `parent`, as `write::share` does.
+/// Writes file `f`'s record under `parent` as a map of fields, as nodes
+/// did before packed records (session 21).
 fn put_record(tx: &mut impl Transactable, parent: &ObjId, f: &NewFile<'_>) {
     let obj = tx.put_object(parent, f.id, ObjType::Map).unwrap();
     tx.put(&obj, "name", f.name).unwrap();
@@ -131,7 +140,7 @@ fn a_shared_file_and_its_holders_replicate() {
     both.sort();
     assert_eq!(f.holders, both);
     assert_eq!(Library::new(c.doc()).files(), Library::new(b.doc()).files());
-    assert_eq!(Library::new(b.doc()).by_blob("ab12").unwrap().id, f1);
+    assert_eq!(Library::new(b.doc()).by_blob(BLOB).unwrap().id, f1);
 }
 
 #[test]
@@ -218,7 +227,7 @@ fn forgeries_outsiders_and_rewrites_are_refused() {
     let f = Library::new(c.doc()).file(&f1).unwrap();
     assert_eq!(
         (f.blob.as_str(), f.holders.as_slice()),
-        ("ab12", &[bob_id][..])
+        (BLOB, &[bob_id][..])
     );
 }
 
@@ -408,7 +417,7 @@ fn a_library_from_before_shelves_is_read_and_held() {
     accepted(&mut c, legacy);
     // Taken in from the change alone, as a later refresh does.
     index.refresh(c.doc());
-    assert_eq!(index.files_of("ab12"), [old.as_str()]);
+    assert_eq!(index.files_of(BLOB), [old.as_str()]);
     // The same id again, now on its shelf: it exists.
     refused_because(
         &mut c,
@@ -428,7 +437,7 @@ fn a_library_from_before_shelves_is_read_and_held() {
     assert_eq!(library.file(&old).unwrap().name, "old.pdf");
     assert_eq!(library.files().len(), 2);
     index.refresh(c.doc());
-    let mut found = index.files_of("ab12").to_vec();
+    let mut found = index.files_of(BLOB).to_vec();
     found.sort();
     let mut want = vec![old.clone(), new.clone()];
     want.sort();
@@ -544,6 +553,64 @@ fn packed_records_and_their_holders_are_checked() {
         }),
         "may not write",
     );
+    // A key with two slashes; a counter at her holder key; a list where a
+    // record goes.
+    refused_because(
+        &mut c,
+        on_shelf(&cleo, format!("{}/x", holder(&f1, cleo_id)), true.into()),
+        "may not write",
+    );
+    refused_because(
+        &mut c,
+        on_shelf(
+            &cleo,
+            holder(&f1, cleo_id),
+            automerge::ScalarValue::counter(1),
+        ),
+        "may not write",
+    );
+    refused_because(
+        &mut c,
+        common::forge_cited(&b, &bob, &bob, |tx| {
+            let shelf = shelf(tx, &f1);
+            tx.put_object(&shelf, f2.as_str(), ObjType::List).unwrap();
+        }),
+        "may not write",
+    );
+    // A record with a field the rules do not know, or no blob worth the
+    // name.
+    let extra = packed(&file(&f2, "x", bob_id)).replace('}', ",\"pad\":\"xxxx\"}");
+    refused_because(
+        &mut c,
+        on_shelf(&bob, f2.clone(), text(&extra)),
+        "unknown field",
+    );
+    let mut padded = file(&f2, "x", bob_id);
+    let long = "x".repeat(256);
+    padded.media_type = &long;
+    refused_because(
+        &mut c,
+        on_shelf(&bob, f2.clone(), text(&packed(&padded))),
+        "a media type of 256 bytes",
+    );
+    for key in ["", "FF", "0g", &"0".repeat(258)] {
+        let mut f = file(&f2, "x", bob_id);
+        f.key = key;
+        refused_because(
+            &mut c,
+            on_shelf(&bob, f2.clone(), text(&packed(&f))),
+            "names no blob or no key",
+        );
+    }
+    for blob in ["", "ab12", &BLOB.to_uppercase()] {
+        let mut f = file(&f2, "x", bob_id);
+        f.blob = blob;
+        refused_because(
+            &mut c,
+            on_shelf(&bob, f2.clone(), text(&packed(&f))),
+            "names no blob",
+        );
+    }
     // Her own claim, made by hand as `write::hold` makes it, is hers.
     accepted(&mut c, on_shelf(&cleo, holder(&f1, cleo_id), true.into()));
     let mut both = vec![bob_id, cleo_id];
@@ -553,6 +620,58 @@ fn packed_records_and_their_holders_are_checked() {
     let f = Library::new(c.doc()).file(&f1).unwrap();
     assert_eq!(
         (f.name.as_str(), f.blob.as_str(), f.uploader),
-        ("report.pdf", "ab12", bob_id)
+        ("report.pdf", BLOB, bob_id)
     );
+    // And she takes it back.
+    let let_go = c
+        .change(&cleo, T0, |tx| write::hold(tx, &f1, cleo_id, false))
+        .unwrap();
+    assert!(let_go.is_some());
+    assert_eq!(Library::new(c.doc()).file(&f1).unwrap().holders, [bob_id]);
+}
+
+/// Map records on a shelf (session 20's layout) are read, held and let go
+/// where they are; their holders, like packed ones, are only ever `true`;
+/// a holder key beside a map record is not how a map record is held.
+#[test]
+fn map_records_on_a_shelf_are_read_and_held() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let (bob_id, cleo_id) = (bob.id(), cleo.id());
+    let mut c = library();
+    let f1 = fid(&bob, 1);
+    let mapped = common::forge_cited(&c, &bob, &bob, |tx| {
+        let files = files(tx);
+        let shelf = tx
+            .put_object(&files, shelf_of(&f1).unwrap().as_str(), ObjType::Map)
+            .unwrap();
+        put_record(tx, &shelf, &file(&f1, "mapped.pdf", bob_id));
+    });
+    accepted(&mut c, mapped);
+    let listed = Library::new(c.doc()).files();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(Library::new(c.doc()).file(&f1).as_ref(), listed.first());
+    assert_eq!(listed[0].name, "mapped.pdf");
+    let mut index = BlobIndex::default();
+    index.refresh(c.doc());
+    assert_eq!(index.files_of(BLOB), [f1.as_str()]);
+
+    // A holder key beside it, and a holder that is not `true`: refused.
+    let beside = common::forge_cited(&c, &cleo, &cleo, |tx| {
+        let shelf = shelf(tx, &f1);
+        tx.put(&shelf, format!("{f1}/{cleo_id}"), true).unwrap();
+    });
+    refused_because(&mut c, beside, "which is not there");
+    let not_true = common::forge_cited(&c, &cleo, &cleo, |tx| {
+        let holders = tx.get(record_map(tx, &f1), "holders").unwrap().unwrap().1;
+        tx.put(&holders, cleo_id.to_string(), false).unwrap();
+    });
+    refused_because(&mut c, not_true, "may not write");
+    for on in [true, false] {
+        let held = c
+            .change(&cleo, T0, |tx| write::hold(tx, &f1, cleo_id, on))
+            .unwrap();
+        assert!(held.is_some());
+        let holders = Library::new(c.doc()).file(&f1).unwrap().holders;
+        assert_eq!(holders.contains(&cleo_id), on);
+    }
 }

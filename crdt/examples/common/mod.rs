@@ -15,6 +15,7 @@ pub fn count_arg(flag: &str, default: usize) -> usize {
 
 /// Shares file number `n`, with id `id`, into library `doc` in a change of
 /// its own, under `doc`'s actor; returns its blob.
+#[allow(dead_code)] // not every example shares files
 pub fn share(doc: &mut Automerge, uploader: &Signer, id: &str, n: u64, shared_at: i64) -> String {
     let blob = format!("{n:064x}");
     let mut tx = doc.transaction();

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{MemberId, Millis};
 
-/// A packed record: what sharing a file says about it, as JSON.
+/// A packed record: what sharing a file says about it, as JSON. Nothing
+/// else: a field the rules do not know is refused (every node keeps a
+/// record for as long as the library lives).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Packed {
     pub name: String,
     pub size: u64,
@@ -33,6 +36,21 @@ impl Packed {
     /// Reads a packed record; the error says what is wrong with it.
     pub fn decode(text: &str) -> Result<Self, String> {
         serde_json::from_str(text).map_err(|e| format!("an unreadable record: {e}"))
+    }
+}
+
+/// The two fields a scan of every record reads ([`super::Library::by_blob`],
+/// [`super::Library::named`], [`super::Library::blobs`]), without the rest
+/// (a folder's entries may be long).
+#[derive(Deserialize)]
+pub(crate) struct Glance {
+    pub name: String,
+    pub blob: String,
+}
+
+impl Glance {
+    pub fn of(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
     }
 }
 

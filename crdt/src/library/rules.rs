@@ -4,8 +4,8 @@
 //!
 //! - Only active members of the department write in its library.
 //! - A new file's uploader is its signer, its id carries the signer's prefix
-//!   ([`super::file_id`]), its name is 1–255 bytes, and it names a blob and a
-//!   key; once shared, its record does not change.
+//!   ([`super::file_id`]), its name is 1–255 bytes, and it names a blob (64
+//!   hex digits) and a key (hex); once shared, its record does not change.
 //! - A new file sits on its shelf ([`super::shelf_of`]), packed; a member
 //!   makes only shelves of their own, each once. (A record as a map, on its
 //!   shelf or directly in `files` as before shelves, is still taken from an
@@ -22,7 +22,7 @@ use super::record::{Packed, Place, Slot};
 use super::{is_file_id, is_shelf, shelf_of, MAX_NAME};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
-use crate::MemberId;
+use crate::{is_lower_hex, MemberId};
 
 /// The rules of one department's library.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,9 @@ pub struct LibraryRules {
     /// The department (roster id).
     pub dept: String,
 }
+
+/// The longest file key, in hex digits.
+const MAX_KEY_HEX: usize = 256;
 
 const FIELDS: [&str; 10] = [
     "entries",
@@ -132,11 +135,7 @@ pub(crate) fn authorize(
                     new_file(&before, &mut created, key)?;
                 }
                 Some((id, who)) => {
-                    let on_off = matches!(
-                        op.action,
-                        OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete
-                    );
-                    if who != me || !on_off {
+                    if who != me || !on_off(&op.action) {
                         return Err(denied());
                     }
                     if shelf_of(id).as_deref() != Some(*shelf) {
@@ -148,9 +147,10 @@ pub(crate) fn authorize(
             (["files", shelf, id], Some(f))
                 if is_shelf(shelf) && created.contains(*id) && field(f) => {}
             (["files", id], Some(f)) if created.contains(*id) && field(f) => {}
-            // Oneself as a holder, of a new or an existing file.
-            (["files", shelf, _, "holders"], Some(who)) if is_shelf(shelf) && who == me => {}
-            (["files", _, "holders"], Some(who)) if who == me => {}
+            // Oneself as a holder, of a new or an existing map record.
+            (["files", shelf, _, "holders"], Some(who))
+                if is_shelf(shelf) && who == me && on_off(&op.action) => {}
+            (["files", _, "holders"], Some(who)) if who == me && on_off(&op.action) => {}
             _ => return Err(denied()),
         }
     }
@@ -167,6 +167,7 @@ pub(crate) fn authorize(
             Place::Map(file) => Claims {
                 uploader: after.str(&file, "uploader"),
                 name: after.str(&file, "name").unwrap_or_default(),
+                media_type: after.str(&file, "media_type").unwrap_or_default(),
                 blob: after.str(&file, "blob"),
                 key: after.str(&file, "key"),
                 size: after.int(&file, "size").and_then(|n| u64::try_from(n).ok()),
@@ -178,10 +179,20 @@ pub(crate) fn authorize(
     Ok(())
 }
 
+/// Whether `action` says "holds" (`true`) or takes it back (a deletion):
+/// nothing else is a holder's to write.
+fn on_off(action: &OpType) -> bool {
+    matches!(
+        action,
+        OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete
+    )
+}
+
 /// What a new file's record says, in either layout, as the rules check it.
 struct Claims {
     uploader: Option<String>,
     name: String,
+    media_type: String,
     blob: Option<String>,
     key: Option<String>,
     size: Option<u64>,
@@ -193,6 +204,7 @@ impl From<Packed> for Claims {
         Self {
             uploader: Some(r.uploader.to_string()),
             name: r.name,
+            media_type: r.media_type,
             blob: Some(r.blob),
             key: Some(r.key),
             size: Some(r.size),
@@ -209,7 +221,18 @@ impl Claims {
         if self.name.is_empty() || self.name.len() > MAX_NAME {
             return Err(format!("file {id} has a name of {} bytes", self.name.len()));
         }
-        if self.blob.is_none() || self.key.is_none() {
+        if self.media_type.len() > MAX_NAME {
+            return Err(format!(
+                "file {id} has a media type of {} bytes",
+                self.media_type.len()
+            ));
+        }
+        // A blob is named by its BLAKE3 hash; a key is hex, a few dozen
+        // bytes in every blob format.
+        let blob = self.blob.as_deref().unwrap_or_default();
+        let key = self.key.as_deref().unwrap_or_default();
+        let key_ok = (1..=MAX_KEY_HEX).contains(&key.len()) && is_lower_hex(key);
+        if !(blob.len() == 64 && is_lower_hex(blob) && key_ok) {
             return Err(format!("file {id} names no blob or no key"));
         }
         if let Some(text) = &self.entries {

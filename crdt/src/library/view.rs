@@ -1,12 +1,12 @@
 //! Typed reads of a library.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
 use super::is_shelf;
-use super::record::{holders_range, Packed, Place, Slot};
+use super::record::{holders_range, Glance, Packed, Place, Slot};
 use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
@@ -124,8 +124,9 @@ impl<'a> Library<'a> {
                 Value::Object(ObjType::Map) if key == "holders" => {
                     holders = self
                         .doc
-                        .keys(item.id())
-                        .filter_map(|k| k.parse().ok())
+                        .map_range(item.id(), ..)
+                        .filter(|h| is_true(h.value.clone().into_value()))
+                        .filter_map(|h| h.key.parse().ok())
                         .collect();
                 }
                 value => {
@@ -159,16 +160,17 @@ impl<'a> Library<'a> {
     }
 
     /// The file whose blob has this hex hash (the newest, if several
-    /// files share one blob). Only each file's `blob` is read until one
-    /// matches: a scan of every file, so for lookups a node repeats, keep
-    /// a [`super::BlobIndex`].
+    /// files share one blob). Only each file's blob (and a packed record's
+    /// name) is read: a scan of every file, so for lookups a node repeats,
+    /// keep a [`super::BlobIndex`].
     pub fn by_blob(&self, blob: &str) -> Option<FileEntry> {
         let mut found = self.where_str(Field::Blob, blob);
         found.sort_by(|a, b| b.shared_at.cmp(&a.shared_at).then(a.id.cmp(&b.id)));
         found.into_iter().next()
     }
 
-    /// Each file's blob and id, reading that field alone.
+    /// Each file's blob and id, reading no more of each record than its
+    /// blob and name.
     pub fn blobs(&self) -> Vec<(String, String)> {
         self.records()
             .into_iter()
@@ -181,8 +183,9 @@ impl<'a> Library<'a> {
         self.where_str(Field::Name, name)
     }
 
-    /// The files whose `field` is `value`: only that field of the others
-    /// is read (a library holds every file ever shared).
+    /// The files whose `field` is `value`: of the others, only that field
+    /// (and a packed record's name and blob) is read: a library holds
+    /// every file ever shared.
     fn where_str(&self, field: Field, value: &str) -> Vec<FileEntry> {
         self.records()
             .into_iter()
@@ -202,7 +205,7 @@ impl<'a> Library<'a> {
                 Some(scalar(self.doc, obj, key)?.as_str()?.to_owned())
             }
             Found::Packed { text, .. } => {
-                let r = Packed::decode(text).ok()?;
+                let r = Glance::of(text)?;
                 Some(match field {
                     Field::Blob => r.blob,
                     Field::Name => r.name,
@@ -217,7 +220,7 @@ impl<'a> Library<'a> {
         let Some(files) = self.files.as_ref() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let (mut out, mut direct) = (Vec::new(), Vec::new());
         for key in self.doc.keys(files) {
             let Some(obj) = map(self.doc, files, &key) else {
                 continue;
@@ -225,9 +228,15 @@ impl<'a> Library<'a> {
             if is_shelf(&key) {
                 self.shelf(&obj, &mut out);
             } else {
-                out.push((key, Found::Map(obj)));
+                direct.push((key, Found::Map(obj)));
             }
         }
+        // An id both on its shelf and directly in `files` (two changes of
+        // one uploader made concurrently: the rules refuse it otherwise)
+        // is the one on its shelf, as `file` finds it.
+        let shelved: HashSet<&str> = out.iter().map(|(id, _)| id.as_str()).collect();
+        direct.retain(|(id, _)| !shelved.contains(id.as_str()));
+        out.extend(direct);
         out
     }
 

@@ -17,7 +17,7 @@ use meshwork_crdt::automerge::Automerge;
 use meshwork_crdt::feed::Feed;
 use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::Roster;
-use meshwork_crdt::{MemberId, Millis, SignedDoc};
+use meshwork_crdt::{MemberId, Millis, Records, SignedDoc};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -482,8 +482,8 @@ fn changed(
         return Ok(None);
     }
     let field = match doc {
-        DocRef::Library(_) => "files",
-        _ => "posts",
+        DocRef::Library(_) => Records::Files,
+        _ => Records::Posts,
     };
     let small = seen.filter(|s| mark.changes.saturating_sub(s.changes) <= READ_WHOLE_AFTER);
     let touched = small.and_then(|s| {
