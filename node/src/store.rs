@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Context;
 use crate::NodeError;
 
+mod pins;
+pub use pins::PinMap;
 mod snapshots;
 pub use snapshots::Compacted;
 mod thumbnails;
@@ -33,7 +35,7 @@ pub struct Store {
     meta: sled::Tree,
     changes: sled::Tree,
     peers: sled::Tree,
-    pins: sled::Tree,
+    pins: pins::Pins,
     /// Temporary plaintext files a `get` is writing: removed at the next
     /// start if the daemon died before it could.
     parts: sled::Tree,
@@ -125,7 +127,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             changes: db.open_tree("changes")?,
             peers: db.open_tree("peers")?,
-            pins: db.open_tree("pins")?,
+            pins: pins::Pins::new(db.open_tree("pins")?),
             parts: db.open_tree("parts")?,
             web_sessions: db.open_tree("web_sessions")?,
             read_marks: db.open_tree("read_marks")?,
@@ -268,47 +270,28 @@ impl Store {
     }
 
     fn pin_as(&self, blob: &str, until: Millis, volunteer: bool) -> Result<Millis, NodeError> {
-        let old = self.pins.get(blob)?;
-        let kept = old
-            .as_deref()
-            .and_then(millis)
-            .map_or(until, |old| old.max(until));
-        // Volunteered only while every pin of it was.
-        let volunteer = volunteer && old.as_deref().is_none_or(is_volunteered);
-        let mut value = kept.to_be_bytes().to_vec();
-        if volunteer {
-            value.push(VOLUNTEERED);
-        }
-        self.pins.insert(blob, value)?;
-        Ok(kept)
+        self.pins.pin(blob, until, volunteer)
     }
 
     /// Whether this node's pin of `blob` is a volunteer's alone.
     pub fn volunteered(&self, blob: &str) -> Result<bool, NodeError> {
-        Ok(self.pins.get(blob)?.is_some_and(|v| is_volunteered(&v)))
+        self.pins.volunteered(blob)
     }
 
     /// Until when this node keeps `blob`, if it pinned it.
     pub fn pinned(&self, blob: &str) -> Result<Option<Millis>, NodeError> {
-        Ok(self.pins.get(blob)?.and_then(|v| millis(&v)))
+        self.pins.until(blob)
     }
 
     /// Forgets this node's pin of `blob`.
     pub fn unpin(&self, blob: &str) -> Result<(), NodeError> {
-        self.pins.remove(blob)?;
-        Ok(())
+        self.pins.unpin(blob)
     }
 
-    /// Every blob this node pinned, with its deadline.
-    pub fn pins(&self) -> Result<Vec<(String, Millis)>, NodeError> {
-        self.pins
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let blob = String::from_utf8_lossy(&k).into_owned();
-                Ok((blob, millis(&v).unwrap_or(0)))
-            })
-            .collect()
+    /// Every blob this node pinned, with its deadline (from memory once
+    /// read: [`pins`]).
+    pub fn pins(&self) -> Result<std::sync::Arc<PinMap>, NodeError> {
+        self.pins.all()
     }
 
     /// Records that `path` (a temporary plaintext file) is being written.
@@ -403,16 +386,10 @@ impl Store {
     }
 }
 
-/// A pin's value: its deadline (8 bytes, big-endian), then this marker if
-/// the pin is a volunteer's.
-const VOLUNTEERED: u8 = b'v';
-
+/// A time stored as 8 big-endian bytes (what follows them, if anything, is
+/// the caller's).
 fn millis(v: &[u8]) -> Option<Millis> {
     Some(Millis::from_be_bytes(v.get(..8)?.try_into().ok()?))
-}
-
-fn is_volunteered(v: &[u8]) -> bool {
-    v.get(8) == Some(&VOLUNTEERED)
 }
 
 /// A stored change's key: its document's, then the hash of its bytes.
@@ -477,12 +454,46 @@ mod tests {
         assert_eq!(store.pin_volunteered("a", 30).unwrap(), 30);
         assert!(!store.volunteered("a").unwrap());
         assert_eq!(store.pinned("a").unwrap(), Some(30));
-        assert_eq!(store.pins().unwrap(), vec![("a".to_owned(), 30)]);
+        assert_eq!(*store.pins().unwrap(), PinMap::from([("a".to_owned(), 30)]));
         // A pin written before the marker existed is the member's own.
-        store.pins.insert("b", &7i64.to_be_bytes()).unwrap();
+        store.pins.tree().insert("b", &7i64.to_be_bytes()).unwrap();
         assert_eq!(store.pinned("b").unwrap(), Some(7));
         assert!(!store.volunteered("b").unwrap());
         assert!(!store.volunteered("nothing").unwrap());
+    }
+
+    #[test]
+    fn the_pins_read_once_follow_every_write_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.pin("a", 10).unwrap();
+        let held = store.pins().unwrap();
+        store.pin("b", 20).unwrap();
+        store.unpin("a").unwrap();
+        store.pin_volunteered("b", 30).unwrap();
+        store.pin("c", 5).unwrap();
+        store.pin("c", 4).unwrap();
+        store.pin_volunteered("d", 40).unwrap();
+        assert_eq!(
+            *held,
+            PinMap::from([("a".to_owned(), 10)]),
+            "a reader's copy stays"
+        );
+        let now = PinMap::from([
+            ("b".to_owned(), 30),
+            ("c".to_owned(), 5),
+            ("d".to_owned(), 40),
+        ]);
+        assert_eq!(*store.pins().unwrap(), now);
+        store.db.flush().unwrap();
+        drop((store, held));
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(*store.pins().unwrap(), now);
+        assert!(store.volunteered("d").unwrap());
+        assert!(
+            !store.volunteered("b").unwrap(),
+            "b was the member's own first"
+        );
     }
 
     fn change(n: u8) -> SignedChange {

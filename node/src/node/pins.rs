@@ -153,7 +153,7 @@ impl Node {
         let now = self.shared.clock.now();
         let me = self.member_id();
         let ledger = self.ledger()?;
-        let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
+        let local = self.shared.store.pins()?;
         let files = self.my_files_by_blob(ledger.requests.iter().map(|r| r.blob.as_str()))?;
         let k = ledger.roster.policy.replicas;
         let audits = self.audit_book();
@@ -604,7 +604,7 @@ impl Node {
         done: &mut Reconciled,
     ) -> Result<Vec<String>, NodeError> {
         let me = self.member_id();
-        let local: HashMap<String, Millis> = self.shared.store.pins()?.into_iter().collect();
+        let local = self.shared.store.pins()?;
         let plan = pin_plan::collection(me, now, ledger, files, &local, stored);
         for hash in &plan.delete {
             self.delete_blob(*hash).await?;
