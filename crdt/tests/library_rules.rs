@@ -90,6 +90,29 @@ fn put_record(tx: &mut impl Transactable, parent: &ObjId, f: &NewFile<'_>) {
     tx.put(&holders, f.uploader.to_string(), true).unwrap();
 }
 
+/// Bob's library (`b`) and Cleo's (`c`), both holding Bob's file `f1`.
+struct BobShared {
+    bob: Signer,
+    cleo: Signer,
+    b: common::Dept,
+    c: common::Dept,
+    f1: String,
+}
+
+fn bob_shares_f1() -> BobShared {
+    let (bob, cleo) = (signer(2), signer(3));
+    let (mut b, mut c) = (library(), library());
+    let f1 = fid(&bob, 1);
+    accepted(&mut c, share(&mut b, &bob, &f1));
+    BobShared {
+        bob,
+        cleo,
+        b,
+        c,
+        f1,
+    }
+}
+
 fn accepted(doc: &mut common::Dept, change: SignedChange) {
     let got = doc.ingest(vec![change]);
     assert!(got.rejected.is_empty(), "{:?}", got.rejected);
@@ -269,12 +292,14 @@ fn a_folder_is_one_record_and_its_paths_stay_inside_it() {
 /// or makes a shelf again (which would hide the files on it).
 #[test]
 fn shelves_hold_only_their_uploaders_files_of_their_day() {
-    let (bob, cleo) = (signer(2), signer(3));
+    let BobShared {
+        bob,
+        cleo,
+        mut b,
+        mut c,
+        f1,
+    } = bob_shares_f1();
     let (bob_id, cleo_id) = (bob.id(), cleo.id());
-    let mut b = library();
-    let f1 = fid(&bob, 1);
-    let mut c = library();
-    c.ingest(vec![share(&mut b, &bob, &f1)]);
     // A file id names its shelf: its uploader's prefix and its day.
     let day = |n: u8| (u64::from_be_bytes([n; 8]) >> 16) / (24 * 3600 * 1000);
     assert_eq!(shelf_of(&f1).unwrap(), format!("{}.{}", &f1[..16], day(1)));
@@ -471,12 +496,14 @@ fn a_library_from_before_shelves_is_read_and_held() {
 /// there, on that file's shelf, and only ever `true` (or deleted).
 #[test]
 fn packed_records_and_their_holders_are_checked() {
-    let (bob, cleo) = (signer(2), signer(3));
+    let BobShared {
+        bob,
+        cleo,
+        b,
+        mut c,
+        f1,
+    } = bob_shares_f1();
     let (bob_id, cleo_id) = (bob.id(), cleo.id());
-    let mut b = library();
-    let f1 = fid(&bob, 1);
-    let mut c = library();
-    c.ingest(vec![share(&mut b, &bob, &f1)]);
     let f2 = meshwork_crdt::library::file_id(&bob_id, [1, 1, 1, 1, 1, 1, 0, 9]);
     assert_eq!(shelf_of(&f2), shelf_of(&f1), "f2 would go on f1's shelf");
     let on_shelf = |who: &Signer, key: String, value: automerge::ScalarValue| {
