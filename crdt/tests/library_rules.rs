@@ -612,31 +612,23 @@ fn packed_records_and_their_holders_are_checked() {
         on_shelf(&bob, f2.clone(), text(&extra)),
         "unknown field",
     );
+    let (long, zeros, upper) = ("x".repeat(256), "0".repeat(258), BLOB.to_uppercase());
+    let mut bad: Vec<(NewFile<'_>, &str)> = Vec::new();
     let mut padded = file(&f2, "x", bob_id);
-    let long = "x".repeat(256);
     padded.media_type = &long;
-    refused_because(
-        &mut c,
-        on_shelf(&bob, f2.clone(), text(&packed(&padded))),
-        "a media type of 256 bytes",
-    );
-    for key in ["", "FF", "0g", &"0".repeat(258)] {
+    bad.push((padded, "a media type of 256 bytes"));
+    for key in ["", "FF", "0g", &zeros] {
         let mut f = file(&f2, "x", bob_id);
         f.key = key;
-        refused_because(
-            &mut c,
-            on_shelf(&bob, f2.clone(), text(&packed(&f))),
-            "names no blob or no key",
-        );
+        bad.push((f, "names no blob or no key"));
     }
-    for blob in ["", "ab12", &BLOB.to_uppercase()] {
+    for blob in ["", "ab12", &upper] {
         let mut f = file(&f2, "x", bob_id);
         f.blob = blob;
-        refused_because(
-            &mut c,
-            on_shelf(&bob, f2.clone(), text(&packed(&f))),
-            "names no blob",
-        );
+        bad.push((f, "names no blob"));
+    }
+    for (f, why) in bad {
+        refused_because(&mut c, on_shelf(&bob, f2.clone(), text(&packed(&f))), why);
     }
     // Her own claim, made by hand as `write::hold` makes it, is hers.
     accepted(&mut c, on_shelf(&cleo, holder(&f1, cleo_id), true.into()));

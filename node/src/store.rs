@@ -259,18 +259,14 @@ impl Store {
     /// Keeps blob `blob` (hex) here until `until`; a later deadline
     /// already set stays.
     pub fn pin(&self, blob: &str, until: Millis) -> Result<Millis, NodeError> {
-        self.pin_as(blob, until, false)
+        self.pins.pin(blob, until, false)
     }
 
     /// Pins `blob` as a volunteer for the pinning promise: a pin this
     /// member's node lets go once pin nodes meet the replica target. A pin
     /// of the member's own ([`pin`](Self::pin)) stays one.
     pub fn pin_volunteered(&self, blob: &str, until: Millis) -> Result<Millis, NodeError> {
-        self.pin_as(blob, until, true)
-    }
-
-    fn pin_as(&self, blob: &str, until: Millis, volunteer: bool) -> Result<Millis, NodeError> {
-        self.pins.pin(blob, until, volunteer)
+        self.pins.pin(blob, until, true)
     }
 
     /// Whether this node's pin of `blob` is a volunteer's alone.
