@@ -521,6 +521,7 @@ fn new_post<'a>(s: &Signer, id: &'a str, body: &'a str, k: usize) -> NewPost<'a>
         created_at: k as i64,
         reply_to: None,
         mentions: &[],
+        files: &[],
     }
 }
 

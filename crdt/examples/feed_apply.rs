@@ -1,99 +1,123 @@
-//! What a receiver pays to take in one post as a feed grows: the feed's
-//! layout is still one map of posts and one list of their order
-//! (`meshwork_crdt::feed`), where a library's files went on shelves
-//! (the `shelves` example). Measured so that the known limit says a
-//! number, not an estimate.
+//! What a receiver pays to take in one post as a feed grows, on shelves
+//! (the layout since session 22, `meshwork_crdt::feed`) and in the layout
+//! before them (a map per post in one map of every post, placed in one
+//! list), in the same run.
 //!
-//! Ada posts, each post in a change of its own (ids from [`Nonces`]). At
-//! each mark a receiver holding the feed takes in 30 more of her posts,
-//! one change at a time; timed is `apply_changes`, automerge's own work,
-//! which the rules and the signature check come on top of. Beside it, the
-//! same posts applied to a document that holds only the 30 (the cost of a
-//! post with no history under it).
+//! A department of 100 authors writes 1,000 posts a day, each post in a
+//! change of its own, ids carrying their time as nodes make them. At each
+//! mark a receiver holding the feed takes in 30 more posts by different
+//! authors, one change at a time; timed is `apply_changes`, automerge's
+//! own work, which the rules and the signature check come on top of.
+//! Beside it, the ceiling: the same kind of posts applied to a feed that
+//! holds nothing but its genesis. Then what a reader pays on the big feed:
+//! the newest 50 threads, the newest post's time (what each new post reads
+//! first, `Node::next_post_id`), and counting every post.
 //!
-//! Run: `cargo run --release -p meshwork-crdt --example feed_apply [-- --posts 300000]`
+//! Run: `cargo run --release -p meshwork-crdt --example feed_apply [-- --posts 300000 --before 100000]`
+//! (`--before`: how far to take the layout before shelves, which is slow
+//! to build past 100,000.)
 
 use std::time::{Duration, Instant};
 
 use meshwork_crdt::automerge::{ActorId, Automerge, Change};
 use meshwork_crdt::feed::write::{self, NewPost};
-use meshwork_crdt::feed::{genesis, post_id};
-use meshwork_crdt::{Nonces, Signer};
+use meshwork_crdt::feed::{genesis, post_id, Feed};
+use meshwork_crdt::Signer;
 
 mod common;
 
 const T: i64 = 1_800_000_000_000;
-const ROUNDS: u32 = 30;
+const ROUNDS: usize = 30;
+const AUTHORS: usize = 100;
+const PER_DAY: i64 = 1_000;
 
 fn main() {
     let most = common::count_arg("--posts", 300_000);
-    let ada = Signer::from_secret([7; 32]);
-    let mut feed = Feed::new(ada);
-    println!("| posts | a post applied | the same on an empty feed | ratio |");
-    println!("|---|---|---|---|");
-    for mark in [5_000, 50_000, 100_000, 300_000] {
-        let mark = mark.min(most);
-        while feed.count < mark {
-            feed.post();
-        }
-        let posts: Vec<Change> = (0..ROUNDS).map(|_| feed.post()).collect();
-        let mut receiver = feed.doc.fork_at(posts[0].deps()).expect("fork");
-        let big = apply_each(&mut receiver, &posts);
-        // The same kind of posts, by another author, on a feed that holds
-        // nothing but its genesis (which every feed shares).
-        let mut empty = genesis("bench").expect("genesis");
-        let mut small = Feed::new(Signer::from_secret([9; 32]));
-        let fresh: Vec<Change> = (0..ROUNDS).map(|_| small.post()).collect();
-        let base = apply_each(&mut empty, &fresh);
-        println!(
-            "| {mark} | {} | {} | {:.0}× |",
-            ms(big),
-            ms(base),
-            big.as_secs_f64() / base.as_secs_f64()
-        );
-        if mark == most {
-            break;
+    let before = common::count_arg("--before", 100_000);
+    println!("| layout | posts | a post applied | on an empty feed | ratio | newest 50 threads | newest time | count all |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (shelved, up_to) in [(true, most), (false, before.min(most))] {
+        let mut feed = Writer::new(shelved);
+        for mark in [5_000, 50_000, 100_000, 300_000] {
+            if mark > up_to {
+                break;
+            }
+            while feed.count < mark {
+                feed.post();
+            }
+            let posts: Vec<Change> = (0..ROUNDS).map(|_| feed.post()).collect();
+            let mut receiver = feed.doc.fork_at(posts[0].deps()).expect("fork");
+            let big = apply_each(&mut receiver, &posts);
+            let mut small = Writer::new(shelved);
+            let fresh: Vec<Change> = (0..ROUNDS).map(|_| small.post()).collect();
+            let mut empty = genesis("bench").expect("genesis");
+            let base = apply_each(&mut empty, &fresh);
+            let read = Feed::new(&receiver);
+            let page = time(|| read.threads(50, None).expect("a page").len());
+            let newest = time(|| read.newest_time().is_some() as usize);
+            let count = time(|| read.len());
+            println!(
+                "| {} | {mark} | {} | {} | {:.1}× | {} | {} | {} |",
+                if shelved { "shelves" } else { "before shelves" },
+                ms(big),
+                ms(base),
+                big.as_secs_f64() / base.as_secs_f64(),
+                ms(page),
+                ms(newest),
+                ms(count),
+            );
         }
     }
 }
 
-struct Feed {
+/// A department's authors writing into one feed.
+struct Writer {
     doc: Automerge,
-    author: Signer,
-    nonces: Nonces,
+    authors: Vec<Signer>,
+    shelved: bool,
     count: usize,
 }
 
-impl Feed {
-    fn new(author: Signer) -> Self {
-        let mut doc = genesis("bench").expect("genesis");
-        doc.set_actor(ActorId::from(author.id().as_bytes().as_slice()));
+impl Writer {
+    fn new(shelved: bool) -> Self {
         Self {
-            doc,
-            author,
-            nonces: Nonces::default(),
+            doc: genesis("bench").expect("genesis"),
+            authors: (0..AUTHORS)
+                .map(|i| Signer::from_secret([i as u8 + 1; 32]))
+                .collect(),
+            shelved,
             count: 0,
         }
     }
 
-    /// The next post, in a change of its own.
+    /// The next post, by the next author, in a change of its own.
     fn post(&mut self) -> Change {
-        let at = T + self.count as i64 * 1000;
-        let id = post_id(&self.author.id(), self.nonces.next(at));
-        let body = format!("post {} — a line or two of what people write", self.count);
+        let n = self.count;
+        let author = &self.authors[n % AUTHORS];
+        let at = T + n as i64 * (86_400_000 / PER_DAY);
+        let id = if self.shelved {
+            post_id(
+                &author.id(),
+                ((at as u64) << 16 | (n as u64 & 0xffff)).to_be_bytes(),
+            )
+        } else {
+            // An id that carries no time: the layout before shelves.
+            format!("{}p{n}", &author.id().to_string()[..16])
+        };
+        let body = format!("post {n} — a line or two of what people write");
+        self.doc
+            .set_actor(ActorId::from(author.id().as_bytes().as_slice()));
         let mut tx = self.doc.transaction();
-        write::post(
-            &mut tx,
-            &NewPost {
-                id: &id,
-                author: self.author.id(),
-                body: &body,
-                created_at: at,
-                reply_to: None,
-                mentions: &[],
-            },
-        )
-        .expect("post");
+        let post = NewPost {
+            id: &id,
+            author: author.id(),
+            body: &body,
+            created_at: at,
+            reply_to: None,
+            mentions: &[],
+            files: &[],
+        };
+        write::post(&mut tx, &post).expect("post");
         tx.commit();
         self.count += 1;
         self.doc.get_last_local_change().expect("a change").clone()
@@ -109,6 +133,18 @@ fn apply_each(doc: &mut Automerge, changes: &[Change]) -> Duration {
         doc.apply_changes([change]).expect("apply");
     }
     t.elapsed() / count
+}
+
+/// The best of five runs of `f`.
+fn time(f: impl Fn() -> usize) -> Duration {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .min()
+        .expect("five runs")
 }
 
 fn ms(d: Duration) -> String {

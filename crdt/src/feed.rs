@@ -3,12 +3,37 @@
 //!
 //! ```text
 //! { kind: "feed", dept,
-//!   order: [post id, …],                    // append-only; automerge orders concurrent appends
-//!   posts: { <post id>: { author, body, created_at, reply_to?, edited_at?, deleted?,
-//!                         mentions: { <member id>: true },
-//!                         files?: [file id, …] } },        // attached from a library
-//!   reactions: { <post id>: { <emoji>: { <member id>: true } } } }
+//!   posts: { "~<days to go>.<prefix>": {                 // a shelf: one author's day
+//!              <post id>: "<record>",                    // author, time, reply_to, mentions, files
+//!              "<post id>/body": text,                   // gone once deleted
+//!              "<post id>/edited_at": millis,
+//!              "<post id>/deleted": true,
+//!              "<post id>/r/<member id>/<emoji>": true } },
+//!   order: [], reactions: {} }                           // the layout before shelves (below)
 //! ```
+//!
+//! A post sits on the shelf of its author and its day ([`shelf_of`]: both
+//! read from its id, whose nonce carries its time), as a library's files
+//! do (`crate::library`), and for the same reason: automerge applies a
+//! change by walking the operations of every object it touches and copies
+//! its index of objects each time, so a post that was an object in a map
+//! of every post, placed in a list of every post, cost a receiver time in
+//! proportion to the feed's history (28 ms at 100,000 posts,
+//! BENCHMARKS.md, "A post taken in, as the feed grows"). On its shelf, a
+//! post is no object at all: its fixed part is one string
+//! ([`record::Record`]), and what changes after (its text, its deletion,
+//! reactions) are keys beside it, written by whoever the rules let.
+//!
+//! The shelves share `posts` with the posts of the layout before them (a
+//! map per post, placed in `order`, reactions in `reactions`), because
+//! the genesis cannot change. A shelf's key starts with `~`, which no
+//! post id does, and counts its day down from 9,999,999, so the shelves
+//! sort newest day first: a page of the newest threads reads the front of
+//! `posts` and stops. Posts are ordered by their ids' time ([`order_key`]),
+//! not by a list; the rules hold a reply to be newer than its post, so a
+//! reader that walks newest first meets every reply before its thread.
+//! Older posts are read, edited, deleted and reacted to where they are,
+//! and the rules still take posts written that way by an older node.
 //!
 //! A direct conversation between two members is the same kind of document
 //! ([`direct_id`]), written and read by those two alone.
@@ -23,6 +48,7 @@
 //!   history.
 
 pub mod page;
+pub(crate) mod record;
 mod rules;
 mod view;
 pub mod write;
@@ -32,7 +58,10 @@ use automerge::{Automerge, AutomergeError, ObjType, ROOT};
 
 pub(crate) use rules::authorize;
 pub use rules::FeedRules;
-pub use view::{Feed, Post, Thread};
+pub use view::{posts_added, Cursor, Feed, Post, Thread};
+
+/// The most members one post mentions.
+pub const MAX_MENTIONS: usize = 1000;
 
 /// The longest post body, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -64,6 +93,65 @@ pub(crate) fn is_post_id_of(id: &str, author: &crate::MemberId) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'-' || b == b'_')
     })
+}
+
+/// The shelf of post `id`: `~`, the days from its nonce's day (UTC, from
+/// 1970, as [`crate::library::shelf_of`] counts them) to day 9,999,999 in
+/// seven digits, a dot, its author's prefix. `None` for an id that does
+/// not carry a time (32 lowercase hex digits, as [`post_id`] makes): such
+/// a post sits directly in `posts`, as every post did before shelves.
+pub fn shelf_of(id: &str) -> Option<String> {
+    let (prefix, at) = split_id(id)?;
+    let day = crate::pins::epoch_of(at);
+    Some(format!("~{:07}.{prefix}", LAST_DAY - day))
+}
+
+/// The day a shelf's key counts down from: past any nonce's (48 bits of
+/// milliseconds reach day 3,257,812).
+const LAST_DAY: crate::pins::Epoch = 9_999_999;
+
+/// Whether `key` of `posts` has the shape of a shelf ([`shelf_of`]).
+pub(crate) fn is_shelf(key: &str) -> bool {
+    key.strip_prefix('~')
+        .and_then(|k| k.split_once('.'))
+        .is_some_and(|(days, prefix)| {
+            days.len() == 7
+                && days.bytes().all(|b| b.is_ascii_digit())
+                && prefix.len() == 16
+                && crate::is_lower_hex(prefix)
+        })
+}
+
+/// The order of shelved posts, the same on every node: by the time in
+/// their ids (then the nonce's random bits, then the author's prefix).
+/// `None` for an id that carries no time.
+pub(crate) fn order_key(id: &str) -> Option<(u64, &str)> {
+    if id.len() != 32 || !crate::is_lower_hex(id) {
+        return None;
+    }
+    Some((u64::from_str_radix(&id[16..], 16).ok()?, &id[..16]))
+}
+
+/// Where a post stands in the feed's order, oldest first: a shelved post by
+/// the time in its id ([`order_key`]), a post from before shelves by its
+/// author's clock.
+pub(crate) fn rank(post: &Post) -> (crate::Millis, u64, &str) {
+    match order_key(&post.id) {
+        Some((nonce, prefix)) => ((nonce >> 16) as crate::Millis, nonce, prefix),
+        None => (post.created_at, 0, &post.id),
+    }
+}
+
+/// The time a post id carries ([`post_id`]'s nonce), if it carries one.
+pub fn time_of(id: &str) -> Option<crate::Millis> {
+    split_id(id).map(|(_, at)| at)
+}
+
+/// An id's author prefix and the time in its nonce.
+fn split_id(id: &str) -> Option<(&str, crate::Millis)> {
+    let (nonce, prefix) = order_key(id)?;
+    // 48 bits of milliseconds: always an i64.
+    Some((prefix, (nonce >> 16) as crate::Millis))
 }
 
 /// The id of the direct conversation between two members: the same whichever

@@ -117,7 +117,8 @@ pub(crate) fn prop_str(p: &Prop) -> String {
 /// library's files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Records {
-    /// A feed's `posts`, each under its id.
+    /// A feed's `posts`: on shelves ([`crate::feed`]), or directly in
+    /// `posts` in a feed from before shelves.
     Posts,
     /// A library's `files`: on shelves ([`crate::library`]), or directly
     /// in `files` in a library from before shelves.
@@ -134,14 +135,17 @@ impl Records {
 
     /// Whether `key` of the root map is a shelf rather than a record.
     fn is_shelf(self, key: &str) -> bool {
-        self == Self::Files && crate::library::is_shelf(key)
+        match self {
+            Self::Posts => crate::feed::is_shelf(key),
+            Self::Files => crate::library::is_shelf(key),
+        }
     }
 }
 
 /// The ids of the records of `kind` under which the changes after `since` wrote
 /// anything: what an index of those records must look at again. A record
-/// on a shelf is named by its id, and so is a holder written beside it
-/// (`<id>/<member>`). `None` when `since` names a change the document does
+/// on a shelf is named by its id, and so is a key written beside it (a
+/// file's holder `<id>/<member>`, a post's `<id>/body`, …). `None` when `since` names a change the document does
 /// not hold, or when more than `at_most` changes came after it; then the
 /// caller reads the records whole.
 ///
@@ -215,6 +219,7 @@ mod tests {
             created_at: 1,
             reply_to: None,
             mentions: &[],
+            files: &[],
         }
     }
 

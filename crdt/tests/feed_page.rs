@@ -6,7 +6,7 @@ mod common;
 
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
-use common::{pid, research_roster as roster, signer, T0};
+use common::{pid, research_roster as roster, signer, tid, T0};
 use meshwork_crdt::feed::page::{self, PAGE_REPLIES, PAGE_THREADS};
 use meshwork_crdt::feed::write::{self, NewPost};
 use meshwork_crdt::feed::{Feed, FeedRules, Thread, MAX_BODY};
@@ -26,6 +26,7 @@ fn post(feed: &mut common::Dept, who: &Signer, id: &str, at: i64, reply_to: Opti
                 created_at: at,
                 reply_to,
                 mentions: &[signer(1).id()],
+                files: &[],
             },
         )
     })
@@ -106,6 +107,126 @@ fn an_honest_page_reads_as_the_feeds_own_newest_threads() {
     assert_eq!(got[3].0.mentions, vec![signer(1).id()]);
 }
 
+/// `who` posts on a shelf at `at`; the post's id.
+fn shelved_post(feed: &mut common::Dept, who: &Signer, at: i64, reply_to: Option<&str>) -> String {
+    let id = tid(who, at, 0);
+    let body = format!("{id} says hello");
+    feed.change(who, at, |tx| {
+        let post = NewPost {
+            id: &id,
+            author: who.id(),
+            body: &body,
+            created_at: at,
+            reply_to,
+            mentions: &[signer(1).id()],
+            files: &[],
+        };
+        write::post(tx, &post)
+    })
+    .unwrap()
+    .unwrap();
+    id
+}
+
+/// [`busy_feed`] on shelves, over two days: ids that carry their time, as
+/// nodes write them now.
+fn busy_shelved_feed() -> (common::Dept, Vec<String>) {
+    let (ada, bob, cleo) = (signer(1), signer(2), signer(3));
+    let mut feed = common::Dept::new(SignedDoc::feed("d1", vec![]).unwrap(), roster());
+    let mut ids = Vec::new();
+    const HOUR: i64 = 3_600_000;
+    for i in 0..80i64 {
+        let who = [&ada, &bob, &cleo][i as usize % 3];
+        ids.push(shelved_post(&mut feed, who, T0 + i * HOUR, None));
+    }
+    let parent = ids[79].clone();
+    for i in 0..3 {
+        ids.push(shelved_post(
+            &mut feed,
+            &cleo,
+            T0 + 90 * HOUR + i,
+            Some(&parent),
+        ));
+    }
+    let edited = ids[78].clone();
+    feed.change(&ada, T0, |tx| {
+        write::edit(tx, &edited, "better words", T0 + 95 * HOUR)
+    })
+    .unwrap();
+    let gone = ids[77].clone();
+    feed.change(&ada, T0, |tx| write::delete(tx, &gone))
+        .unwrap();
+    (feed, ids)
+}
+
+#[test]
+fn a_page_of_shelved_posts_carries_their_shelves_and_reads_as_the_feed() {
+    let (feed, ids) = busy_shelved_feed();
+    let sent = page::page_changes(&feed.doc, PAGE_THREADS, PAGE_REPLIES);
+    let got = read(&feed, sent.clone()).unwrap();
+    let want = Feed::new(feed.doc.doc())
+        .threads(PAGE_THREADS, None)
+        .unwrap();
+    assert_eq!(shape(&got), shape(&want));
+    assert_eq!(got[0].0.id, ids[79]);
+    assert_eq!(got[0].1.len(), 3, "Bob's thread has Cleo's three replies");
+    assert_eq!(got[1].0.body.as_deref(), Some("better words"));
+    assert_eq!(got[1].0.edited_at, Some(T0 + 95 * 3_600_000));
+    assert!(got[2].0.deleted && got[2].0.body.is_none(), "a tombstone");
+    assert_eq!(got[3].0.mentions, vec![signer(1).id()]);
+    assert_eq!(got[3].0.edited_at, None, "written, not edited");
+    // 53 posts, an edit, a deletion, and the changes that made the shelves
+    // of the page's days that the page's posts did not make themselves.
+    assert!(
+        sent.len() > 55 && sent.len() <= 55 + 6,
+        "{} changes",
+        sent.len()
+    );
+
+    // Without the changes that made its shelves, a page shows nothing of
+    // them: a post's shelf is how the receiver knows it is this feed's.
+    let makers: Vec<SignedChange> = sent
+        .iter()
+        .filter(|c| {
+            let change = automerge::Change::from_bytes(c.bytes.clone()).unwrap();
+            change.decode().operations.iter().any(|op| {
+                matches!(
+                    op.action,
+                    automerge::legacy::OpType::Make(automerge::ObjType::Map)
+                )
+            })
+        })
+        .cloned()
+        .collect();
+    assert!(!makers.is_empty());
+    let without: Vec<SignedChange> = sent.into_iter().filter(|c| !makers.contains(c)).collect();
+    assert!(read(&feed, without).unwrap().is_empty());
+
+    // Bob's post naming Cleo, and Bob's edit of Cleo's post, are left out.
+    let (bob, cleo) = (signer(2), signer(3));
+    let mut sent = page::page_changes(&feed.doc, PAGE_THREADS, PAGE_REPLIES);
+    let newest = T0 + 100 * 3_600_000;
+    let lie = tid(&bob, newest, 0);
+    sent.push(common::forge_cited(&feed, &bob, &bob, |tx| {
+        let post = NewPost {
+            id: &lie,
+            author: cleo.id(),
+            body: "Cleo said this",
+            created_at: newest,
+            reply_to: None,
+            mentions: &[],
+            files: &[],
+        };
+        write::post(tx, &post).unwrap();
+    }));
+    let cleos = ids[77 - 3].clone();
+    sent.push(common::forge_cited(&feed, &bob, &bob, |tx| {
+        write::edit(tx, &cleos, "Bob's words", newest).unwrap();
+    }));
+    let got = read(&feed, sent).unwrap();
+    assert_eq!(shape(&got), shape(&want));
+}
+
 #[test]
 fn a_page_stops_at_its_budget_and_an_empty_feed_sends_nothing() {
     let empty = common::Dept::new(SignedDoc::feed("d1", vec![]).unwrap(), roster());
@@ -125,6 +246,7 @@ fn a_page_stops_at_its_budget_and_an_empty_feed_sends_nothing() {
                     created_at: T0 + i,
                     reply_to: None,
                     mentions: &[],
+                    files: &[],
                 },
             )
         })
@@ -235,6 +357,7 @@ fn what_the_history_would_refuse_is_left_out_of_a_page() {
                 created_at: T0 + 30,
                 reply_to: None,
                 mentions: &[],
+                files: &[],
             },
         )
         .unwrap();
@@ -261,6 +384,7 @@ fn what_the_history_would_refuse_is_left_out_of_a_page() {
                     created_at: T0 + 40,
                     reply_to: None,
                     mentions: &[],
+                    files: &[],
                 },
             )
             .unwrap();

@@ -35,6 +35,7 @@ fn post(
                 created_at: T0,
                 reply_to,
                 mentions: &[],
+                files: &[],
             },
         )
     })
@@ -68,6 +69,7 @@ fn forged_post(
             created_at: T0,
             reply_to: None,
             mentions: &[],
+            files: &[],
         };
         write::post(tx, &post).unwrap()
     })
@@ -257,6 +259,7 @@ fn removal_means_removal() {
                 created_at: T0,
                 reply_to: None,
                 mentions: &[],
+                files: &[],
             };
             write::post(tx, &p)
         })
@@ -321,6 +324,7 @@ fn a_post_id_is_bound_to_its_author() {
             created_at: T0,
             reply_to: None,
             mentions: &[],
+            files: &[],
         };
         write::post(tx, &p).unwrap()
     });
@@ -342,6 +346,7 @@ fn legacy_changes_without_a_citation_load_and_sync_but_never_follow_a_citing_one
             created_at: T0,
             reply_to: None,
             mentions: &[],
+            files: &[],
         };
         write::post(tx, &p).unwrap()
     });
@@ -415,6 +420,7 @@ fn a_post_must_take_its_one_place_in_the_order() {
                 created_at: T0,
                 reply_to: None,
                 mentions: &[],
+                files: &[],
             };
             write::post(tx, &p).unwrap();
             tx.insert(&o, 0, p2.as_str()).unwrap();
@@ -505,9 +511,9 @@ fn a_post_attaches_files_when_written_and_never_after() {
             created_at: T0,
             reply_to: None,
             mentions: &[],
+            files: &[file_a.to_owned(), file_b.to_owned()],
         };
         write::post(tx, &post).unwrap();
-        write::attach(tx, p1, &[file_a, file_b]).unwrap();
     });
     let mut c = feed();
     assert_eq!(c.ingest(vec![with_files.clone()]).accepted.len(), 1);
@@ -546,6 +552,7 @@ fn a_post_attaches_files_when_written_and_never_after() {
         }),
     );
     let new_post = |tx: &mut Transaction<'_>, id: &str, files: &[&str]| {
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
         let post = NewPost {
             id,
             author: cleo.id(),
@@ -553,9 +560,9 @@ fn a_post_attaches_files_when_written_and_never_after() {
             created_at: T0,
             reply_to: None,
             mentions: &[],
+            files: &files,
         };
         write::post(tx, &post).unwrap();
-        write::attach(tx, id, files).unwrap();
     };
     let p2 = &pid(&cleo, "p2");
     refused(

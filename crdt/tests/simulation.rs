@@ -1102,6 +1102,7 @@ fn post<'a>(id: &'a str, author: MemberId, reply_to: Option<&'a str>) -> NewPost
         created_at: T0,
         reply_to,
         mentions: &[],
+        files: &[],
     }
 }
 

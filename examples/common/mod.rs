@@ -47,6 +47,7 @@ pub async fn write_posts(
             created_at: t0 + k as i64 * 60_000,
             reply_to: None,
             mentions: &[],
+            files: &[],
         };
         let mut at = RosterAt::new(roster.doc(), &mut book);
         if let Some(c) = feed.change_under(&mut at, author, post.created_at, |tx| {

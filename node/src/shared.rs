@@ -112,6 +112,9 @@ pub(crate) struct DocState {
     /// until the history holds their newest post
     /// ([`meshwork_crdt::feed::page`]).
     pub preview: Option<Vec<meshwork_crdt::feed::Thread>>,
+    /// A feed's count of posts, and the heads it was made at
+    /// ([`Self::post_count`]).
+    counted: Option<(Vec<ChangeHash>, usize)>,
     /// When it was last used: loaded, read, written, or changes taken in
     /// ([`idle`]).
     used: Instant,
@@ -129,8 +132,30 @@ impl DocState {
             sync: HashMap::new(),
             arrived: None,
             preview: None,
+            counted: None,
             used: Instant::now(),
         }
+    }
+
+    /// How many posts a feed holds. Counting a feed whole reads every
+    /// shelf (tens of milliseconds at 100,000 posts), so the count is kept
+    /// and brought up to date from the changes that came in since
+    /// ([`meshwork_crdt::feed::posts_added`]), as a history arrives.
+    pub(crate) fn post_count(&mut self) -> usize {
+        /// Past this many new changes, counting whole is as quick.
+        const RECOUNT_AFTER: usize = 20_000;
+        let heads = self.signed.heads();
+        let doc = self.signed.doc();
+        let count = match &self.counted {
+            Some((at, n)) if *at == heads => return *n,
+            Some((at, n)) => {
+                meshwork_crdt::feed::posts_added(doc, at, RECOUNT_AFTER).map(|k| n + k)
+            }
+            None => None,
+        }
+        .unwrap_or_else(|| meshwork_crdt::feed::Feed::new(doc).len());
+        self.counted = Some((heads, count));
+        count
     }
 
     /// Records a use of the document (it stays loaded a while longer).

@@ -23,8 +23,8 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, OpType};
 use automerge::{Change, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
+use super::record::{locate_now, Beside, Place, Record};
 use super::{FeedRules, Post, Thread, MAX_ATTACHED, MAX_BODY};
-use crate::read::child_map;
 use crate::{cite, MemberId, RosterAt, SignedChange, SignedDoc};
 
 /// How many threads a first page holds.
@@ -38,8 +38,8 @@ pub const PAGE_REPLIES: usize = 20;
 pub const PAGE_BUDGET: usize = 2 << 20;
 
 /// The most changes a receiver takes in one page: each post needs at most
-/// three (creation, text, deletion).
-pub const MAX_PAGE_CHANGES: usize = 3 * PAGE_THREADS * (1 + PAGE_REPLIES);
+/// four (its shelf, its creation, its text, its deletion).
+pub const MAX_PAGE_CHANGES: usize = 4 * PAGE_THREADS * (1 + PAGE_REPLIES);
 
 /// The signed changes that wrote what the newest `threads` threads of
 /// `feed` show (each with its `replies` newest replies), within
@@ -58,15 +58,29 @@ pub fn page_changes(feed: &SignedDoc, threads: usize, replies: usize) -> Vec<Sig
             break;
         }
         for post in std::iter::once(root).chain(answers.iter().rev().take(replies)) {
-            let Some(obj) = child_map(doc, &posts, &post.id) else {
-                continue;
-            };
-            let mut ops = vec![obj.clone()];
-            for key in ["body", "deleted"] {
-                if let Ok(Some((_, op))) = doc.get(&obj, key) {
-                    ops.push(op);
+            let ops = match locate_now(doc, &posts, &post.id) {
+                // The shelf, the record, its text and its deletion.
+                Some(Place::Shelved { shelf, .. }) => {
+                    let mut ops = vec![shelf.clone()];
+                    let keys = [Beside::Body.key(&post.id), Beside::Deleted.key(&post.id)];
+                    for key in std::iter::once(post.id.clone()).chain(keys) {
+                        if let Ok(Some((_, op))) = doc.get(&shelf, key) {
+                            ops.push(op);
+                        }
+                    }
+                    ops
                 }
-            }
+                Some(Place::Map(obj)) => {
+                    let mut ops = vec![obj.clone()];
+                    for key in ["body", "deleted"] {
+                        if let Ok(Some((_, op))) = doc.get(&obj, key) {
+                            ops.push(op);
+                        }
+                    }
+                    ops
+                }
+                None => continue,
+            };
             for hash in ops.iter().filter_map(|op| doc.hash_for_opid(op)) {
                 if !seen.insert(hash) {
                     continue;
@@ -171,8 +185,11 @@ impl OpenedPage {
                 judged.push((change, *author, at.is_admin(author)));
             }
         }
-        // Creations first, so that an edit finds its post whatever the
-        // order the changes came in.
+        // Shelves, then creations, so that a post finds its shelf and an
+        // edit its post whatever the order the changes came in.
+        for (change, author, _) in &judged {
+            book.shelves(change, *author, &posts);
+        }
         for (change, author, _) in &judged {
             book.create(change, *author, &posts);
         }
@@ -201,11 +218,85 @@ struct Book {
     objects: HashMap<String, String>,
     /// The edit of each post that is shown: the latest by its time.
     edits: HashMap<String, (i64, String)>,
+    /// The object id of each shelf the page's changes made → its key.
+    shelves: HashMap<String, String>,
 }
 
 impl Book {
+    /// The shelves `change` makes: its author's, in the feed's `posts`.
+    fn shelves(&mut self, change: &Change, author: MemberId, posts: &str) {
+        let actor = change.actor_id().to_hex_string();
+        let start = change.start_op().get();
+        let prefix = &author.to_string()[..16];
+        for (i, op) in change.decode().operations.iter().enumerate() {
+            let (Key::Map(key), OpType::Make(ObjType::Map)) = (&op.key, &op.action) else {
+                continue;
+            };
+            if op.obj.to_string() == posts && super::is_shelf(key) && key.ends_with(prefix) {
+                let id = format!("{}@{actor}", start + i as u64);
+                self.shelves.insert(id, key.to_string());
+            }
+        }
+    }
+
+    /// The posts `change` writes on shelves, if each keeps the rules on a
+    /// new post; their text, if written with them.
+    fn create_shelved(&mut self, change: &Change, author: MemberId) {
+        let mut made: Vec<Post> = Vec::new();
+        for op in change.decode().operations {
+            let Some(shelf) = self.shelves.get(&op.obj.to_string()) else {
+                continue;
+            };
+            let (Key::Map(key), OpType::Put(ScalarValue::Str(text))) = (&op.key, &op.action) else {
+                continue;
+            };
+            let (id, what) = Beside::parse(key);
+            if super::shelf_of(id).as_deref() != Some(shelf) {
+                continue;
+            }
+            match what {
+                Ok(None) => {
+                    let Ok(record) = Record::decode(text) else {
+                        return;
+                    };
+                    if !super::is_post_id_of(id, &author)
+                        || super::rules::check_record(id, &record, &author).is_err()
+                    {
+                        return;
+                    }
+                    let mut post = new_post(id.to_owned(), author);
+                    post.created_at = record.created_at;
+                    post.reply_to = record.reply_to;
+                    post.mentions = record.mentions;
+                    post.files = record.files;
+                    made.push(post);
+                }
+                Ok(Some(Beside::Body)) => {
+                    if let Some(post) = made.iter_mut().find(|p| p.id == id) {
+                        post.body = Some(text.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.keep(made);
+    }
+
+    /// Keeps the new posts whose text is within bounds, each once.
+    fn keep(&mut self, made: Vec<Post>) {
+        for mut post in made {
+            let body_fits = post.body.as_ref().is_some_and(|b| b.len() <= MAX_BODY);
+            if !body_fits || self.posts.contains_key(&post.id) {
+                continue;
+            }
+            post.mentions.sort();
+            self.posts.insert(post.id.clone(), post);
+        }
+    }
+
     /// The posts `change` creates, if it keeps every rule on a new post.
     fn create(&mut self, change: &Change, author: MemberId, posts: &str) {
+        self.create_shelved(change, author);
         let actor = change.actor_id().to_hex_string();
         let start = change.start_op().get();
         let mut parts: HashMap<String, Part> = HashMap::new();
@@ -287,9 +378,36 @@ impl Book {
     /// its deletion by the author or an admin.
     fn amend(&mut self, change: &Change, author: MemberId, admin: bool) {
         let mut edit: Option<(String, String)> = None;
-        let mut edited_at = 0;
+        let mut edited_at = None;
         for op in change.decode().operations {
-            let Some(id) = self.objects.get(&op.obj.to_string()).cloned() else {
+            let obj = op.obj.to_string();
+            if let (Some(shelf), Key::Map(key)) = (self.shelves.get(&obj), &op.key) {
+                let (id, what) = Beside::parse(key);
+                let on_shelf = super::shelf_of(id).as_deref() == Some(shelf.as_str());
+                let Some(post) = self.posts.get_mut(id).filter(|_| on_shelf) else {
+                    continue;
+                };
+                let mine = post.author == author;
+                match (what, &op.action) {
+                    (Ok(Some(Beside::Body)), OpType::Put(ScalarValue::Str(s)))
+                        if mine && s.len() <= MAX_BODY =>
+                    {
+                        edit = Some((id.to_owned(), s.to_string()));
+                    }
+                    (Ok(Some(Beside::EditedAt)), OpType::Put(v)) if mine => {
+                        edited_at = millis(v);
+                    }
+                    (Ok(Some(Beside::Deleted)), OpType::Put(ScalarValue::Boolean(true)))
+                        if mine || admin =>
+                    {
+                        post.deleted = true;
+                        post.body = None;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let Some(id) = self.objects.get(&obj).cloned() else {
                 continue;
             };
             let Some(post) = self.posts.get_mut(&id) else {
@@ -301,7 +419,7 @@ impl Book {
                 ("body", OpType::Put(ScalarValue::Str(s))) if mine && s.len() <= MAX_BODY => {
                     edit = Some((id, s.to_string()));
                 }
-                ("edited_at", OpType::Put(v)) if mine => edited_at = millis(v).unwrap_or(0),
+                ("edited_at", OpType::Put(v)) if mine => edited_at = millis(v),
                 ("deleted", OpType::Put(ScalarValue::Boolean(true))) if mine || admin => {
                     post.deleted = true;
                     post.body = None;
@@ -309,7 +427,11 @@ impl Book {
                 _ => {}
             }
         }
-        let Some((id, body)) = edit else { return };
+        // An edit writes its time too; the text a post is written with is
+        // not an edit.
+        let (Some((id, body)), Some(edited_at)) = (edit, edited_at) else {
+            return;
+        };
         if self.edits.get(&id).is_some_and(|(at, _)| *at >= edited_at) {
             return;
         }
@@ -320,8 +442,9 @@ impl Book {
         }
     }
 
-    /// Threads as [`super::Feed::threads`] makes them, ordered by the
-    /// authors' clocks (the page has no order list): a reply whose parent
+    /// Threads as [`super::Feed::threads`] makes them, in the feed's order
+    /// ([`super::rank`]; the page has no order list for posts from before
+    /// shelves, so those go by their authors' clocks): a reply whose parent
     /// is not in the page stands as a thread of its own.
     fn threads(self, limit: usize) -> Vec<Thread> {
         let ids: HashSet<String> = self.posts.keys().cloned().collect();
@@ -335,7 +458,7 @@ impl Book {
                 _ => roots.push(post),
             }
         }
-        let newest_first = |a: &Post, b: &Post| (b.created_at, &b.id).cmp(&(a.created_at, &a.id));
+        let newest_first = |a: &Post, b: &Post| super::rank(b).cmp(&super::rank(a));
         roots.sort_by(newest_first);
         roots.truncate(limit);
         roots

@@ -9,15 +9,26 @@
 //!   deletion leaves a tombstone without the text.
 //! - A member adds or takes back only their own reactions.
 //! - A body is at most [`super::MAX_BODY`] bytes.
-//! - A new post may attach up to [`super::MAX_ATTACHED`] files, by id; the
-//!   list is written with the post and never after.
+//! - A new post may attach up to [`super::MAX_ATTACHED`] files, by id, and
+//!   mention up to [`super::MAX_MENTIONS`] members; both are written with
+//!   the post and never after.
+//! - A new post goes on its shelf ([`super::shelf_of`]), which only its
+//!   author makes, once; its record is written once, with its text. A
+//!   reply's post is in the feed once the change is in, and is older than
+//!   the reply ([`super::order_key`]), so that a reader walking newest
+//!   first meets every reply before its thread.
+//! - A deletion writes `true`, nothing else; a reaction is to a post that
+//!   is there, and is `true` or taken back.
+//! - Posts of the layout before shelves (a map each, placed in `order`)
+//!   are still taken from an older node, under the same rules.
 
 use std::collections::{HashMap, HashSet};
 
 use automerge::legacy::{Key, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjType, ScalarValue};
 
-use super::{MAX_ATTACHED, MAX_BODY};
+use super::record::{locate, Beside, Place, Record};
+use super::{MAX_ATTACHED, MAX_BODY, MAX_MENTIONS};
 use crate::read::{object_path, View};
 use crate::signed::Judging;
 use crate::MemberId;
@@ -63,6 +74,20 @@ pub(crate) fn authorize(
     let after = View::at(doc, &after_heads);
     let post_author =
         |v: View<'_>, id: &str| v.path(&["posts", id]).and_then(|p| v.str(&p, "author"));
+    let posts = before.path(&["posts"]).ok_or("a feed without its posts")?;
+    let place = |v: View<'_>, id: &str| {
+        locate(&posts, id, |obj, key| {
+            v.get(obj, key).map(|(value, o)| (value.into_owned(), o))
+        })
+    };
+    // The author of a post, in either layout.
+    let author_of = |v: View<'_>, id: &str| match place(v, id)? {
+        Place::Shelved { text, .. } => Record::decode(&text).ok().map(|r| r.author.to_string()),
+        Place::Map(obj) => v.str(&obj, "author"),
+    };
+    let mut shelves: HashSet<String> = HashSet::new();
+    let mut shelved: HashSet<String> = HashSet::new();
+    let mut replies: Vec<(String, String)> = Vec::new();
 
     let mut paths: HashMap<String, Vec<String>> = HashMap::new();
     let mut created: HashSet<String> = HashSet::new();
@@ -88,6 +113,61 @@ pub(crate) fn authorize(
             )
         };
         match (path.as_slice(), key.as_deref()) {
+            // A shelf of the signer's, made once.
+            (["posts"], Some(key)) if super::is_shelf(key) => {
+                if !matches!(op.action, OpType::Make(ObjType::Map)) {
+                    return Err(denied());
+                }
+                if key[9..] != me[..16] {
+                    return Err(format!("shelf {key} is not one of {}'s", author.short()));
+                }
+                if before.map(&posts, key).is_some() || !shelves.insert(key.to_owned()) {
+                    return Err(format!("shelf {key} already exists"));
+                }
+            }
+            // On a shelf: a post's record, or a key beside it.
+            (["posts", shelf], Some(key)) if super::is_shelf(shelf) => {
+                let (id, what) = Beside::parse(key);
+                if super::shelf_of(id).as_deref() != Some(*shelf) {
+                    return Err(format!("post {id} does not belong on shelf {shelf}"));
+                }
+                let new = shelved.contains(id);
+                let mine = new || author_of(before, id).as_deref() == Some(me.as_str());
+                let there = new || place(before, id).is_some();
+                let allowed = match (what, &op.action) {
+                    (Err(()), _) => false,
+                    (Ok(None), OpType::Put(ScalarValue::Str(text))) => {
+                        if !super::is_post_id_of(id, &author) {
+                            return Err(format!("post id {id} is not one of {}'s", author.short()));
+                        }
+                        if there || !shelved.insert(id.to_owned()) {
+                            return Err(format!("post {id} already exists"));
+                        }
+                        let record = Record::decode(text)?;
+                        check_record(id, &record, &author)?;
+                        replies.extend(record.reply_to.map(|p| (id.to_owned(), p)));
+                        true
+                    }
+                    (Ok(None), _) => false,
+                    (Ok(Some(Beside::Body)), OpType::Put(ScalarValue::Str(_))) => {
+                        bodies.insert(id.to_owned());
+                        mine
+                    }
+                    (Ok(Some(Beside::Body)), OpType::Delete) => there && (mine || is_admin),
+                    (Ok(Some(Beside::EditedAt)), OpType::Put(v)) => there && mine && is_time(v),
+                    (Ok(Some(Beside::Deleted)), OpType::Put(ScalarValue::Boolean(true))) => {
+                        there && (mine || is_admin)
+                    }
+                    (
+                        Ok(Some(Beside::Reaction(who, _))),
+                        OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete,
+                    ) => there && who == me,
+                    _ => false,
+                };
+                if !allowed {
+                    return Err(denied());
+                }
+            }
             // Placing a post created by this change in the order, once.
             (["order"], None) if op.insert => {
                 let id = match &op.action {
@@ -131,7 +211,8 @@ pub(crate) fn authorize(
                 let mine = post_author(before, id).as_deref() == Some(me.as_str());
                 let allowed = match (field, &op.action) {
                     ("body", OpType::Put(_)) | ("edited_at", OpType::Put(_)) => mine,
-                    ("body", OpType::Delete) | ("deleted", OpType::Put(_)) => mine || is_admin,
+                    ("body", OpType::Delete)
+                    | ("deleted", OpType::Put(ScalarValue::Boolean(true))) => mine || is_admin,
                     _ => false,
                 };
                 if !allowed {
@@ -143,7 +224,8 @@ pub(crate) fn authorize(
             }
             // Reaction structure, created once.
             (["reactions"], Some(post)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
-                if before.path(&["reactions", post]).is_some() {
+                let listed = matches!(place(before, post), Some(Place::Map(_)));
+                if !listed || before.path(&["reactions", post]).is_some() {
                     return Err(denied());
                 }
             }
@@ -168,14 +250,59 @@ pub(crate) fn authorize(
             return Err(format!("post {id} names an author other than its signer"));
         }
     }
+    for id in &shelved {
+        if !bodies.contains(id) {
+            return Err(format!("post {id} is written without its text"));
+        }
+    }
+    for (id, parent) in &replies {
+        if place(after, parent).is_none() {
+            return Err(format!(
+                "post {id} answers {parent}, which is not in the feed"
+            ));
+        }
+        if super::order_key(parent).is_some_and(|p| Some(p) >= super::order_key(id)) {
+            return Err(format!("post {id} answers {parent}, which is not older"));
+        }
+    }
     for id in &bodies {
-        let len = after
-            .path(&["posts", id])
-            .and_then(|p| after.str(&p, "body"))
-            .map_or(0, |b| b.len());
+        let len = match place(after, id) {
+            Some(Place::Shelved { shelf, .. }) => after.str(&shelf, &Beside::Body.key(id)),
+            Some(Place::Map(obj)) => after.str(&obj, "body"),
+            None => None,
+        }
+        .map_or(0, |b| b.len());
         if len > MAX_BODY {
             return Err(format!("post {id} is {len} bytes, more than {MAX_BODY}"));
         }
     }
     Ok(())
+}
+
+/// What a new post's record must say: its signer as author, and no more
+/// files or mentions than the feed allows, each well formed.
+pub(super) fn check_record(id: &str, record: &Record, author: &MemberId) -> Result<(), String> {
+    if record.author != *author {
+        return Err(format!("post {id} names an author other than its signer"));
+    }
+    if record.files.len() > MAX_ATTACHED {
+        return Err(format!("post {id} attaches more than {MAX_ATTACHED} files"));
+    }
+    if let Some(f) = record.files.iter().find(|f| !crate::library::is_file_id(f)) {
+        return Err(format!("post {id} attaches {f:?}, which is not a file id"));
+    }
+    if record.mentions.len() > MAX_MENTIONS {
+        return Err(format!(
+            "post {id} mentions more than {MAX_MENTIONS} members"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a value is a time in milliseconds.
+fn is_time(v: &ScalarValue) -> bool {
+    matches!(
+        v,
+        ScalarValue::Int(_) | ScalarValue::Uint(_) | ScalarValue::Timestamp(_)
+    )
 }

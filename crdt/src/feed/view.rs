@@ -1,14 +1,19 @@
 //! Typed reads of a feed, in the same order on every node.
 //!
 //! A feed may hold a hundred thousand posts, so nothing here reads it whole
-//! unless asked to ([`Feed::all`]): the order list is newest first, a page of
-//! threads reads only as far back as it needs, and a post is looked up by id.
+//! unless asked to ([`Feed::all`], [`Feed::len`]): shelves sort newest day
+//! first, a page of threads reads only as far back as it needs, and a post
+//! is looked up by id. Posts of the layout before shelves are read from the
+//! order list, and merged in by their time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use std::iter::Peekable;
 
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
+use super::record::{beside_range, locate_now, Beside, Place, Record};
 use crate::read::child_map as map;
 use crate::{MemberId, Millis};
 
@@ -64,36 +69,74 @@ impl<'a> Feed<'a> {
         }
     }
 
-    /// How many posts, tombstones included.
+    /// How many posts, tombstones included. Counts every shelf's keys: for
+    /// a status line, not for every read.
     pub fn len(&self) -> usize {
-        self.order.as_ref().map_or(0, |o| self.doc.length(o))
+        let listed = self.order.as_ref().map_or(0, |o| self.doc.length(o));
+        let shelved: usize = self
+            .shelves()
+            .map(|(_, shelf)| self.doc.keys(&shelf).filter(|k| !k.contains('/')).count())
+            .sum();
+        listed + shelved
     }
 
     /// Whether nobody has posted yet.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.newest().next().is_none()
     }
 
-    /// Every post, newest first, read as the iterator goes.
+    /// The time of the newest post ([`super::rank`]): what a new post must
+    /// come after to show above everything its author has seen.
+    pub fn newest_time(&self) -> Option<Millis> {
+        self.newest().next().map(|p| super::rank(&p).0)
+    }
+
+    /// Every post, newest first, read as the iterator goes: shelved posts
+    /// a day at a time, by their ids' time; posts from before shelves in
+    /// the order list's order, merged in by their time.
     pub fn newest(&self) -> impl Iterator<Item = Post> + '_ {
-        self.newest_from(0)
+        Merged {
+            shelved: Days::new(self).peekable(),
+            listed: self.listed(0).peekable(),
+        }
     }
 
-    /// [`Self::newest`] from the `skip`th place of the order on: for a
-    /// reader that takes a long feed a stretch at a time. (A post added
-    /// meanwhile pushes the rest one place on, so such a reader may meet a
-    /// post twice, never miss one.)
-    pub fn newest_from(&self, skip: usize) -> impl Iterator<Item = Post> + '_ {
-        let ids = self
-            .order
-            .as_ref()
-            .map(|o| self.doc.list_range(o, skip..))
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item.value.into_value().as_str().map(str::to_owned));
-        let mut seen = HashSet::new();
-        ids.filter(move |id| seen.insert(id.clone()))
-            .filter_map(|id| self.post(&id))
+    /// Every post once, a stretch at a time, from `at` on (start with
+    /// [`Cursor::default`]): at least `at_least` posts (whole shelves), and
+    /// where to go on from, or `None` at the end. In no particular order,
+    /// for a reader that takes a long feed without holding it: a post
+    /// added meanwhile may be missed (a reader keeps a mark for those) or,
+    /// before shelves, met twice.
+    pub fn stretch(&self, at: &Cursor, at_least: usize) -> (Vec<Post>, Option<Cursor>) {
+        let mut out = Vec::new();
+        match &at.0 {
+            Place_::Shelf(from) => {
+                let Some(posts) = &self.posts else {
+                    return (out, None);
+                };
+                for item in self.doc.map_range(posts, from.clone()..) {
+                    if !super::is_shelf(&item.key) {
+                        continue;
+                    }
+                    if out.len() >= at_least {
+                        return (out, Some(Cursor(Place_::Shelf(item.key.to_string()))));
+                    }
+                    if let Value::Object(ObjType::Map) = item.value.clone().into_value() {
+                        out.extend(shelf_posts(self.doc, &item.id()));
+                    }
+                }
+                if self.order.as_ref().is_some_and(|o| self.doc.length(o) > 0) {
+                    let more = Cursor(Place_::Listed(0));
+                    return (out, Some(more));
+                }
+                (out, None)
+            }
+            Place_::Listed(skip) => {
+                out.extend(self.listed(*skip).take(at_least));
+                let next = (out.len() == at_least).then(|| Cursor(Place_::Listed(skip + at_least)));
+                (out, next)
+            }
+        }
     }
 
     /// Every post, oldest first. Reads the whole feed: for conversations and
@@ -104,16 +147,28 @@ impl<'a> Feed<'a> {
         posts
     }
 
-    /// The post with this id. Its fields are read in one pass over the
-    /// post's map: a lookup per field seeks through the whole document's
-    /// operations each time (most of what reading a 100,000-post feed's
-    /// pages and index cost).
+    /// The post with this id.
     pub fn post(&self, id: &str) -> Option<Post> {
-        let obj = map(self.doc, self.posts.as_ref()?, id)?;
+        match locate_now(self.doc, self.posts.as_ref()?, id)? {
+            Place::Shelved { shelf, text } => {
+                let mut post = unpack(id, &text)?;
+                for item in self.doc.map_range(&shelf, beside_range(id)) {
+                    beside(&mut post, &item.key, item.value.clone().into_value());
+                }
+                Some(post)
+            }
+            Place::Map(obj) => self.listed_post(id, &obj),
+        }
+    }
+
+    /// A post of the layout before shelves. Its fields are read in one
+    /// pass over its map: a lookup per field seeks through the whole
+    /// document's operations each time.
+    fn listed_post(&self, id: &str, obj: &ObjId) -> Option<Post> {
         let (mut author, mut body, mut reply_to) = (None, None, None);
         let (mut created_at, mut edited_at, mut deleted) = (0, None, false);
         let (mut mentions, mut files) = (Vec::new(), Vec::new());
-        for item in self.doc.map_range(&obj, ..) {
+        for item in self.doc.map_range(obj, ..) {
             let value = item.value.clone().into_value();
             let text = || value.as_str().map(str::to_owned);
             match (item.key.as_ref(), &value) {
@@ -148,6 +203,37 @@ impl<'a> Feed<'a> {
             reactions: self.reactions(id),
             id: id.to_owned(),
         })
+    }
+
+    /// The posts of the order list (the layout before shelves), newest
+    /// first, from its `skip`th place on.
+    fn listed(&self, skip: usize) -> impl Iterator<Item = Post> + '_ {
+        let ids = self
+            .order
+            .as_ref()
+            .map(|o| self.doc.list_range(o, skip..))
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.value.into_value().as_str().map(str::to_owned));
+        let mut seen = HashSet::new();
+        let posts = self.posts.clone();
+        ids.filter(move |id| seen.insert(id.clone()))
+            .filter_map(move |id| match map(self.doc, posts.as_ref()?, &id) {
+                Some(obj) => self.listed_post(&id, &obj),
+                None => None,
+            })
+    }
+
+    /// The shelves, newest day first: `(key, object)`.
+    fn shelves(&self) -> impl Iterator<Item = (String, ObjId)> + '_ {
+        self.posts
+            .as_ref()
+            .map(|p| self.doc.map_range(p, "~".to_owned()..))
+            .into_iter()
+            .flatten()
+            .filter(|item| super::is_shelf(&item.key))
+            .filter(|item| matches!(item.value.clone().into_value(), Value::Object(ObjType::Map)))
+            .map(|item| (item.key.to_string(), item.id()))
     }
 
     /// A page of threads, newest first: at most `limit` top-level posts
@@ -189,7 +275,7 @@ impl<'a> Feed<'a> {
     pub fn contains(&self, id: &str) -> bool {
         self.posts
             .as_ref()
-            .is_some_and(|p| map(self.doc, p, id).is_some())
+            .is_some_and(|p| locate_now(self.doc, p, id).is_some())
     }
 
     fn reactions(&self, id: &str) -> BTreeMap<String, Vec<MemberId>> {
@@ -203,6 +289,191 @@ impl<'a> Feed<'a> {
                 (!who.is_empty()).then_some((emoji, who))
             })
             .collect()
+    }
+}
+
+/// How many posts the changes after `since` added to the feed: records
+/// written on shelves, and posts placed in the order list before shelves
+/// (each post is written once and never taken away; a deleted post stays
+/// as a tombstone). With a count [`Feed::len`] made at `since`, a reader
+/// keeps the count at the cost of what arrived since. `None` when `since`
+/// names a change the document does not hold, or more than `at_most`
+/// changes came after it: count whole then.
+pub fn posts_added(
+    doc: &Automerge,
+    since: &[automerge::ChangeHash],
+    at_most: usize,
+) -> Option<usize> {
+    use automerge::legacy::{Key, OpType};
+    use automerge::ScalarValue;
+
+    if since
+        .iter()
+        .any(|h| doc.get_change_meta_by_hash(h).is_none())
+    {
+        return None;
+    }
+    let changes = doc.get_changes(since);
+    if changes.len() > at_most {
+        return None;
+    }
+    let mut paths: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    let mut added = 0;
+    for change in &changes {
+        for op in change.decode().operations {
+            let path = paths
+                .entry(op.obj.to_string())
+                .or_insert_with_key(|obj| crate::read::object_path(doc, obj));
+            let record = match (path.as_deref(), &op.key, &op.action) {
+                (Some([posts, shelf]), Key::Map(key), OpType::Put(ScalarValue::Str(_))) => {
+                    posts == "posts" && super::is_shelf(shelf) && !key.contains('/')
+                }
+                (Some([order]), Key::Seq(_), _) => order == "order" && op.insert,
+                _ => false,
+            };
+            added += usize::from(record);
+        }
+    }
+    Some(added)
+}
+
+/// Where [`Feed::stretch`] goes on from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(Place_);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Place_ {
+    /// Shelves from this key on.
+    Shelf(String),
+    /// The order list from this place on.
+    Listed(usize),
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self(Place_::Shelf("~".to_owned()))
+    }
+}
+
+/// Shelved posts, newest first: each day's shelves read whole, their posts
+/// sorted by [`super::order_key`].
+struct Days<'a> {
+    doc: &'a Automerge,
+    shelves: Peekable<Box<dyn Iterator<Item = (String, ObjId)> + 'a>>,
+    /// The day being read, oldest post first (taken from the end).
+    day: Vec<Post>,
+}
+
+impl<'a> Days<'a> {
+    fn new(feed: &'a Feed<'a>) -> Self {
+        let shelves: Box<dyn Iterator<Item = (String, ObjId)> + 'a> = Box::new(feed.shelves());
+        Self {
+            doc: feed.doc,
+            shelves: shelves.peekable(),
+            day: Vec::new(),
+        }
+    }
+}
+
+impl Iterator for Days<'_> {
+    type Item = Post;
+
+    fn next(&mut self) -> Option<Post> {
+        while self.day.is_empty() {
+            let (key, shelf) = self.shelves.next()?;
+            // `~<days to go>.`: every shelf of one day shares it.
+            let day = key[..9].to_owned();
+            self.day.extend(shelf_posts(self.doc, &shelf));
+            while let Some((_, shelf)) = self.shelves.next_if(|(k, _)| k.starts_with(&day)) {
+                self.day.extend(shelf_posts(self.doc, &shelf));
+            }
+            self.day
+                .sort_by(|a, b| super::order_key(&a.id).cmp(&super::order_key(&b.id)));
+        }
+        self.day.pop()
+    }
+}
+
+/// Two newest-first streams as one, by time: shelved posts by their ids',
+/// listed ones by their authors' clocks.
+struct Merged<S: Iterator<Item = Post>, L: Iterator<Item = Post>> {
+    shelved: Peekable<S>,
+    listed: Peekable<L>,
+}
+
+impl<S: Iterator<Item = Post>, L: Iterator<Item = Post>> Iterator for Merged<S, L> {
+    type Item = Post;
+
+    fn next(&mut self) -> Option<Post> {
+        let listed_first = match (self.shelved.peek(), self.listed.peek()) {
+            (Some(s), Some(l)) => l.created_at > super::rank(s).0,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if listed_first {
+            self.listed.next()
+        } else {
+            self.shelved.next()
+        }
+    }
+}
+
+/// The posts on one shelf, in one pass over its keys (each record's keys
+/// follow it: `<id>/…` sorts right after `<id>`). A record that does not
+/// read, or does not belong on a shelf, is skipped: the rules refuse both.
+fn shelf_posts(doc: &Automerge, shelf: &ObjId) -> Vec<Post> {
+    let mut out: Vec<Post> = Vec::new();
+    for item in doc.map_range(shelf, ..) {
+        let value = item.value.clone().into_value();
+        match item.key.split_once('/') {
+            None => out.extend(value.as_str().and_then(|text| unpack(&item.key, text))),
+            Some((id, _)) => {
+                if let Some(post) = out.last_mut().filter(|p| p.id == id) {
+                    beside(post, &item.key, value);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A post from its record, before what stands beside it.
+fn unpack(id: &str, text: &str) -> Option<Post> {
+    let record = Record::decode(text).ok()?;
+    Some(Post {
+        id: id.to_owned(),
+        author: record.author,
+        body: None,
+        created_at: record.created_at,
+        reply_to: record.reply_to,
+        edited_at: None,
+        deleted: false,
+        mentions: record.mentions,
+        files: record.files,
+        reactions: BTreeMap::new(),
+    })
+}
+
+/// Reads a key beside `post`'s record into it.
+fn beside(post: &mut Post, key: &str, value: Value<'_>) {
+    let (_, Ok(Some(what))) = Beside::parse(key) else {
+        return;
+    };
+    match what {
+        Beside::Body if !post.deleted => post.body = value.as_str().map(str::to_owned),
+        Beside::EditedAt => post.edited_at = value.as_i64(),
+        Beside::Deleted if value.as_bool() == Some(true) => {
+            post.deleted = true;
+            post.body = None;
+        }
+        Beside::Reaction(member, emoji) if value.as_bool() == Some(true) => {
+            if let Ok(member) = member.parse() {
+                let who = post.reactions.entry(emoji.to_owned()).or_default();
+                who.push(member);
+                who.sort();
+            }
+        }
+        _ => {}
     }
 }
 

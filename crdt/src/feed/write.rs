@@ -3,12 +3,13 @@
 use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, Value, ROOT};
 
+use super::record::{locate_now, Beside, Place, Record};
 use crate::{MemberId, Millis};
 
 /// What a new post says.
 #[derive(Clone, Debug)]
 pub struct NewPost<'a> {
-    /// Its id (random, chosen by the author's node).
+    /// Its id ([`super::post_id`]; a reply's is newer than its post's).
     pub id: &'a str,
     /// The author: the signer.
     pub author: MemberId,
@@ -20,6 +21,8 @@ pub struct NewPost<'a> {
     pub reply_to: Option<&'a str>,
     /// Members it mentions.
     pub mentions: &'a [MemberId],
+    /// Files it attaches (library ids): fixed when it is written.
+    pub files: &'a [String],
 }
 
 impl NewPost<'_> {
@@ -34,16 +37,44 @@ impl NewPost<'_> {
             edited_at: None,
             deleted: false,
             mentions: self.mentions.to_vec(),
-            files: Vec::new(),
+            files: self.files.to_vec(),
             reactions: Default::default(),
         }
     }
 }
 
-/// Adds a post at the front of the feed.
+/// Writes a new post: packed on its shelf ([`super::shelf_of`], made if it
+/// is not there yet), its text beside it. An id that carries no time goes
+/// directly in `posts` as a map of fields, placed in `order`, as every
+/// post did before shelves.
 pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), AutomergeError> {
     let posts = map(tx, &ROOT, "posts")?;
-    let obj = tx.put_object(&posts, p.id, ObjType::Map)?;
+    let Some(key) = super::shelf_of(p.id) else {
+        return post_as_map(tx, &posts, p);
+    };
+    let shelf = match tx.get(&posts, key.as_str())? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => tx.put_object(&posts, key.as_str(), ObjType::Map)?,
+    };
+    let record = Record {
+        author: p.author,
+        created_at: p.created_at,
+        reply_to: p.reply_to.map(str::to_owned),
+        mentions: p.mentions.to_vec(),
+        files: p.files.to_vec(),
+    };
+    tx.put(&shelf, p.id, record.encode())?;
+    tx.put(&shelf, Beside::Body.key(p.id), p.body)
+}
+
+/// A post as a map of fields placed in the order list: the layout before
+/// shelves, which tests of that layout still write.
+fn post_as_map<T: Transactable>(
+    tx: &mut T,
+    posts: &ObjId,
+    p: &NewPost<'_>,
+) -> Result<(), AutomergeError> {
+    let obj = tx.put_object(posts, p.id, ObjType::Map)?;
     tx.put(&obj, "author", p.author.to_string())?;
     tx.put(&obj, "body", p.body)?;
     tx.put(&obj, "created_at", p.created_at)?;
@@ -54,23 +85,15 @@ pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), Automerg
     for m in p.mentions {
         tx.put(&mentions, m.to_string(), true)?;
     }
+    if !p.files.is_empty() {
+        let list = tx.put_object(&obj, "files", ObjType::List)?;
+        for (i, file) in p.files.iter().enumerate() {
+            tx.insert(&list, i, file.as_str())?;
+        }
+    }
     // Newest first: the front of the list is found without counting it.
     let order = list(tx, "order")?;
-    tx.insert(&order, 0, p.id)?;
-    Ok(())
-}
-
-/// Attaches files (library ids) to post `id`, which this same change
-/// creates: a post's attachments are fixed when it is written.
-pub fn attach<T: Transactable>(tx: &mut T, id: &str, files: &[&str]) -> Result<(), AutomergeError> {
-    let Some((Value::Object(ObjType::Map), post)) = tx.get(map(tx, &ROOT, "posts")?, id)? else {
-        return Err(AutomergeError::InvalidOp(ObjType::Map));
-    };
-    let list = tx.put_object(&post, "files", ObjType::List)?;
-    for (i, file) in files.iter().enumerate() {
-        tx.insert(&list, i, *file)?;
-    }
-    Ok(())
+    tx.insert(&order, 0, p.id)
 }
 
 /// Replaces a post's text.
@@ -80,16 +103,28 @@ pub fn edit<T: Transactable>(
     body: &str,
     now: Millis,
 ) -> Result<(), AutomergeError> {
-    let obj = map(tx, &map(tx, &ROOT, "posts")?, id)?;
-    tx.put(&obj, "body", body)?;
-    tx.put(&obj, "edited_at", now)
+    match find(tx, id)? {
+        Place::Shelved { shelf, .. } => {
+            tx.put(&shelf, Beside::Body.key(id), body)?;
+            tx.put(&shelf, Beside::EditedAt.key(id), now)
+        }
+        Place::Map(obj) => {
+            tx.put(&obj, "body", body)?;
+            tx.put(&obj, "edited_at", now)
+        }
+    }
 }
 
 /// Deletes a post: its text goes, a tombstone stays.
 pub fn delete<T: Transactable>(tx: &mut T, id: &str) -> Result<(), AutomergeError> {
-    let obj = map(tx, &map(tx, &ROOT, "posts")?, id)?;
-    tx.delete(&obj, "body")?;
-    tx.put(&obj, "deleted", true)
+    let (obj, body, deleted) = match find(tx, id)? {
+        Place::Shelved { shelf, .. } => (shelf, Beside::Body.key(id), Beside::Deleted.key(id)),
+        Place::Map(obj) => (obj, "body".to_owned(), "deleted".to_owned()),
+    };
+    if tx.get(&obj, body.as_str())?.is_some() {
+        tx.delete(&obj, body.as_str())?;
+    }
+    tx.put(&obj, deleted, true)
 }
 
 /// Adds (`on`) or takes back a member's reaction.
@@ -100,6 +135,15 @@ pub fn react<T: Transactable>(
     member: MemberId,
     on: bool,
 ) -> Result<(), AutomergeError> {
+    if let Place::Shelved { shelf, .. } = find(tx, post)? {
+        let me = member.to_string();
+        let key = Beside::Reaction(&me, emoji).key(post);
+        return if on {
+            tx.put(&shelf, key, true)
+        } else {
+            tx.delete(&shelf, key)
+        };
+    }
     let all = map(tx, &ROOT, "reactions")?;
     let per_post = match map(tx, &all, post) {
         Ok(o) => o,
@@ -114,6 +158,12 @@ pub fn react<T: Transactable>(
     } else {
         tx.delete(&per_emoji, member.to_string())
     }
+}
+
+/// Where post `id` is, or an error that says it is not in this feed.
+fn find<T: ReadDoc>(tx: &T, id: &str) -> Result<Place, AutomergeError> {
+    locate_now(tx, &map(tx, &ROOT, "posts")?, id)
+        .ok_or_else(|| AutomergeError::InvalidObjId(format!("the feed has no post {id:?}")))
 }
 
 fn map<T: ReadDoc>(tx: &T, obj: &ObjId, key: &str) -> Result<ObjId, AutomergeError> {

@@ -103,6 +103,7 @@ mod tests {
                 created_at: k as i64,
                 reply_to: None,
                 mentions: &[],
+                files: &[],
             };
             let mut at = RosterAt::new(roster.doc(), &mut book);
             feed.change_under(&mut at, &ada, 1, |tx| write::post(tx, &post))

@@ -151,3 +151,13 @@ pub fn forge_cited(
     let message = meshwork_crdt::cite::message(&dept.roster.heads());
     forge_with(&dept.doc, actor, key, Some(message), edit)
 }
+
+/// A post or file id of `who`'s that carries a time (as the nodes make
+/// them: [`meshwork_crdt::Nonces`]): written at `at`, `seq` in the
+/// nonce's low bits.
+pub fn tid(who: &Signer, at: i64, seq: u16) -> String {
+    meshwork_crdt::feed::post_id(
+        &who.id(),
+        ((at as u64) << 16 | u64::from(seq)).to_be_bytes(),
+    )
+}

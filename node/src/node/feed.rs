@@ -73,6 +73,10 @@ pub struct Conversation {
     pub last: Option<Post>,
 }
 
+/// How far past this node's clock a post's time is followed
+/// ([`Node::next_post_id`]).
+const MAX_AHEAD: meshwork_crdt::Millis = 24 * 3_600_000;
+
 impl Node {
     /// Posts `text` to department `dept` (a name), optionally as a reply.
     /// Returns the new post.
@@ -100,7 +104,6 @@ impl Node {
                 files.len()
             )));
         }
-        let id = meshwork_crdt::feed::post_id(&self.member_id(), self.new_nonce());
         let me = self.member_id();
         let now = self.shared.clock.now();
         let roster = self.shared.roster()?;
@@ -120,34 +123,53 @@ impl Node {
             }
         }
         let (dept_id, mentions) = (dept.id, mentions(&roster, text));
+        // Its id is chosen against the feed, under its lock.
         let post = NewPost {
-            id: &id,
+            id: "",
             author: me,
             body: text,
             created_at: now,
             reply_to,
             mentions: &mentions,
+            files,
         };
-        self.change_feed(
-            DocRef::Feed(dept_id),
-            |_, feed| match reply_to {
-                Some(parent) if !feed.contains(parent) => Err(unknown_post(parent)),
-                _ => Ok(()),
-            },
-            |tx, ()| {
-                write::post(tx, &post)?;
-                if files.is_empty() {
-                    return Ok(());
-                }
-                let ids: Vec<&str> = files.iter().map(String::as_str).collect();
-                write::attach(tx, &id, &ids)
-            },
-        )
-        .await?;
-        Ok(Post {
-            files: files.to_vec(),
-            ..post.to_post()
-        })
+        let id = self
+            .change_feed(
+                DocRef::Feed(dept_id),
+                |_, feed| match reply_to {
+                    Some(parent) if !feed.contains(parent) => Err(unknown_post(parent)),
+                    _ => self.next_post_id(feed, reply_to),
+                },
+                |tx, id| write::post(tx, &NewPost { id, ..post.clone() }),
+            )
+            .await?;
+        Ok(NewPost { id: &id, ..post }.to_post())
+    }
+
+    /// The id of a new post in `feed`: newer than every post this node
+    /// holds there, whatever this clock says, so that posts show in the
+    /// order their authors saw them (a hybrid logical clock); and newer
+    /// than `reply_to`, which the rules require. A time more than
+    /// [`MAX_AHEAD`] past this clock is not followed (a member whose clock
+    /// is that wrong would drag every later post with it), so a reply to
+    /// such a post is refused.
+    fn next_post_id(&self, feed: &Feed<'_>, reply_to: Option<&str>) -> Result<String, NodeError> {
+        let now = self.shared.clock.now();
+        let parent = reply_to.and_then(meshwork_crdt::feed::time_of);
+        if parent.is_some_and(|t| t > now + MAX_AHEAD) {
+            return Err(NodeError::BadRequest(format!(
+                "post {} is dated more than a day after this computer's clock: \
+                 its author's clock, or this one, is wrong, and it cannot be answered",
+                reply_to.unwrap_or_default()
+            )));
+        }
+        let after = [feed.newest_time(), parent]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t <= now + MAX_AHEAD)
+            .fold(now, |at, seen| at.max(seen + 1));
+        let nonce = self.shared.nonces.next(after);
+        Ok(meshwork_crdt::feed::post_id(&self.member_id(), nonce))
     }
 
     /// A department's feed, newest first, replies under their posts:
@@ -210,7 +232,7 @@ impl Node {
         self.shared.with_doc(&DocRef::Feed(dept.id), |state| {
             let preview = shows_preview(state);
             Ok(FeedState {
-                posts: Feed::new(state.signed.doc()).len(),
+                posts: state.post_count(),
                 arriving: preview || state.still_arriving(),
                 preview,
             })
@@ -227,20 +249,33 @@ impl Node {
                 "that is you; name a colleague".into(),
             ));
         }
-        let id = meshwork_crdt::feed::post_id(&self.member_id(), self.new_nonce());
         let now = self.shared.clock.now();
         let doc = DocRef::Direct(meshwork_crdt::feed::direct_id(&me, &them));
         let message = NewPost {
-            id: &id,
+            id: "",
             author: me,
             body: text,
             created_at: now,
             reply_to: None,
             mentions: &[],
+            files: &[],
         };
-        self.change_feed(doc, |_, _| Ok(()), |tx, ()| write::post(tx, &message))
+        let id = self
+            .change_feed(
+                doc,
+                |_, feed| self.next_post_id(feed, None),
+                |tx, id| {
+                    write::post(
+                        tx,
+                        &NewPost {
+                            id,
+                            ..message.clone()
+                        },
+                    )
+                },
+            )
             .await?;
-        Ok(message.to_post())
+        Ok(NewPost { id: &id, ..message }.to_post())
     }
 
     /// My direct conversation with a member, oldest message first.
@@ -610,6 +645,7 @@ mod tests {
                 created_at: 1,
                 reply_to: None,
                 mentions: &[],
+                files: &[],
             };
             feed.change_under(&mut at, &ada, 1, |tx| write::post(tx, &post))
                 .unwrap();

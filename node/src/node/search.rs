@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use meshwork_crdt::automerge::Automerge;
-use meshwork_crdt::feed::Feed;
+use meshwork_crdt::feed::{Cursor, Feed};
 use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::Roster;
 use meshwork_crdt::{MemberId, Millis, Records, SignedDoc};
@@ -423,11 +423,10 @@ enum Pending {
 const STRETCH: usize = 200;
 
 impl Node {
-    /// Reads a document whole for the index. A feed is read [`STRETCH`]
-    /// posts per hold of the lock: its order list newest first, so a post
-    /// added meanwhile is met twice at worst (and kept once), never missed;
-    /// one changed after `mark` (taken before the first stretch) is read
-    /// again by the next pass.
+    /// Reads a document whole for the index. A feed is read about
+    /// [`STRETCH`] posts per hold of the lock ([`Feed::stretch`]): a post
+    /// met twice is kept once, and one added or changed after `mark`
+    /// (taken before the first stretch) is read again by the next pass.
     fn read_whole(&self, key: String, doc: DocRef, mark: Mark) -> Result<DocUpdate, NodeError> {
         let mut records = Vec::new();
         if matches!(doc, DocRef::Library(_)) {
@@ -437,22 +436,18 @@ impl Node {
         } else {
             let direct = matches!(doc, DocRef::Direct(_));
             let mut seen = std::collections::HashSet::new();
-            let mut at = 0;
-            loop {
-                let stretch: Vec<_> = self.shared.read_doc(&doc, |d| {
-                    Feed::new(d.doc()).newest_from(at).take(STRETCH).collect()
-                })?;
-                at += stretch.len();
-                let done = stretch.len() < STRETCH;
+            let mut at = Some(Cursor::default());
+            while let Some(from) = at {
+                let stretch;
+                (stretch, at) = self
+                    .shared
+                    .read_doc(&doc, |d| Feed::new(d.doc()).stretch(&from, STRETCH))?;
                 records.extend(
                     stretch
                         .into_iter()
                         .filter(|p| seen.insert(p.id.clone()))
                         .filter_map(|p| post_record(p, direct)),
                 );
-                if done {
-                    break;
-                }
             }
         }
         Ok(DocUpdate {
