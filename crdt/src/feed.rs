@@ -102,25 +102,38 @@ pub(crate) fn is_post_id_of(id: &str, author: &crate::MemberId) -> bool {
 /// a post sits directly in `posts`, as every post did before shelves.
 pub fn shelf_of(id: &str) -> Option<String> {
     let (prefix, at) = split_id(id)?;
-    let day = crate::pins::epoch_of(at);
-    Some(format!("~{:07}.{prefix}", LAST_DAY - day))
+    Some(shelf_key(at, prefix))
+}
+
+/// The key of `prefix`'s shelf for the day of time `at` (with an empty
+/// prefix: where that day's shelves start).
+pub(crate) fn shelf_key(at: crate::Millis, prefix: &str) -> String {
+    let day = crate::pins::epoch_of(at).clamp(0, MAX_DAY);
+    format!("~{:07}.{prefix}", LAST_DAY - day)
 }
 
 /// The day a shelf's key counts down from: past any nonce's (48 bits of
 /// milliseconds reach day 3,257,812).
 const LAST_DAY: crate::pins::Epoch = 9_999_999;
 
-/// Whether `key` of `posts` has the shape of a shelf ([`shelf_of`]).
+/// Whether `key` of `posts` has the shape of a shelf ([`shelf_of`]), of
+/// a day a nonce can reach.
 pub(crate) fn is_shelf(key: &str) -> bool {
     key.strip_prefix('~')
         .and_then(|k| k.split_once('.'))
         .is_some_and(|(days, prefix)| {
             days.len() == 7
                 && days.bytes().all(|b| b.is_ascii_digit())
+                && days
+                    .parse::<crate::pins::Epoch>()
+                    .is_ok_and(|d| d >= LAST_DAY - MAX_DAY)
                 && prefix.len() == 16
                 && crate::is_lower_hex(prefix)
         })
 }
+
+/// The last day a nonce's 48 bits of milliseconds reach.
+const MAX_DAY: crate::pins::Epoch = ((1i64 << 48) - 1) / 86_400_000;
 
 /// The order of shelved posts, the same on every node: by the time in
 /// their ids (then the nonce's random bits, then the author's prefix).
@@ -152,6 +165,30 @@ fn split_id(id: &str) -> Option<(&str, crate::Millis)> {
     let (nonce, prefix) = order_key(id)?;
     // 48 bits of milliseconds: always an i64.
     Some((prefix, (nonce >> 16) as crate::Millis))
+}
+
+/// The replies of a thread, from the replies a newest-first walk put aside
+/// by the post they answer: `root`'s, and theirs in turn (a reply to a
+/// reply belongs to the same thread), oldest first.
+pub(crate) fn gather(
+    aside: &mut std::collections::HashMap<String, Vec<Post>>,
+    root: &str,
+) -> Vec<Post> {
+    let mut out = Vec::new();
+    let mut next = vec![root.to_owned()];
+    while let Some(id) = next.pop() {
+        // Put aside newest first.
+        for reply in aside.remove(&id).unwrap_or_default().into_iter().rev() {
+            next.push(reply.id.clone());
+            out.push(reply);
+        }
+    }
+    // Stable: replies of one time keep the walk's order.
+    out.sort_by_key(|p| {
+        let (at, nonce, _) = rank(p);
+        (at, nonce)
+    });
+    out
 }
 
 /// The id of the direct conversation between two members: the same whichever

@@ -162,6 +162,11 @@ fn posts_sit_on_their_authors_shelves_and_read_newest_first() {
     assert_eq!(fb.threads(10, Some(&p2)).unwrap().len(), 1);
     assert_eq!(fb.len(), 4);
     assert!(fb.contains(&reply) && !fb.contains(&tid(&bob, T0, 2)));
+    // The newest post's time in a window: what a node posts after.
+    assert_eq!(fb.newest_time_between(T0, T0 + 2 * DAY), Some(T0 + DAY));
+    assert_eq!(fb.newest_time_between(T0, T0 + 1_500), Some(T0 + 1_000));
+    assert_eq!(fb.newest_time_between(T0 + 1, T0 + 999), None);
+    assert_eq!(fb.newest_time_between(T0 + DAY + 1, T0 + 3 * DAY), None);
 }
 
 fn doc_shelf(doc: &automerge::Automerge, id: &str) -> ObjId {
@@ -405,6 +410,58 @@ fn hostile_writes_on_shelves_are_refused_for_their_reason() {
         }),
         "not older",
     );
+    // A shelf with no post on it, or of a day no id can carry.
+    refused_because(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let posts = posts(tx);
+            tx.put_object(&posts, shelf_of(&bobs_next_day).unwrap(), ObjType::Map)
+                .unwrap();
+        }),
+        "made without a post on it",
+    );
+    refused_because(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let posts = posts(tx);
+            let key = format!("~0000000.{}", &bob_id[..16]);
+            tx.put_object(&posts, key, ObjType::Map).unwrap();
+        }),
+        "is not one of",
+    );
+    // A record padded out, or written in another order than nodes write.
+    for text in [
+        format!(r#"{{"author":"{bob_id}",  "created_at":{T0}}}"#),
+        format!(r#"{{"created_at":{T0},"author":"{bob_id}"}}"#),
+    ] {
+        refused_because(
+            &mut c,
+            forge(&b, &bob, |tx| write_raw(tx, &p2, &text, Some("x"))),
+            "not written as nodes write it",
+        );
+    }
+    // An edit past the limit.
+    refused_because(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let s = shelf(tx, &p);
+            tx.put(&s, format!("{p}/body"), long.as_str()).unwrap();
+        }),
+        "more than",
+    );
+    // The same id again, as a post of the layout before shelves.
+    refused_because(
+        &mut c,
+        forge(&b, &bob, |tx| {
+            let posts = posts(tx);
+            let obj = tx.put_object(&posts, p.as_str(), ObjType::Map).unwrap();
+            tx.put(&obj, "author", bob_id.as_str()).unwrap();
+            tx.put(&obj, "body", "a second copy").unwrap();
+            let order = tx.get(ROOT, "order").unwrap().unwrap().1;
+            tx.insert(&order, 0, p.as_str()).unwrap();
+        }),
+        "already exists",
+    );
     // Beside a record: only what the rules know, by whom they let.
     let denied = "may not write";
     let beside = |key: String, value: automerge::ScalarValue| {
@@ -470,6 +527,80 @@ fn hostile_writes_on_shelves_are_refused_for_their_reason() {
     let kept = feed.post(&p).unwrap();
     assert_eq!(kept.body.as_deref(), Some("mine"));
     assert!(kept.reactions.is_empty() && !kept.deleted);
+}
+
+#[test]
+fn a_reply_to_a_reply_is_in_its_thread() {
+    let (bob, cleo) = (signer(2), signer(3));
+    let mut d = feed();
+    let root = tid(&bob, T0, 0);
+    let reply = tid(&cleo, T0 + 1, 0);
+    let deeper = tid(&bob, T0 + 2, 0);
+    let later = tid(&cleo, T0 + 3, 0);
+    post(&mut d, &bob, &root, "a question", None);
+    post(&mut d, &cleo, &reply, "an answer", Some(&root));
+    post(
+        &mut d,
+        &bob,
+        &deeper,
+        "a question about the answer",
+        Some(&reply),
+    );
+    post(&mut d, &cleo, &later, "another thread", None);
+    let page = Feed::new(d.doc()).threads(10, None).unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[1].0.id, root);
+    assert_eq!(ids(&page[1].1), [reply.as_str(), deeper.as_str()]);
+}
+
+/// A legacy-layout post (a map in `posts`, in `order`) whose id carries a
+/// time, as nodes before shelves wrote them, with nothing beside it.
+#[test]
+fn keys_beside_a_post_from_before_shelves_are_refused() {
+    let bob = signer(2);
+    let mut b = feed();
+    let old = tid(&bob, T0, 1);
+    let bob_id = bob.id().to_string();
+    let old_post = forge(&b, &bob, |tx| {
+        let posts = tx.get(ROOT, "posts").unwrap().unwrap().1;
+        let obj = tx.put_object(&posts, old.as_str(), ObjType::Map).unwrap();
+        tx.put(&obj, "author", bob_id.as_str()).unwrap();
+        tx.put(&obj, "body", "from before").unwrap();
+        let order = tx.get(ROOT, "order").unwrap().unwrap().1;
+        tx.insert(&order, 0, old.as_str()).unwrap();
+    });
+    assert_eq!(b.ingest(vec![old_post]).accepted.len(), 1);
+    // A post of the same day makes the shelf that id would sit on.
+    let same_day = tid(&bob, T0, 2);
+    post(&mut b, &bob, &same_day, "on the shelf", None);
+    let mut c = feed();
+    c.ingest(all(&b));
+    for (key, value) in [
+        (format!("{old}/edited_at"), automerge::ScalarValue::Int(T0)),
+        (
+            format!("{old}/deleted"),
+            automerge::ScalarValue::Boolean(true),
+        ),
+        (
+            format!("{old}/body"),
+            automerge::ScalarValue::Str("new words".into()),
+        ),
+    ] {
+        refused_because(
+            &mut c,
+            forge(&b, &bob, |tx| {
+                let s = shelf(tx, &same_day);
+                tx.put(&s, key, value).unwrap();
+            }),
+            "may not write",
+        );
+    }
+    let feed = Feed::new(c.doc());
+    assert_eq!(
+        feed.post(&old).unwrap().body.as_deref(),
+        Some("from before")
+    );
+    assert_eq!(feed.len(), 2);
 }
 
 #[test]

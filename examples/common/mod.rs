@@ -39,12 +39,14 @@ pub async fn write_posts(
     let me = author.id();
     let mut all = Vec::with_capacity(bodies.len());
     for (k, body) in bodies.iter().enumerate() {
-        let id = post_id(&me, (k as u64).to_be_bytes());
+        // One a minute, the id carrying the time as a node's does.
+        let created_at = t0 + k as i64 * 60_000;
+        let id = post_id(&me, ((created_at as u64) << 16).to_be_bytes());
         let post = NewPost {
             id: &id,
             author: me,
             body,
-            created_at: t0 + k as i64 * 60_000,
+            created_at,
             reply_to: None,
             mentions: &[],
             files: &[],

@@ -433,8 +433,12 @@ pub(crate) struct Shared {
     /// ([`Self::with_blob_index`]), each behind a lock of its own (the
     /// first read of a big library holds up no other).
     blob_indexes: Mutex<HashMap<DocRef, Arc<Mutex<BlobIndex>>>>,
-    /// The second halves of this node's new post and file ids.
+    /// The second halves of this node's new file ids.
     pub nonces: meshwork_crdt::Nonces,
+    /// The second halves of this node's new post ids: apart from files',
+    /// since a post's time follows the newest post seen
+    /// (`Node::next_post_id`), which may be a little ahead of this clock.
+    pub post_nonces: meshwork_crdt::Nonces,
 }
 
 /// The gate of `doc` in `gates`, made on first use.
@@ -472,6 +476,7 @@ impl Shared {
             loading: Mutex::new(HashMap::new()),
             blob_indexes: Mutex::new(HashMap::new()),
             nonces: Default::default(),
+            post_nonces: Default::default(),
         }
     }
 

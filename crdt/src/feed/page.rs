@@ -240,26 +240,38 @@ impl Book {
     }
 
     /// The posts `change` writes on shelves, if each keeps the rules on a
-    /// new post; their text, if written with them.
-    fn create_shelved(&mut self, change: &Change, author: MemberId) {
+    /// new post, with their text; none if the change writes anything else
+    /// (the history would refuse it whole, or it is not a post's creation).
+    fn create_shelved(&mut self, change: &Change, author: MemberId, posts: &str) {
         let mut made: Vec<Post> = Vec::new();
+        let mut other = false;
         for op in change.decode().operations {
-            let Some(shelf) = self.shelves.get(&op.obj.to_string()) else {
+            let obj = op.obj.to_string();
+            let Some(shelf) = self.shelves.get(&obj) else {
+                // Only the making of a shelf goes with a post's creation.
+                let makes_shelf = obj == posts
+                    && matches!(op.action, OpType::Make(ObjType::Map))
+                    && matches!(&op.key, Key::Map(k) if super::is_shelf(k));
+                other |= !makes_shelf;
                 continue;
             };
             let (Key::Map(key), OpType::Put(ScalarValue::Str(text))) = (&op.key, &op.action) else {
+                other = true;
                 continue;
             };
             let (id, what) = Beside::parse(key);
             if super::shelf_of(id).as_deref() != Some(shelf) {
-                continue;
+                return;
             }
             match what {
                 Ok(None) => {
                     let Ok(record) = Record::decode(text) else {
                         return;
                     };
-                    if !super::is_post_id_of(id, &author)
+                    let made_here = made.iter().any(|p| p.id == id);
+                    if made_here
+                        || record.encode() != **text
+                        || !super::is_post_id_of(id, &author)
                         || super::rules::check_record(id, &record, &author).is_err()
                     {
                         return;
@@ -271,15 +283,16 @@ impl Book {
                     post.files = record.files;
                     made.push(post);
                 }
-                Ok(Some(Beside::Body)) => {
-                    if let Some(post) = made.iter_mut().find(|p| p.id == id) {
-                        post.body = Some(text.to_string());
-                    }
-                }
-                _ => {}
+                Ok(Some(Beside::Body)) => match made.iter_mut().find(|p| p.id == id) {
+                    Some(post) => post.body = Some(text.to_string()),
+                    None => other = true,
+                },
+                _ => other = true,
             }
         }
-        self.keep(made);
+        if !other {
+            self.keep(made);
+        }
     }
 
     /// Keeps the new posts whose text is within bounds, each once.
@@ -296,7 +309,7 @@ impl Book {
 
     /// The posts `change` creates, if it keeps every rule on a new post.
     fn create(&mut self, change: &Change, author: MemberId, posts: &str) {
-        self.create_shelved(change, author);
+        self.create_shelved(change, author, posts);
         let actor = change.actor_id().to_hex_string();
         let start = change.start_op().get();
         let mut parts: HashMap<String, Part> = HashMap::new();
@@ -461,11 +474,13 @@ impl Book {
         let newest_first = |a: &Post, b: &Post| super::rank(b).cmp(&super::rank(a));
         roots.sort_by(newest_first);
         roots.truncate(limit);
+        for answers in replies.values_mut() {
+            answers.sort_by(newest_first);
+        }
         roots
             .into_iter()
             .map(|root| {
-                let mut answers = replies.remove(&root.id).unwrap_or_default();
-                answers.sort_by(|a, b| newest_first(b, a));
+                let answers = super::gather(&mut replies, &root.id);
                 (root, answers)
             })
             .collect()

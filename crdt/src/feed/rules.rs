@@ -80,10 +80,11 @@ pub(crate) fn authorize(
             v.get(obj, key).map(|(value, o)| (value.into_owned(), o))
         })
     };
-    // The author of a post, in either layout.
-    let author_of = |v: View<'_>, id: &str| match place(v, id)? {
+    // The author of a post on a shelf (keys beside a post of the layout
+    // before shelves mean nothing, and are refused).
+    let shelved_author = |v: View<'_>, id: &str| match place(v, id)? {
         Place::Shelved { text, .. } => Record::decode(&text).ok().map(|r| r.author.to_string()),
-        Place::Map(obj) => v.str(&obj, "author"),
+        Place::Map(_) => None,
     };
     let mut shelves: HashSet<String> = HashSet::new();
     let mut shelved: HashSet<String> = HashSet::new();
@@ -132,24 +133,35 @@ pub(crate) fn authorize(
                     return Err(format!("post {id} does not belong on shelf {shelf}"));
                 }
                 let new = shelved.contains(id);
-                let mine = new || author_of(before, id).as_deref() == Some(me.as_str());
-                let there = new || place(before, id).is_some();
+                let written_by = shelved_author(before, id);
+                let there = new || written_by.is_some();
+                let mine = new || written_by.as_deref() == Some(me.as_str());
                 let allowed = match (what, &op.action) {
                     (Err(()), _) => false,
                     (Ok(None), OpType::Put(ScalarValue::Str(text))) => {
                         if !super::is_post_id_of(id, &author) {
                             return Err(format!("post id {id} is not one of {}'s", author.short()));
                         }
-                        if there || !shelved.insert(id.to_owned()) {
+                        if place(before, id).is_some() || !shelved.insert(id.to_owned()) {
                             return Err(format!("post {id} already exists"));
                         }
                         let record = Record::decode(text)?;
                         check_record(id, &record, &author)?;
+                        if record.encode() != **text {
+                            // Bounded, and one way to write each: no padding.
+                            return Err(format!(
+                                "post {id}'s record is not written as nodes write it"
+                            ));
+                        }
                         replies.extend(record.reply_to.map(|p| (id.to_owned(), p)));
                         true
                     }
                     (Ok(None), _) => false,
-                    (Ok(Some(Beside::Body)), OpType::Put(ScalarValue::Str(_))) => {
+                    (Ok(Some(Beside::Body)), OpType::Put(ScalarValue::Str(text))) => {
+                        if text.len() > MAX_BODY {
+                            let len = text.len();
+                            return Err(format!("post {id} is {len} bytes, more than {MAX_BODY}"));
+                        }
                         bodies.insert(id.to_owned());
                         mine
                     }
@@ -180,7 +192,7 @@ pub(crate) fn authorize(
             }
             // A new post.
             (["posts"], Some(id)) if matches!(op.action, OpType::Make(ObjType::Map)) => {
-                if post_author(before, id).is_some() {
+                if place(before, id).is_some() || shelved.contains(id) {
                     return Err(format!("post {id} already exists"));
                 }
                 if !(judging.legacy || super::is_post_id_of(id, &author)) {
@@ -253,6 +265,14 @@ pub(crate) fn authorize(
     for id in &shelved {
         if !bodies.contains(id) {
             return Err(format!("post {id} is written without its text"));
+        }
+    }
+    for key in &shelves {
+        if !shelved
+            .iter()
+            .any(|id| super::shelf_of(id).as_ref() == Some(key))
+        {
+            return Err(format!("shelf {key} is made without a post on it"));
         }
     }
     for (id, parent) in &replies {

@@ -85,10 +85,45 @@ impl<'a> Feed<'a> {
         self.newest().next().is_none()
     }
 
-    /// The time of the newest post ([`super::rank`]): what a new post must
-    /// come after to show above everything its author has seen.
-    pub fn newest_time(&self) -> Option<Millis> {
-        self.newest().next().map(|p| super::rank(&p).0)
+    /// The time of the newest post ([`super::rank`]) from `from` to
+    /// `until`, if there is one: what a new post written at `from` must
+    /// come after to show above everything its author has seen (a post
+    /// dated later than `until`, by a clock that is wrong or a member who
+    /// lies, is passed over). Seeks into the shelves of those days only,
+    /// so it costs the posts in that window, not the day's.
+    pub fn newest_time_between(&self, from: Millis, until: Millis) -> Option<Millis> {
+        let window = from..=until;
+        let listed = self
+            .listed(0)
+            .next()
+            .map(|p| super::rank(&p).0)
+            .filter(|at| window.contains(at));
+        let posts = self.posts.as_ref()?;
+        // `~<days to go>.`: the shelves of one day start with it, and
+        // end before `~<days to go>/`.
+        let day = |at: Millis| super::shelf_key(at, "");
+        let end = format!("{}/", day(from).trim_end_matches('.'));
+        let shelves = self
+            .doc
+            .map_range(posts, day(until)..end)
+            .filter(|item| super::is_shelf(&item.key))
+            .map(|item| (item.key[9..].to_owned(), item.id()))
+            .collect::<Vec<_>>();
+        let nonce = |at: Millis| format!("{:016x}", (at.max(0) as u64) << 16);
+        let shelved = shelves
+            .iter()
+            .filter_map(|(prefix, shelf)| {
+                let range =
+                    format!("{prefix}{}", nonce(from))..format!("{prefix}{}", nonce(until + 1));
+                self.doc
+                    .map_range(shelf, range)
+                    .filter(|item| !item.key.contains('/'))
+                    .filter_map(|item| super::time_of(&item.key))
+                    .filter(|at| window.contains(at))
+                    .max()
+            })
+            .max();
+        shelved.max(listed)
     }
 
     /// Every post, newest first, read as the iterator goes: shelved posts
@@ -217,11 +252,14 @@ impl<'a> Feed<'a> {
             .filter_map(|item| item.value.into_value().as_str().map(str::to_owned));
         let mut seen = HashSet::new();
         let posts = self.posts.clone();
+        // A post on a shelf is read there, even if its id is also listed.
         ids.filter(move |id| seen.insert(id.clone()))
-            .filter_map(move |id| match map(self.doc, posts.as_ref()?, &id) {
-                Some(obj) => self.listed_post(&id, &obj),
-                None => None,
-            })
+            .filter_map(
+                move |id| match locate_now(self.doc, posts.as_ref()?, &id)? {
+                    Place::Map(obj) => self.listed_post(&id, &obj),
+                    Place::Shelved { .. } => None,
+                },
+            )
     }
 
     /// The shelves, newest day first: `(key, object)`.
@@ -239,7 +277,8 @@ impl<'a> Feed<'a> {
     /// A page of threads, newest first: at most `limit` top-level posts
     /// older than the thread `before` (if given), each with all its replies.
     /// Reads back only as far as the page reaches. A reply whose parent is
-    /// not in the feed stands as a thread of its own.
+    /// not in the feed stands as a thread of its own; a reply to a reply
+    /// is in its thread.
     pub fn threads(&self, limit: usize, before: Option<&str>) -> Result<Vec<Thread>, String> {
         let mut replies: HashMap<String, Vec<Post>> = HashMap::new();
         let mut page = Vec::new();
@@ -258,8 +297,7 @@ impl<'a> Feed<'a> {
                 reached = before == Some(post.id.as_str());
                 continue;
             }
-            let mut answers = replies.remove(&post.id).unwrap_or_default();
-            answers.reverse();
+            let answers = super::gather(&mut replies, &post.id);
             page.push((post, answers));
         }
         if !reached {
@@ -406,7 +444,7 @@ impl<S: Iterator<Item = Post>, L: Iterator<Item = Post>> Iterator for Merged<S, 
 
     fn next(&mut self) -> Option<Post> {
         let listed_first = match (self.shelved.peek(), self.listed.peek()) {
-            (Some(s), Some(l)) => l.created_at > super::rank(s).0,
+            (Some(s), Some(l)) => super::rank(l).0 > super::rank(s).0,
             (None, _) => true,
             (Some(_), None) => false,
         };

@@ -163,12 +163,11 @@ impl Node {
                 reply_to.unwrap_or_default()
             )));
         }
-        let after = [feed.newest_time(), parent]
+        let after = [feed.newest_time_between(now, now + MAX_AHEAD), parent]
             .into_iter()
             .flatten()
-            .filter(|t| *t <= now + MAX_AHEAD)
             .fold(now, |at, seen| at.max(seen + 1));
-        let nonce = self.shared.nonces.next(after);
+        let nonce = self.shared.post_nonces.next(after);
         Ok(meshwork_crdt::feed::post_id(&self.member_id(), nonce))
     }
 
