@@ -145,7 +145,7 @@ impl<'a> Feed<'a> {
     pub fn stretch(&self, at: &Cursor, at_least: usize) -> (Vec<Post>, Option<Cursor>) {
         let mut out = Vec::new();
         match &at.0 {
-            Place_::Shelf(from) => {
+            Resume::Shelf(from) => {
                 let Some(posts) = &self.posts else {
                     return (out, None);
                 };
@@ -154,21 +154,21 @@ impl<'a> Feed<'a> {
                         continue;
                     }
                     if out.len() >= at_least {
-                        return (out, Some(Cursor(Place_::Shelf(item.key.to_string()))));
+                        return (out, Some(Cursor(Resume::Shelf(item.key.to_string()))));
                     }
                     if let Value::Object(ObjType::Map) = item.value.clone().into_value() {
                         out.extend(shelf_posts(self.doc, &item.id()));
                     }
                 }
                 if self.order.as_ref().is_some_and(|o| self.doc.length(o) > 0) {
-                    let more = Cursor(Place_::Listed(0));
+                    let more = Cursor(Resume::Listed(0));
                     return (out, Some(more));
                 }
                 (out, None)
             }
-            Place_::Listed(skip) => {
+            Resume::Listed(skip) => {
                 out.extend(self.listed(*skip).take(at_least));
-                let next = (out.len() == at_least).then(|| Cursor(Place_::Listed(skip + at_least)));
+                let next = (out.len() == at_least).then(|| Cursor(Resume::Listed(skip + at_least)));
                 (out, next)
             }
         }
@@ -377,10 +377,10 @@ pub fn posts_added(
 
 /// Where [`Feed::stretch`] goes on from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor(Place_);
+pub struct Cursor(Resume);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Place_ {
+enum Resume {
     /// Shelves from this key on.
     Shelf(String),
     /// The order list from this place on.
@@ -389,7 +389,7 @@ enum Place_ {
 
 impl Default for Cursor {
     fn default() -> Self {
-        Self(Place_::Shelf("~".to_owned()))
+        Self(Resume::Shelf("~".to_owned()))
     }
 }
 
@@ -458,7 +458,7 @@ impl<S: Iterator<Item = Post>, L: Iterator<Item = Post>> Iterator for Merged<S, 
 
 /// The posts on one shelf, in one pass over its keys (each record's keys
 /// follow it: `<id>/…` sorts right after `<id>`). A record that does not
-/// read, or does not belong on a shelf, is skipped: the rules refuse both.
+/// read is skipped: the rules refuse it.
 fn shelf_posts(doc: &Automerge, shelf: &ObjId) -> Vec<Post> {
     let mut out: Vec<Post> = Vec::new();
     for item in doc.map_range(shelf, ..) {
