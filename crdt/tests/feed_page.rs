@@ -223,6 +223,23 @@ fn a_page_of_shelved_posts_carries_their_shelves_and_reads_as_the_feed() {
     sent.push(common::forge_cited(&feed, &bob, &bob, |tx| {
         write::edit(tx, &cleos, "Bob's words", newest).unwrap();
     }));
+    // A post written beside what the history refuses (a reaction in
+    // Cleo's name): the history refuses the change whole, so the page
+    // shows nothing of it.
+    let smuggled = tid(&bob, newest + 1, 0);
+    sent.push(common::forge_cited(&feed, &bob, &bob, |tx| {
+        let post = NewPost {
+            id: &smuggled,
+            author: bob.id(),
+            body: "with a forged reaction",
+            created_at: newest,
+            reply_to: None,
+            mentions: &[],
+            files: &[],
+        };
+        write::post(tx, &post).unwrap();
+        write::react(tx, &cleos, "👍", cleo.id(), true).unwrap();
+    }));
     let got = read(&feed, sent).unwrap();
     assert_eq!(shape(&got), shape(&want));
 }
