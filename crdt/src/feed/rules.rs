@@ -20,7 +20,9 @@
 //! - A deletion writes `true`, nothing else; a reaction is to a post that
 //!   is there, and is `true` or taken back.
 //! - Posts of the layout before shelves (a map each, placed in `order`)
-//!   are still taken from an older node, under the same rules.
+//!   are still taken from an older node, under the rules they were
+//!   written under, and two more: a deletion is `true`, and a reaction
+//!   needs its post.
 
 use std::collections::{HashMap, HashSet};
 
@@ -166,7 +168,7 @@ pub(crate) fn authorize(
                         mine
                     }
                     (Ok(Some(Beside::Body)), OpType::Delete) => there && (mine || is_admin),
-                    (Ok(Some(Beside::EditedAt)), OpType::Put(v)) => there && mine && is_time(v),
+                    (Ok(Some(Beside::EditedAt)), OpType::Put(v)) => mine && is_time(v),
                     (Ok(Some(Beside::Deleted)), OpType::Put(ScalarValue::Boolean(true))) => {
                         there && (mine || is_admin)
                     }
