@@ -60,6 +60,12 @@ pub(crate) use rules::authorize;
 pub use rules::FeedRules;
 pub use view::{posts_added, Cursor, Feed, Post, Thread};
 
+/// How far past a reader's clock a post's time is followed: a node writes
+/// its next post after the newest it holds up to this far ahead
+/// (`Node::next_post_id`), and a first page leaves out posts dated later
+/// ([`page::OpenedPage::read`]). A clock off by more is wrong, or lies.
+pub const MAX_AHEAD: crate::Millis = 24 * 3_600_000;
+
 /// The most members one post mentions.
 pub const MAX_MENTIONS: usize = 1000;
 

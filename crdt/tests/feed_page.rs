@@ -9,7 +9,7 @@ use automerge::{ReadDoc, ROOT};
 use common::{pid, research_roster as roster, signer, tid, T0};
 use meshwork_crdt::feed::page::{self, PAGE_REPLIES, PAGE_THREADS};
 use meshwork_crdt::feed::write::{self, NewPost};
-use meshwork_crdt::feed::{Feed, FeedRules, Thread, MAX_BODY};
+use meshwork_crdt::feed::{Feed, FeedRules, Thread, MAX_AHEAD, MAX_BODY};
 use meshwork_crdt::signed::Rules;
 use meshwork_crdt::{RosterAt, RosterBook, SignedChange, SignedDoc, Signer};
 
@@ -46,7 +46,7 @@ fn read(feed: &common::Dept, changes: Vec<SignedChange>) -> Result<Vec<Thread>, 
     let opened = page::open(changes)?;
     let mut book = RosterBook::new();
     let mut at = RosterAt::new(feed.roster.doc(), &mut book);
-    Ok(opened.read(&rules(&feed.doc), &mut at, PAGE_THREADS))
+    Ok(opened.read(&rules(&feed.doc), &mut at, PAGE_THREADS, i64::MAX))
 }
 
 /// Threads as `(id, body, deleted, [reply ids])`, to compare pages.
@@ -242,6 +242,34 @@ fn a_page_of_shelved_posts_carries_their_shelves_and_reads_as_the_feed() {
     }));
     let got = read(&feed, sent).unwrap();
     assert_eq!(shape(&got), shape(&want));
+
+    // A post dated years ahead (a wrong clock, or a lie) would head the
+    // preview, and keep it up for as long as the history lacks it: a
+    // reader leaves out what is dated past its clock and MAX_AHEAD.
+    let years = newest + 3 * 365 * 86_400_000;
+    let ahead = tid(&bob, years, 0);
+    let mut sent = page::page_changes(&feed.doc, PAGE_THREADS, PAGE_REPLIES);
+    sent.push(common::forge_cited(&feed, &bob, &bob, |tx| {
+        let post = NewPost {
+            id: &ahead,
+            author: bob.id(),
+            body: "first, for ever",
+            created_at: years,
+            reply_to: None,
+            mentions: &[],
+            files: &[],
+        };
+        write::post(tx, &post).unwrap();
+    }));
+    let opened = page::open(sent).unwrap();
+    let mut book = RosterBook::new();
+    let mut at = RosterAt::new(feed.roster.doc(), &mut book);
+    let rules = rules(&feed.doc);
+    let trusting = opened.read(&rules, &mut at, PAGE_THREADS, i64::MAX);
+    assert_eq!(trusting[0].0.id, ahead);
+    let now = newest + 60_000;
+    let wary = opened.read(&rules, &mut at, PAGE_THREADS, now + MAX_AHEAD);
+    assert_eq!(shape(&wary), shape(&want));
 }
 
 #[test]

@@ -163,8 +163,17 @@ impl OpenedPage {
     /// oldest first, at most `limit`. A change that breaks a rule, was
     /// written by someone outside the department, or cites a roster this
     /// node does not hold yet, is left out; a change for anything but a
-    /// post's creation, text or deletion is ignored.
-    pub fn read(&self, rules: &FeedRules, roster: &mut RosterAt<'_>, limit: usize) -> Vec<Thread> {
+    /// post's creation, text or deletion is ignored. So is a post dated
+    /// after `until` (the reader's clock and [`super::MAX_AHEAD`]): a
+    /// preview stays until the history holds its newest post, which for
+    /// a post dated years ahead would be for good.
+    pub fn read(
+        &self,
+        rules: &FeedRules,
+        roster: &mut RosterAt<'_>,
+        limit: usize,
+        until: crate::Millis,
+    ) -> Vec<Thread> {
         let Some(posts) = posts_obj(rules).filter(|_| rules.pair.is_none()) else {
             return Vec::new();
         };
@@ -196,6 +205,7 @@ impl OpenedPage {
         for (change, author, admin) in &judged {
             book.amend(change, *author, *admin);
         }
+        book.posts.retain(|_, post| super::rank(post).0 <= until);
         book.threads(limit)
     }
 }

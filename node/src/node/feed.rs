@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use meshwork_crdt::automerge::transaction::Transaction;
 use meshwork_crdt::automerge::AutomergeError;
 use meshwork_crdt::feed::write::{self, NewPost};
-use meshwork_crdt::feed::{Feed, Post, MAX_ATTACHED, MAX_BODY};
+use meshwork_crdt::feed::{Feed, Post, MAX_AHEAD, MAX_ATTACHED, MAX_BODY};
 use meshwork_crdt::library::Library;
 use meshwork_crdt::roster::{Department, Member, Roster};
 use meshwork_crdt::MemberId;
@@ -72,10 +72,6 @@ pub struct Conversation {
     /// The latest message.
     pub last: Option<Post>,
 }
-
-/// How far past this node's clock a post's time is followed
-/// ([`Node::next_post_id`]).
-const MAX_AHEAD: meshwork_crdt::Millis = 24 * 3_600_000;
 
 impl Node {
     /// Posts `text` to department `dept` (a name), optionally as a reply.

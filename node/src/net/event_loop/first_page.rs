@@ -183,7 +183,8 @@ fn take_page(shared: &Shared, doc: &DocRef, changes: Vec<SignedChange>) -> Resul
             let Rules::Feed(rules) = state.signed.rules() else {
                 return Ok((0, false));
             };
-            let threads = opened.read(rules, &mut cited, PAGE_THREADS);
+            let until = shared.clock.now() + meshwork_crdt::feed::MAX_AHEAD;
+            let threads = opened.read(rules, &mut cited, PAGE_THREADS, until);
             let feed = meshwork_crdt::feed::Feed::new(state.signed.doc());
             let behind = threads.first().is_some_and(|(p, _)| !feed.contains(&p.id));
             let count = threads.len();
