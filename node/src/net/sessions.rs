@@ -93,8 +93,19 @@ impl<Id: Hash + Eq> Sessions<Id> {
         }
     }
 
-    /// The session ends, not to run again: the peer refused, broke it, or
-    /// proved this node removed.
+    /// The peer refused the session: it ends. True if a session was asked
+    /// for meanwhile, which the caller starts afresh: the refusal answered
+    /// a request made before, and what changed since may change the
+    /// answer. (A joiner's first roster sync is refused — it is not a
+    /// member yet — and the one it asks for once admitted must still run.)
+    pub(crate) fn refused(&mut self, peer: PeerId, doc: DocRef) -> bool {
+        let key = (peer, doc);
+        self.rounds.remove(&key);
+        self.again.remove(&key)
+    }
+
+    /// The session ends, not to run again: the peer broke it, or proved
+    /// this node removed.
     pub(crate) fn abort(&mut self, peer: PeerId, doc: DocRef) {
         let key = (peer, doc);
         self.rounds.remove(&key);
@@ -202,6 +213,25 @@ mod tests {
         }
         assert_eq!(rounds, MAX_SYNC_ROUNDS);
         assert!(!s.is_open(p, &feed()));
+    }
+
+    #[test]
+    fn a_session_asked_for_while_a_refused_one_ran_still_runs() {
+        let mut s = Sessions::<u32>::default();
+        let p = PeerId::random();
+        // A joiner syncs the roster on connecting, is admitted while that
+        // request is out, and asks again: the refusal of the first must
+        // not swallow the second.
+        assert!(s.open(p, DocRef::Roster));
+        s.sent(1, DocRef::Roster);
+        assert!(!s.open(p, DocRef::Roster));
+        assert_eq!(s.answered(&1), Some(DocRef::Roster));
+        assert!(s.refused(p, DocRef::Roster), "start it afresh");
+        assert!(!s.is_open(p, &DocRef::Roster));
+        assert!(s.open(p, DocRef::Roster));
+        // Refused with nothing asked for meanwhile: it ends there.
+        assert!(!s.refused(p, DocRef::Roster));
+        assert!(!s.is_open(p, &DocRef::Roster));
     }
 
     #[test]

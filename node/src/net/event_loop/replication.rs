@@ -461,7 +461,10 @@ impl EventLoop {
             SyncResponse::Sync(p) => p,
             SyncResponse::Refused(why) => {
                 debug!(%peer, ?doc, "sync refused: {why}");
-                return self.sessions.abort(peer, doc);
+                if self.sessions.refused(peer, doc.clone()) {
+                    self.start_sync(peer, doc);
+                }
+                return;
             }
             SyncResponse::Removed(proof) => {
                 self.sessions.abort(peer, doc);
