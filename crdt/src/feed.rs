@@ -145,10 +145,7 @@ const MAX_DAY: crate::pins::Epoch = ((1i64 << 48) - 1) / 86_400_000;
 /// their ids (then the nonce's random bits, then the author's prefix).
 /// `None` for an id that carries no time.
 pub(crate) fn order_key(id: &str) -> Option<(u64, &str)> {
-    if id.len() != 32 || !crate::is_lower_hex(id) {
-        return None;
-    }
-    Some((u64::from_str_radix(&id[16..], 16).ok()?, &id[..16]))
+    crate::nonce::split_id(id).map(|(prefix, nonce)| (nonce, prefix))
 }
 
 /// Where a post stands in the feed's order, oldest first: a shelved post by
@@ -156,7 +153,7 @@ pub(crate) fn order_key(id: &str) -> Option<(u64, &str)> {
 /// author's clock.
 pub(crate) fn rank(post: &Post) -> (crate::Millis, u64, &str) {
     match order_key(&post.id) {
-        Some((nonce, prefix)) => ((nonce >> 16) as crate::Millis, nonce, prefix),
+        Some((nonce, prefix)) => (crate::nonce::time_of(nonce), nonce, prefix),
         None => (post.created_at, 0, &post.id),
     }
 }
@@ -168,9 +165,8 @@ pub fn time_of(id: &str) -> Option<crate::Millis> {
 
 /// An id's author prefix and the time in its nonce.
 fn split_id(id: &str) -> Option<(&str, crate::Millis)> {
-    let (nonce, prefix) = order_key(id)?;
-    // 48 bits of milliseconds: always an i64.
-    Some((prefix, (nonce >> 16) as crate::Millis))
+    let (prefix, nonce) = crate::nonce::split_id(id)?;
+    Some((prefix, crate::nonce::time_of(nonce)))
 }
 
 /// The replies of a thread, from the replies a newest-first walk put aside

@@ -86,13 +86,9 @@ pub fn is_file_id(s: &str) -> bool {
 /// `None` for a string that is not a file id (those sit directly in
 /// `files`, as every file did before shelves).
 pub fn shelf_of(id: &str) -> Option<String> {
-    if !is_file_id(id) {
-        return None;
-    }
-    let nonce = u64::from_str_radix(&id[16..], 16).ok()?;
-    // 48 bits of milliseconds: always an i64.
-    let at = (nonce >> 16) as crate::Millis;
-    Some(format!("{}.{}", &id[..16], crate::pins::epoch_of(at)))
+    let (prefix, nonce) = crate::nonce::split_id(id)?;
+    let at = crate::nonce::time_of(nonce);
+    Some(format!("{prefix}.{}", crate::pins::epoch_of(at)))
 }
 
 /// Where the record of file `id` is in the library's `files`: packed or a

@@ -26,6 +26,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Millis;
 
+/// A record id's author prefix and nonce: `None` unless it is 32 lowercase
+/// hex digits, as `feed::post_id` and `library::file_id` make them.
+pub(crate) fn split_id(id: &str) -> Option<(&str, u64)> {
+    if id.len() != 32 || !crate::is_lower_hex(id) {
+        return None;
+    }
+    Some((&id[..16], u64::from_str_radix(&id[16..], 16).ok()?))
+}
+
+/// The time a nonce carries: its top 48 bits, milliseconds (so always an
+/// `i64`).
+pub(crate) fn time_of(nonce: u64) -> Millis {
+    (nonce >> 16) as Millis
+}
+
 /// Hands out ascending nonces: one per node.
 #[derive(Debug, Default)]
 pub struct Nonces {

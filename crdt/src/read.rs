@@ -70,6 +70,26 @@ impl<'a> View<'a> {
     }
 }
 
+/// The keys of a shelf (a library's or a feed's) that stand beside record
+/// `id`, `<id>/…`, lie in this range.
+pub(crate) fn beside_range(id: &str) -> std::ops::Range<String> {
+    // '0' is the character after '/'.
+    format!("{id}/")..format!("{id}0")
+}
+
+/// The map under `key` in `obj`, made there if there is none: a shelf its
+/// owner writes on (or, before shelves, a post's reactions).
+pub(crate) fn child_map_or_make<T: automerge::transaction::Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+) -> Result<ObjId, automerge::AutomergeError> {
+    match tx.get(obj, key)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(id),
+        _ => tx.put_object(obj, key, ObjType::Map),
+    }
+}
+
 /// The map stored under `key` in `obj`, in the current document.
 pub(crate) fn child_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(obj, key).ok()?? {

@@ -286,12 +286,7 @@ impl Book {
                     {
                         return;
                     }
-                    let mut post = new_post(id.to_owned(), author);
-                    post.created_at = record.created_at;
-                    post.reply_to = record.reply_to;
-                    post.mentions = record.mentions;
-                    post.files = record.files;
-                    made.push(post);
+                    made.push(record.into_post(id));
                 }
                 Ok(Some(Beside::Body)) => match made.iter_mut().find(|p| p.id == id) {
                     Some(post) => post.body = Some(text.to_string()),
@@ -305,16 +300,20 @@ impl Book {
         }
     }
 
-    /// Keeps the new posts whose text is within bounds, each once.
-    fn keep(&mut self, made: Vec<Post>) {
+    /// Keeps the new posts whose text is within bounds, each once; the
+    /// ids it kept.
+    fn keep(&mut self, made: Vec<Post>) -> Vec<String> {
+        let mut kept = Vec::new();
         for mut post in made {
             let body_fits = post.body.as_ref().is_some_and(|b| b.len() <= MAX_BODY);
             if !body_fits || self.posts.contains_key(&post.id) {
                 continue;
             }
             post.mentions.sort();
+            kept.push(post.id.clone());
             self.posts.insert(post.id.clone(), post);
         }
+        kept
     }
 
     /// The posts `change` creates, if it keeps every rule on a new post.
@@ -380,20 +379,15 @@ impl Book {
                 _ => {}
             }
         }
-        for mut post in made {
-            let body_fits = post.body.as_ref().is_some_and(|b| b.len() <= MAX_BODY);
-            if !body_fits || self.posts.contains_key(&post.id) {
-                continue;
-            }
+        // Edits reach a post through its map's object id.
+        for id in self.keep(made) {
             let obj = parts
                 .iter()
-                .find(|(_, p)| matches!(p, Part::Post(x) if *x == post.id))
+                .find(|(_, p)| matches!(p, Part::Post(x) if *x == id))
                 .map(|(o, _)| o.clone());
             if let Some(obj) = obj {
-                self.objects.insert(obj, post.id.clone());
+                self.objects.insert(obj, id);
             }
-            post.mentions.sort();
-            self.posts.insert(post.id.clone(), post);
         }
     }
 

@@ -32,6 +32,22 @@ impl Record {
     pub fn decode(text: &str) -> Result<Self, String> {
         serde_json::from_str(text).map_err(|e| format!("an unreadable post record: {e}"))
     }
+
+    /// Post `id` as its record says, before what stands beside it.
+    pub fn into_post(self, id: &str) -> super::Post {
+        super::Post {
+            id: id.to_owned(),
+            author: self.author,
+            body: None,
+            created_at: self.created_at,
+            reply_to: self.reply_to,
+            edited_at: None,
+            deleted: false,
+            mentions: self.mentions,
+            files: self.files,
+            reactions: Default::default(),
+        }
+    }
 }
 
 /// A key beside a record on its shelf: `<post id>/<what>`.
@@ -80,12 +96,6 @@ impl<'a> Beside<'a> {
             Self::Reaction(member, emoji) => format!("{id}/r/{member}/{emoji}"),
         }
     }
-}
-
-/// The keys of a shelf that stand beside post `id` lie in this range.
-pub(crate) fn beside_range(id: &str) -> std::ops::Range<String> {
-    // '0' is the character after '/'.
-    format!("{id}/")..format!("{id}0")
 }
 
 /// Where a post is, and in which form.

@@ -82,12 +82,6 @@ pub(crate) fn authorize(
             v.get(obj, key).map(|(value, o)| (value.into_owned(), o))
         })
     };
-    // The author of a post on a shelf (keys beside a post of the layout
-    // before shelves mean nothing, and are refused).
-    let shelved_author = |v: View<'_>, id: &str| match place(v, id)? {
-        Place::Shelved { text, .. } => Record::decode(&text).ok().map(|r| r.author.to_string()),
-        Place::Map(_) => None,
-    };
     let mut shelves: HashSet<String> = HashSet::new();
     let mut shelved: HashSet<String> = HashSet::new();
     let mut replies: Vec<(String, String)> = Vec::new();
@@ -135,7 +129,15 @@ pub(crate) fn authorize(
                     return Err(format!("post {id} does not belong on shelf {shelf}"));
                 }
                 let new = shelved.contains(id);
-                let written_by = shelved_author(before, id);
+                let found = place(before, id);
+                // The author of a post on a shelf (keys beside a post of
+                // the layout before shelves mean nothing, and are refused).
+                let written_by = match &found {
+                    Some(Place::Shelved { text, .. }) => {
+                        Record::decode(text).ok().map(|r| r.author.to_string())
+                    }
+                    _ => None,
+                };
                 let there = new || written_by.is_some();
                 let mine = new || written_by.as_deref() == Some(me.as_str());
                 let allowed = match (what, &op.action) {
@@ -144,7 +146,7 @@ pub(crate) fn authorize(
                         if !super::is_post_id_of(id, &author) {
                             return Err(format!("post id {id} is not one of {}'s", author.short()));
                         }
-                        if place(before, id).is_some() || !shelved.insert(id.to_owned()) {
+                        if found.is_some() || !shelved.insert(id.to_owned()) {
                             return Err(format!("post {id} already exists"));
                         }
                         let record = Record::decode(text)?;

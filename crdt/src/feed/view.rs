@@ -13,8 +13,8 @@ use std::iter::Peekable;
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
-use super::record::{beside_range, locate_now, Beside, Place, Record};
-use crate::read::child_map as map;
+use super::record::{locate_now, Beside, Place, Record};
+use crate::read::{beside_range, child_map as map};
 use crate::{MemberId, Millis};
 
 /// A post, or the tombstone of a deleted one.
@@ -477,19 +477,7 @@ fn shelf_posts(doc: &Automerge, shelf: &ObjId) -> Vec<Post> {
 
 /// A post from its record, before what stands beside it.
 fn unpack(id: &str, text: &str) -> Option<Post> {
-    let record = Record::decode(text).ok()?;
-    Some(Post {
-        id: id.to_owned(),
-        author: record.author,
-        body: None,
-        created_at: record.created_at,
-        reply_to: record.reply_to,
-        edited_at: None,
-        deleted: false,
-        mentions: record.mentions,
-        files: record.files,
-        reactions: BTreeMap::new(),
-    })
+    Some(Record::decode(text).ok()?.into_post(id))
 }
 
 /// Reads a key beside `post`'s record into it.

@@ -4,6 +4,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, Value, ROOT};
 
 use super::record::{locate_now, Beside, Place, Record};
+use crate::read::child_map_or_make;
 use crate::{MemberId, Millis};
 
 /// What a new post says.
@@ -52,10 +53,7 @@ pub fn post<T: Transactable>(tx: &mut T, p: &NewPost<'_>) -> Result<(), Automerg
     let Some(key) = super::shelf_of(p.id) else {
         return post_as_map(tx, &posts, p);
     };
-    let shelf = match tx.get(&posts, key.as_str())? {
-        Some((Value::Object(ObjType::Map), obj)) => obj,
-        _ => tx.put_object(&posts, key.as_str(), ObjType::Map)?,
-    };
+    let shelf = child_map_or_make(tx, &posts, &key)?;
     let record = Record {
         author: p.author,
         created_at: p.created_at,
@@ -145,14 +143,8 @@ pub fn react<T: Transactable>(
         };
     }
     let all = map(tx, &ROOT, "reactions")?;
-    let per_post = match map(tx, &all, post) {
-        Ok(o) => o,
-        Err(_) => tx.put_object(&all, post, ObjType::Map)?,
-    };
-    let per_emoji = match map(tx, &per_post, emoji) {
-        Ok(o) => o,
-        Err(_) => tx.put_object(&per_post, emoji, ObjType::Map)?,
-    };
+    let per_post = child_map_or_make(tx, &all, post)?;
+    let per_emoji = child_map_or_make(tx, &per_post, emoji)?;
     if on {
         tx.put(&per_emoji, member.to_string(), true)
     } else {

@@ -87,9 +87,3 @@ pub(crate) enum Place {
 pub(crate) fn holder_key(id: &str, member: &MemberId) -> String {
     format!("{id}/{member}")
 }
-
-/// The keys of a shelf that name file `id`'s holders lie in this range.
-pub(crate) fn holders_range(id: &str) -> std::ops::Range<String> {
-    // '0' is the character after '/'.
-    format!("{id}/")..format!("{id}0")
-}

@@ -6,7 +6,8 @@ use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
 use super::is_shelf;
-use super::record::{holders_range, Glance, Packed, Place, Slot};
+use super::record::{Glance, Packed, Place, Slot};
+use crate::read::beside_range;
 use crate::read::{child_map as map, scalar};
 use crate::{MemberId, Millis};
 
@@ -74,7 +75,7 @@ impl<'a> Library<'a> {
             Place::Packed { shelf, text } => {
                 let holders = self
                     .doc
-                    .map_range(&shelf, holders_range(id))
+                    .map_range(&shelf, beside_range(id))
                     .filter(|item| is_true(item.value.clone().into_value()))
                     .filter_map(|item| item.key.split_once('/')?.1.parse().ok())
                     .collect();

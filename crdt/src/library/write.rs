@@ -40,10 +40,7 @@ pub fn share<T: Transactable>(tx: &mut T, f: &NewFile<'_>) -> Result<(), Automer
     let Some(shelf) = super::shelf_of(f.id) else {
         return share_as_map(tx, &files, f);
     };
-    let shelf = match tx.get(&files, shelf.as_str())? {
-        Some((Value::Object(ObjType::Map), obj)) => obj,
-        _ => tx.put_object(&files, shelf.as_str(), ObjType::Map)?,
-    };
+    let shelf = crate::read::child_map_or_make(tx, &files, &shelf)?;
     let record = Packed {
         name: f.name.to_owned(),
         size: f.size,
